@@ -1,0 +1,286 @@
+/* engine/internal.h: what the engine shares with the layer above it.
+ *
+ * The stream layer talks to the engine through three things only:
+ *  - operations (struct rill__op): an SQE whose user_data points at an op;
+ *    its complete() runs on the loop for every CQE of that operation;
+ *  - waits: a task parks on a struct rill__wait and is woken by whoever
+ *    owns the condition (or by its deadline, or by cancellation);
+ *  - the provided-buffer ring of the loop.
+ */
+#ifndef RILL_ENGINE_INTERNAL_H
+#define RILL_ENGINE_INTERNAL_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "rill/error.h"
+#include "rill/loop.h"
+#include "rill/task.h"
+#include "engine/compat.h"
+
+#define rill__likely(x) __builtin_expect(!!(x), 1)
+#define rill__unlikely(x) __builtin_expect(!!(x), 0)
+
+#define rill__container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* An intrusive doubly linked list, as in the kernel and libuv. */
+struct rill__list {
+	struct rill__list *next, *prev;
+};
+
+static inline void rill__list_init(struct rill__list *h)
+{
+	h->next = h->prev = h;
+}
+
+static inline bool rill__list_empty(const struct rill__list *h)
+{
+	return h->next == h;
+}
+
+static inline void rill__list_add_tail(struct rill__list *h, struct rill__list *n)
+{
+	n->prev = h->prev;
+	n->next = h;
+	h->prev->next = n;
+	h->prev = n;
+}
+
+static inline void rill__list_del(struct rill__list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n->prev = n;
+}
+
+/* ---- operations ---------------------------------------------------- */
+
+struct rill__op;
+/* Runs on the loop thread, outside any task, for each CQE of the op. flags
+ * are the CQE's flags (IORING_CQE_F_MORE: more CQEs will follow). The op
+ * may be freed by this call. */
+typedef void (*rill__op_fn)(struct rill__op *op, int res, unsigned flags);
+
+struct rill__op {
+	rill__op_fn complete;
+};
+
+/* ---- tasks and waits ----------------------------------------------- */
+
+struct rill__wait;
+/* Called when a parked task must stop waiting early (reason is -ECANCELED
+ * or -ETIMEDOUT). It must arrange for rill__wake() to be called, now or
+ * once it is safe (a kernel operation must first complete). */
+typedef void (*rill__interrupt_fn)(struct rill__wait *w, int reason);
+
+struct rill__wait {
+	rill_task *task;
+	rill__interrupt_fn interrupt;
+	rill_time until;	/* wake with 0 at this time; RILL_TIME_NEVER: no */
+	int interrupted;	/* reason given to interrupt(), or 0 */
+	struct rill__list link;	/* for the owner's waiter list */
+};
+
+enum rill__task_state {
+	RILL__TASK_NEW,
+	RILL__TASK_READY,
+	RILL__TASK_RUNNING,
+	RILL__TASK_PARKED,
+	RILL__TASK_DONE,
+};
+
+struct rill__stack {
+	void *base;		/* mmap'd area, guard page included */
+	char *lo;		/* lowest usable byte, above the guard page */
+	size_t size;		/* usable bytes */
+	struct rill__stack *next; /* pool link */
+};
+
+struct rill_task {
+	void *sp;			/* saved stack pointer while switched out */
+	rill_loop *loop;
+	struct rill__stack *stack;
+	rill_task_fn fn;
+	void *arg;
+	int result;
+	enum rill__task_state state;
+	bool detached;
+	bool cancel_pending;		/* delivered at the next wait */
+	int wake_res;			/* what park() returns */
+	rill_time deadline;		/* RILL_TIME_NEVER: none */
+	struct rill__wait *wait;	/* what it is parked on */
+	size_t heap_index;		/* in the timer heap, or SIZE_MAX */
+	struct rill__list ready_link;	/* ready queue */
+	struct rill__list all_link;	/* every live task of the loop */
+	struct rill__list joiners;	/* rill__wait of tasks joining it */
+	void *asan_fake_stack;
+};
+
+/* Parks the current task on w until rill__wake(). Returns the value given
+ * to rill__wake(), or -ECANCELED / -ETIMEDOUT when interrupted (after
+ * w->interrupt has run). A cancellation already pending, or a deadline
+ * already passed, returns at once without parking. */
+int rill__park(struct rill__wait *w);
+
+/* Makes a parked task runnable; park() will return res. Loop thread only. */
+void rill__wake(rill_task *task, int res);
+
+/* Submits op's SQE (already prepared, user_data set to op) and parks until
+ * its final CQE. On cancellation or deadline the operation is cancelled in
+ * the kernel and both CQEs are awaited before returning. Returns the CQE's
+ * res (a result that raced the cancellation is kept: bytes are never
+ * lost), or -ECANCELED / -ETIMEDOUT. *flagsp gets the CQE flags if
+ * non-NULL. The sqe must come from rill__sqe() on the current loop. */
+int rill__op_wait(struct io_uring_sqe *sqe, unsigned *flagsp);
+
+/* Gets an SQE for the loop, flushing the SQ to the kernel if it is full.
+ * Never returns NULL. The caller must fill it in before yielding. */
+struct io_uring_sqe *rill__sqe(rill_loop *loop);
+
+/* Counts an operation as in flight, so the loop keeps running for it. */
+void rill__op_started(rill_loop *loop);
+void rill__op_finished(rill_loop *loop);
+
+/* Submits a cancel for the op whose user_data is target. The cancel's own
+ * CQE goes to done (may be NULL: then it is ignored). */
+void rill__op_cancel(rill_loop *loop, struct rill__op *target,
+		     struct rill__op *done);
+
+/* The current task, or NULL on the loop's own stack. */
+rill_task *rill__current(void);
+rill_loop *rill__task_loop(rill_task *task);
+
+/* ---- timers -------------------------------------------------------- */
+
+void rill__timer_add(rill_loop *loop, rill_task *task, rill_time when);
+void rill__timer_del(rill_loop *loop, rill_task *task);
+rill_time rill__timer_next(const rill_loop *loop);
+void rill__timers_run(rill_loop *loop, rill_time now);
+
+/* ---- provided buffers ---------------------------------------------- */
+
+struct rill__bufring {
+	struct io_uring_buf_ring *br;
+	char *mem;
+	unsigned count, size, mask;
+	unsigned pending;	/* recycled since the last advance */
+	unsigned head;		/* next slot the kernel takes (non-inc) */
+	uint16_t bgid;
+	bool inc;		/* IOU_PBUF_RING_INC: buffers consumed in parts */
+	uint32_t *offset;	/* with inc: bytes of each buffer consumed */
+};
+
+/* Returns the bytes of buffer bid, at its current offset (inc mode). */
+static inline char *rill__buf_addr(struct rill__bufring *r, unsigned bid)
+{
+	return r->mem + (size_t)bid * r->size + (r->inc ? r->offset[bid] : 0);
+}
+
+int rill__bufring_init(rill_loop *loop, struct rill__bufring *r,
+		       unsigned count, unsigned size, uint16_t bgid, bool inc);
+void rill__bufring_exit(rill_loop *loop, struct rill__bufring *r);
+/* Hands buffer bid back to the kernel (made visible at the next flush). */
+void rill__bufring_recycle(struct rill__bufring *r, unsigned bid);
+void rill__bufring_flush(struct rill__bufring *r);
+
+/* Consumes the data of one recv CQE that used the ring: calls fn for each
+ * piece of received bytes (several with bundles) and recycles buffers that
+ * are used up. Returns the number of bytes. */
+typedef void (*rill__data_fn)(void *ctx, const char *p, size_t n);
+void rill__bufring_take(struct rill__bufring *r, int res, unsigned flags,
+			rill__data_fn fn, void *ctx);
+
+/* ---- the loop ------------------------------------------------------ */
+
+struct rill__callback {
+	rill_callback fn;
+	void *arg;
+};
+
+struct rill__cbqueue {
+	struct rill__callback *v;
+	size_t len, cap;
+};
+
+/* Work to do once the current batch of completions is processed (re-arming
+ * a multishot recv after ENOBUFS, when buffers are back). */
+struct rill__deferred {
+	struct rill__list link;
+	void (*fn)(struct rill__deferred *d);
+};
+
+struct rill_loop {
+	struct io_uring ring;
+	pthread_t thread;
+	unsigned features;		/* in use: probed & ~disabled */
+	size_t stack_size;
+	bool running, stopping, freeing;
+	const rill_task *until;		/* task rill_task_join() runs the loop for */
+
+	/* tasks */
+	rill_task *current;
+	void *main_sp;			/* the loop's own stack while a task runs */
+	void *asan_main_fake;
+	const void *asan_main_bottom;
+	size_t asan_main_size;
+	struct rill__list ready;
+	struct rill__list tasks;	/* all live tasks */
+	size_t ntasks;
+	struct rill__stack *stack_pool;
+	size_t stack_pool_len;
+
+	/* timers: a binary min-heap of tasks ordered by their wake time */
+	rill_task **heap;
+	size_t heap_len, heap_cap;
+
+	uint64_t ops_in_flight;
+
+	/* callbacks */
+	struct rill__cbqueue soon;
+	pthread_mutex_t ts_lock;
+	struct rill__cbqueue ts_queue;	/* from other threads */
+	atomic_int ts_signalled;
+	int wake_fd;			/* eventfd */
+	uint64_t wake_buf;
+	struct rill__op wake_op;
+	bool wake_armed;
+
+	struct rill__list deferred;
+
+	/* provided buffers for recv */
+	struct rill__bufring bufs;
+	bool has_bufs;
+
+	rill_loop_stats stats;
+};
+
+void rill__defer(rill_loop *loop, struct rill__deferred *d);
+
+/* ---- fibers -------------------------------------------------------- */
+
+/* Switches stacks: saves the callee-saved registers and stack pointer into
+ * *from_sp and resumes the context saved at to_sp. */
+void rill__fiber_switch(void **from_sp, void *to_sp);
+/* Prepares a new stack so that switching to the returned sp calls
+ * entry(arg) on it. entry must never return. */
+void *rill__fiber_init(void *stack_top, void (*entry)(void *), void *arg);
+
+struct rill__stack *rill__stack_get(rill_loop *loop);
+void rill__stack_put(rill_loop *loop, struct rill__stack *s);
+void rill__stack_pool_free(rill_loop *loop);
+void rill__stack_guard_install(void);
+
+/* Sanitizer hooks around a switch from the current stack to another one. */
+void rill__asan_start_switch(void **fake_save, const void *bottom, size_t size);
+void rill__asan_finish_switch(void *fake, const void **bottom, size_t *size);
+
+/* ---- features and errors ------------------------------------------- */
+
+unsigned rill__disabled_from_env(void);
+int rill__set_detail(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

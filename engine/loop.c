@@ -1,0 +1,598 @@
+/* engine/loop.c: the loop: ring setup, one io_uring_enter per iteration,
+ * completion dispatch, callbacks from this and other threads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+
+/* Defaults. The SQ holds one iteration's submissions; at 1024 a loop can
+ * start that many operations before a forced flush. The CQ is sized 16x:
+ * multishot recvs post many CQEs per SQE, and with thousands of
+ * connections a burst of completions must fit without overflowing (an
+ * overflow loses nothing with IORING_FEAT_NODROP, but costs a slow path). */
+#define RILL_SQ_DEFAULT 1024
+#define RILL_CQ_FACTOR 16
+/* 512 x 16 KiB = 8 MiB of receive buffers per loop: enough for hundreds of
+ * connections receiving at once, and 16 KiB lets a bulk stream move a
+ * TCP segment train per completion. */
+#define RILL_BUF_COUNT_DEFAULT 512
+#define RILL_BUF_SIZE_DEFAULT (16 * 1024)
+/* Task stacks are mapped, not committed: only touched pages cost memory.
+ * 256 KiB leaves room for sanitizer builds and deep user code. */
+#define RILL_STACK_DEFAULT (256 * 1024)
+
+static __thread rill_loop *thread_loop;
+
+rill_time rill_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (rill_time)ts.tv_sec * RILL_NSEC_PER_SEC + (rill_time)ts.tv_nsec;
+}
+
+rill_loop *rill_loop_current(void)
+{
+	return thread_loop;
+}
+
+unsigned rill_loop_features(const rill_loop *loop)
+{
+	return loop->features;
+}
+
+void rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
+{
+	*stats = loop->stats;
+}
+
+/* ---- setup --------------------------------------------------------- */
+
+static int read_sysctl_int(const char *path)
+{
+	char buf[16] = { 0 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 ? atoi(buf) : -1;
+}
+
+/* Turns a failed io_uring_setup into a code that names the cause. */
+static int setup_error(int err)
+{
+	int code = err;
+
+	if (err == -ENOSYS) {
+		code = RILL_EURING_NOSYS;
+	} else if (err == -EPERM || err == -EACCES) {
+		switch (read_sysctl_int("/proc/sys/kernel/io_uring_disabled")) {
+		case 2:
+			code = RILL_EURING_DISABLED;
+			break;
+		case 1:
+			code = RILL_EURING_GROUP;
+			break;
+		default:
+			code = RILL_EURING_DENIED;
+		}
+	} else if (err == -ENOMEM) {
+		return rill__set_detail(err, "io_uring_setup: out of memory "
+			"(older kernels charge rings to RLIMIT_MEMLOCK: raise "
+			"it or lower rill_loop_options.sq_entries)");
+	}
+	return rill__set_detail(code, "rill_loop_new: %s", rill_strerror(code));
+}
+
+/* Tries the best setup flags first and falls back one step at a time:
+ * DEFER_TASKRUN (completions run only when we ask, no IPIs), then
+ * COOP_TASKRUN, then plain. -EINVAL means "flag unknown": try the next. */
+static int ring_setup(rill_loop *loop, unsigned sq, unsigned cq, unsigned *feat)
+{
+	static const struct { unsigned feature, flags; } tries[] = {
+		{ RILL_FEAT_DEFER_TASKRUN,
+		  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN },
+		{ RILL_FEAT_COOP_TASKRUN,
+		  IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG },
+		{ 0, 0 },
+	};
+	int ret = -EINVAL;
+
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		struct io_uring_params p = { 0 };
+
+		if (tries[i].feature && !(*feat & tries[i].feature))
+			continue;
+		p.flags = tries[i].flags | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+		p.cq_entries = cq;
+		ret = io_uring_queue_init_params(sq, &loop->ring, &p);
+		if (ret == 0) {
+			*feat &= ~(RILL_FEAT_DEFER_TASKRUN | RILL_FEAT_COOP_TASKRUN);
+			*feat |= tries[i].feature;
+			return 0;
+		}
+		if (ret != -EINVAL)
+			break;
+	}
+	return setup_error(ret);
+}
+
+static int options_check(const rill_loop_options *o)
+{
+	if (o->buf_count && (o->buf_count & (o->buf_count - 1)))
+		return rill__set_detail(-EINVAL, "buf_count must be a power of two");
+	if (o->buf_count > 32768)
+		return rill__set_detail(-EINVAL, "buf_count must be at most 32768");
+	if (o->buf_size && o->buf_size < 64)
+		return rill__set_detail(-EINVAL, "buf_size must be at least 64");
+	if (o->stack_size && o->stack_size < 16 * 1024)
+		return rill__set_detail(-EINVAL, "stack_size must be at least 16 KiB");
+	if (o->sq_entries > 32768)
+		return rill__set_detail(-EINVAL, "sq_entries must be at most 32768");
+	return 0;
+}
+
+static void wake_arm(rill_loop *loop);
+
+/* Provided buffers; without them recv falls back to per-connection buffers
+ * and multishot recv (which needs them) is off. */
+static void bufs_setup(rill_loop *loop, const rill_loop_options *o)
+{
+	unsigned count = o->buf_count ? o->buf_count : RILL_BUF_COUNT_DEFAULT;
+	unsigned size = o->buf_size ? o->buf_size : RILL_BUF_SIZE_DEFAULT;
+	bool inc = loop->features & RILL_FEAT_BUF_INC;
+
+	if (loop->features & RILL_FEAT_BUF_RING &&
+	    rill__bufring_init(loop, &loop->bufs, count, size, 0, inc) == 0) {
+		loop->has_bufs = true;
+		/* Incremental mode hands out parts of one buffer; bundles hand
+		 * out several buffers: rill uses one or the other. */
+		if (inc)
+			loop->features &= ~RILL_FEAT_BUNDLE;
+		return;
+	}
+	loop->features &= ~(RILL_FEAT_BUF_RING | RILL_FEAT_MULTISHOT_RECV |
+			    RILL_FEAT_BUNDLE | RILL_FEAT_BUF_INC);
+}
+
+static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
+{
+	loop->thread = pthread_self();
+	loop->stack_size = o->stack_size ? o->stack_size : RILL_STACK_DEFAULT;
+	loop->stack_size = (loop->stack_size + 4095) & ~(size_t)4095;
+	rill__list_init(&loop->ready);
+	rill__list_init(&loop->tasks);
+	rill__list_init(&loop->deferred);
+	pthread_mutex_init(&loop->ts_lock, NULL);
+	loop->wake_fd = -1;
+}
+
+int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts)
+{
+	static const rill_loop_options defaults;
+	const rill_loop_options *o = opts ? opts : &defaults;
+	unsigned sq, feat;
+	rill_loop *loop;
+	int ret;
+
+	if (!loopp)
+		return -EINVAL;
+	if ((ret = options_check(o)) < 0)
+		return ret;
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	loop_init_fields(loop, o);
+	feat = rill_features_probe() & ~(o->disable | rill__disabled_from_env());
+	sq = o->sq_entries ? o->sq_entries : RILL_SQ_DEFAULT;
+	ret = ring_setup(loop, sq, o->cq_entries ? o->cq_entries : sq * RILL_CQ_FACTOR, &feat);
+	if (ret < 0) {
+		free(loop);
+		return ret;
+	}
+	loop->features = feat;
+	if (!(feat & RILL_FEAT_EXT_ARG))	/* liburing then uses a timeout SQE */
+		loop->ring.features &= ~IORING_FEAT_EXT_ARG;
+	if (!(feat & RILL_FEAT_RING_FD) || io_uring_register_ring_fd(&loop->ring) != 1)
+		loop->features &= ~RILL_FEAT_RING_FD;
+	bufs_setup(loop, o);
+	loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->wake_fd < 0) {
+		ret = -errno;
+		rill_loop_free(loop);
+		return ret;
+	}
+	rill__stack_guard_install();
+	wake_arm(loop);
+	thread_loop = loop;
+	*loopp = loop;
+	return 0;
+}
+
+/* ---- submission and completion ------------------------------------- */
+
+struct io_uring_sqe *rill__sqe(rill_loop *loop)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);
+
+	if (rill__unlikely(!sqe)) {
+		/* SQ full: flush it. This is the only place outside the
+		 * loop's poll that enters the kernel. */
+		io_uring_submit(&loop->ring);
+		loop->stats.enters++;
+		sqe = io_uring_get_sqe(&loop->ring);
+		if (!sqe) {
+			fprintf(stderr, "rill: no submission queue entry\n");
+			abort();
+		}
+	}
+	loop->stats.sqes++;
+	return sqe;
+}
+
+void rill__op_started(rill_loop *loop)
+{
+	loop->ops_in_flight++;
+}
+
+void rill__op_finished(rill_loop *loop)
+{
+	loop->ops_in_flight--;
+}
+
+void rill__op_cancel(rill_loop *loop, struct rill__op *target,
+		     struct rill__op *done)
+{
+	struct io_uring_sqe *sqe = rill__sqe(loop);
+
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)target, 0);
+	io_uring_sqe_set_data(sqe, done);
+}
+
+void rill__defer(rill_loop *loop, struct rill__deferred *d)
+{
+	if (rill__list_empty(&d->link))
+		rill__list_add_tail(&loop->deferred, &d->link);
+}
+
+static void dispatch(struct io_uring_cqe *cqe)
+{
+	struct rill__op *op = io_uring_cqe_get_data(cqe);
+
+	/* 0: a CQE nobody waits for (an ignored cancel, a no-op);
+	 * LIBURING_UDATA_TIMEOUT: liburing's own wait timeout. */
+	if (!op || cqe->user_data == LIBURING_UDATA_TIMEOUT)
+		return;
+	op->complete(op, cqe->res, cqe->flags);
+}
+
+static unsigned reap(rill_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&loop->ring, head, cqe) {
+		dispatch(cqe);
+		n++;
+	}
+	io_uring_cq_advance(&loop->ring, n);
+	loop->stats.cqes += n;
+	return n;
+}
+
+static void run_deferred(rill_loop *loop)
+{
+	struct rill__list list;
+
+	if (rill__list_empty(&loop->deferred))
+		return;
+	/* Take the list: an entry may defer itself again for the next round. */
+	list = loop->deferred;
+	list.next->prev = &list;
+	list.prev->next = &list;
+	rill__list_init(&loop->deferred);
+	while (!rill__list_empty(&list)) {
+		struct rill__deferred *d = rill__container_of(list.next,
+					struct rill__deferred, link);
+		rill__list_del(&d->link);
+		d->fn(d);
+	}
+}
+
+/* The one io_uring_enter of an iteration: submit what the tasks queued and
+ * collect completions, waiting for one when nothing else is runnable. */
+static void poll_io(rill_loop *loop, bool block)
+{
+	struct __kernel_timespec ts, *tsp = NULL;
+	struct io_uring_cqe *cqe;
+	rill_time next;
+
+	if (block) {
+		next = rill__timer_next(loop);
+		if (next != RILL_TIME_NEVER) {
+			rill_time now = rill_now();
+			rill_time d = next > now ? next - now : 0;
+
+			ts.tv_sec = (long long)(d / RILL_NSEC_PER_SEC);
+			ts.tv_nsec = (long long)(d % RILL_NSEC_PER_SEC);
+			tsp = &ts;
+			block = d > 0;
+		}
+	}
+	if (block) {
+		io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, tsp, NULL);
+		loop->stats.enters++;
+	} else if (io_uring_sq_ready(&loop->ring) || loop->ops_in_flight ||
+		   io_uring_cq_ready(&loop->ring)) {
+		io_uring_submit_and_get_events(&loop->ring);
+		loop->stats.enters++;
+	}
+	if (IO_URING_READ_ONCE(*loop->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+		loop->stats.cq_overflows++;
+	reap(loop);
+	if (loop->has_bufs)
+		rill__bufring_flush(&loop->bufs);
+}
+
+/* ---- callbacks ----------------------------------------------------- */
+
+static int cbqueue_push(struct rill__cbqueue *q, rill_callback fn, void *arg)
+{
+	if (q->len == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		struct rill__callback *v = realloc(q->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		q->v = v;
+		q->cap = cap;
+	}
+	q->v[q->len++] = (struct rill__callback){ fn, arg };
+	return 0;
+}
+
+/* Runs the callbacks queued so far; those they queue run next time. */
+static void cbqueue_run(struct rill__cbqueue *q)
+{
+	struct rill__cbqueue run = *q;
+
+	*q = (struct rill__cbqueue){ 0 };
+	for (size_t i = 0; i < run.len; i++)
+		run.v[i].fn(run.v[i].arg);
+	if (!q->v) {
+		run.len = 0;
+		*q = run;	/* keep the allocation */
+	} else {
+		free(run.v);
+	}
+}
+
+int rill_loop_call_soon(rill_loop *loop, rill_callback fn, void *arg)
+{
+	if (!loop || !fn)
+		return -EINVAL;
+	return cbqueue_push(&loop->soon, fn, arg);
+}
+
+int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn, void *arg)
+{
+	uint64_t one = 1;
+	int ret;
+
+	if (!loop || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&loop->ts_lock);
+	ret = cbqueue_push(&loop->ts_queue, fn, arg);
+	pthread_mutex_unlock(&loop->ts_lock);
+	if (ret < 0)
+		return ret;
+	/* One eventfd write per batch: the loop clears the flag before it
+	 * takes the queue, so a callback queued after that writes again. */
+	if (!atomic_exchange(&loop->ts_signalled, 1)) {
+		if (write(loop->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			return -errno;
+	}
+	return 0;
+}
+
+static void ts_run(rill_loop *loop)
+{
+	struct rill__cbqueue q;
+
+	atomic_store(&loop->ts_signalled, 0);
+	pthread_mutex_lock(&loop->ts_lock);
+	q = loop->ts_queue;
+	loop->ts_queue = (struct rill__cbqueue){ 0 };
+	pthread_mutex_unlock(&loop->ts_lock);
+	for (size_t i = 0; i < q.len; i++)
+		q.v[i].fn(q.v[i].arg);
+	free(q.v);
+}
+
+static void wake_done(struct rill__op *op, int res, unsigned flags)
+{
+	rill_loop *loop = rill__container_of(op, rill_loop, wake_op);
+
+	(void)flags;
+	loop->wake_armed = false;
+	if (res == -ECANCELED)
+		return;
+	ts_run(loop);
+	wake_arm(loop);
+}
+
+/* The eventfd read is not counted as in flight: a loop with nothing else
+ * to do returns from rill_loop_run() even though it could be woken. */
+static void wake_arm(rill_loop *loop)
+{
+	struct io_uring_sqe *sqe = rill__sqe(loop);
+
+	loop->wake_op.complete = wake_done;
+	io_uring_prep_read(sqe, loop->wake_fd, &loop->wake_buf,
+			   sizeof(loop->wake_buf), 0);
+	io_uring_sqe_set_data(sqe, &loop->wake_op);
+	loop->wake_armed = true;
+}
+
+/* ---- running ------------------------------------------------------- */
+
+void rill__task_run(rill_loop *loop, rill_task *t);
+
+/* Runs the tasks that are ready now; tasks they wake run next iteration,
+ * after I/O, so a chatty pair of tasks cannot starve the network. */
+static void run_ready(rill_loop *loop)
+{
+	struct rill__list *end = loop->ready.prev;
+	bool last = rill__list_empty(&loop->ready);
+
+	while (!last) {
+		rill_task *t = rill__container_of(loop->ready.next, rill_task,
+						  ready_link);
+		last = &t->ready_link == end;
+		rill__list_del(&t->ready_link);
+		rill__task_run(loop, t);
+	}
+}
+
+static bool has_work(const rill_loop *loop)
+{
+	return loop->ntasks || loop->ops_in_flight || loop->heap_len ||
+	       loop->soon.len || atomic_load(&((rill_loop *)loop)->ts_signalled) ||
+	       !rill__list_empty(&loop->deferred);
+}
+
+static void iterate(rill_loop *loop)
+{
+	bool block;
+
+	loop->stats.iterations++;
+	if (loop->soon.len)
+		cbqueue_run(&loop->soon);
+	run_ready(loop);
+	/* Block only if something can still wake us: a task that just ended
+	 * may have been the last piece of work, or the one being joined. */
+	block = rill__list_empty(&loop->ready) && !loop->soon.len &&
+		rill__list_empty(&loop->deferred) && !loop->stopping &&
+		!(loop->until && loop->until->state == RILL__TASK_DONE) &&
+		has_work(loop);
+	poll_io(loop, block);
+	if (loop->heap_len)
+		rill__timers_run(loop, rill_now());
+	run_deferred(loop);
+}
+
+static int run_check(rill_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (!pthread_equal(loop->thread, pthread_self()))
+		return -EPERM;
+	if (loop->running || rill__current())
+		return -EBUSY;
+	return 0;
+}
+
+int rill_loop_run(rill_loop *loop)
+{
+	int err = run_check(loop);
+
+	if (err)
+		return err;
+	thread_loop = loop;
+	loop->running = true;
+	loop->stopping = false;
+	while (!loop->stopping && has_work(loop))
+		iterate(loop);
+	loop->running = false;
+	loop->stopping = false;
+	return 0;
+}
+
+/* Runs the loop until t has ended (rill_task_join from outside a task). */
+int rill__loop_run_until(rill_loop *loop, const rill_task *t)
+{
+	int err = run_check(loop);
+
+	if (err)
+		return err;
+	thread_loop = loop;
+	loop->running = true;
+	loop->until = t;
+	while (t->state != RILL__TASK_DONE)
+		iterate(loop);
+	loop->until = NULL;
+	loop->running = false;
+	return 0;
+}
+
+void rill_loop_stop(rill_loop *loop)
+{
+	if (loop)
+		loop->stopping = true;
+}
+
+/* Cancels every live task and runs the loop until all have ended, so that
+ * no operation still references a task's stack when the ring goes. */
+static void tasks_drain(rill_loop *loop)
+{
+	while (loop->ntasks) {
+		struct rill__list *pos;
+
+		for (pos = loop->tasks.next; pos != &loop->tasks; pos = pos->next) {
+			rill_task *t = rill__container_of(pos, rill_task, all_link);
+			if (!t->cancel_pending)
+				rill_task_cancel(t);
+		}
+		iterate(loop);
+	}
+}
+
+void rill_loop_free(rill_loop *loop)
+{
+	if (!loop)
+		return;
+	loop->freeing = true;
+	if (!loop->running && !rill__current())
+		tasks_drain(loop);
+	if (loop->soon.len)
+		cbqueue_run(&loop->soon);
+	/* Ring first: once it is gone no recv can pick a buffer, then the
+	 * buffer memory can go. */
+	io_uring_queue_exit(&loop->ring);
+	if (loop->has_bufs)
+		rill__bufring_exit(NULL, &loop->bufs);
+	if (loop->wake_fd >= 0)
+		close(loop->wake_fd);
+	rill__stack_pool_free(loop);
+	free(loop->heap);
+	free(loop->soon.v);
+	free(loop->ts_queue.v);
+	pthread_mutex_destroy(&loop->ts_lock);
+	if (thread_loop == loop)
+		thread_loop = NULL;
+	free(loop);
+}
+
+int rill_run(rill_task_fn fn, void *arg, int *resultp)
+{
+	rill_loop *loop;
+	rill_task *t;
+	int ret = rill_loop_new(&loop, NULL);
+
+	if (ret < 0)
+		return ret;
+	ret = rill_spawn(loop, fn, arg, &t);
+	if (ret == 0)
+		ret = rill_task_join(t, resultp);
+	rill_loop_free(loop);
+	return ret;
+}

@@ -1,0 +1,412 @@
+/* engine/task.c: tasks, parking, cancellation and deadlines.
+ *
+ * Tasks switch only to the loop's own stack and back, never to each other:
+ * the loop decides who runs next, so there is one place that knows the
+ * order and one place to annotate for the sanitizers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "engine/internal.h"
+
+static __thread rill_task *current_task;
+
+rill_task *rill__current(void)
+{
+	return current_task;
+}
+
+rill_task *rill_task_current(void)
+{
+	return current_task;
+}
+
+rill_loop *rill__task_loop(rill_task *task)
+{
+	return task->loop;
+}
+
+int rill_task_done(const rill_task *task)
+{
+	return task->state == RILL__TASK_DONE;
+}
+
+/* Leaves the task for the loop's stack; returns when the loop resumes it. */
+static void task_suspend(rill_task *t)
+{
+	rill_loop *loop = t->loop;
+
+	rill__asan_start_switch(&t->asan_fake_stack, loop->asan_main_bottom,
+				loop->asan_main_size);
+	rill__fiber_switch(&t->sp, loop->main_sp);
+	rill__asan_finish_switch(t->asan_fake_stack, &loop->asan_main_bottom,
+				 &loop->asan_main_size);
+}
+
+static void task_finish(rill_task *t)
+{
+	rill_loop *loop = t->loop;
+
+	t->state = RILL__TASK_DONE;
+	rill__list_del(&t->all_link);
+	loop->ntasks--;
+	while (!rill__list_empty(&t->joiners)) {
+		struct rill__wait *w = rill__container_of(t->joiners.next,
+							  struct rill__wait, link);
+		rill__list_del(&w->link);
+		rill__wake(w->task, 0);
+	}
+}
+
+static void task_entry(void *arg)
+{
+	rill_task *t = arg;
+	rill_loop *loop = t->loop;
+
+	rill__asan_finish_switch(NULL, &loop->asan_main_bottom,
+				 &loop->asan_main_size);
+	if (t->cancel_pending) {
+		t->cancel_pending = false;
+		t->result = -ECANCELED;
+	} else {
+		t->result = t->fn(t->arg);
+	}
+	task_finish(t);
+	/* NULL: this stack is finished, its fake frames can go. */
+	rill__asan_start_switch(NULL, loop->asan_main_bottom, loop->asan_main_size);
+	rill__fiber_switch(&t->sp, loop->main_sp);
+	__builtin_unreachable();
+}
+
+/* Runs t until it parks, yields or ends. Loop stack only. */
+void rill__task_run(rill_loop *loop, rill_task *t)
+{
+	loop->current = t;
+	current_task = t;
+	t->state = RILL__TASK_RUNNING;
+	loop->stats.switches += 2;
+	rill__asan_start_switch(&loop->asan_main_fake, t->stack->lo,
+				t->stack->size);
+	rill__fiber_switch(&loop->main_sp, t->sp);
+	rill__asan_finish_switch(loop->asan_main_fake, NULL, NULL);
+	current_task = NULL;
+	loop->current = NULL;
+	if (t->state == RILL__TASK_DONE) {
+		rill__stack_put(loop, t->stack);
+		t->stack = NULL;
+		if (t->detached)
+			free(t);
+	}
+}
+
+int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
+{
+	rill_task *t;
+
+	if (!loop || !fn)
+		return -EINVAL;
+	if (loop->freeing)
+		return RILL_ECLOSED;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->stack = rill__stack_get(loop);
+	if (!t->stack) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->loop = loop;
+	t->fn = fn;
+	t->arg = arg;
+	t->deadline = RILL_TIME_NEVER;
+	t->heap_index = SIZE_MAX;
+	t->detached = taskp == NULL;
+	t->state = RILL__TASK_READY;
+	rill__list_init(&t->joiners);
+	t->sp = rill__fiber_init(t->stack->lo + t->stack->size,
+				 task_entry, t);
+	rill__list_add_tail(&loop->tasks, &t->all_link);
+	rill__list_add_tail(&loop->ready, &t->ready_link);
+	loop->ntasks++;
+	loop->stats.tasks_spawned++;
+	if (taskp)
+		*taskp = t;
+	return 0;
+}
+
+void rill__wake(rill_task *t, int res)
+{
+	if (t->state != RILL__TASK_PARKED)
+		return;
+	rill__timer_del(t->loop, t);
+	t->wake_res = res;
+	t->wait = NULL;
+	t->state = RILL__TASK_READY;
+	rill__list_add_tail(&t->loop->ready, &t->ready_link);
+}
+
+/* Stops the wait t is parked in, early. */
+static void task_interrupt(rill_task *t, int reason)
+{
+	struct rill__wait *w = t->wait;
+
+	if (w->interrupted)
+		return;
+	w->interrupted = reason;
+	if (reason == -ECANCELED)
+		t->cancel_pending = false;	/* delivered by this wait */
+	rill__timer_del(t->loop, t);
+	if (w->interrupt)
+		w->interrupt(w, reason);
+	else
+		rill__wake(t, reason);
+}
+
+void rill__task_timer_fired(rill_task *t, rill_time now)
+{
+	if (t->state != RILL__TASK_PARKED)
+		return;
+	if (t->deadline <= now)
+		task_interrupt(t, -ETIMEDOUT);
+	else
+		rill__wake(t, 0);
+}
+
+/* What a wait must return at once, before parking: a pending cancellation
+ * or a deadline already passed. */
+static int park_check(rill_task *t)
+{
+	if (t->cancel_pending) {
+		t->cancel_pending = false;
+		return -ECANCELED;
+	}
+	if (t->deadline != RILL_TIME_NEVER && t->deadline <= rill_now())
+		return -ETIMEDOUT;
+	return 0;
+}
+
+int rill__park(struct rill__wait *w)
+{
+	rill_task *t = current_task;
+	rill_time when;
+	int err;
+
+	if (!t)
+		return -EPERM;
+	err = park_check(t);
+	if (err) {
+		/* Not parked: take the waiter off the owner's list. */
+		if (w->link.next && !rill__list_empty(&w->link))
+			rill__list_del(&w->link);
+		return err;
+	}
+	w->task = t;
+	w->interrupted = 0;
+	t->wait = w;
+	t->state = RILL__TASK_PARKED;
+	when = t->deadline < w->until ? t->deadline : w->until;
+	if (when != RILL_TIME_NEVER)
+		rill__timer_add(t->loop, t, when);
+	task_suspend(t);
+	return t->wake_res;
+}
+
+int rill_task_cancel(rill_task *t)
+{
+	if (!t)
+		return -EINVAL;
+	if (t->state == RILL__TASK_DONE)
+		return -ESRCH;
+	t->cancel_pending = true;
+	if (t->state == RILL__TASK_PARKED)
+		task_interrupt(t, -ECANCELED);
+	return 0;
+}
+
+static void join_interrupt(struct rill__wait *w, int reason)
+{
+	rill__list_del(&w->link);
+	rill__wake(w->task, reason);
+}
+
+int rill__loop_run_until(rill_loop *loop, const rill_task *t);
+
+int rill_task_join(rill_task *t, int *resultp)
+{
+	rill_task *self = current_task;
+
+	if (!t || t->detached || t == self)
+		return -EINVAL;
+	while (self && t->state != RILL__TASK_DONE) {
+		struct rill__wait w = { .interrupt = join_interrupt,
+					.until = RILL_TIME_NEVER };
+		int err = park_check(self);
+
+		if (err)
+			return err;
+		rill__list_init(&w.link);
+		rill__list_add_tail(&t->joiners, &w.link);
+		err = rill__park(&w);
+		if (err < 0)
+			return err;
+	}
+	if (!self && t->state != RILL__TASK_DONE) {
+		int err = rill__loop_run_until(t->loop, t);
+
+		if (err < 0)
+			return err;
+	}
+	if (resultp)
+		*resultp = t->result;
+	free(t);
+	return 0;
+}
+
+void rill_task_detach(rill_task *t)
+{
+	if (!t)
+		return;
+	if (t->state == RILL__TASK_DONE)
+		free(t);
+	else
+		t->detached = true;
+}
+
+int rill_yield(void)
+{
+	rill_task *t = current_task;
+	int err;
+
+	if (!t)
+		return -EPERM;
+	err = park_check(t);
+	if (err)
+		return err;
+	t->state = RILL__TASK_READY;
+	rill__list_add_tail(&t->loop->ready, &t->ready_link);
+	task_suspend(t);
+	return 0;
+}
+
+int rill_sleep_ns(rill_time ns)
+{
+	struct rill__wait w = { 0 };
+
+	if (!current_task)
+		return -EPERM;
+	if (ns == 0)
+		return rill_yield();
+	w.until = rill_now() + ns;
+	return rill__park(&w);
+}
+
+int rill_sleep_ms(uint64_t ms)
+{
+	return rill_sleep_ns(ms * RILL_NSEC_PER_MSEC);
+}
+
+rill_time rill_deadline_push(rill_time timeout_ns)
+{
+	rill_task *t = current_task;
+	rill_time old, when;
+
+	if (!t)
+		return RILL_TIME_NEVER;
+	old = t->deadline;
+	when = timeout_ns == RILL_TIME_NEVER ? RILL_TIME_NEVER
+					     : rill_now() + timeout_ns;
+	if (when < old)
+		t->deadline = when;
+	return old;
+}
+
+void rill_deadline_pop(rill_time saved)
+{
+	if (current_task)
+		current_task->deadline = saved;
+}
+
+int rill_deadline_expired(void)
+{
+	rill_task *t = current_task;
+
+	return t && t->deadline != RILL_TIME_NEVER && t->deadline <= rill_now();
+}
+
+/* ---- waiting for one kernel operation ------------------------------ */
+
+struct opwait {
+	struct rill__op op;
+	struct rill__op cancel;
+	struct rill__wait wait;
+	int res;
+	unsigned flags;
+	int pending;		/* CQEs still to come: the op's, the cancel's */
+};
+
+static void opwait_settle(struct opwait *ow)
+{
+	if (--ow->pending == 0)
+		rill__wake(ow->wait.task, 0);
+}
+
+static void opwait_done(struct rill__op *op, int res, unsigned flags)
+{
+	struct opwait *ow = rill__container_of(op, struct opwait, op);
+
+	ow->res = res;
+	ow->flags = flags;
+	opwait_settle(ow);
+}
+
+static void opwait_cancel_done(struct rill__op *op, int res, unsigned flags)
+{
+	(void)res;
+	(void)flags;
+	opwait_settle(rill__container_of(op, struct opwait, cancel));
+}
+
+/* The task stays parked until the op's CQE is in: the op writes into this
+ * frame (its result, and for reads the buffer) until then. */
+static void opwait_interrupt(struct rill__wait *w, int reason)
+{
+	struct opwait *ow = rill__container_of(w, struct opwait, wait);
+
+	(void)reason;
+	ow->pending++;
+	rill__op_cancel(w->task->loop, &ow->op, &ow->cancel);
+}
+
+int rill__op_wait(struct io_uring_sqe *sqe, unsigned *flagsp)
+{
+	rill_task *t = current_task;
+	struct opwait ow = {
+		.op.complete = opwait_done,
+		.cancel.complete = opwait_cancel_done,
+		.wait = { .interrupt = opwait_interrupt, .until = RILL_TIME_NEVER },
+		.pending = 1,
+	};
+	int err = t ? park_check(t) : -EPERM;
+
+	if (err) {
+		/* An SQE cannot be taken back: make it a no-op. */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, 0);
+		return err;
+	}
+	io_uring_sqe_set_data(sqe, &ow.op);
+	rill__op_started(t->loop);
+	rill__park(&ow.wait);
+	rill__op_finished(t->loop);
+	if (ow.wait.interrupted) {
+		if (ow.res == -ECANCELED || ow.res == -EINTR)
+			return ow.wait.interrupted;
+		/* The op won the race: keep its result and deliver the
+		 * cancellation at the next wait instead. */
+		if (ow.wait.interrupted == -ECANCELED)
+			t->cancel_pending = true;
+	}
+	if (flagsp)
+		*flagsp = ow.flags;
+	return ow.res;
+}

@@ -1,0 +1,109 @@
+/* rill/loop.h: the event loop, one io_uring per loop, one loop per thread.
+ *
+ * A loop is created, run and freed on one thread. Every rill object created
+ * on a loop (tasks, readers, writers, servers) belongs to it and may only be
+ * used from that thread; rill_loop_call_soon_threadsafe() is the one entry
+ * point that other threads may call.
+ */
+#ifndef RILL_LOOP_H
+#define RILL_LOOP_H
+
+#include "rill/common.h"
+
+typedef struct rill_loop rill_loop;
+
+/* Optional kernel features. The loop probes each at start and uses it where
+ * the kernel has it; each can be switched off (rill_loop_options.disable or
+ * the environment variable RILL_DISABLE, a comma-separated list of the names
+ * rill_feature_name() returns, or "all") to run the fallback path. */
+enum rill_feature {
+	RILL_FEAT_MULTISHOT_ACCEPT = 1u << 0, /* "multishot_accept" */
+	RILL_FEAT_MULTISHOT_RECV = 1u << 1,   /* "multishot_recv" */
+	RILL_FEAT_BUF_RING = 1u << 2,	      /* "buf_ring": provided buffers */
+	RILL_FEAT_BUNDLE = 1u << 3,	      /* "bundle": recv bundles */
+	RILL_FEAT_BUF_INC = 1u << 4,	      /* "buf_inc": incremental buffers */
+	RILL_FEAT_SEND_ZC = 1u << 5,	      /* "send_zc": zero-copy send */
+	RILL_FEAT_DEFER_TASKRUN = 1u << 6,    /* "defer_taskrun" (+single issuer) */
+	RILL_FEAT_COOP_TASKRUN = 1u << 7,     /* "coop_taskrun" */
+	RILL_FEAT_RING_FD = 1u << 8,	      /* "ring_fd": registered ring fd */
+	RILL_FEAT_EXT_ARG = 1u << 9,	      /* "ext_arg": timeout in one enter */
+};
+#define RILL_FEAT_ALL 0x3ffu
+/* RILL_DISABLE=multishot switches off both multishot features. */
+#define RILL_FEAT_MULTISHOT (RILL_FEAT_MULTISHOT_ACCEPT | RILL_FEAT_MULTISHOT_RECV)
+
+typedef struct rill_loop_options {
+	unsigned sq_entries;	/* submission queue size; 0: 1024 */
+	unsigned cq_entries;	/* completion queue size; 0: 16 x sq_entries */
+	unsigned buf_count;	/* provided buffers, a power of two; 0: 512 */
+	unsigned buf_size;	/* bytes per provided buffer; 0: 16 KiB */
+	unsigned disable;	/* RILL_FEAT_* bits never to use */
+	size_t stack_size;	/* task stack size in bytes; 0: 256 KiB */
+} rill_loop_options;
+
+/* Creates a loop for the calling thread. opts may be NULL for defaults; it
+ * is read during the call only. On success stores the loop in *loopp and
+ * returns 0; the caller owns it and frees it with rill_loop_free() on this
+ * thread. Fails with -EINVAL for bad options, -ENOMEM, or one of the
+ * RILL_EURING_* codes when io_uring cannot be used here; then
+ * rill_error_detail() names the cause and the fix. */
+RILL_API int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts);
+
+/* Frees the loop. Tasks still alive are cancelled and run until they end,
+ * so every completion lands before memory goes away. Must not be called
+ * from inside a task of this loop. */
+RILL_API void rill_loop_free(rill_loop *loop);
+
+/* Runs the loop until rill_loop_stop() or until nothing is left that could
+ * make progress (no task, no operation in flight, no timer). Returns 0, or
+ * -EBUSY when the loop is already running, -EPERM from another thread. */
+RILL_API int rill_loop_run(rill_loop *loop);
+
+/* Makes rill_loop_run() return after the current iteration. Loop thread
+ * only. */
+RILL_API void rill_loop_stop(rill_loop *loop);
+
+/* The loop running on this thread (or the last one created on it); NULL if
+ * none. */
+RILL_API rill_loop *rill_loop_current(void);
+
+typedef void (*rill_callback)(void *arg);
+
+/* Runs fn(arg) on the loop's thread at its next iteration, outside any task
+ * (fn must not block; it may spawn tasks). Safe from any thread, including
+ * signal-free contexts of other loops. Callbacks run in the order queued.
+ * Returns 0 or -ENOMEM. */
+RILL_API int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn,
+					    void *arg);
+
+/* As above, from the loop's own thread; cheaper (no wake-up). */
+RILL_API int rill_loop_call_soon(rill_loop *loop, rill_callback fn, void *arg);
+
+/* The features this loop uses: probed, minus the disabled ones. */
+RILL_API unsigned rill_loop_features(const rill_loop *loop);
+
+/* The features the running kernel has (probed once per process). */
+RILL_API unsigned rill_features_probe(void);
+
+/* Name of one RILL_FEAT_* bit ("multishot_recv"), or NULL. */
+RILL_API const char *rill_feature_name(unsigned feature);
+
+typedef struct rill_loop_stats {
+	uint64_t iterations;	/* loop iterations */
+	uint64_t enters;	/* io_uring_enter calls */
+	uint64_t sqes;		/* submission entries queued */
+	uint64_t cqes;		/* completion entries handled */
+	uint64_t cq_overflows;	/* times the CQ overflowed (nothing lost) */
+	uint64_t enobufs;	/* recvs that found the buffer ring empty */
+	uint64_t rearms;	/* multishot operations re-armed */
+	uint64_t tasks_spawned;
+	uint64_t switches;	/* task context switches */
+} rill_loop_stats;
+
+/* Copies the loop's counters into *stats. */
+RILL_API void rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
+
+/* Monotonic clock, in nanoseconds. */
+RILL_API rill_time rill_now(void);
+
+#endif

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Checks that each shared library exports the public API and nothing else:
+# every defined dynamic symbol is rill_<something>, never rill__<internal>.
+# Usage: check-exports.sh LIB.so...
+set -euo pipefail
+
+status=0
+for lib in "$@"; do
+	# Sanitizer and toolchain symbols (__asan_*, _init, _fini, ...) start
+	# with an underscore; they are not ours to police.
+	syms=$(nm -D --defined-only "$lib" | awk '{ print $NF }' | grep -v '^_' || true)
+	if [[ -z "$syms" ]]; then
+		echo "FAIL $lib exports no symbols at all" >&2
+		status=1
+		continue
+	fi
+	# rill__internal fails the pattern too: '_' is not alphanumeric.
+	bad=$(grep -Ev '^rill_[A-Za-z0-9]' <<<"$syms" || true)
+	if [[ -n "$bad" ]]; then
+		echo "FAIL $lib exports symbols outside the public API (missing static or visibility?):" >&2
+		while read -r sym; do echo "  $sym"; done <<<"$bad" >&2
+		status=1
+	else
+		echo "ok   $lib: $(wc -l <<<"$syms") public symbols"
+	fi
+done
+exit $status
