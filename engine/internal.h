@@ -117,7 +117,19 @@ struct rill_task {
 	struct rill__list all_link;	/* every live task of the loop */
 	struct rill__list joiners;	/* rill__wait of tasks joining it */
 	void *asan_fake_stack;
+	struct rill__list resources;	/* released when the task ends */
 };
+
+/* Something a task owns that must not outlive it (an unclosed writer):
+ * release() runs on the task's stack when its body returns. */
+struct rill__resource {
+	struct rill__list link;
+	void (*release)(struct rill__resource *res);
+};
+
+/* Ties res to the current task (no-op outside tasks); del unties it. */
+void rill__resource_add(struct rill__resource *res);
+void rill__resource_del(struct rill__resource *res);
 
 /* Parks the current task on w until rill__wake(). Returns the value given
  * to rill__wake(), or -ECANCELED / -ETIMEDOUT when interrupted (after
@@ -249,6 +261,9 @@ struct rill_loop {
 	bool wake_armed;
 
 	struct rill__list deferred;
+	/* Threads (name resolution) that will call back into this loop:
+	 * rill_loop_free() waits for them. */
+	atomic_int foreign;
 
 	/* provided buffers for recv */
 	struct rill__bufring bufs;

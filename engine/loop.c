@@ -478,6 +478,9 @@ static void iterate(rill_loop *loop)
 	if (loop->soon.len)
 		cbqueue_run(&loop->soon);
 	run_ready(loop);
+	/* Deferred work (write flushes, re-arms after ENOBUFS) queues SQEs
+	 * that the enter below submits. */
+	run_deferred(loop);
 	/* Block only if something can still wake us: a task that just ended
 	 * may have been the last piece of work, or the one being joined. */
 	block = rill__list_empty(&loop->ready) && !loop->soon.len &&
@@ -487,7 +490,6 @@ static void iterate(rill_loop *loop)
 	poll_io(loop, block);
 	if (loop->heap_len)
 		rill__timers_run(loop, rill_now());
-	run_deferred(loop);
 }
 
 static int run_check(rill_loop *loop)
@@ -563,6 +565,11 @@ void rill_loop_free(rill_loop *loop)
 	loop->freeing = true;
 	if (!loop->running && !rill__current())
 		tasks_drain(loop);
+	/* A resolver thread still running will call back into the loop. */
+	while (atomic_load(&loop->foreign) > 0) {
+		usleep(1000);
+		ts_run(loop);
+	}
 	if (loop->soon.len)
 		cbqueue_run(&loop->soon);
 	/* Ring first: once it is gone no recv can pick a buffer, then the

@@ -58,6 +58,29 @@ static void task_finish(rill_task *t)
 	}
 }
 
+void rill__resource_add(struct rill__resource *res)
+{
+	rill__list_init(&res->link);
+	if (current_task)
+		rill__list_add_tail(&current_task->resources, &res->link);
+}
+
+void rill__resource_del(struct rill__resource *res)
+{
+	if (res->link.next && !rill__list_empty(&res->link))
+		rill__list_del(&res->link);
+}
+
+static void resources_release(rill_task *t)
+{
+	while (!rill__list_empty(&t->resources)) {
+		struct rill__resource *res = rill__container_of(t->resources.next,
+					struct rill__resource, link);
+		rill__list_del(&res->link);
+		res->release(res);
+	}
+}
+
 static void task_entry(void *arg)
 {
 	rill_task *t = arg;
@@ -71,6 +94,7 @@ static void task_entry(void *arg)
 	} else {
 		t->result = t->fn(t->arg);
 	}
+	resources_release(t);
 	task_finish(t);
 	/* NULL: this stack is finished, its fake frames can go. */
 	rill__asan_start_switch(NULL, loop->asan_main_bottom, loop->asan_main_size);
@@ -123,6 +147,7 @@ int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 	t->detached = taskp == NULL;
 	t->state = RILL__TASK_READY;
 	rill__list_init(&t->joiners);
+	rill__list_init(&t->resources);
 	t->sp = rill__fiber_init(t->stack->lo + t->stack->size,
 				 task_entry, t);
 	rill__list_add_tail(&loop->tasks, &t->all_link);
@@ -288,6 +313,16 @@ int rill_yield(void)
 	return 0;
 }
 
+/* now + ns, saturating at RILL_TIME_NEVER: a huge timeout means "never",
+ * not a wrapped-around time in the past (the plain sum used to wrap, so
+ * rill_sleep_ns(UINT64_MAX - 1) returned at once). */
+static rill_time time_after(rill_time ns)
+{
+	rill_time now = rill_now();
+
+	return ns >= RILL_TIME_NEVER - now ? RILL_TIME_NEVER : now + ns;
+}
+
 int rill_sleep_ns(rill_time ns)
 {
 	struct rill__wait w = { 0 };
@@ -296,12 +331,15 @@ int rill_sleep_ns(rill_time ns)
 		return -EPERM;
 	if (ns == 0)
 		return rill_yield();
-	w.until = rill_now() + ns;
+	w.until = time_after(ns);
 	return rill__park(&w);
 }
 
 int rill_sleep_ms(uint64_t ms)
 {
+	/* Saturate: ms * 10^6 must not wrap either. */
+	if (ms > RILL_TIME_NEVER / RILL_NSEC_PER_MSEC)
+		return rill_sleep_ns(RILL_TIME_NEVER);
 	return rill_sleep_ns(ms * RILL_NSEC_PER_MSEC);
 }
 
@@ -313,8 +351,7 @@ rill_time rill_deadline_push(rill_time timeout_ns)
 	if (!t)
 		return RILL_TIME_NEVER;
 	old = t->deadline;
-	when = timeout_ns == RILL_TIME_NEVER ? RILL_TIME_NEVER
-					     : rill_now() + timeout_ns;
+	when = time_after(timeout_ns);
 	if (when < old)
 		t->deadline = when;
 	return old;

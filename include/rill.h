@@ -10,5 +10,6 @@
 #include "rill/error.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "rill/stream.h"
 
 #endif

@@ -1,0 +1,166 @@
+/* engine/recv.c: a socket's stream of received bytes.
+ *
+ * One recv operation per socket, in the best form the loop has: multishot
+ * into the provided-buffer ring, else single-shot into the ring, else
+ * single-shot into a buffer of the connection's own. The owner sees only
+ * on_data (bytes, in order) and on_end (EOF or an error).
+ *
+ * A multishot recv ends whenever a CQE comes without IORING_CQE_F_MORE:
+ * rill re-arms it while the owner still wants data. -ENOBUFS (the ring
+ * was empty for a moment) is not the end of the stream: the recv is
+ * re-armed after the current batch of completions, once their buffers
+ * have been handed back.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "engine/internal.h"
+#include "engine/io.h"
+
+/* Receive buffer of a connection when the loop has no buffer ring. */
+#define RILL_PLAIN_RECV_SIZE (16 * 1024)
+
+static void recv_arm(struct rill__recv *r);
+
+static void recv_settled(struct rill__recv *r)
+{
+	r->armed = false;
+	rill__op_finished(r->loop);
+	if (r->want && !r->ended)
+		return;
+	if (r->on_idle)
+		r->on_idle(r->ctx);
+}
+
+static void recv_end(struct rill__recv *r, int err)
+{
+	r->ended = true;
+	r->want = false;
+	r->on_end(r->ctx, err);
+}
+
+static void recv_rearm_deferred(struct rill__deferred *d)
+{
+	struct rill__recv *r = rill__container_of(d, struct rill__recv, rearm);
+
+	if (r->want && !r->ended && !r->armed)
+		recv_arm(r);
+	else if (!r->armed && r->on_idle)
+		r->on_idle(r->ctx);
+}
+
+static void recv_data(struct rill__recv *r, int res, unsigned flags)
+{
+	if (r->plain)
+		r->on_data(r->ctx, r->plain, (size_t)res);
+	else
+		rill__bufring_take(&r->loop->bufs, res, flags, r->on_data, r->ctx);
+}
+
+static void recv_done(struct rill__op *op, int res, unsigned flags)
+{
+	struct rill__recv *r = rill__container_of(op, struct rill__recv, op);
+	bool more = flags & IORING_CQE_F_MORE;
+	bool later = false;
+
+	if (res > 0) {
+		recv_data(r, res, flags);
+	} else if (res == 0) {
+		if (flags & IORING_CQE_F_BUFFER)
+			recv_data(r, 0, flags);	/* hand the buffer back */
+		if (!r->ended)
+			recv_end(r, 0);
+	} else if (res == -ENOBUFS) {
+		r->loop->stats.enobufs++;
+		later = true;
+	} else if (res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
+		if (!r->ended)
+			recv_end(r, res);
+	}
+	if (more)
+		return;
+	if (later && r->want && !r->ended) {
+		/* Keep counting it as in flight until it is re-armed. */
+		r->armed = false;
+		rill__op_finished(r->loop);
+		rill__defer(r->loop, &r->rearm);
+		return;
+	}
+	if (r->want && !r->ended) {
+		r->loop->stats.rearms++;
+		r->armed = false;
+		rill__op_finished(r->loop);
+		recv_arm(r);
+		return;
+	}
+	recv_settled(r);
+}
+
+static void recv_arm(struct rill__recv *r)
+{
+	rill_loop *loop = r->loop;
+	struct io_uring_sqe *sqe = rill__sqe(loop);
+
+	if (r->plain) {
+		io_uring_prep_recv(sqe, r->fd, r->plain, RILL_PLAIN_RECV_SIZE, 0);
+	} else {
+		if (loop->features & RILL_FEAT_MULTISHOT_RECV)
+			io_uring_prep_recv_multishot(sqe, r->fd, NULL, 0, 0);
+		else
+			io_uring_prep_recv(sqe, r->fd, NULL, 0, 0);
+		if (loop->features & RILL_FEAT_BUNDLE)
+			sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = loop->bufs.bgid;
+	}
+	io_uring_sqe_set_data(sqe, &r->op);
+	r->armed = true;
+	rill__op_started(loop);
+}
+
+int rill__recv_init(struct rill__recv *r, rill_loop *loop, int fd, void *ctx)
+{
+	r->op.complete = recv_done;
+	r->loop = loop;
+	r->fd = fd;
+	r->ctx = ctx;
+	r->armed = r->want = r->ended = false;
+	r->plain = NULL;
+	rill__list_init(&r->rearm.link);
+	r->rearm.fn = recv_rearm_deferred;
+	if (!loop->has_bufs) {
+		r->plain = malloc(RILL_PLAIN_RECV_SIZE);
+		if (!r->plain)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void rill__recv_start(struct rill__recv *r)
+{
+	if (r->ended)
+		return;
+	r->want = true;
+	if (!r->armed && rill__list_empty(&r->rearm.link))
+		recv_arm(r);
+}
+
+void rill__recv_stop(struct rill__recv *r)
+{
+	r->want = false;
+	if (r->armed)
+		rill__op_cancel(r->loop, &r->op, NULL);
+}
+
+bool rill__recv_busy(const struct rill__recv *r)
+{
+	return r->armed || !rill__list_empty(&r->rearm.link);
+}
+
+void rill__recv_free(struct rill__recv *r)
+{
+	if (!rill__list_empty(&r->rearm.link))
+		rill__list_del(&r->rearm.link);
+	free(r->plain);
+	r->plain = NULL;
+}

@@ -1,0 +1,287 @@
+/* rill/stream.h: asyncio Streams in C.
+ *
+ * open_connection() gives a (reader, writer) pair, start_server() runs a
+ * callback in its own task for every accepted connection. The calls that
+ * wait (read*, drain, wait_closed, connect) must run inside a task; they
+ * suspend the task, not the thread. Where Python raises, rill returns a
+ * negative code (see rill/error.h); the data Python attaches to
+ * IncompleteReadError and LimitOverrunError is in rill_reader_error_info().
+ *
+ * A reader and its writer are two faces of one connection. The writer
+ * owns it: rill_writer_free() releases both. A connection opened in a task
+ * and not freed when that task ends is closed and freed then, with a
+ * warning through the log hook (asyncio's ResourceWarning).
+ */
+#ifndef RILL_STREAM_H
+#define RILL_STREAM_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "rill/common.h"
+#include "rill/loop.h"
+
+typedef struct rill_reader rill_reader;
+typedef struct rill_writer rill_writer;
+typedef struct rill_server rill_server;
+typedef struct rill_tls_ctx rill_tls_ctx;
+
+/* A view of bytes owned by someone else; who, and for how long, is said
+ * by the call that hands it out. */
+typedef struct rill_bytes {
+	const void *data;
+	size_t len;
+} rill_bytes;
+
+/* asyncio's default limit: 64 KiB. */
+#define RILL_STREAM_LIMIT_DEFAULT (64 * 1024)
+
+/* ---- open_connection ----------------------------------------------- */
+
+typedef struct rill_open_options {
+	size_t limit;		/* reader buffer limit; 0: 64 KiB */
+	int family;		/* AF_INET, AF_INET6; 0: any */
+	int proto;		/* getaddrinfo proto; 0: any */
+	int flags;		/* getaddrinfo flags */
+	int sock;		/* adopt this connected socket (rill closes it);
+				 * 0: none (dup fd 0 first to adopt it) */
+	const struct sockaddr *local_addr; /* bind before connecting */
+	socklen_t local_addrlen;
+	rill_time happy_eyeballs_delay;	/* RFC 8305 stagger; 0: one by one */
+	int interleave;		/* families interleaved after this many of
+				 * the first; 0: 1 with happy eyeballs */
+	rill_time connect_timeout;	/* whole connect; 0: none */
+	/* TLS (rill-tls): */
+	bool ssl;		/* true: TLS with the default client context */
+	rill_tls_ctx *ssl_context;	/* TLS with this context */
+	const char *server_hostname;	/* SNI and name check; "": no check */
+	rill_time ssl_handshake_timeout;	/* 0: 60 s */
+	rill_time ssl_shutdown_timeout;		/* 0: 30 s */
+} rill_open_options;
+
+/* Connects to host:port (names resolved off the loop thread; numeric
+ * addresses are not resolved) and stores the new reader and writer. opts
+ * may be NULL. The caller owns the pair and frees it with
+ * rill_writer_free(). Every attempt failing: that error if one attempt was
+ * made, else RILL_EMULTI with rill_error_detail() listing each. Other
+ * errors: -EINVAL, -ETIMEDOUT (connect_timeout), -ECANCELED, EAI errors as
+ * -EHOSTUNREACH with detail. Task only. */
+RILL_API int rill_open_connection(const char *host, int port,
+				  const rill_open_options *opts,
+				  rill_reader **readerp, rill_writer **writerp);
+
+/* As above for a Unix socket path; a path starting with '@' names an
+ * abstract socket. */
+RILL_API int rill_open_unix_connection(const char *path,
+				       const rill_open_options *opts,
+				       rill_reader **readerp,
+				       rill_writer **writerp);
+
+/* ---- StreamReader -------------------------------------------------- */
+
+typedef struct rill_read_error {
+	size_t expected;	/* IncompleteReadError.expected; SIZE_MAX: None */
+	size_t partial_len;	/* IncompleteReadError.partial length */
+	size_t consumed;	/* LimitOverrunError.consumed */
+} rill_read_error;
+
+/* read(n), n > 0: waits for at least one byte and copies up to n into buf.
+ * Returns the count, 0 at EOF, or the reader's exception. Not capped by the
+ * limit. n == 0 returns 0 at once. */
+RILL_API ssize_t rill_reader_read(rill_reader *r, void *buf, size_t n);
+
+/* read(-1): everything until EOF. *out is a view into the reader's buffer,
+ * borrowed until the next call on this reader. Returns the length. */
+RILL_API ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out);
+
+/* readexactly(n) into buf. Returns n. EOF first: RILL_EINCOMPLETE, the
+ * partial bytes copied to buf, their count in partial_len, expected = n,
+ * and the buffer cleared. */
+RILL_API ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n);
+
+/* readuntil(separator): the data up to and including the separator, as a
+ * view borrowed until the next call on this reader; returns its length.
+ * RILL_ELIMIT: consumed is set and the data stays buffered.
+ * RILL_EINCOMPLETE: *out is the partial (expected = SIZE_MAX), the buffer
+ * is cleared. -EINVAL for an empty separator. */
+RILL_API ssize_t rill_reader_readuntil(rill_reader *r, const void *sep,
+				       size_t seplen, rill_bytes *out);
+
+/* readuntil((sep1, sep2, ...)): the match that ends first wins, the
+ * shorter on a tie. -EINVAL for no separator or an empty one. */
+RILL_API ssize_t rill_reader_readuntil_any(rill_reader *r,
+					   const rill_bytes *seps, size_t nseps,
+					   rill_bytes *out);
+
+/* readline(): a line with its "\n", as a view borrowed until the next call
+ * on this reader. At EOF the partial line (0 at a clean EOF). A line
+ * longer than the limit: RILL_ELIMIT, and the line is dropped (up to its
+ * newline, or the whole buffer if there is none). Also the body of
+ * `async for line in reader`: loop while it returns > 0. */
+RILL_API ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out);
+
+/* Zero-copy: waits until at least one byte is buffered (or EOF) and shows
+ * every buffered byte without consuming any. Borrowed until the next call
+ * on this reader. Returns the length (0 at EOF) or the exception. */
+RILL_API ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out);
+/* Drops n buffered bytes (n <= what peek showed). */
+RILL_API void rill_reader_consume(rill_reader *r, size_t n);
+
+/* Details of the last RILL_EINCOMPLETE / RILL_ELIMIT; borrowed. */
+RILL_API const rill_read_error *rill_reader_error_info(const rill_reader *r);
+
+RILL_API bool rill_reader_at_eof(const rill_reader *r);
+RILL_API int rill_reader_exception(const rill_reader *r);
+/* Every later read returns err (negative), even with data buffered. */
+RILL_API void rill_reader_set_exception(rill_reader *r, int err);
+/* Adds bytes to the buffer as if received. Returns 0 or -ENOMEM. */
+RILL_API int rill_reader_feed_data(rill_reader *r, const void *p, size_t n);
+RILL_API void rill_reader_feed_eof(rill_reader *r);
+/* Buffered bytes. */
+RILL_API size_t rill_reader_buffered(const rill_reader *r);
+
+/* A reader with no connection (asyncio's StreamReader()): fed by the
+ * caller. limit 0: 64 KiB. Caller owns; free with rill_reader_free(). */
+RILL_API int rill_reader_new(size_t limit, rill_reader **readerp);
+RILL_API void rill_reader_free(rill_reader *r);
+
+/* ---- StreamWriter -------------------------------------------------- */
+
+/* Queues a copy of data; never blocks. Returns 0, or RILL_ESTATE after
+ * write_eof. After the connection is lost data is dropped silently (0),
+ * as asyncio does. */
+RILL_API int rill_writer_write(rill_writer *w, const void *data, size_t n);
+RILL_API int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks,
+				    size_t n);
+
+/* Zero-copy write: data is sent from where it is and must stay valid and
+ * unchanged until release(arg) is called (on the loop thread, once the
+ * bytes are sent or dropped). release may be NULL. If the call fails,
+ * release is never called. */
+RILL_API int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
+				   void (*release)(void *arg), void *arg);
+
+/* drain(): returns at once below the high-water mark, else waits until the
+ * queue is at or below the low-water mark. Returns 0, the reader's
+ * exception, -ECONNRESET after the connection was lost or closed,
+ * -ECANCELED, -ETIMEDOUT. Task only; many tasks may wait at once. */
+RILL_API int rill_writer_drain(rill_writer *w);
+
+/* set_write_buffer_limits(high, low), -1 for None: with only low, high =
+ * 4 x low; with only high, low = high / 4; neither: 64 KiB and 16 KiB.
+ * -EINVAL unless high >= low >= 0. */
+RILL_API int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
+						 ssize_t low);
+RILL_API void rill_writer_get_write_buffer_limits(const rill_writer *w,
+						  size_t *low, size_t *high);
+/* Bytes queued and not yet sent. */
+RILL_API size_t rill_writer_get_write_buffer_size(const rill_writer *w);
+
+/* write_eof(): shuts the write side down once the queue is sent. Returns
+ * 0, or -ENOTSUP where the transport cannot (TLS). */
+RILL_API int rill_writer_write_eof(rill_writer *w);
+RILL_API bool rill_writer_can_write_eof(const rill_writer *w);
+
+/* close(): idempotent, never blocks. Stops reading, sends what is queued,
+ * then closes the socket. */
+RILL_API void rill_writer_close(rill_writer *w);
+RILL_API bool rill_writer_is_closing(const rill_writer *w);
+/* Waits until the socket is really closed. Repeatable. Returns 0 or
+ * -ECANCELED / -ETIMEDOUT. Task only. */
+RILL_API int rill_writer_wait_closed(rill_writer *w);
+/* abort(): drops the queue and closes now. */
+RILL_API void rill_writer_abort(rill_writer *w);
+
+/* get_extra_info(name): "peername" and "sockname" (const struct
+ * sockaddr *), "socket" (const int *), and the TLS keys of rill/tls.h.
+ * Borrowed for the writer's lifetime; NULL for an unknown name. lenp, if
+ * not NULL, gets the length of the value. */
+RILL_API const void *rill_writer_get_extra_info(rill_writer *w, const char *name,
+						size_t *lenp);
+
+/* The reader of the same connection. */
+RILL_API rill_reader *rill_writer_reader(rill_writer *w);
+
+/* Releases the connection, reader and writer both: closes it if still
+ * open (queued data is still sent), and frees it once the socket is
+ * closed. w and its reader are invalid after the call. */
+RILL_API void rill_writer_free(rill_writer *w);
+
+/* ---- start_server -------------------------------------------------- */
+
+/* Runs in a task of its own for each connection. The reader and writer
+ * are borrowed: rill closes the connection (if the callback did not) and
+ * frees both when the callback returns. The return value is ignored. */
+typedef int (*rill_client_connected_fn)(rill_reader *r, rill_writer *w,
+					void *arg);
+
+/* Tri-state options: 0 is the default, RILL_ON / RILL_OFF say otherwise. */
+#define RILL_ON 1
+#define RILL_OFF (-1)
+
+typedef struct rill_server_options {
+	size_t limit;		/* reader limit per connection; 0: 64 KiB */
+	int family;		/* 0: every family of the host */
+	int flags;		/* getaddrinfo flags */
+	int sock;		/* adopt this listening socket; 0: none */
+	int backlog;		/* 0: 100 */
+	int reuse_address;	/* default on */
+	int reuse_port;		/* default off */
+	int keep_alive;		/* default off */
+	int start_serving;	/* default on */
+	const char *const *hosts; /* several hosts: bind each */
+	size_t nhosts;
+	rill_tls_ctx *ssl;	/* TLS server context (rill-tls) */
+	rill_time ssl_handshake_timeout;	/* 0: 60 s */
+	rill_time ssl_shutdown_timeout;		/* 0: 30 s */
+} rill_server_options;
+
+/* Listens on host:port (NULL or "": every interface, one socket per
+ * family; port 0: a free port, the same one for every socket) and calls
+ * cb(reader, writer, arg) in a new task per connection. arg is borrowed
+ * for the server's lifetime. The caller owns the server: rill_server_free().
+ * Task only (host names are resolved off the loop thread). */
+RILL_API int rill_start_server(rill_client_connected_fn cb, void *arg,
+			       const char *host, int port,
+			       const rill_server_options *opts,
+			       rill_server **serverp);
+
+/* As above on a Unix socket path ('@' first: abstract). A stale socket
+ * file is removed first; the path is unlinked on close if still ours. */
+RILL_API int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
+				    const char *path,
+				    const rill_server_options *opts,
+				    rill_server **serverp);
+
+RILL_API size_t rill_server_nsockets(const rill_server *s);
+/* The i-th listening socket's fd and bound address (borrowed). */
+RILL_API int rill_server_socket(const rill_server *s, size_t i);
+RILL_API const struct sockaddr *rill_server_sockname(const rill_server *s,
+						     size_t i, socklen_t *lenp);
+/* The port of the first socket (TCP), or 0. */
+RILL_API int rill_server_port(const rill_server *s);
+
+RILL_API bool rill_server_is_serving(const rill_server *s);
+RILL_API int rill_server_start_serving(rill_server *s);
+/* Serves until cancelled (then closes, waits and returns -ECANCELED).
+ * RILL_ESTATE if already serving forever, RILL_ECLOSED if closed. */
+RILL_API int rill_server_serve_forever(rill_server *s);
+/* Stops listening; open connections stay. Idempotent. */
+RILL_API void rill_server_close(rill_server *s);
+/* Closes (close_clients) or aborts (abort_clients) every connection. */
+RILL_API void rill_server_close_clients(rill_server *s);
+RILL_API void rill_server_abort_clients(rill_server *s);
+/* Waits until the server is closed and every connection has ended. */
+RILL_API int rill_server_wait_closed(rill_server *s);
+/* Closes, aborts the clients and frees the server once they are gone. */
+RILL_API void rill_server_free(rill_server *s);
+
+/* ---- logging ------------------------------------------------------- */
+
+enum rill_log_level { RILL_LOG_ERROR, RILL_LOG_WARNING, RILL_LOG_INFO };
+typedef void (*rill_log_fn)(int level, const char *msg, void *arg);
+/* Replaces the log hook (default: "rill: warning: ..." on stderr); NULL
+ * restores the default. Process-wide. */
+RILL_API void rill_set_log_handler(rill_log_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,238 @@
+/* streams/conn.c: a connection's life: created on a connected socket,
+ * closed by close()/abort() or lost to the peer, freed when the user has
+ * given it back and the kernel holds nothing of it any more.
+ *
+ * Order of a close: stop receiving (the recv in flight holds the file),
+ * send what is queued, then close the fd once neither the recv nor a send
+ * is in flight. Memory goes only after that, so no completion can land in
+ * a freed connection.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "streams/internal.h"
+
+/* ---- log hook ------------------------------------------------------ */
+
+static rill_log_fn log_fn;
+static void *log_arg;
+
+void rill_set_log_handler(rill_log_fn fn, void *arg)
+{
+	log_fn = fn;
+	log_arg = arg;
+}
+
+void rill__log(int level, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warning", "info" };
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (log_fn)
+		log_fn(level, msg, log_arg);
+	else
+		fprintf(stderr, "rill: %s: %s\n", names[level], msg);
+}
+
+/* ---- lifecycle ----------------------------------------------------- */
+
+static void conn_on_end(void *ctx, int err)
+{
+	struct rill__conn *c = ctx;
+
+	if (err == 0)
+		rill_reader_feed_eof(&c->reader);	/* half-close: writer stays */
+	else
+		rill__conn_lost(c, err);
+}
+
+static void conn_on_idle(void *ctx)
+{
+	rill__conn_maybe_close(ctx);
+}
+
+static void conn_task_ended(struct rill__resource *res)
+{
+	struct rill__conn *c = rill__container_of(res, struct rill__conn, res);
+
+	rill__conn_release(c, true);
+}
+
+struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
+{
+	struct rill__conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->loop = loop;
+	c->fd = fd;
+	c->fd_info = fd;
+	rill__reader_init(&c->reader, limit, c);
+	rill__writer_init(&c->writer);
+	rill__list_init(&c->server_link);
+	if (rill__recv_init(&c->recv, loop, fd, c) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->recv.on_data = rill__reader_on_data;
+	c->recv.on_end = conn_on_end;
+	c->recv.on_idle = conn_on_idle;
+	c->res.release = conn_task_ended;
+	rill__resource_add(&c->res);
+	rill__recv_start(&c->recv);
+	return c;
+}
+
+static void conn_free(struct rill__conn *c)
+{
+	rill__resource_del(&c->res);
+	if (c->server)
+		rill__server_conn_gone(c->server, c);
+	rill__recv_free(&c->recv);
+	rill__reader_destroy(&c->reader);
+	rill__writer_destroy(&c->writer);
+	free(c);
+}
+
+static bool conn_busy(const struct rill__conn *c)
+{
+	return c->writer.sending || rill__recv_busy(&c->recv);
+}
+
+void rill__conn_maybe_close(struct rill__conn *c)
+{
+	if (c->fd_closed) {
+		if (c->released && !conn_busy(c))
+			conn_free(c);
+		return;
+	}
+	if (!c->lost && !(c->closing && !c->writer.qlen))
+		return;
+	if (rill__recv_busy(&c->recv)) {
+		rill__recv_stop(&c->recv);
+		return;		/* on_idle brings us back */
+	}
+	if (c->writer.sending)
+		return;		/* send_done brings us back */
+	close(c->fd);
+	c->fd = -1;
+	c->fd_closed = true;
+	c->lost = true;
+	rill__writer_drop_queue(&c->writer);
+	/* connection_lost(None): the reader sees EOF. */
+	rill_reader_feed_eof(&c->reader);
+	rill__writer_wake_all(&c->writer);
+	if (c->released)
+		conn_free(c);
+}
+
+void rill__conn_lost(struct rill__conn *c, int err)
+{
+	if (c->lost)
+		return;
+	c->lost = true;
+	if (err < 0)
+		rill_reader_set_exception(&c->reader, err);
+	rill__writer_wake_all(&c->writer);
+	if (c->writer.sending)
+		rill__op_cancel(c->loop, &c->writer.send_op, NULL);
+	rill__conn_maybe_close(c);
+}
+
+void rill_writer_close(rill_writer *w)
+{
+	struct rill__conn *c;
+
+	if (!w)
+		return;
+	c = rill__writer_conn(w);
+	if (c->closing)
+		return;
+	c->closing = true;
+	rill__recv_stop(&c->recv);
+	if (!w->sending && !w->qlen)
+		rill__conn_maybe_close(c);
+	else if (!w->sending)
+		rill__defer(c->loop, &w->flush);
+}
+
+void rill_writer_abort(rill_writer *w)
+{
+	struct rill__conn *c;
+
+	if (!w)
+		return;
+	c = rill__writer_conn(w);
+	c->closing = true;
+	rill__conn_lost(c, 0);
+}
+
+void rill__conn_release(struct rill__conn *c, bool warn)
+{
+	if (c->released)
+		return;
+	rill__resource_del(&c->res);
+	if (warn && !c->closing && !c->warned) {
+		c->warned = true;
+		rill__log(RILL_LOG_WARNING,
+			  "unclosed writer (fd %d) closed when its task ended",
+			  c->fd);
+	}
+	c->released = true;
+	if (!c->closing)
+		rill_writer_close(&c->writer);
+	rill__conn_maybe_close(c);
+}
+
+void rill_writer_free(rill_writer *w)
+{
+	if (w)
+		rill__conn_release(rill__writer_conn(w), false);
+}
+
+/* ---- extra info ---------------------------------------------------- */
+
+const void *rill_writer_get_extra_info(rill_writer *w, const char *name,
+				       size_t *lenp)
+{
+	struct rill__conn *c;
+
+	if (!w || !name)
+		return NULL;
+	c = rill__writer_conn(w);
+	if (!strcmp(name, "socket")) {
+		if (lenp)
+			*lenp = sizeof(int);
+		return &c->fd_info;
+	}
+	if (!strcmp(name, "peername")) {
+		/* Asked for lazily: most connections never want it. */
+		if (!c->peerlen && !c->fd_closed) {
+			c->peerlen = sizeof(c->peer);
+			if (getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
+				c->peerlen = 0;
+		}
+		if (lenp)
+			*lenp = c->peerlen;
+		return c->peerlen ? &c->peer : NULL;
+	}
+	if (!strcmp(name, "sockname")) {
+		if (!c->locallen && !c->fd_closed) {
+			c->locallen = sizeof(c->local);
+			if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->locallen) < 0)
+				c->locallen = 0;
+		}
+		if (lenp)
+			*lenp = c->locallen;
+		return c->locallen ? &c->local : NULL;
+	}
+	return NULL;
+}

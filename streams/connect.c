@@ -1,0 +1,510 @@
+/* streams/connect.c: open_connection and open_unix_connection.
+ *
+ * Numeric addresses are parsed in place; host names are resolved with
+ * getaddrinfo on a short-lived thread, so the loop never blocks on DNS.
+ * Addresses are tried one after the other, or, with a happy eyeballs
+ * delay, staggered and raced (RFC 8305): each attempt is a task, the first
+ * to connect wins and the others are cancelled and joined.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "streams/internal.h"
+#include "streams/net.h"
+
+/* ---- name resolution ----------------------------------------------- */
+
+struct resolve {
+	rill_loop *loop;
+	char *host;
+	char port[16];
+	struct addrinfo hints;
+	struct addrinfo *res;
+	int err;
+	rill_task *task;	/* NULL once the task gave up waiting */
+	bool done;
+};
+
+static void resolve_done(void *arg)
+{
+	struct resolve *rq = arg;
+
+	atomic_fetch_sub(&rq->loop->foreign, 1);
+	if (!rq->task) {	/* abandoned: nobody wants the answer */
+		if (rq->res)
+			freeaddrinfo(rq->res);
+		free(rq->host);
+		free(rq);
+		return;
+	}
+	rq->done = true;
+	rill__wake(rq->task, 0);
+}
+
+static void *resolve_thread(void *arg)
+{
+	struct resolve *rq = arg;
+
+	rq->err = getaddrinfo(rq->host, rq->port, &rq->hints, &rq->res);
+	rill_loop_call_soon_threadsafe(rq->loop, resolve_done, rq);
+	return NULL;
+}
+
+static void resolve_interrupt(struct rill__wait *w, int reason)
+{
+	rill__wake(w->task, reason);
+}
+
+static int resolve_error(int err, const char *host)
+{
+	return rill__set_detail(err == EAI_NONAME ? -ENOENT : -EHOSTUNREACH,
+				"getaddrinfo(%s): %s", host, gai_strerror(err));
+}
+
+/* Waits for the resolver thread; on cancellation the request is left to
+ * free itself when the thread's answer arrives. */
+static int resolve_wait(struct resolve *rq, struct addrinfo **resp)
+{
+	struct rill__wait w = { .interrupt = resolve_interrupt,
+				.until = RILL_TIME_NEVER };
+	int err = 0;
+
+	rq->task = rill_task_current();
+	while (!rq->done && err == 0)
+		err = rill__park(&w);
+	if (!rq->done) {
+		rq->task = NULL;
+		return err;
+	}
+	*resp = rq->res;
+	err = rq->err ? resolve_error(rq->err, rq->host) : 0;
+	free(rq->host);
+	free(rq);
+	return err;
+}
+
+int rill__resolve(const char *host, int port, const struct addrinfo *hints,
+		  struct addrinfo **resp)
+{
+	struct addrinfo h = *hints;
+	struct resolve *rq;
+	pthread_t th;
+	pthread_attr_t attr;
+	char portbuf[16];
+	int err;
+
+	if (port < 0 || port > 65535)
+		return rill__set_detail(-EINVAL, "port %d out of range", port);
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	h.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+	err = getaddrinfo(host, portbuf, &h, resp);
+	if (err != EAI_NONAME)
+		return err ? resolve_error(err, host ? host : "") : 0;
+	if (!rill_task_current())
+		return -EPERM;
+	rq = calloc(1, sizeof(*rq));
+	if (!rq || !(rq->host = strdup(host))) {
+		free(rq);
+		return -ENOMEM;
+	}
+	rq->loop = rill_loop_current();
+	memcpy(rq->port, portbuf, sizeof(portbuf));
+	rq->hints = *hints;
+	rq->hints.ai_flags |= AI_NUMERICSERV;
+	atomic_fetch_add(&rq->loop->foreign, 1);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&th, &attr, resolve_thread, rq);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		atomic_fetch_sub(&rq->loop->foreign, 1);
+		free(rq->host);
+		free(rq);
+		return -err;
+	}
+	return resolve_wait(rq, resp);
+}
+
+/* ---- one attempt --------------------------------------------------- */
+
+void rill__sock_nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Connects a new socket to addr through io_uring. Returns the fd or
+ * -errno; the socket is closed on failure. */
+static int connect_addr(const struct sockaddr *addr, socklen_t len,
+			const rill_open_options *o)
+{
+	struct io_uring_sqe *sqe;
+	int fd, err;
+
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (addr->sa_family != AF_UNIX)
+		rill__sock_nodelay(fd);
+	if (o->local_addr && bind(fd, o->local_addr, o->local_addrlen) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	sqe = rill__sqe(rill_loop_current());
+	io_uring_prep_connect(sqe, fd, addr, len);
+	err = rill__op_wait(sqe, NULL);
+	if (err == 0)
+		return fd;
+fail:
+	close(fd);
+	return err;
+}
+
+/* ---- several attempts ---------------------------------------------- */
+
+struct attempt {
+	const struct addrinfo *ai;
+	const rill_open_options *o;
+	struct race *race;
+	rill_task *task;
+	int result;		/* fd or -errno */
+	bool done;
+};
+
+struct race {
+	struct rill__wait *parent;	/* set while the parent waits on it */
+	size_t finished;
+};
+
+static int attempt_run(void *arg)
+{
+	struct attempt *a = arg;
+	struct race *rc = a->race;
+
+	a->result = connect_addr(a->ai->ai_addr, a->ai->ai_addrlen, a->o);
+	a->done = true;
+	rc->finished++;
+	/* Only while the parent waits on the race: it also parks in joins. */
+	if (rc->parent)
+		rill__wake(rc->parent->task, 0);
+	return 0;
+}
+
+static void addr_string(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* One error: that error. Several: RILL_EMULTI, each listed in the detail
+ * ("Multiple exceptions: ..." in asyncio). */
+static int combine_errors(const struct attempt *a, size_t n)
+{
+	char detail[1024] = "multiple connect errors:";
+	size_t used = strlen(detail);
+	int first = a[0].result;
+	bool same = true;
+
+	if (n == 1)
+		return first;
+	for (size_t i = 0; i < n; i++) {
+		char addr[80];
+
+		same &= a[i].result == first;
+		addr_string(a[i].ai->ai_addr, addr, sizeof(addr));
+		used += (size_t)snprintf(detail + used, used < sizeof(detail) ? sizeof(detail) - used : 0,
+					 " %s: %s;", addr, rill_strerror(a[i].result));
+		if (used >= sizeof(detail))
+			used = sizeof(detail) - 1;
+	}
+	if (same)
+		return rill__set_detail(first, "%s", detail);
+	return rill__set_detail(RILL_EMULTI, "%s", detail);
+}
+
+/* Reorders addresses as RFC 8305 says: the first family first, then
+ * alternating, `first_count` of the first family before the switch. */
+static size_t interleave(const struct addrinfo *list, int first_count,
+			 const struct addrinfo **out, size_t max)
+{
+	const struct addrinfo *fam1[64], *fam2[64];
+	size_t n1 = 0, n2 = 0, n = 0, i = 0, j = 0;
+	int fam = list ? list->ai_family : 0;
+
+	for (const struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+		if (ai->ai_family == fam && n1 < 64)
+			fam1[n1++] = ai;
+		else if (ai->ai_family != fam && n2 < 64)
+			fam2[n2++] = ai;
+	}
+	if (first_count < 1)
+		first_count = 1;
+	while (n < max && (i < n1 || j < n2)) {
+		for (int k = 0; k < (n ? 1 : first_count) && i < n1 && n < max; k++)
+			out[n++] = fam1[i++];
+		if (j < n2 && n < max)
+			out[n++] = fam2[j++];
+	}
+	return n;
+}
+
+static size_t list_plain(const struct addrinfo *list, const struct addrinfo **out,
+			 size_t max)
+{
+	size_t n = 0;
+
+	for (const struct addrinfo *ai = list; ai && n < max; ai = ai->ai_next)
+		out[n++] = ai;
+	return n;
+}
+
+static int connect_sequential(struct attempt *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		a[i].result = connect_addr(a[i].ai->ai_addr, a[i].ai->ai_addrlen, a[i].o);
+		if (a[i].result >= 0)
+			return a[i].result;
+		if (a[i].result == -ECANCELED || a[i].result == -ETIMEDOUT)
+			return a[i].result;
+	}
+	return combine_errors(a, n);
+}
+
+static int race_winner(struct attempt *a, size_t started)
+{
+	for (size_t i = 0; i < started; i++)
+		if (a[i].done && a[i].result >= 0)
+			return (int)i;
+	return -1;
+}
+
+/* Cancels the attempts still running and joins all; a loser that also
+ * connected closes its socket. */
+static void race_finish(struct attempt *a, size_t started, int winner)
+{
+	for (size_t i = 0; i < started; i++)
+		if (!a[i].done)
+			rill_task_cancel(a[i].task);
+	for (size_t i = 0; i < started; i++) {
+		while (rill_task_join(a[i].task, NULL) < 0)
+			;	/* our own cancellation: the joins must finish */
+		if ((int)i != winner && a[i].result >= 0)
+			close(a[i].result);
+	}
+}
+
+static int connect_race(struct attempt *a, size_t n, rill_time delay)
+{
+	struct race rc = { 0 };
+	size_t started = 0;
+	rill_time next = 0;
+	int winner = -1, err = 0;
+
+	while (winner < 0) {
+		rill_time now = rill_now();
+		bool all_failed = rc.finished == started;
+
+		if (started < n && (now >= next || all_failed)) {
+			a[started].race = &rc;
+			err = rill_spawn(rill_loop_current(), attempt_run, &a[started],
+					 &a[started].task);
+			if (err < 0)
+				break;
+			started++;
+			next = now + delay;
+			continue;
+		}
+		if (all_failed && started == n)
+			break;
+		{
+			struct rill__wait w = { .until = started < n ? next : RILL_TIME_NEVER };
+
+			rc.parent = &w;
+			err = rill__park(&w);
+			rc.parent = NULL;
+			if (err < 0)
+				break;
+		}
+		winner = race_winner(a, started);
+	}
+	race_finish(a, started, winner);
+	if (winner >= 0)
+		return a[winner].result;
+	if (err < 0)
+		return err;
+	return combine_errors(a, n);
+}
+
+static int connect_tcp(const char *host, int port, const rill_open_options *o)
+{
+	struct addrinfo hints = { .ai_family = o->family, .ai_socktype = SOCK_STREAM,
+				  .ai_protocol = o->proto, .ai_flags = o->flags };
+	const struct addrinfo *order[64];
+	struct attempt a[64];
+	struct addrinfo *res = NULL;
+	size_t n;
+	int ret;
+
+	ret = rill__resolve(host, port, &hints, &res);
+	if (ret < 0)
+		return ret;
+	if (o->happy_eyeballs_delay || o->interleave)
+		n = interleave(res, o->interleave, order, 64);
+	else
+		n = list_plain(res, order, 64);
+	memset(a, 0, sizeof(a));
+	for (size_t i = 0; i < n; i++) {
+		a[i].ai = order[i];
+		a[i].o = o;
+	}
+	if (n == 0)
+		ret = rill__set_detail(-EHOSTUNREACH, "no address for %s", host);
+	else if (o->happy_eyeballs_delay && n > 1)
+		ret = connect_race(a, n, o->happy_eyeballs_delay);
+	else
+		ret = connect_sequential(a, n);
+	freeaddrinfo(res);
+	return ret;
+}
+
+/* ---- the public calls ---------------------------------------------- */
+
+static int conn_wrap(int fd, const rill_open_options *o, rill_reader **readerp,
+		     rill_writer **writerp)
+{
+	struct rill__conn *c = rill__conn_new(rill_loop_current(), fd, o->limit);
+
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	*readerp = &c->reader;
+	*writerp = &c->writer;
+	return 0;
+}
+
+static int open_check(const rill_open_options *o, rill_reader **readerp,
+		      rill_writer **writerp)
+{
+	if (!readerp || !writerp)
+		return -EINVAL;
+	if (!rill_task_current())
+		return rill__set_detail(-EPERM, "open_connection must run in a task");
+	if (o->server_hostname && !o->ssl && !o->ssl_context)
+		return rill__set_detail(-EINVAL, "server_hostname is only meaningful with ssl");
+	if (o->ssl || o->ssl_context)
+		return rill__set_detail(RILL_ETLS_NOT_AVAILABLE,
+					"TLS is not available in this build");
+	return 0;
+}
+
+/* Adopts an already-connected socket: ownership passes to rill. */
+static int adopt_sock(int fd)
+{
+	int type = 0, flags;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	if (type != SOCK_STREAM)
+		return rill__set_detail(-EINVAL, "sock must be a stream socket");
+	/* io_uring waits on the socket itself; a non-blocking one would only
+	 * make it return -EAGAIN. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags >= 0 && (flags & O_NONBLOCK))
+		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	return 0;
+}
+
+int rill_open_connection(const char *host, int port, const rill_open_options *opts,
+			 rill_reader **readerp, rill_writer **writerp)
+{
+	static const rill_open_options defaults;
+	const rill_open_options *o = opts ? opts : &defaults;
+	rill_time saved;
+	int fd = open_check(o, readerp, writerp);
+
+	if (fd < 0)
+		return fd;
+	if (o->sock > 0) {
+		if (host)
+			return rill__set_detail(-EINVAL, "host and sock are mutually exclusive");
+		if ((fd = adopt_sock(o->sock)) < 0)
+			return fd;
+		return conn_wrap(o->sock, o, readerp, writerp);
+	}
+	if (!host || !*host)
+		return rill__set_detail(-EINVAL, "host is required without sock");
+	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);
+	fd = connect_tcp(host, port, o);
+	rill_deadline_pop(saved);
+	if (fd < 0)
+		return fd;
+	return conn_wrap(fd, o, readerp, writerp);
+}
+
+int rill__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *lenp)
+{
+	size_t n = path ? strlen(path) : 0;
+
+	if (n == 0 || n >= sizeof(sun->sun_path))
+		return rill__set_detail(-EINVAL, "unix socket path empty or too long");
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n);
+	if (path[0] == '@') {	/* abstract: no file, leading NUL */
+		sun->sun_path[0] = '\0';
+		*lenp = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	} else {
+		*lenp = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	}
+	return 0;
+}
+
+int rill_open_unix_connection(const char *path, const rill_open_options *opts,
+			      rill_reader **readerp, rill_writer **writerp)
+{
+	static const rill_open_options defaults;
+	const rill_open_options *o = opts ? opts : &defaults;
+	struct sockaddr_un sun;
+	socklen_t len;
+	rill_time saved;
+	int fd = open_check(o, readerp, writerp);
+
+	if (fd < 0)
+		return fd;
+	if (o->sock > 0) {
+		if ((fd = adopt_sock(o->sock)) < 0)
+			return fd;
+		return conn_wrap(o->sock, o, readerp, writerp);
+	}
+	if ((fd = rill__unix_addr(path, &sun, &len)) < 0)
+		return fd;
+	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);
+	fd = connect_addr((struct sockaddr *)&sun, len, o);
+	rill_deadline_pop(saved);
+	if (fd < 0)
+		return fd;
+	return conn_wrap(fd, o, readerp, writerp);
+}

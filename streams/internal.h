@@ -1,0 +1,111 @@
+/* streams/internal.h: the connection object behind a reader and a writer. */
+#ifndef RILL_STREAMS_INTERNAL_H
+#define RILL_STREAMS_INTERNAL_H
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "engine/internal.h"
+#include "engine/io.h"
+#include "rill/stream.h"
+#include "streams/rbuf.h"
+
+/* Chunks gathered into one sendmsg. 64 covers a writelines of many small
+ * pieces without making the iovec array a large part of the writer. */
+#define RILL_WRITE_IOV_MAX 64
+
+struct rill_reader {
+	struct rill__rbuf buf;
+	size_t limit;
+	bool eof;
+	bool paused;		/* recv stopped: buffer above 2 x limit */
+	bool pinned;		/* a view into buf is out: do not move buf */
+	int exception;
+	size_t consume_later;	/* bytes of the view handed out last */
+	char *retired;		/* old buffer memory a view may point into */
+	struct rill__wait *waiter;
+	rill_read_error info;
+	struct rill__conn *conn; /* NULL: a standalone reader */
+};
+
+/* One piece of queued output: [off, len) of data is still to be sent. */
+struct rill__chunk {
+	const char *data;
+	size_t len, off;
+	char *owned;		/* copy chunk: rill's memory, capacity cap */
+	size_t cap;
+	void (*release)(void *arg);	/* reference chunk */
+	void *arg;
+};
+
+struct rill_writer {
+	struct rill__chunk *q;	/* ring of chunks */
+	size_t qhead, qlen, qcap;
+	size_t buffered;	/* bytes queued, not yet sent */
+	size_t high, low;
+	bool paused;		/* above high, not yet back to low */
+	bool eof_requested, eof_done;
+	bool sending;		/* one send in flight: two could reorder */
+	char *spare;		/* a sent copy chunk kept for reuse */
+	size_t spare_cap;
+	struct iovec iov[RILL_WRITE_IOV_MAX];
+	struct msghdr msg;
+	struct rill__op send_op;
+	struct rill__deferred flush;
+	struct rill__list drainers;
+	struct rill__list closers;	/* wait_closed() waiters */
+};
+
+struct rill__conn {
+	rill_loop *loop;
+	int fd;
+	struct rill_reader reader;
+	struct rill_writer writer;
+	struct rill__recv recv;
+	bool closing;		/* close() or abort() called */
+	bool lost;		/* connection_lost: no more I/O */
+	bool fd_closed;
+	bool released;		/* the user gave the handles back */
+	bool warned;
+	struct rill__resource res;	/* owned by the task that opened it */
+	struct sockaddr_storage peer, local;
+	socklen_t peerlen, locallen;
+	int fd_info;		/* "socket" extra info */
+	struct rill_server *server;
+	struct rill__list server_link;
+};
+
+/* Creates a connection for a connected socket (ownership passes to it) and
+ * starts receiving. Returns NULL on ENOMEM (fd untouched then). */
+struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit);
+/* The user hands the connection back; warn: say so if it was unclosed. */
+void rill__conn_release(struct rill__conn *c, bool warn);
+/* The connection is gone (err < 0: fatal error, 0: closed). */
+void rill__conn_lost(struct rill__conn *c, int err);
+/* Closes the fd once nothing is in flight on it. */
+void rill__conn_maybe_close(struct rill__conn *c);
+
+/* Reader side, fed by the connection. */
+void rill__reader_init(rill_reader *r, size_t limit, struct rill__conn *c);
+void rill__reader_destroy(rill_reader *r);
+void rill__reader_on_data(void *ctx, const char *p, size_t n);
+void rill__reader_wake(rill_reader *r);
+
+/* Writer side. */
+void rill__writer_init(rill_writer *w);
+void rill__writer_destroy(rill_writer *w);
+void rill__writer_drop_queue(rill_writer *w);
+void rill__writer_wake_all(rill_writer *w);
+
+static inline struct rill__conn *rill__writer_conn(rill_writer *w)
+{
+	return rill__container_of(w, struct rill__conn, writer);
+}
+
+void rill__log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Server bookkeeping when one of its connections is freed. */
+void rill__server_conn_gone(struct rill_server *s, struct rill__conn *c);
+
+#endif

@@ -1,0 +1,462 @@
+/* streams/reader.c: StreamReader.
+ *
+ * The parsing decisions are rbuf.c's; this file waits for data between
+ * them, hands results out as views, and runs read-side flow control.
+ *
+ * Views: readline() and friends return a view into the buffer instead of a
+ * copy. The bytes are consumed at the reader's next call, and until then
+ * the buffer is "pinned": data that arrives meanwhile is appended in place
+ * if it fits, else into a new buffer while the old one is kept (retired)
+ * until that next call, so a view is never left dangling.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streams/internal.h"
+
+void rill__reader_init(rill_reader *r, size_t limit, struct rill__conn *c)
+{
+	memset(r, 0, sizeof(*r));
+	rill__rbuf_init(&r->buf);
+	r->limit = limit ? limit : RILL_STREAM_LIMIT_DEFAULT;
+	r->conn = c;
+}
+
+void rill__reader_destroy(rill_reader *r)
+{
+	rill__rbuf_free(&r->buf);
+	free(r->retired);
+	r->retired = NULL;
+}
+
+int rill_reader_new(size_t limit, rill_reader **readerp)
+{
+	rill_reader *r;
+
+	if (!readerp)
+		return -EINVAL;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	rill__reader_init(r, limit, NULL);
+	*readerp = r;
+	return 0;
+}
+
+void rill_reader_free(rill_reader *r)
+{
+	if (!r || r->conn)	/* a connection's reader goes with its writer */
+		return;
+	rill__reader_destroy(r);
+	free(r);
+}
+
+/* ---- flow control -------------------------------------------------- */
+
+static void reader_pause(rill_reader *r)
+{
+	if (r->paused || !r->conn)
+		return;
+	r->paused = true;
+	rill__recv_stop(&r->conn->recv);
+}
+
+static void reader_resume(rill_reader *r)
+{
+	if (!r->paused)
+		return;
+	r->paused = false;
+	if (r->conn && !r->conn->closing && !r->conn->lost)
+		rill__recv_start(&r->conn->recv);
+}
+
+/* asyncio resumes reading once the buffer is back at or below the limit. */
+static void reader_maybe_resume(rill_reader *r)
+{
+	if (r->paused && rill__rbuf_len(&r->buf) <= r->limit)
+		reader_resume(r);
+}
+
+/* ---- views --------------------------------------------------------- */
+
+/* Consumes what the last view showed and frees retired memory: the first
+ * thing every call on the reader does. */
+static void reader_settle(rill_reader *r)
+{
+	if (r->consume_later) {
+		rill__rbuf_consume(&r->buf, r->consume_later);
+		r->consume_later = 0;
+	}
+	free(r->retired);
+	r->retired = NULL;
+	r->pinned = false;
+	reader_maybe_resume(r);
+}
+
+static void reader_view(rill_reader *r, size_t n, size_t consume,
+			rill_bytes *out)
+{
+	out->data = rill__rbuf_peek(&r->buf);
+	out->len = n;
+	r->consume_later = consume;
+	r->pinned = true;
+}
+
+/* Moves the buffered bytes into fresh memory, keeping the old memory alive
+ * for a view that points into it. */
+static int reader_unpin(rill_reader *r, size_t extra)
+{
+	struct rill__rbuf nb;
+	const char *p = rill__rbuf_peek(&r->buf) + r->consume_later;
+	size_t len = rill__rbuf_len(&r->buf) - r->consume_later;
+
+	rill__rbuf_init(&nb);
+	if (!rill__rbuf_reserve(&nb, len + extra))
+		return -ENOMEM;
+	if (len)
+		memcpy(nb.data, p, len);
+	rill__rbuf_commit(&nb, len);
+	free(r->retired);
+	r->retired = r->buf.data;
+	r->buf = nb;
+	r->consume_later = 0;
+	r->pinned = false;
+	return 0;
+}
+
+int rill_reader_feed_data(rill_reader *r, const void *p, size_t n)
+{
+	int err;
+
+	if (!r || (!p && n))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	if (r->pinned && rill__rbuf_tailroom(&r->buf) < n &&
+	    (err = reader_unpin(r, n)) < 0)
+		return err;
+	err = rill__rbuf_append(&r->buf, p, n);
+	if (err < 0)
+		return err;
+	rill__reader_wake(r);
+	if (rill__rbuf_len(&r->buf) - r->consume_later > 2 * r->limit)
+		reader_pause(r);
+	return 0;
+}
+
+/* on_data of the connection's recv: bytes in arrival order. */
+void rill__reader_on_data(void *ctx, const char *p, size_t n)
+{
+	struct rill__conn *c = ctx;
+
+	if (rill_reader_feed_data(&c->reader, p, n) < 0) {
+		/* Out of memory for a reader: this connection cannot go on
+		 * without losing bytes, so it fails, alone. */
+		rill__conn_lost(c, -ENOMEM);
+	}
+}
+
+void rill__reader_wake(rill_reader *r)
+{
+	if (r->waiter)
+		rill__wake(r->waiter->task, 0);
+}
+
+void rill_reader_feed_eof(rill_reader *r)
+{
+	if (!r)
+		return;
+	r->eof = true;
+	rill__reader_wake(r);
+}
+
+void rill_reader_set_exception(rill_reader *r, int err)
+{
+	if (!r || err >= 0)
+		return;
+	r->exception = err;
+	rill__reader_wake(r);
+}
+
+int rill_reader_exception(const rill_reader *r)
+{
+	return r->exception;
+}
+
+bool rill_reader_at_eof(const rill_reader *r)
+{
+	return r->eof && rill__rbuf_len(&r->buf) == r->consume_later;
+}
+
+size_t rill_reader_buffered(const rill_reader *r)
+{
+	return rill__rbuf_len(&r->buf) - r->consume_later;
+}
+
+const rill_read_error *rill_reader_error_info(const rill_reader *r)
+{
+	return &r->info;
+}
+
+/* ---- waiting ------------------------------------------------------- */
+
+struct reader_wait {
+	struct rill__wait wait;
+	rill_reader *reader;
+};
+
+static void reader_wait_interrupt(struct rill__wait *w, int reason)
+{
+	struct reader_wait *rw = rill__container_of(w, struct reader_wait, wait);
+
+	rw->reader->waiter = NULL;
+	rill__wake(w->task, reason);
+}
+
+/* Waits for data, EOF or an exception. Only one task may wait: a second
+ * gets -EBUSY (asyncio's RuntimeError). Reading resumes first if paused,
+ * so a reader waiting for more than 2 x limit bytes cannot deadlock. */
+static int reader_wait(rill_reader *r)
+{
+	struct reader_wait rw = {
+		.wait = { .interrupt = reader_wait_interrupt,
+			  .until = RILL_TIME_NEVER },
+		.reader = r,
+	};
+	int err;
+
+	if (r->waiter)
+		return -EBUSY;
+	if (r->eof)
+		return 0;
+	reader_resume(r);
+	rill__list_init(&rw.wait.link);
+	r->waiter = &rw.wait;
+	err = rill__park(&rw.wait);
+	r->waiter = NULL;
+	return err;
+}
+
+/* ---- the reads ----------------------------------------------------- */
+
+static int reader_begin(rill_reader *r)
+{
+	if (!r)
+		return -EINVAL;
+	if (r->waiter)
+		return -EBUSY;
+	reader_settle(r);
+	return 0;
+}
+
+ssize_t rill_reader_read(rill_reader *r, void *buf, size_t n)
+{
+	int err = reader_begin(r);
+
+	if (err)
+		return err;
+	if (!buf && n)
+		return -EINVAL;
+	for (;;) {
+		struct rill__parse p;
+
+		if (r->exception)
+			return r->exception;
+		p = rill__parse_read(&r->buf, (ssize_t)(n > SSIZE_MAX ? SSIZE_MAX : n), r->eof);
+		if (p.kind == RILL__PARSE_DONE) {
+			if (p.n)
+				memcpy(buf, rill__rbuf_peek(&r->buf), p.n);
+			rill__rbuf_consume(&r->buf, p.n);
+			reader_maybe_resume(r);
+			return (ssize_t)p.n;
+		}
+		if ((err = reader_wait(r)) < 0)
+			return err;
+	}
+}
+
+ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
+{
+	int err = reader_begin(r);
+
+	if (err)
+		return err;
+	if (!out)
+		return -EINVAL;
+	for (;;) {
+		if (r->exception)
+			return r->exception;
+		if (r->eof) {
+			size_t n = rill__rbuf_len(&r->buf);
+
+			reader_view(r, n, n, out);
+			return (ssize_t)n;
+		}
+		if ((err = reader_wait(r)) < 0)
+			return err;
+	}
+}
+
+ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
+{
+	int err = reader_begin(r);
+
+	if (err)
+		return err;
+	if (n > SSIZE_MAX || (!buf && n))
+		return -EINVAL;
+	for (;;) {
+		struct rill__parse p;
+
+		if (r->exception)
+			return r->exception;
+		p = rill__parse_readexactly(&r->buf, (ssize_t)n, r->eof);
+		if (p.kind == RILL__PARSE_DONE || p.kind == RILL__PARSE_INCOMPLETE) {
+			if (p.n)
+				memcpy(buf, rill__rbuf_peek(&r->buf), p.n);
+			rill__rbuf_consume(&r->buf, p.n);
+			reader_maybe_resume(r);
+			if (p.kind == RILL__PARSE_DONE)
+				return (ssize_t)p.n;
+			r->info.partial_len = p.n;
+			r->info.expected = n;
+			return RILL_EINCOMPLETE;
+		}
+		if ((err = reader_wait(r)) < 0)
+			return err;
+	}
+}
+
+static ssize_t reader_until(rill_reader *r, const struct rill__seps *s,
+			    rill_bytes *out)
+{
+	size_t offset = 0;
+	int err;
+
+	if (!s->n || !s->min_len)
+		return -EINVAL;
+	for (;;) {
+		struct rill__parse p;
+
+		if (r->exception)
+			return r->exception;
+		p = rill__parse_readuntil(&r->buf, s, r->limit, r->eof, &offset);
+		switch (p.kind) {
+		case RILL__PARSE_DONE:
+			reader_view(r, p.n, p.n, out);
+			return (ssize_t)p.n;
+		case RILL__PARSE_LIMIT:
+			r->info.consumed = p.n;
+			return RILL_ELIMIT;
+		case RILL__PARSE_INCOMPLETE:
+			r->info.partial_len = p.n;
+			r->info.expected = SIZE_MAX;
+			reader_view(r, p.n, p.n, out);
+			return RILL_EINCOMPLETE;
+		case RILL__PARSE_INVALID:
+			return -EINVAL;
+		case RILL__PARSE_NEED_MORE:
+			break;
+		}
+		if ((err = reader_wait(r)) < 0)
+			return err;
+	}
+}
+
+ssize_t rill_reader_readuntil_any(rill_reader *r, const rill_bytes *seps,
+				  size_t nseps, rill_bytes *out)
+{
+	const void *small_p[RILL__SEPS_SMALL];
+	size_t small_len[RILL__SEPS_SMALL];
+	const void **pv = small_p;
+	size_t *lv = small_len;
+	struct rill__seps s;
+	ssize_t ret = reader_begin(r);
+
+	if (ret)
+		return ret;
+	if (!out || (nseps && !seps))
+		return -EINVAL;
+	if (nseps > RILL__SEPS_SMALL) {
+		pv = malloc(nseps * sizeof(*pv));
+		lv = malloc(nseps * sizeof(*lv));
+		if (!pv || !lv) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < nseps; i++) {
+		pv[i] = seps[i].data;
+		lv[i] = seps[i].len;
+	}
+	ret = rill__seps_init(&s, pv, lv, nseps);
+	if (ret == 0)
+		ret = reader_until(r, &s, out);
+	rill__seps_free(&s);
+out:
+	if (pv != small_p) {
+		free(pv);
+		free(lv);
+	}
+	return ret;
+}
+
+ssize_t rill_reader_readuntil(rill_reader *r, const void *sep, size_t seplen,
+			      rill_bytes *out)
+{
+	rill_bytes one = { sep, seplen };
+
+	if (!sep && seplen)
+		return -EINVAL;
+	return rill_reader_readuntil_any(r, &one, 1, out);
+}
+
+ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out)
+{
+	static const char nl = '\n';
+	ssize_t n = rill_reader_readuntil(r, &nl, 1, out);
+
+	if (n == RILL_EINCOMPLETE)
+		return (ssize_t)r->info.partial_len;
+	if (n == RILL_ELIMIT) {
+		rill__rbuf_consume(&r->buf,
+			rill__readline_overrun_drop(&r->buf, r->info.consumed));
+		reader_maybe_resume(r);
+	}
+	return n;
+}
+
+ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out)
+{
+	int err = reader_begin(r);
+
+	if (err)
+		return err;
+	if (!out)
+		return -EINVAL;
+	for (;;) {
+		size_t n = rill__rbuf_len(&r->buf);
+
+		if (r->exception)
+			return r->exception;
+		if (n || r->eof) {
+			reader_view(r, n, 0, out);
+			return (ssize_t)n;
+		}
+		if ((err = reader_wait(r)) < 0)
+			return err;
+	}
+}
+
+void rill_reader_consume(rill_reader *r, size_t n)
+{
+	if (!r || r->waiter)
+		return;
+	reader_settle(r);
+	if (n > rill__rbuf_len(&r->buf))
+		n = rill__rbuf_len(&r->buf);
+	rill__rbuf_consume(&r->buf, n);
+	reader_maybe_resume(r);
+}

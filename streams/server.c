@@ -1,0 +1,604 @@
+/* streams/server.c: start_server, start_unix_server and the server object.
+ *
+ * Each listening socket has a multishot accept (engine/accept.c). Every
+ * accepted connection runs the user's callback in a task of its own; when
+ * the callback returns the connection is released (and closed, with a
+ * warning, if the callback left it open).
+ *
+ * Accept failing for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+ * is reported, accepting pauses for a second and then resumes: the
+ * connections already open keep being served meanwhile.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "streams/internal.h"
+#include "streams/net.h"
+
+/* How long accepting pauses after running out of fds or memory: long
+ * enough for connections to end and free some, short enough that a
+ * transient spike costs little (asyncio uses the same second). */
+#define RILL_ACCEPT_RETRY_NS (1000 * RILL_NSEC_PER_MSEC)
+
+struct listener {
+	int fd;
+	struct rill__acceptor acc;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	rill_server *server;
+};
+
+struct rill_server {
+	rill_loop *loop;
+	rill_client_connected_fn cb;
+	void *arg;
+	struct listener *ls;
+	size_t nls;
+	size_t limit;
+	bool keep_alive, is_tcp;
+	bool serving, closed, freed, forever;
+	char *unix_path;
+	dev_t unix_dev;
+	ino_t unix_ino;
+	struct rill__list conns;
+	size_t nconns;
+	size_t armed;		/* acceptors not yet settled after stop */
+	struct rill__list waiters;
+	rill_task *retry;	/* the pause after EMFILE */
+};
+
+static void server_maybe_free(rill_server *s);
+
+/* ---- waking wait_closed -------------------------------------------- */
+
+static bool server_done(const rill_server *s)
+{
+	return s->closed && s->nconns == 0 && s->armed == 0;
+}
+
+static void server_wake(rill_server *s)
+{
+	while (!rill__list_empty(&s->waiters)) {
+		struct rill__wait *w = rill__container_of(s->waiters.next,
+						struct rill__wait, link);
+		rill__list_del(&w->link);
+		rill__wake(w->task, 0);
+	}
+}
+
+static void server_progress(rill_server *s)
+{
+	if (server_done(s)) {
+		server_wake(s);
+		server_maybe_free(s);
+	}
+}
+
+/* ---- connections --------------------------------------------------- */
+
+struct client {
+	rill_server *server;
+	struct rill__conn *conn;
+};
+
+static int client_task(void *arg)
+{
+	struct rill__conn *c = arg;
+	rill_server *s = c->server;
+
+	s->cb(&c->reader, &c->writer, s->arg);
+	rill__conn_release(c, true);
+	return 0;
+}
+
+void rill__server_conn_gone(rill_server *s, struct rill__conn *c)
+{
+	rill__list_del(&c->server_link);
+	s->nconns--;
+	server_progress(s);
+}
+
+static void server_new_conn(rill_server *s, int fd)
+{
+	struct rill__conn *c;
+
+	if (s->is_tcp)
+		rill__sock_nodelay(fd);
+	if (s->keep_alive) {
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	}
+	/* Created outside any task: it belongs to the callback's task, which
+	 * releases it explicitly. */
+	c = rill__conn_new(s->loop, fd, s->limit);
+	if (!c) {
+		close(fd);
+		rill__log(RILL_LOG_ERROR, "out of memory for a new connection");
+		return;
+	}
+	c->server = s;
+	rill__list_add_tail(&s->conns, &c->server_link);
+	s->nconns++;
+	if (rill_spawn(s->loop, client_task, c, NULL) < 0) {
+		rill__log(RILL_LOG_ERROR, "cannot start a task for a new connection");
+		rill_writer_abort(&c->writer);
+		rill__conn_release(c, false);
+	}
+}
+
+/* ---- accepting ----------------------------------------------------- */
+
+static void server_stop_accepting(rill_server *s)
+{
+	for (size_t i = 0; i < s->nls; i++)
+		rill__acceptor_stop(&s->ls[i].acc);
+}
+
+static void server_start_accepting(rill_server *s)
+{
+	for (size_t i = 0; i < s->nls; i++) {
+		if (!s->ls[i].acc.armed)
+			s->armed++;
+		rill__acceptor_start(&s->ls[i].acc);
+	}
+}
+
+static int accept_retry_task(void *arg)
+{
+	rill_server *s = arg;
+	int err = rill_sleep_ns(RILL_ACCEPT_RETRY_NS);
+
+	s->retry = NULL;
+	if (err == 0 && s->serving && !s->closed)
+		server_start_accepting(s);
+	server_progress(s);
+	return 0;
+}
+
+static bool accept_resource_error(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
+}
+
+static void on_accept(void *ctx, int fd)
+{
+	struct listener *l = ctx;
+	rill_server *s = l->server;
+
+	if (fd >= 0) {
+		if (s->closed)
+			close(fd);
+		else
+			server_new_conn(s, fd);
+		return;
+	}
+	if (!accept_resource_error(fd) || s->retry)
+		return;		/* ECONNABORTED and the like: the next one */
+	rill__log(RILL_LOG_ERROR, "accept failed: %s; pausing accepting for 1 s",
+		  rill_strerror(fd));
+	server_stop_accepting(s);
+	if (rill_spawn(s->loop, accept_retry_task, s, &s->retry) == 0)
+		rill_task_detach(s->retry);
+}
+
+static void on_accept_idle(void *ctx)
+{
+	struct listener *l = ctx;
+	rill_server *s = l->server;
+
+	s->armed--;
+	if (s->closed && l->fd >= 0) {
+		close(l->fd);
+		l->fd = -1;
+	}
+	server_progress(s);
+}
+
+/* ---- binding ------------------------------------------------------- */
+
+static void sock_opt(int fd, int level, int name, int on)
+{
+	setsockopt(fd, level, name, &on, sizeof(on));
+}
+
+static int listen_on(rill_server *s, const struct sockaddr *addr, socklen_t len,
+		     const rill_server_options *o)
+{
+	struct listener *l = &s->ls[s->nls];
+	int fd, err;
+
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (addr->sa_family != AF_UNIX) {
+		sock_opt(fd, SOL_SOCKET, SO_REUSEADDR, o->reuse_address != RILL_OFF);
+		if (o->reuse_port == RILL_ON)
+			sock_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+		if (addr->sa_family == AF_INET6)
+			sock_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	}
+	if (bind(fd, addr, len) < 0 || listen(fd, o->backlog ? o->backlog : 100) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	l->fd = fd;
+	l->server = s;
+	l->addrlen = sizeof(l->addr);
+	getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen);
+	rill__acceptor_init(&l->acc, s->loop, fd, l);
+	l->acc.on_accept = on_accept;
+	l->acc.on_idle = on_accept_idle;
+	s->nls++;
+	return 0;
+}
+
+static int sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return 0;
+}
+
+static void set_port(struct sockaddr *sa, int port)
+{
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	else if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+}
+
+/* Binds every address of one host. With port 0 the first socket picks a
+ * free port and the others use the same one, so "every interface, port 0"
+ * gives one port, not one per family. */
+static int bind_host(rill_server *s, const char *host, int port,
+		     const rill_server_options *o)
+{
+	struct addrinfo hints = { .ai_family = o->family, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | o->flags };
+	struct addrinfo *res = NULL;
+	size_t cap;
+	int err;
+
+	err = rill__resolve(host && *host ? host : NULL, port, &hints, &res);
+	if (err < 0)
+		return err;
+	cap = s->nls;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+		cap++;
+	s->ls = realloc(s->ls, cap * sizeof(*s->ls));
+	if (!s->ls) {
+		freeaddrinfo(res);
+		return -ENOMEM;
+	}
+	for (struct addrinfo *ai = res; ai && err == 0; ai = ai->ai_next) {
+		if (port == 0 && s->nls)
+			set_port(ai->ai_addr, sockaddr_port(&s->ls[0].addr));
+		err = listen_on(s, ai->ai_addr, ai->ai_addrlen, o);
+		if (err < 0)
+			rill__set_detail(err, "cannot listen on %s port %d: %s",
+					 host && *host ? host : "*", port, rill_strerror(err));
+	}
+	freeaddrinfo(res);
+	return err;
+}
+
+static int adopt_listener(rill_server *s, int fd)
+{
+	int type = 0, acc = 0;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		return -errno;
+	len = sizeof(acc);
+	if (type != SOCK_STREAM ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc)
+		return rill__set_detail(-EINVAL, "sock must be a listening stream socket");
+	s->ls = calloc(1, sizeof(*s->ls));
+	if (!s->ls)
+		return -ENOMEM;
+	s->ls[0].fd = fd;
+	s->ls[0].server = s;
+	s->ls[0].addrlen = sizeof(s->ls[0].addr);
+	getsockname(fd, (struct sockaddr *)&s->ls[0].addr, &s->ls[0].addrlen);
+	s->is_tcp = s->ls[0].addr.ss_family != AF_UNIX;
+	rill__acceptor_init(&s->ls[0].acc, s->loop, fd, &s->ls[0]);
+	s->ls[0].acc.on_accept = on_accept;
+	s->ls[0].acc.on_idle = on_accept_idle;
+	s->nls = 1;
+	return 0;
+}
+
+/* ---- creation ------------------------------------------------------ */
+
+static int server_alloc(rill_client_connected_fn cb, void *arg,
+			const rill_server_options *o, rill_server **sp)
+{
+	rill_server *s;
+
+	if (!cb || !sp)
+		return -EINVAL;
+	if (o->ssl)
+		return rill__set_detail(RILL_ETLS_NOT_AVAILABLE,
+					"TLS is not available in this build");
+	if (o->backlog < 0)
+		return rill__set_detail(-EINVAL, "backlog must not be negative");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->loop = rill_loop_current();
+	s->cb = cb;
+	s->arg = arg;
+	s->limit = o->limit;
+	s->keep_alive = o->keep_alive == RILL_ON;
+	rill__list_init(&s->conns);
+	rill__list_init(&s->waiters);
+	*sp = s;
+	return s->loop ? 0 : -EPERM;
+}
+
+static void server_discard(rill_server *s)
+{
+	for (size_t i = 0; i < s->nls; i++)
+		if (s->ls[i].fd >= 0)
+			close(s->ls[i].fd);
+	free(s->ls);
+	free(s->unix_path);
+	free(s);
+}
+
+static int server_finish(rill_server *s, const rill_server_options *o,
+			 rill_server **serverp, int err)
+{
+	if (err < 0) {
+		server_discard(s);
+		return err;
+	}
+	if (o->start_serving != RILL_OFF)
+		rill_server_start_serving(s);
+	*serverp = s;
+	return 0;
+}
+
+int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
+		      int port, const rill_server_options *opts,
+		      rill_server **serverp)
+{
+	static const rill_server_options defaults;
+	const rill_server_options *o = opts ? opts : &defaults;
+	rill_server *s = NULL;
+	int err = server_alloc(cb, arg, o, &s);
+
+	if (err < 0) {
+		if (s)
+			server_discard(s);
+		return err;
+	}
+	s->is_tcp = true;
+	if (o->sock > 0)
+		err = adopt_listener(s, o->sock);
+	else if (o->nhosts)
+		for (size_t i = 0; i < o->nhosts && err == 0; i++)
+			err = bind_host(s, o->hosts[i], port, o);
+	else
+		err = bind_host(s, host, port, o);
+	return server_finish(s, o, serverp, err);
+}
+
+/* A socket file left by a dead server would make bind fail: remove it,
+ * but only if it is a socket. */
+static void unix_remove_stale(const char *path)
+{
+	struct stat st;
+
+	if (path[0] != '@' && stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
+
+int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
+			   const char *path, const rill_server_options *opts,
+			   rill_server **serverp)
+{
+	static const rill_server_options defaults;
+	const rill_server_options *o = opts ? opts : &defaults;
+	struct sockaddr_un sun;
+	struct stat st;
+	socklen_t len;
+	rill_server *s = NULL;
+	int err = server_alloc(cb, arg, o, &s);
+
+	if (err < 0) {
+		if (s)
+			server_discard(s);
+		return err;
+	}
+	if (o->sock > 0)
+		return server_finish(s, o, serverp, adopt_listener(s, o->sock));
+	if ((err = rill__unix_addr(path, &sun, &len)) < 0)
+		return server_finish(s, o, serverp, err);
+	unix_remove_stale(path);
+	s->ls = calloc(1, sizeof(*s->ls));
+	err = s->ls ? listen_on(s, (struct sockaddr *)&sun, len, o) : -ENOMEM;
+	if (err == 0 && path[0] != '@' && stat(path, &st) == 0) {
+		s->unix_path = strdup(path);
+		s->unix_dev = st.st_dev;
+		s->unix_ino = st.st_ino;
+	}
+	return server_finish(s, o, serverp, err);
+}
+
+/* ---- the server object --------------------------------------------- */
+
+size_t rill_server_nsockets(const rill_server *s)
+{
+	return s && !s->closed ? s->nls : 0;
+}
+
+int rill_server_socket(const rill_server *s, size_t i)
+{
+	return s && i < s->nls ? s->ls[i].fd : -EINVAL;
+}
+
+const struct sockaddr *rill_server_sockname(const rill_server *s, size_t i,
+					    socklen_t *lenp)
+{
+	if (!s || i >= s->nls)
+		return NULL;
+	if (lenp)
+		*lenp = s->ls[i].addrlen;
+	return (const struct sockaddr *)&s->ls[i].addr;
+}
+
+int rill_server_port(const rill_server *s)
+{
+	return s && s->nls ? sockaddr_port(&s->ls[0].addr) : 0;
+}
+
+bool rill_server_is_serving(const rill_server *s)
+{
+	return s && s->serving && !s->closed;
+}
+
+int rill_server_start_serving(rill_server *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (s->closed)
+		return RILL_ECLOSED;
+	if (s->serving)
+		return 0;
+	s->serving = true;
+	server_start_accepting(s);
+	return 0;
+}
+
+static void unix_unlink_if_ours(rill_server *s)
+{
+	struct stat st;
+
+	if (s->unix_path && stat(s->unix_path, &st) == 0 &&
+	    st.st_dev == s->unix_dev && st.st_ino == s->unix_ino)
+		unlink(s->unix_path);
+	free(s->unix_path);
+	s->unix_path = NULL;
+}
+
+void rill_server_close(rill_server *s)
+{
+	if (!s || s->closed)
+		return;
+	s->closed = true;
+	s->serving = false;
+	if (s->retry)
+		rill_task_cancel(s->retry);
+	for (size_t i = 0; i < s->nls; i++) {
+		struct listener *l = &s->ls[i];
+
+		if (l->acc.armed)
+			rill__acceptor_stop(&l->acc);	/* closed in on_idle */
+		else if (l->fd >= 0) {
+			close(l->fd);
+			l->fd = -1;
+		}
+	}
+	unix_unlink_if_ours(s);
+	server_wake(s);		/* serve_forever returns */
+	server_progress(s);
+}
+
+static void server_each_conn(rill_server *s, void (*fn)(rill_writer *w))
+{
+	struct rill__list *pos, *next;
+
+	for (pos = s->conns.next; pos != &s->conns; pos = next) {
+		struct rill__conn *c = rill__container_of(pos, struct rill__conn,
+							  server_link);
+		next = pos->next;
+		fn(&c->writer);
+	}
+}
+
+void rill_server_close_clients(rill_server *s)
+{
+	if (s)
+		server_each_conn(s, rill_writer_close);
+}
+
+void rill_server_abort_clients(rill_server *s)
+{
+	if (s)
+		server_each_conn(s, rill_writer_abort);
+}
+
+static void list_wait_interrupt(struct rill__wait *w, int reason)
+{
+	rill__list_del(&w->link);
+	rill__wake(w->task, reason);
+}
+
+static int server_park(rill_server *s)
+{
+	struct rill__wait w = { .interrupt = list_wait_interrupt,
+				.until = RILL_TIME_NEVER };
+
+	rill__list_init(&w.link);
+	rill__list_add_tail(&s->waiters, &w.link);
+	return rill__park(&w);
+}
+
+int rill_server_wait_closed(rill_server *s)
+{
+	int err;
+
+	if (!s)
+		return -EINVAL;
+	while (!server_done(s))
+		if ((err = server_park(s)) < 0)
+			return err;
+	return 0;
+}
+
+int rill_server_serve_forever(rill_server *s)
+{
+	int err = 0;
+
+	if (!s)
+		return -EINVAL;
+	if (s->forever)
+		return RILL_ESTATE;
+	if (s->closed)
+		return RILL_ECLOSED;
+	rill_server_start_serving(s);
+	s->forever = true;
+	while (!s->closed && err == 0)
+		err = server_park(s);
+	s->forever = false;
+	if (err == -ECANCELED) {
+		rill_server_close(s);
+		rill_server_wait_closed(s);
+	}
+	return err;
+}
+
+static void server_maybe_free(rill_server *s)
+{
+	if (s->freed && server_done(s) && !s->retry)
+		server_discard(s);
+}
+
+void rill_server_free(rill_server *s)
+{
+	if (!s)
+		return;
+	rill_server_close(s);
+	rill_server_abort_clients(s);
+	s->freed = true;
+	server_maybe_free(s);
+}

@@ -1,0 +1,454 @@
+/* streams/writer.c: StreamWriter.
+ *
+ * Writes queue chunks and never block. A flush is deferred to the end of
+ * the loop iteration, so every write a task makes before it next waits is
+ * gathered into one sendmsg; one send is in flight per socket at a time
+ * (two could be reordered by the kernel). Small copied writes share one
+ * chunk, and a sent chunk's memory is kept for the next writes, so an echo
+ * server allocates nothing per message.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streams/internal.h"
+
+#define RILL_WRITE_HIGH_DEFAULT (64 * 1024)
+/* Copy chunks start at this size: many small writes fill one chunk; a
+ * bigger write gets a chunk of its own size. */
+#define RILL_CHUNK_MIN (4 * 1024)
+/* A sent copy chunk up to this size is kept for reuse; bigger ones go back
+ * to malloc so that one large write does not pin memory. */
+#define RILL_SPARE_MAX (64 * 1024)
+
+static void writer_flush(struct rill__deferred *d);
+static void send_done(struct rill__op *op, int res, unsigned flags);
+
+void rill__writer_init(rill_writer *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->high = RILL_WRITE_HIGH_DEFAULT;
+	w->low = RILL_WRITE_HIGH_DEFAULT / 4;
+	w->send_op.complete = send_done;
+	w->flush.fn = writer_flush;
+	rill__list_init(&w->flush.link);
+	rill__list_init(&w->drainers);
+	rill__list_init(&w->closers);
+}
+
+static struct rill__chunk *chunk_at(rill_writer *w, size_t i)
+{
+	return &w->q[(w->qhead + i) % w->qcap];
+}
+
+static void chunk_done(rill_writer *w, struct rill__chunk *ch)
+{
+	if (ch->owned) {
+		if (!w->spare && ch->cap <= RILL_SPARE_MAX) {
+			w->spare = ch->owned;
+			w->spare_cap = ch->cap;
+		} else {
+			free(ch->owned);
+		}
+	} else if (ch->release) {
+		ch->release(ch->arg);
+	}
+}
+
+void rill__writer_drop_queue(rill_writer *w)
+{
+	while (w->qlen) {
+		chunk_done(w, chunk_at(w, 0));
+		w->qhead = (w->qhead + 1) % w->qcap;
+		w->qlen--;
+	}
+	w->buffered = 0;
+}
+
+void rill__writer_destroy(rill_writer *w)
+{
+	rill__writer_drop_queue(w);
+	if (!rill__list_empty(&w->flush.link))
+		rill__list_del(&w->flush.link);
+	free(w->q);
+	free(w->spare);
+	w->q = NULL;
+	w->spare = NULL;
+}
+
+static int queue_reserve(rill_writer *w)
+{
+	struct rill__chunk *q;
+	size_t cap;
+
+	if (w->qlen < w->qcap)
+		return 0;
+	cap = w->qcap ? w->qcap * 2 : 8;
+	q = malloc(cap * sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->qlen; i++)
+		q[i] = *chunk_at(w, i);
+	free(w->q);
+	w->q = q;
+	w->qcap = cap;
+	w->qhead = 0;
+	return 0;
+}
+
+/* ---- flow control -------------------------------------------------- */
+
+static void writer_wake_drainers(rill_writer *w)
+{
+	while (!rill__list_empty(&w->drainers)) {
+		struct rill__wait *wt = rill__container_of(w->drainers.next,
+						struct rill__wait, link);
+		rill__list_del(&wt->link);
+		rill__wake(wt->task, 0);
+	}
+}
+
+void rill__writer_wake_all(rill_writer *w)
+{
+	writer_wake_drainers(w);
+	while (!rill__list_empty(&w->closers)) {
+		struct rill__wait *wt = rill__container_of(w->closers.next,
+						struct rill__wait, link);
+		rill__list_del(&wt->link);
+		rill__wake(wt->task, 0);
+	}
+}
+
+static void writer_check_pause(rill_writer *w)
+{
+	if (!w->paused && w->buffered > w->high)
+		w->paused = true;
+	else if (w->paused && w->buffered <= w->low) {
+		w->paused = false;
+		writer_wake_drainers(w);
+	}
+}
+
+int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
+					ssize_t low)
+{
+	if (!w)
+		return -EINVAL;
+	if (high < 0)
+		high = low < 0 ? RILL_WRITE_HIGH_DEFAULT : 4 * low;
+	if (low < 0)
+		low = high / 4;
+	if (!(high >= low && low >= 0))
+		return -EINVAL;
+	w->high = (size_t)high;
+	w->low = (size_t)low;
+	writer_check_pause(w);
+	return 0;
+}
+
+void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *low,
+					 size_t *high)
+{
+	if (low)
+		*low = w->low;
+	if (high)
+		*high = w->high;
+}
+
+size_t rill_writer_get_write_buffer_size(const rill_writer *w)
+{
+	return w->buffered;
+}
+
+/* ---- sending ------------------------------------------------------- */
+
+static void writer_schedule(rill_writer *w)
+{
+	if (!w->sending)
+		rill__defer(rill__writer_conn(w)->loop, &w->flush);
+}
+
+static void writer_send(rill_writer *w)
+{
+	struct rill__conn *c = rill__writer_conn(w);
+	struct io_uring_sqe *sqe;
+	size_t n = w->qlen < RILL_WRITE_IOV_MAX ? w->qlen : RILL_WRITE_IOV_MAX;
+
+	for (size_t i = 0; i < n; i++) {
+		struct rill__chunk *ch = chunk_at(w, i);
+
+		w->iov[i].iov_base = (void *)(ch->data + ch->off);
+		w->iov[i].iov_len = ch->len - ch->off;
+	}
+	sqe = rill__sqe(c->loop);
+	if (n == 1) {
+		io_uring_prep_send(sqe, c->fd, w->iov[0].iov_base,
+				   w->iov[0].iov_len, MSG_NOSIGNAL);
+	} else {
+		memset(&w->msg, 0, sizeof(w->msg));
+		w->msg.msg_iov = w->iov;
+		w->msg.msg_iovlen = n;
+		io_uring_prep_sendmsg(sqe, c->fd, &w->msg, MSG_NOSIGNAL);
+	}
+	io_uring_sqe_set_data(sqe, &w->send_op);
+	w->sending = true;
+	rill__op_started(c->loop);
+}
+
+/* After the queue is empty: a requested EOF, then a requested close. */
+static void writer_idle(rill_writer *w)
+{
+	struct rill__conn *c = rill__writer_conn(w);
+
+	if (w->eof_requested && !w->eof_done && !c->lost) {
+		w->eof_done = true;
+		shutdown(c->fd, SHUT_WR);
+	}
+	if (c->closing)
+		rill__conn_maybe_close(c);
+}
+
+static void writer_flush(struct rill__deferred *d)
+{
+	rill_writer *w = rill__container_of(d, rill_writer, flush);
+
+	if (w->sending || rill__writer_conn(w)->lost)
+		return;
+	if (w->qlen)
+		writer_send(w);
+	else
+		writer_idle(w);
+}
+
+/* Drops the bytes the kernel took from the front of the queue. */
+static void writer_advance(rill_writer *w, size_t n)
+{
+	w->buffered -= n;
+	while (n) {
+		struct rill__chunk *ch = chunk_at(w, 0);
+		size_t left = ch->len - ch->off;
+
+		if (n < left) {
+			ch->off += n;
+			return;
+		}
+		n -= left;
+		chunk_done(w, ch);
+		w->qhead = (w->qhead + 1) % w->qcap;
+		w->qlen--;
+	}
+}
+
+static void send_done(struct rill__op *op, int res, unsigned flags)
+{
+	rill_writer *w = rill__container_of(op, rill_writer, send_op);
+	struct rill__conn *c = rill__writer_conn(w);
+
+	(void)flags;
+	w->sending = false;
+	rill__op_finished(c->loop);
+	if (res < 0 && res != -EAGAIN && res != -EINTR) {
+		if (res != -ECANCELED)
+			rill__conn_lost(c, res);
+		rill__writer_drop_queue(w);
+		rill__conn_maybe_close(c);
+		return;
+	}
+	if (res > 0)
+		writer_advance(w, (size_t)res);
+	writer_check_pause(w);
+	if (c->lost) {
+		rill__writer_drop_queue(w);
+		rill__conn_maybe_close(c);
+	} else if (w->qlen) {
+		writer_send(w);
+	} else {
+		writer_idle(w);
+	}
+}
+
+/* ---- write --------------------------------------------------------- */
+
+/* 0: accept the data; 1: drop it silently (connection lost); < 0: error. */
+static int write_check(rill_writer *w, const void *data, size_t n)
+{
+	struct rill__conn *c;
+
+	if (!w || (!data && n))
+		return -EINVAL;
+	c = rill__writer_conn(w);
+	if (w->eof_requested)
+		return RILL_ESTATE;
+	if (c->lost || c->closing)
+		return 1;
+	return n == 0;
+}
+
+static int write_copy(rill_writer *w, const void *data, size_t n)
+{
+	struct rill__chunk *last = w->qlen ? chunk_at(w, w->qlen - 1) : NULL;
+	struct rill__chunk *ch;
+	size_t cap;
+	int err;
+
+	/* Appending behind bytes in flight is safe: the kernel reads only the
+	 * iovec range it was given, and the chunk memory never moves. */
+	if (last && last->owned && last->cap - last->len >= n) {
+		memcpy(last->owned + last->len, data, n);
+		last->len += n;
+		return 0;
+	}
+	if ((err = queue_reserve(w)) < 0)
+		return err;
+	ch = chunk_at(w, w->qlen);
+	cap = n > RILL_CHUNK_MIN ? n : RILL_CHUNK_MIN;
+	if (w->spare && w->spare_cap >= n) {
+		ch->owned = w->spare;
+		cap = w->spare_cap;
+		w->spare = NULL;
+	} else if (!(ch->owned = malloc(cap))) {
+		return -ENOMEM;
+	}
+	memcpy(ch->owned, data, n);
+	ch->data = ch->owned;
+	ch->len = n;
+	ch->off = 0;
+	ch->cap = cap;
+	ch->release = NULL;
+	w->qlen++;
+	return 0;
+}
+
+static void write_queued(rill_writer *w, size_t n)
+{
+	w->buffered += n;
+	writer_check_pause(w);
+	writer_schedule(w);
+}
+
+int rill_writer_write(rill_writer *w, const void *data, size_t n)
+{
+	int err = write_check(w, data, n);
+
+	if (err)
+		return err < 0 ? err : 0;
+	if ((err = write_copy(w, data, n)) < 0)
+		return err;
+	write_queued(w, n);
+	return 0;
+}
+
+int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks, size_t n)
+{
+	if (n && !chunks)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int err = rill_writer_write(w, chunks[i].data, chunks[i].len);
+
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
+int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
+			  void (*release)(void *arg), void *arg)
+{
+	struct rill__chunk *ch;
+	int err = write_check(w, data, n);
+
+	if (err < 0)
+		return err;
+	if (err) {
+		if (release)
+			release(arg);	/* accepted, and dropped at once */
+		return 0;
+	}
+	if ((err = queue_reserve(w)) < 0)
+		return err;
+	ch = chunk_at(w, w->qlen++);
+	*ch = (struct rill__chunk){ .data = data, .len = n,
+				    .release = release, .arg = arg };
+	write_queued(w, n);
+	return 0;
+}
+
+/* ---- drain, eof, close --------------------------------------------- */
+
+static void list_wait_interrupt(struct rill__wait *wt, int reason)
+{
+	rill__list_del(&wt->link);
+	rill__wake(wt->task, reason);
+}
+
+static int wait_on(struct rill__list *list)
+{
+	struct rill__wait wt = { .interrupt = list_wait_interrupt,
+				 .until = RILL_TIME_NEVER };
+
+	rill__list_init(&wt.link);
+	rill__list_add_tail(list, &wt.link);
+	return rill__park(&wt);
+}
+
+int rill_writer_drain(rill_writer *w)
+{
+	struct rill__conn *c;
+	int err;
+
+	if (!w)
+		return -EINVAL;
+	c = rill__writer_conn(w);
+	for (;;) {
+		if (c->reader.exception)
+			return c->reader.exception;
+		if (c->lost || c->closing)
+			return -ECONNRESET;
+		if (!w->paused)
+			return 0;
+		if ((err = wait_on(&w->drainers)) < 0)
+			return err;
+	}
+}
+
+int rill_writer_write_eof(rill_writer *w)
+{
+	if (!w)
+		return -EINVAL;
+	if (w->eof_requested || rill__writer_conn(w)->closing)
+		return 0;
+	w->eof_requested = true;
+	writer_schedule(w);
+	return 0;
+}
+
+bool rill_writer_can_write_eof(const rill_writer *w)
+{
+	return w != NULL;
+}
+
+int rill_writer_wait_closed(rill_writer *w)
+{
+	struct rill__conn *c;
+	int err;
+
+	if (!w)
+		return -EINVAL;
+	c = rill__writer_conn(w);
+	while (!c->fd_closed)
+		if ((err = wait_on(&w->closers)) < 0)
+			return err;
+	return 0;
+}
+
+bool rill_writer_is_closing(const rill_writer *w)
+{
+	const struct rill__conn *c = rill__writer_conn((rill_writer *)w);
+
+	return c->closing || c->lost;
+}
+
+rill_reader *rill_writer_reader(rill_writer *w)
+{
+	return w ? &rill__writer_conn(w)->reader : NULL;
+}
