@@ -21,6 +21,7 @@ struct rill__recv {
 	struct rill__deferred rearm;
 	char *plain;		/* own buffer when the loop has no ring */
 	bool armed, want, ended;
+	bool throttled;		/* one recv at a time, see rill__recv_throttle */
 };
 
 /* Sets r up for fd; the callbacks are filled in by the caller. Returns 0
@@ -32,6 +33,10 @@ void rill__recv_start(struct rill__recv *r);
  * taken from the socket is still delivered through on_data. */
 void rill__recv_stop(struct rill__recv *r);
 bool rill__recv_busy(const struct rill__recv *r);
+/* The owner could not keep up (its buffer overflowed): receive one buffer
+ * per loop iteration instead of multishot, until a short read shows the
+ * sender is no longer ahead. */
+void rill__recv_throttle(struct rill__recv *r);
 /* Frees what init allocated. Only once !rill__recv_busy(r). */
 void rill__recv_free(struct rill__recv *r);
 

@@ -5,6 +5,10 @@
  * single-shot into a buffer of the connection's own. The owner sees only
  * on_data (bytes, in order) and on_end (EOF or an error).
  *
+ * Multishot has no backpressure of its own: one io_uring_enter can move a
+ * whole socket buffer into the reader. A connection whose reader overflows
+ * (a bulk stream) is throttled to one recv per iteration instead.
+ *
  * A multishot recv ends whenever a CQE comes without IORING_CQE_F_MORE:
  * rill re-arms it while the owner still wants data. -ENOBUFS (the ring
  * was empty for a moment) is not the end of the stream: the recv is
@@ -49,8 +53,18 @@ static void recv_rearm_deferred(struct rill__deferred *d)
 		r->on_idle(r->ctx);
 }
 
+void rill__recv_throttle(struct rill__recv *r)
+{
+	r->throttled = true;
+}
+
 static void recv_data(struct rill__recv *r, int res, unsigned flags)
 {
+	/* A single recv that did not fill its buffer drained the socket: the
+	 * peer is no longer ahead of us, multishot is safe again. */
+	if (r->throttled && !(flags & IORING_CQE_F_MORE) &&
+	    (unsigned)res < (r->plain ? RILL_PLAIN_RECV_SIZE : r->loop->bufs.size))
+		r->throttled = false;
 	if (r->plain)
 		r->on_data(r->ctx, r->plain, (size_t)res);
 	else
@@ -104,7 +118,7 @@ static void recv_arm(struct rill__recv *r)
 	if (r->plain) {
 		io_uring_prep_recv(sqe, r->fd, r->plain, RILL_PLAIN_RECV_SIZE, 0);
 	} else {
-		if (loop->features & RILL_FEAT_MULTISHOT_RECV)
+		if ((loop->features & RILL_FEAT_MULTISHOT_RECV) && !r->throttled)
 			io_uring_prep_recv_multishot(sqe, r->fd, NULL, 0, 0);
 		else
 			io_uring_prep_recv(sqe, r->fd, NULL, 0, 0);
@@ -124,7 +138,7 @@ int rill__recv_init(struct rill__recv *r, rill_loop *loop, int fd, void *ctx)
 	r->loop = loop;
 	r->fd = fd;
 	r->ctx = ctx;
-	r->armed = r->want = r->ended = false;
+	r->armed = r->want = r->ended = r->throttled = false;
 	r->plain = NULL;
 	rill__list_init(&r->rearm.link);
 	r->rearm.fn = recv_rearm_deferred;

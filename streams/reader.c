@@ -60,6 +60,7 @@ static void reader_pause(rill_reader *r)
 	if (r->paused || !r->conn)
 		return;
 	r->paused = true;
+	rill__recv_throttle(&r->conn->recv);
 	rill__recv_stop(&r->conn->recv);
 }
 

@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison of rill's echo server with its peers.
+
+    python3 bench/compare.py [--build DIR] [--short] [--out DIR] [--runs N]
+
+Every server (rill, a hand-written epoll server, libuv, uvloop, asyncio)
+runs pinned to CPU 0; the same load generator (rill-load) drives it from
+CPU 1. Each scenario runs --runs times and the median is reported. Output:
+a Markdown table and a JSON file in --out (default bench/results), a PNG
+plot of rate against connection count (gnuplot), and the table on stdout.
+
+The server's CPU time per message comes from /proc/PID/stat (user+system
+jiffies) read before and after each run. Every load run is bounded by its
+duration; servers are stopped with SIGTERM (SIGKILL after 5 s).
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3"  # Debian's: the one python3-uvloop installs into
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def servers(build):
+    peers = os.path.join(build, "bench", "peers")
+    return {
+        "rill": [os.path.join(build, "bench", "rill-echo-server")],
+        "epoll": [os.path.join(peers, "epoll_echo")],
+        "libuv": [os.path.join(peers, "uv_echo")],
+        "uvloop": [PY, os.path.join(ROOT, "bench", "peers", "asyncio_echo.py"), "--uvloop"],
+        "asyncio": [PY, os.path.join(ROOT, "bench", "peers", "asyncio_echo.py")],
+    }
+
+
+class Server:
+    """A server process pinned to SERVER_CPU, up once it says 'Serving on'."""
+
+    def __init__(self, cmd, mode="echo"):
+        self.port = free_port()
+        argv = ["taskset", "-c", SERVER_CPU] + cmd + ["--port", str(self.port), "--mode", mode]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     preexec_fn=raise_nofile)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("Serving on"):
+                return
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("server did not start: %s" % " ".join(argv))
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def raise_nofile():
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def load(build, args):
+    argv = ["taskset", "-c", CLIENT_CPU, os.path.join(build, "bench", "rill-load")] + args + ["-q"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600, preexec_fn=raise_nofile)
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError("rill-load gave no result: %s\n%s" % (" ".join(argv), out.stderr[-2000:]))
+
+
+def measure(build, cmd, mode, load_args, runs):
+    """Median over runs of one scenario; a fresh server per run."""
+    results = []
+    for _ in range(runs):
+        srv = Server(cmd, mode)
+        try:
+            cpu0 = srv.cpu_seconds()
+            r = load(build, load_args + ["--port", str(srv.port)])
+            r["server_cpu_s"] = srv.cpu_seconds() - cpu0
+            r["cpu_us_per_msg"] = 1e6 * r["server_cpu_s"] / max(r["msgs"], 1)
+            results.append(r)
+        finally:
+            srv.stop()
+    results.sort(key=lambda r: r["rate"])
+    return results[len(results) // 2]
+
+
+def iperf3(write_size, secs):
+    """iperf3 over loopback, server and client pinned like the others."""
+    port = free_port()
+    srv = subprocess.Popen(["taskset", "-c", SERVER_CPU, "iperf3", "-s", "-1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        out = subprocess.run(["taskset", "-c", CLIENT_CPU, "iperf3", "-c", "127.0.0.1", "-p", str(port),
+                              "-l", str(write_size), "-t", str(secs), "-J"],
+                             capture_output=True, text=True, timeout=secs + 30)
+        data = json.loads(out.stdout)
+        bps = data["end"]["sum_sent"]["bits_per_second"]
+        return {"rate": bps / 8 / write_size, "mbps": bps / 8 / 1e6, "p99_us": None,
+                "cpu_us_per_msg": None, "errors": 0}
+    finally:
+        srv.wait(10) if srv.poll() is None else None
+        if srv.poll() is None:
+            srv.kill()
+
+
+def available(cmd):
+    if cmd[0] == PY:
+        if not os.path.exists(PY):
+            return False
+        if "--uvloop" in cmd:
+            return subprocess.run([PY, "-c", "import uvloop"], capture_output=True).returncode == 0
+        return True
+    return os.access(cmd[0], os.X_OK)
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if v >= 100:
+        return "%.0f%s" % (v, unit)
+    return "%.2f%s" % (v, unit)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build", "release"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--short", action="store_true", help="about a minute: fewer runs, shorter")
+    ap.add_argument("--runs", type=int, default=0)
+    a = ap.parse_args()
+    secs = "2" if a.short else "5"
+    runs = a.runs or (1 if a.short else 3)
+    all_servers = {k: v for k, v in servers(a.build).items() if available(v)}
+    if "rill" not in all_servers:
+        sys.exit("compare.py: no rill-echo-server in %s (build first)" % a.build)
+
+    scenarios = [
+        ("echo, 100 conns", "echo", ["echo", "-c", "100", "-s", "64", "-d", "1", "-t", secs]),
+        ("echo, 100 conns, 16 in flight", "echo", ["echo", "-c", "100", "-s", "64", "-d", "16", "-t", secs]),
+        ("connect+echo+close, 10 at once", "echo", ["connect", "-c", "10", "-s", "64", "-t", secs]),
+        ("bulk, 64 KiB writes", "sink", ["bulk", "-c", "1", "-s", "65536", "-t", secs]),
+    ]
+    if a.short:
+        scenarios = scenarios[:2] + scenarios[3:]
+        all_servers = {k: v for k, v in all_servers.items() if k in ("rill", "epoll", "libuv", "uvloop")}
+    table = []
+    for title, mode, args in scenarios:
+        row = {"scenario": title, "results": {}}
+        for name, cmd in all_servers.items():
+            if mode == "sink" and name not in ("rill", "epoll", "libuv"):
+                continue
+            print("  %-32s %-8s ..." % (title, name), file=sys.stderr, flush=True)
+            row["results"][name] = measure(a.build, cmd, mode, args, runs)
+        if mode == "sink" and shutil.which("iperf3"):
+            row["results"]["iperf3"] = iperf3(65536, int(secs))
+        table.append(row)
+
+    # Rate against connection count, for the plot.
+    counts = [1, 10, 100] if a.short else [1, 10, 100, 1000]
+    curve = {}
+    for name, cmd in all_servers.items():
+        curve[name] = []
+        for c in counts:
+            print("  %-32s %-8s ..." % ("echo, %d conns" % c, name), file=sys.stderr, flush=True)
+            r = measure(a.build, cmd, "echo", ["echo", "-c", str(c), "-s", "64", "-d", "1", "-t", secs], 1)
+            curve[name].append((c, r["rate"]))
+
+    memory = None if a.short else idle_memory(a.build, all_servers["rill"], 10000)
+    write_outputs(a, table, curve, memory)
+
+
+def idle_memory(build, cmd, conns):
+    """RSS per connection of the rill server holding `conns` idle connections, each with a task."""
+    srv = Server(cmd, "echo")
+    try:
+        time.sleep(0.3)
+        base = srv.rss_kib()
+        hold = 12
+        p = subprocess.Popen(["taskset", "-c", CLIENT_CPU, os.path.join(build, "bench", "rill-load"), "idle",
+                              "-c", str(conns), "-t", str(hold), "--port", str(srv.port), "-q"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=raise_nofile)
+        time.sleep(hold * 0.7)
+        peak = srv.rss_kib()
+        out, _ = p.communicate(timeout=hold + 60)
+        res = json.loads([l for l in out.splitlines() if l.startswith("{")][0])
+        n = res["msgs"]
+        return {"conns": n, "rss_base_kib": base, "rss_kib": peak,
+                "kib_per_conn": (peak - base) / max(n, 1)}
+    finally:
+        srv.stop()
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"model name\s*:\s*(.*)", f.read())
+            cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    return "%s, %d CPUs, Linux %s" % (cpu, os.cpu_count(), platform.release())
+
+
+def write_outputs(a, table, curve, memory):
+    os.makedirs(a.out, exist_ok=True)
+    lines = ["Machine: %s. Server pinned to CPU %s, rill-load on CPU %s; median of %s run(s); %s." %
+             (machine(), SERVER_CPU, CLIENT_CPU, a.runs or (1 if a.short else 3),
+              time.strftime("%Y-%m-%d")), ""]
+    lines.append("| scenario | server | msg/s | MB/s | p99 us | server CPU us/msg | rill / this |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    for row in table:
+        rill = row["results"].get("rill", {}).get("rate")
+        for name, r in row["results"].items():
+            ratio = "-" if name == "rill" or not r["rate"] else "%.2fx" % (rill / r["rate"])
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                row["scenario"], name, fmt(r["rate"]), fmt(r["mbps"]), fmt(r.get("p99_us")),
+                fmt(r.get("cpu_us_per_msg")), ratio))
+    if memory:
+        lines += ["", "Idle connections: %d held open by the rill server, each with a task: %.1f KiB RSS per "
+                  "connection (RSS %d KiB -> %d KiB)." % (memory["conns"], memory["kib_per_conn"],
+                                                           memory["rss_base_kib"], memory["rss_kib"])]
+    md = "\n".join(lines) + "\n"
+    with open(os.path.join(a.out, "latest.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(a.out, "latest.json"), "w") as f:
+        json.dump({"machine": machine(), "table": table, "curve": curve, "idle_memory": memory}, f, indent=1)
+    plot(a.out, curve)
+    print(md)
+
+
+def plot(out, curve):
+    if not shutil.which("gnuplot"):
+        return
+    dat = os.path.join(out, "curve.dat")
+    names = list(curve)
+    with open(dat, "w") as f:
+        for i, name in enumerate(names):
+            f.write("# %s\n" % name)
+            for c, rate in curve[name]:
+                f.write("%d %f\n" % (c, rate))
+            f.write("\n\n")
+    plots = ", ".join("'%s' index %d with linespoints title '%s'" % (dat, i, n) for i, n in enumerate(names))
+    script = ("set terminal png size 800,500; set output '%s'; set logscale x; "
+              "set xlabel 'connections (64-byte echo, 1 in flight)'; set ylabel 'messages/s'; "
+              "set key top left; set grid; plot %s\n" % (os.path.join(out, "latest.png"), plots))
+    subprocess.run(["gnuplot"], input=script, text=True, check=False)
+
+
+if __name__ == "__main__":
+    main()

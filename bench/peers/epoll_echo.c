@@ -1,0 +1,384 @@
+/*
+ * epoll_echo: the server a competent C programmer writes without a library,
+ * used as the plain-epoll baseline beside rill's echo server.
+ *
+ * One thread, one epoll set, non-blocking sockets. Level-triggered: with a
+ * read that stops on a short count, LT costs the same syscalls per message as
+ * ET (epoll_wait, read, write) and measured the same within noise on 64-byte
+ * echo (see the bench notes), while it needs no "drain until EAGAIN" loop and
+ * lets EPOLLOUT be armed only while output is pending.
+ *
+ * Usage: epoll_echo --port P [--host H] [--mode echo|sink|http]
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* 64 KiB: the read size every peer and rill use, so all make the same syscalls. */
+#define READ_SIZE (64 * 1024)
+
+/* The load test opens up to 1000 connections at once; a short queue drops SYNs. */
+#define BACKLOG 1024
+
+/*
+ * Reads per readiness event while each read fills the buffer: 32 (as libuv)
+ * gives a flooding client 2 MiB per turn and then lets the others run.
+ */
+#define MAX_READS_PER_EVENT 32
+
+#define MAX_EVENTS 256
+
+enum mode { MODE_ECHO, MODE_SINK, MODE_HTTP };
+
+static const char http_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
+				 "Content-Type: text/plain\r\n\r\nHello, world!";
+#define HTTP_REPLY_LEN (sizeof(http_reply) - 1)
+
+struct conn {
+	int fd;
+	int crlf;	/* bytes of "\r\n\r\n" matched so far (http), across reads */
+	char *out;	/* unsent output (malloc'd), NULL when none is pending */
+	size_t out_off;
+	size_t out_len;
+};
+
+static enum mode mode = MODE_ECHO;
+static int epfd = -1;
+
+/* Tags for the two non-connection fds in the epoll set. */
+static char listener_tag, signal_tag;
+
+/* One read buffer for all connections: data is consumed before the next read. */
+static char rbuf[READ_SIZE];
+
+/* Replies for one read's worth of pipelined requests; grows on demand. */
+static char *reply_buf;
+static size_t reply_cap;
+
+static int watch(struct conn *c, int op, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+
+	return epoll_ctl(epfd, op, c->fd, &ev);
+}
+
+static void conn_close(struct conn *c)
+{
+	close(c->fd);	/* also removes it from the epoll set */
+	free(c->out);
+	free(c);
+}
+
+/*
+ * Write len bytes, keeping whatever the socket did not take and switching
+ * the connection to EPOLLOUT-only: no reads while output is pending, which is
+ * the backpressure every peer applies. Returns 0, or -1 if c was closed.
+ */
+static int conn_send(struct conn *c, const char *data, size_t len)
+{
+	ssize_t n = write(c->fd, data, len);
+
+	if (n < 0) {
+		if (errno != EAGAIN) {
+			conn_close(c);
+			return -1;
+		}
+		n = 0;
+	}
+	if ((size_t)n == len)
+		return 0;
+	c->out_len = len - n;
+	c->out_off = 0;
+	c->out = malloc(c->out_len);
+	if (!c->out) {
+		conn_close(c);
+		return -1;
+	}
+	memcpy(c->out, data + n, c->out_len);
+	watch(c, EPOLL_CTL_MOD, EPOLLOUT);
+	return 0;
+}
+
+/* EPOLLOUT: push pending output; once it is all gone, go back to reading. */
+static void conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = write(c->fd, c->out + c->out_off,
+				  c->out_len - c->out_off);
+		if (n < 0) {
+			if (errno != EAGAIN)
+				conn_close(c);
+			return;
+		}
+		c->out_off += n;
+	}
+	free(c->out);
+	c->out = NULL;
+	watch(c, EPOLL_CTL_MOD, EPOLLIN);
+}
+
+/* Count the requests that end in this chunk; the match state spans reads. */
+static size_t http_count(struct conn *c, const char *p, size_t n)
+{
+	static const char term[] = "\r\n\r\n";
+	size_t count = 0;
+	int s = c->crlf;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == term[s])
+			s++;
+		else
+			s = p[i] == '\r';
+		if (s == 4) {
+			count++;
+			s = 0;
+		}
+	}
+	c->crlf = s;
+	return count;
+}
+
+/* One write carries the replies to every request completed by this read. */
+static int http_handle(struct conn *c, const char *p, size_t n)
+{
+	size_t count = http_count(c, p, n);
+	size_t len = count * HTTP_REPLY_LEN;
+
+	if (!count)
+		return 0;
+	if (len > reply_cap) {
+		char *b = realloc(reply_buf, len);
+		if (!b) {
+			conn_close(c);
+			return -1;
+		}
+		reply_buf = b;
+		reply_cap = len;
+	}
+	for (size_t i = 0; i < count; i++)
+		memcpy(reply_buf + i * HTTP_REPLY_LEN, http_reply, HTTP_REPLY_LEN);
+	return conn_send(c, reply_buf, len);
+}
+
+/* Returns 0, or -1 if c was closed. */
+static int conn_consume(struct conn *c, size_t n)
+{
+	switch (mode) {
+	case MODE_ECHO:
+		return conn_send(c, rbuf, n);
+	case MODE_HTTP:
+		return http_handle(c, rbuf, n);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * EPOLLIN: read until a short read (the socket is then empty; LT reports any
+ * later data), pending output, EOF, or the per-event limit.
+ */
+static void conn_readable(struct conn *c)
+{
+	for (int i = 0; i < MAX_READS_PER_EVENT; i++) {
+		ssize_t n = read(c->fd, rbuf, sizeof(rbuf));
+
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {	/* EOF, or ECONNRESET and friends */
+			conn_close(c);
+			return;
+		}
+		if (conn_consume(c, n) < 0 || c->out || n < READ_SIZE)
+			return;
+	}
+}
+
+static void conn_event(struct conn *c, uint32_t events)
+{
+	(void)events;	/* interest is EPOLLOUT xor EPOLLIN; errors show in the call */
+	if (c->out)
+		conn_flush(c);
+	else
+		conn_readable(c);
+}
+
+static void conn_open(int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (watch(c, EPOLL_CTL_ADD, EPOLLIN) < 0)
+		conn_close(c);
+}
+
+/* Accept until the queue is empty, so a burst of connects costs one wakeup. */
+static void accept_all(int lfd)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			conn_open(fd);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN)
+			perror("accept4");	/* EMFILE: retried on the next wakeup */
+		return;
+	}
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Returns a non-blocking listening fd, or -1 with a message printed. */
+static int listen_on(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *ai;
+	int fd, one = 1, err = getaddrinfo(host, port, &hints, &ai);
+
+	if (err) {
+		fprintf(stderr, "%s: %s\n", host, gai_strerror(err));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, BACKLOG) < 0) {
+		perror("listen");
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* SIGINT/SIGTERM arrive through a signalfd, so they are just another event. */
+static int signal_open(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);	/* a reset peer surfaces as EPIPE instead */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static int add_tagged(int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Runs until SIGINT/SIGTERM. Open connections are left to exit() to close. */
+static void serve(int lfd)
+{
+	struct epoll_event events[MAX_EVENTS];
+
+	for (;;) {
+		int n = epoll_wait(epfd, events, MAX_EVENTS, -1);
+
+		if (n < 0 && errno != EINTR) {
+			perror("epoll_wait");
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = events[i].data.ptr;
+
+			if (p == &signal_tag)
+				return;
+			if (p == &listener_tag)
+				accept_all(lfd);
+			else
+				conn_event(p, events[i].events);
+		}
+	}
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s --port P [--host H] [--mode echo|sink|http]\n",
+		prog);
+	exit(2);
+}
+
+static enum mode parse_mode(const char *s, const char *prog)
+{
+	if (!strcmp(s, "echo"))
+		return MODE_ECHO;
+	if (!strcmp(s, "sink"))
+		return MODE_SINK;
+	if (!strcmp(s, "http"))
+		return MODE_HTTP;
+	usage(prog);
+	return MODE_ECHO;
+}
+
+int main(int argc, char **argv)
+{
+	const char *host = "127.0.0.1", *port = NULL;
+	int lfd, sfd;
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--port"))
+			port = argv[i + 1];
+		else if (!strcmp(argv[i], "--host"))
+			host = argv[i + 1];
+		else if (!strcmp(argv[i], "--mode"))
+			mode = parse_mode(argv[i + 1], argv[0]);
+		else
+			usage(argv[0]);
+	}
+	if (!port || argc % 2 == 0)
+		usage(argv[0]);
+	sfd = signal_open();
+	lfd = listen_on(host, port);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || lfd < 0 || epfd < 0 || add_tagged(sfd, &signal_tag) < 0 ||
+	    add_tagged(lfd, &listener_tag) < 0)
+		return 1;
+	printf("Serving on %s:%d\n", host, bound_port(lfd));
+	fflush(stdout);
+	serve(lfd);
+	close(lfd);
+	close(epfd);
+	close(sfd);
+	free(reply_buf);
+	return 0;
+}

@@ -1,0 +1,202 @@
+/* rill-echo-server: the benchmark server, written with the public streams
+ * API exactly as a user would write it.
+ *
+ *   rill-echo-server --port P [--host H] [--mode echo|sink|http]
+ *                    [--threads N] [--tls CERT KEY]
+ *
+ * echo: read into a buffer, write it back, drain. sink: read and discard.
+ * http: a minimal HTTP/1.1 keep-alive responder (readuntil "\r\n\r\n").
+ * Prints "Serving on HOST:PORT" when ready; SIGINT/SIGTERM stop it cleanly.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <rill.h>
+
+enum mode { MODE_ECHO, MODE_SINK, MODE_HTTP };
+
+struct config {
+	const char *host;
+	int port;
+	enum mode mode;
+	int threads;
+};
+
+static int handle_echo(rill_reader *r, rill_writer *w, void *arg)
+{
+	char buf[64 * 1024];
+	ssize_t n;
+
+	(void)arg;
+	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0) {
+		rill_writer_write(w, buf, (size_t)n);
+		if (rill_writer_drain(w) < 0)
+			break;
+	}
+	rill_writer_close(w);
+	return 0;
+}
+
+static int handle_sink(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes v;
+
+	(void)arg;
+	/* Zero-copy: look at the bytes and let them go. */
+	while (rill_reader_peek(r, &v) > 0)
+		rill_reader_consume(r, v.len);
+	rill_writer_close(w);
+	return 0;
+}
+
+static const char http_response[] =
+	"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\n"
+	"Hello, world!";
+
+static int handle_http(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes req;
+
+	(void)arg;
+	while (rill_reader_readuntil(r, "\r\n\r\n", 4, &req) > 0) {
+		rill_writer_write(w, http_response, sizeof(http_response) - 1);
+		if (rill_writer_drain(w) < 0)
+			break;
+	}
+	rill_writer_close(w);
+	return 0;
+}
+
+static const rill_client_connected_fn handlers[] = {
+	[MODE_ECHO] = handle_echo,
+	[MODE_SINK] = handle_sink,
+	[MODE_HTTP] = handle_http,
+};
+
+/* Signals arrive on a thread of their own, which asks the loop to cancel
+ * the serving task: the one call rill allows from another thread. */
+struct stopper {
+	rill_loop *loop;
+	rill_task *task;
+	sigset_t set;
+};
+
+static void stop_serving(void *arg)
+{
+	struct stopper *st = arg;
+
+	rill_task_cancel(st->task);
+}
+
+static void *signal_thread(void *arg)
+{
+	struct stopper *st = arg;
+	int sig;
+
+	sigwait(&st->set, &sig);
+	rill_loop_call_soon_threadsafe(st->loop, stop_serving, st);
+	return NULL;
+}
+
+static int serve(void *arg)
+{
+	struct config *cfg = arg;
+	rill_server *server;
+	int err;
+
+	err = rill_start_server(handlers[cfg->mode], NULL, cfg->host, cfg->port,
+				&(rill_server_options){ .backlog = 4096 }, &server);
+	if (err < 0) {
+		fprintf(stderr, "rill-echo-server: %s: %s\n", rill_strerror(err),
+			rill_error_detail());
+		return 1;
+	}
+	printf("Serving on %s:%d\n", cfg->host, rill_server_port(server));
+	fflush(stdout);
+	err = rill_server_serve_forever(server);
+	rill_server_free(server);
+	return err == -ECANCELED ? 0 : 1;
+}
+
+/* Thousands of connections need thousands of fds: take the hard limit. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: rill-echo-server --port P [--host H] "
+		"[--mode echo|sink|http] [--threads N]\n");
+	exit(2);
+}
+
+static void parse_args(int argc, char **argv, struct config *cfg)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--port") && v)
+			cfg->port = atoi(v), i++;
+		else if (!strcmp(a, "--host") && v)
+			cfg->host = v, i++;
+		else if (!strcmp(a, "--threads") && v)
+			cfg->threads = atoi(v), i++;
+		else if (!strcmp(a, "--mode") && v) {
+			i++;
+			if (!strcmp(v, "echo"))
+				cfg->mode = MODE_ECHO;
+			else if (!strcmp(v, "sink"))
+				cfg->mode = MODE_SINK;
+			else if (!strcmp(v, "http"))
+				cfg->mode = MODE_HTTP;
+			else
+				usage();
+		} else if (!strcmp(a, "--tls")) {
+			fprintf(stderr, "rill-echo-server: --tls: TLS is not "
+				"available in this build\n");
+			exit(2);
+		} else {
+			usage();
+		}
+	}
+	if (cfg->port < 0 || cfg->port > 65535)
+		usage();
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg = { .host = "127.0.0.1", .port = 8888, .threads = 1 };
+	struct stopper st;
+	pthread_t th;
+	int result = 1, err;
+
+	parse_args(argc, argv, &cfg);
+	raise_nofile();
+	/* Blocked in every thread, so only sigwait() sees them. */
+	sigemptyset(&st.set);
+	sigaddset(&st.set, SIGINT);
+	sigaddset(&st.set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+	err = rill_loop_new(&st.loop, NULL);
+	if (err < 0) {
+		fprintf(stderr, "rill-echo-server: %s\n", rill_error_detail());
+		return 1;
+	}
+	rill_spawn(st.loop, serve, &cfg, &st.task);
+	pthread_create(&th, NULL, signal_thread, &st);
+	pthread_detach(th);
+	rill_task_join(st.task, &result);
+	rill_loop_free(st.loop);
+	return result;
+}
