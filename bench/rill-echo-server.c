@@ -110,7 +110,9 @@ static int serve(void *arg)
 	int err;
 
 	err = rill_start_server(handlers[cfg->mode], NULL, cfg->host, cfg->port,
-				&(rill_server_options){ .backlog = 4096 }, &server);
+				&(rill_server_options){ .backlog = 4096,
+							.threads = cfg->threads > 1 ? cfg->threads : 0 },
+				&server);
 	if (err < 0) {
 		fprintf(stderr, "rill-echo-server: %s: %s\n", rill_strerror(err),
 			rill_error_detail());

@@ -12,7 +12,8 @@
  * the end (for measuring the server's memory per connection).
  * A progress line each second on stderr; at the end a summary and one JSON
  * line on stdout ("{...}"), for scripts. Every run stops by itself after
- * SECS seconds (default 5).
+ * SECS seconds (default 5). --threads N spreads the connections over N
+ * loops, one per thread, each pinned to a CPU in turn.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,7 @@ struct config {
 	int conns, size, depth;
 	double secs;
 	int quiet;
+	int threads;	/* loops, each on its own thread with conns / threads */
 };
 
 /* Latency histogram: 64 powers of two, each split in 16 linear buckets,
@@ -72,6 +74,7 @@ struct stats {
 
 struct run {
 	struct config *cfg;
+	int first_conn, nconns;	/* this loop's share */
 	struct stats st;
 	rill_time start, stop_at;
 	int live;
@@ -308,30 +311,72 @@ static int run_load(void *arg)
 {
 	struct run *run = arg;
 	static const rill_task_fn fns[] = { echo_conn, bulk_conn, connect_conn, idle_conn };
-	struct conn_arg *ca = calloc((size_t)run->cfg->conns, sizeof(*ca));
-	rill_task **tasks = calloc((size_t)run->cfg->conns, sizeof(*tasks));
-	double cpu0 = rusage_cpu();
-	rill_task *prog;
+	struct conn_arg *ca = calloc((size_t)run->nconns, sizeof(*ca));
+	rill_task **tasks = calloc((size_t)run->nconns, sizeof(*tasks));
+	rill_task *prog = NULL;
 
 	if (!ca || !tasks)
 		return 1;
 	run->start = rill_now();
 	run->stop_at = run->start + (rill_time)(run->cfg->secs * 1e9);
-	for (int i = 0; i < run->cfg->conns; i++) {
-		ca[i] = (struct conn_arg){ run, i };
+	for (int i = 0; i < run->nconns; i++) {
+		ca[i] = (struct conn_arg){ run, run->first_conn + i };
 		if (rill_spawn(rill_loop_current(), fns[run->cfg->mode], &ca[i], &tasks[i]) == 0)
 			run->live++;
 	}
-	rill_spawn(rill_loop_current(), progress, run, &prog);
-	for (int i = 0; i < run->cfg->conns; i++)
+	if (run->first_conn == 0)	/* one progress line, from the first loop */
+		rill_spawn(rill_loop_current(), progress, run, &prog);
+	for (int i = 0; i < run->nconns; i++)
 		if (tasks[i])
 			rill_task_join(tasks[i], NULL);
-	report(run, (double)(rill_now() - run->start) / 1e9, rusage_cpu() - cpu0);
-	rill_task_cancel(prog);
-	rill_task_join(prog, NULL);
+	if (prog) {
+		rill_task_cancel(prog);
+		rill_task_join(prog, NULL);
+	}
 	free(ca);
 	free(tasks);
 	return run->st.errors ? 3 : 0;
+}
+
+/* Splits the connections over cfg->threads loops, each on its own thread
+ * (pinned to a CPU in turn), and merges their counters. */
+static int run_threads(struct config *cfg)
+{
+	int n = cfg->threads > 0 ? cfg->threads : 1;
+	struct run *runs = calloc((size_t)n, sizeof(*runs));
+	rill_thread **th = calloc((size_t)n, sizeof(*th));
+	struct run total = { .cfg = cfg };
+	double cpu0 = rusage_cpu();
+	rill_time t0 = rill_now();
+	int err = 0, result;
+
+	if (!runs || !th)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		runs[i].cfg = cfg;
+		runs[i].first_conn = cfg->conns * i / n;
+		runs[i].nconns = cfg->conns * (i + 1) / n - runs[i].first_conn;
+		err = rill_thread_start(&th[i], NULL, n > 1 ? i % rill_cpu_count() : -1,
+					run_load, &runs[i]);
+		if (err < 0) {
+			fprintf(stderr, "rill-load: %s\n", rill_error_detail());
+			n = i;
+			break;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		rill_thread_join(th[i], &result);
+		total.st.msgs += runs[i].st.msgs;
+		total.st.bytes += runs[i].st.bytes;
+		total.st.errors += runs[i].st.errors;
+		for (size_t b = 0; b < sizeof(total.st.lat.b) / sizeof(total.st.lat.b[0]); b++)
+			total.st.lat.b[b] += runs[i].st.lat.b[b];
+		total.st.lat.n += runs[i].st.lat.n;
+	}
+	report(&total, (double)(rill_now() - t0) / 1e9, rusage_cpu() - cpu0);
+	free(runs);
+	free(th);
+	return err < 0 ? 1 : total.st.errors ? 3 : 0;
 }
 
 /* Thousands of connections need thousands of fds: take the hard limit. */
@@ -348,7 +393,7 @@ static void raise_nofile(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: rill-load echo|bulk|connect|idle [--host H] --port P "
-		"[-c CONNS] [-s SIZE] [-d DEPTH] [-t SECS] [-q]\n");
+		"[-c CONNS] [-s SIZE] [-d DEPTH] [-t SECS] [--threads N] [-q]\n");
 	exit(2);
 }
 
@@ -385,11 +430,14 @@ static void parse_args(int argc, char **argv, struct config *c)
 			c->depth = atoi(v), i++;
 		else if (!strcmp(a, "-t"))
 			c->secs = atof(v), i++;
+		else if (!strcmp(a, "--threads"))
+			c->threads = atoi(v), i++;
 		else
 			usage();
 	}
 	if (c->port <= 0 || c->conns <= 0 || c->size <= 0 || c->depth <= 0 ||
-	    c->secs <= 0 || c->secs > 3600)
+	    c->secs <= 0 || c->secs > 3600 || c->threads < 0 || c->threads > 1024 ||
+	    c->threads > c->conns)
 		usage();
 }
 
@@ -397,14 +445,8 @@ int main(int argc, char **argv)
 {
 	struct config cfg = { .host = "127.0.0.1", .conns = 100, .size = 64,
 			      .depth = 1, .secs = 5 };
-	struct run run = { .cfg = &cfg };
-	int result = 1;
 
 	parse_args(argc, argv, &cfg);
 	raise_nofile();
-	if (rill_run(run_load, &run, &result) < 0) {
-		fprintf(stderr, "rill-load: %s\n", rill_error_detail());
-		return 1;
-	}
-	return result;
+	return run_threads(&cfg);
 }

@@ -22,6 +22,7 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+
 /* Stacks kept for reuse per loop. A server that accepts bursts of
  * connections reuses stacks instead of paying mmap + munmap + page faults
  * per connection; past this many, stacks go back to the kernel so that an

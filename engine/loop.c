@@ -275,16 +275,21 @@ static void dispatch(struct io_uring_cqe *cqe)
 	op->complete(op, cqe->res, cqe->flags);
 }
 
+/* Dispatches the completions that are there when it starts, not those
+ * that arrive meanwhile: without DEFER_TASKRUN the kernel goes on posting
+ * while we dispatch (a multishot recv fed by a fast peer), and a batch that
+ * never ends would keep what the handlers queued (the cancel that pauses
+ * that very recv, the tasks they woke, the timers) from ever running. */
 static unsigned reap(rill_loop *loop)
 {
-	struct io_uring_cqe *cqe;
-	unsigned head, n = 0;
+	struct io_uring *ring = &loop->ring;
+	unsigned head = *ring->cq.khead;
+	unsigned n = io_uring_smp_load_acquire(ring->cq.ktail) - head;
 
-	io_uring_for_each_cqe(&loop->ring, head, cqe) {
-		dispatch(cqe);
-		n++;
-	}
-	io_uring_cq_advance(&loop->ring, n);
+	for (unsigned i = 0; i < n; i++)
+		dispatch(&ring->cq.cqes[io_uring_cqe_index(ring, head + i,
+							   ring->cq.ring_mask)]);
+	io_uring_cq_advance(ring, n);
 	loop->stats.cqes += n;
 	return n;
 }

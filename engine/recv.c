@@ -28,6 +28,10 @@ static void recv_arm(struct rill__recv *r);
 
 static void recv_settled(struct rill__recv *r)
 {
+	/* A re-cancel still deferred has nothing left to cancel, and must
+	 * not run (and call on_idle again) after the owner freed r. */
+	if (!rill__list_empty(&r->rearm.link))
+		rill__list_del(&r->rearm.link);
 	r->armed = false;
 	rill__op_finished(r->loop);
 	if (r->want && !r->ended)
@@ -47,6 +51,11 @@ static void recv_rearm_deferred(struct rill__deferred *d)
 {
 	struct rill__recv *r = rill__container_of(d, struct rill__recv, rearm);
 
+	if (r->armed) {		/* deferred by recv_done: cancel again */
+		if (!r->want)
+			rill__op_cancel(r->loop, &r->op, NULL);
+		return;
+	}
 	if (r->want && !r->ended && !r->armed)
 		recv_arm(r);
 	else if (!r->armed && r->on_idle)
@@ -91,8 +100,16 @@ static void recv_done(struct rill__op *op, int res, unsigned flags)
 		if (!r->ended)
 			recv_end(r, res);
 	}
-	if (more)
+	if (more) {
+		/* Still producing after a stop. The kernel can answer a cancel
+		 * with -ENOENT while a multishot recv is between two issues
+		 * (seen without DEFER_TASKRUN under load), and the recv then
+		 * runs on: stop never settled. Cancel again after this batch,
+		 * at most once per iteration, until the final CQE comes. */
+		if (!r->want)
+			rill__defer(r->loop, &r->rearm);
 		return;
+	}
 	if (later && r->want && !r->ended) {
 		/* Keep counting it as in flight until it is re-armed. */
 		r->armed = false;

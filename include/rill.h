@@ -11,5 +11,6 @@
 #include "rill/loop.h"
 #include "rill/task.h"
 #include "rill/stream.h"
+#include "rill/sync.h"
 
 #endif

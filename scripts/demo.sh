@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
 # The main job: installs missing Debian packages, builds rill in Release
-# into build/release, then runs an echo round trip between the example
-# server and client over 127.0.0.1.
-#
-# Assumed example interface (until the lead settles it):
-#   echo-server HOST PORT   prints a line containing "Serving on" once
-#                           it listens, then serves until killed
-#   echo-client HOST PORT   talks to it and prints what it got back
+# into build/release, runs an echo round trip between the example server
+# and client over 127.0.0.1, then the short side-by-side comparison of
+# rill's echo server with its peers (bench/compare.py --short, about a
+# minute) and prints the table.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,3 +55,10 @@ fi
 echo "server: $(grep -m1 'Serving on' "$log")"
 timeout 30 "$client" "$host" "$port"
 echo "demo: echo round trip done"
+cleanup
+trap - EXIT
+
+echo
+echo "demo: rill against its peers (server on CPU 0, load on CPU 1), ~1 minute"
+/usr/bin/python3 bench/compare.py --short --build "$build" --out "$build/bench-results"
+echo "demo: table, JSON and plot in $build/bench-results/"

@@ -5,7 +5,7 @@
 
 RILL_DEPS=(build-essential cmake pkg-config clang liburing-dev libssl-dev
 	libcriterion-dev libuv1-dev openssl curl nginx python3 python3-uvloop
-	iproute2 libclang-rt-14-dev)
+	iproute2 libclang-rt-14-dev iperf3 gnuplot-nox)
 # Installed when apt-get runs anyway; nothing needs them.
 RILL_DEPS_OPTIONAL=(valgrind)
 

@@ -70,7 +70,14 @@ if build build/asan clang -DRILL_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=D
 		run_ctest build/asan
 fi
 
-# (3) libFuzzer targets, each for a while over its corpus. New inputs go to
+# (3) clang with ThreadSanitizer: the cross-thread and multi-loop programs
+# of tests/tsan/ (Criterion cannot run under TSan).
+if build build/tsan clang -DRILL_SANITIZE=thread -DRILL_BUILD_BENCH=OFF \
+	-DRILL_BUILD_EXAMPLES=OFF; then
+	run_ctest build/tsan
+fi
+
+# (4) libFuzzer targets, each for a while over its corpus. New inputs go to
 # a scratch directory so the corpus in the repository stays as committed.
 shopt -s nullglob
 fuzzers=(fuzz/*.c)

@@ -187,9 +187,11 @@ void rill__conn_release(struct rill__conn *c, bool warn)
 			  c->fd);
 	}
 	c->released = true;
+	/* Either call may free c: with nothing in flight, at once. */
 	if (!c->closing)
 		rill_writer_close(&c->writer);
-	rill__conn_maybe_close(c);
+	else
+		rill__conn_maybe_close(c);
 }
 
 void rill_writer_free(rill_writer *w)

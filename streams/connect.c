@@ -218,28 +218,32 @@ static void addr_string(const struct sockaddr *sa, char *buf, size_t len)
 }
 
 /* One error: that error. Several: RILL_EMULTI, each listed in the detail
- * ("Multiple exceptions: ..." in asyncio). */
+ * ("Multiple exceptions: ..." in asyncio). As in asyncio, several that
+ * read the same (one error from one address, tried twice) count as one. */
 static int combine_errors(const struct attempt *a, size_t n)
 {
 	char detail[1024] = "multiple connect errors:";
+	char first[128], cur[128];
 	size_t used = strlen(detail);
-	int first = a[0].result;
 	bool same = true;
 
 	if (n == 1)
-		return first;
+		return a[0].result;
 	for (size_t i = 0; i < n; i++) {
 		char addr[80];
 
-		same &= a[i].result == first;
 		addr_string(a[i].ai->ai_addr, addr, sizeof(addr));
+		snprintf(cur, sizeof(cur), "%s: %s", addr, rill_strerror(a[i].result));
+		if (i == 0)
+			memcpy(first, cur, sizeof(first));
+		same &= strcmp(cur, first) == 0;
 		used += (size_t)snprintf(detail + used, used < sizeof(detail) ? sizeof(detail) - used : 0,
-					 " %s: %s;", addr, rill_strerror(a[i].result));
+					 " %s;", cur);
 		if (used >= sizeof(detail))
 			used = sizeof(detail) - 1;
 	}
 	if (same)
-		return rill__set_detail(first, "%s", detail);
+		return rill__set_detail(a[0].result, "%s", detail);
 	return rill__set_detail(RILL_EMULTI, "%s", detail);
 }
 
@@ -300,18 +304,32 @@ static int race_winner(struct attempt *a, size_t started)
 }
 
 /* Cancels the attempts still running and joins all; a loser that also
- * connected closes its socket. */
+ * connected closes its socket. The joins must finish whatever happens to
+ * the caller meanwhile: its deadline is lifted for them (a passed one
+ * would make every join fail at once, for ever), and a cancellation that
+ * arrives is delivered again afterwards. */
 static void race_finish(struct attempt *a, size_t started, int winner)
 {
+	rill_task *self = rill_task_current();
+	rill_time saved = rill_deadline_push(RILL_TIME_NEVER);
+	bool cancelled = false;
+
+	rill_deadline_pop(RILL_TIME_NEVER);
 	for (size_t i = 0; i < started; i++)
 		if (!a[i].done)
 			rill_task_cancel(a[i].task);
 	for (size_t i = 0; i < started; i++) {
-		while (rill_task_join(a[i].task, NULL) < 0)
-			;	/* our own cancellation: the joins must finish */
-		if ((int)i != winner && a[i].result >= 0)
+		int err;
+
+		while ((err = rill_task_join(a[i].task, NULL)) < 0)
+			cancelled |= err == -ECANCELED;
+		/* Not done: cancelled before it ran, result holds no fd. */
+		if ((int)i != winner && a[i].done && a[i].result >= 0)
 			close(a[i].result);
 	}
+	rill_deadline_pop(saved);
+	if (cancelled)
+		rill_task_cancel(self);
 }
 
 static int connect_race(struct attempt *a, size_t n, rill_time delay)
@@ -356,36 +374,71 @@ static int connect_race(struct attempt *a, size_t n, rill_time delay)
 	return combine_errors(a, n);
 }
 
-static int connect_tcp(const char *host, int port, const rill_open_options *o)
+/* Tries the addresses of list in the order the options ask for. Returns
+ * the connected fd or an error. */
+static int connect_list(const struct addrinfo *list, const char *host,
+			const rill_open_options *o)
 {
-	struct addrinfo hints = { .ai_family = o->family, .ai_socktype = SOCK_STREAM,
-				  .ai_protocol = o->proto, .ai_flags = o->flags };
 	const struct addrinfo *order[64];
 	struct attempt a[64];
-	struct addrinfo *res = NULL;
 	size_t n;
-	int ret;
 
-	ret = rill__resolve(host, port, &hints, &res);
-	if (ret < 0)
-		return ret;
 	if (o->happy_eyeballs_delay || o->interleave)
-		n = interleave(res, o->interleave, order, 64);
+		n = interleave(list, o->interleave, order, 64);
 	else
-		n = list_plain(res, order, 64);
+		n = list_plain(list, order, 64);
 	memset(a, 0, sizeof(a));
 	for (size_t i = 0; i < n; i++) {
 		a[i].ai = order[i];
 		a[i].o = o;
 	}
 	if (n == 0)
-		ret = rill__set_detail(-EHOSTUNREACH, "no address for %s", host);
-	else if (o->happy_eyeballs_delay && n > 1)
-		ret = connect_race(a, n, o->happy_eyeballs_delay);
-	else
-		ret = connect_sequential(a, n);
+		return rill__set_detail(-EHOSTUNREACH, "no address for %s", host);
+	if (o->happy_eyeballs_delay && n > 1)
+		return connect_race(a, n, o->happy_eyeballs_delay);
+	return connect_sequential(a, n);
+}
+
+static int connect_tcp(const char *host, int port, const rill_open_options *o)
+{
+	struct addrinfo hints = { .ai_family = o->family, .ai_socktype = SOCK_STREAM,
+				  .ai_protocol = o->proto, .ai_flags = o->flags };
+	struct addrinfo *res = NULL;
+	int ret;
+
+	ret = rill__resolve(host, port, &hints, &res);
+	if (ret < 0)
+		return ret;
+	ret = connect_list(res, host, o);
 	freeaddrinfo(res);
 	return ret;
+}
+
+int rill__connect_addrs(const struct sockaddr *const *addrs, const socklen_t *lens,
+			size_t n, const rill_open_options *opts)
+{
+	static const rill_open_options defaults;
+	const rill_open_options *o = opts ? opts : &defaults;
+	struct addrinfo ai[64];
+	rill_time saved;
+	int fd;
+
+	if (!rill_task_current())
+		return -EPERM;
+	if (n == 0 || n > 64)
+		return -EINVAL;
+	memset(ai, 0, sizeof(ai));
+	for (size_t i = 0; i < n; i++) {
+		ai[i].ai_family = addrs[i]->sa_family;
+		ai[i].ai_socktype = SOCK_STREAM;
+		ai[i].ai_addr = (struct sockaddr *)addrs[i];
+		ai[i].ai_addrlen = lens[i];
+		ai[i].ai_next = i + 1 < n ? &ai[i + 1] : NULL;
+	}
+	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);
+	fd = connect_list(ai, "(addresses)", o);
+	rill_deadline_pop(saved);
+	return fd;
 }
 
 /* ---- the public calls ---------------------------------------------- */
@@ -488,7 +541,7 @@ int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 	static const rill_open_options defaults;
 	const rill_open_options *o = opts ? opts : &defaults;
 	struct sockaddr_un sun;
-	socklen_t len;
+	socklen_t len = 0;
 	rill_time saved;
 	int fd = open_check(o, readerp, writerp);
 

@@ -19,6 +19,7 @@
 
 #include "streams/internal.h"
 #include "streams/net.h"
+#include "streams/group.h"
 
 /* How long accepting pauses after running out of fds or memory: long
  * enough for connections to end and free some, short enough that a
@@ -50,6 +51,7 @@ struct rill_server {
 	size_t armed;		/* acceptors not yet settled after stop */
 	struct rill__list waiters;
 	rill_task *retry;	/* the pause after EMFILE */
+	struct rill__group *group;	/* threads: the loops doing the work */
 };
 
 static void server_maybe_free(rill_server *s);
@@ -231,9 +233,6 @@ static int listen_on(rill_server *s, const struct sockaddr *addr, socklen_t len,
 	l->server = s;
 	l->addrlen = sizeof(l->addr);
 	getsockname(fd, (struct sockaddr *)&l->addr, &l->addrlen);
-	rill__acceptor_init(&l->acc, s->loop, fd, l);
-	l->acc.on_accept = on_accept;
-	l->acc.on_idle = on_accept_idle;
 	s->nls++;
 	return 0;
 }
@@ -264,6 +263,7 @@ static int bind_host(rill_server *s, const char *host, int port,
 	struct addrinfo hints = { .ai_family = o->family, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | o->flags };
 	struct addrinfo *res = NULL;
+	struct listener *ls;
 	size_t cap;
 	int err;
 
@@ -273,11 +273,14 @@ static int bind_host(rill_server *s, const char *host, int port,
 	cap = s->nls;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
 		cap++;
-	s->ls = realloc(s->ls, cap * sizeof(*s->ls));
-	if (!s->ls) {
+	/* The array may move: acceptors point into it only once it is final
+	 * (server_finish). */
+	ls = realloc(s->ls, cap * sizeof(*s->ls));
+	if (!ls) {
 		freeaddrinfo(res);
 		return -ENOMEM;
 	}
+	s->ls = ls;
 	for (struct addrinfo *ai = res; ai && err == 0; ai = ai->ai_next) {
 		if (port == 0 && s->nls)
 			set_port(ai->ai_addr, sockaddr_port(&s->ls[0].addr));
@@ -309,9 +312,6 @@ static int adopt_listener(rill_server *s, int fd)
 	s->ls[0].addrlen = sizeof(s->ls[0].addr);
 	getsockname(fd, (struct sockaddr *)&s->ls[0].addr, &s->ls[0].addrlen);
 	s->is_tcp = s->ls[0].addr.ss_family != AF_UNIX;
-	rill__acceptor_init(&s->ls[0].acc, s->loop, fd, &s->ls[0]);
-	s->ls[0].acc.on_accept = on_accept;
-	s->ls[0].acc.on_idle = on_accept_idle;
 	s->nls = 1;
 	return 0;
 }
@@ -361,8 +361,35 @@ static int server_finish(rill_server *s, const rill_server_options *o,
 		server_discard(s);
 		return err;
 	}
+	for (size_t i = 0; i < s->nls; i++) {
+		struct listener *l = &s->ls[i];
+
+		rill__acceptor_init(&l->acc, s->loop, l->fd, l);
+		l->acc.on_accept = on_accept;
+		l->acc.on_idle = on_accept_idle;
+	}
 	if (o->start_serving != RILL_OFF)
 		rill_server_start_serving(s);
+	*serverp = s;
+	return 0;
+}
+
+/* threads = N: this server object fronts N loops (streams/group.c). */
+static int start_group(rill_server *s, const char *host, int port,
+		       const rill_server_options *o, rill_server **serverp)
+{
+	int err;
+
+	if (o->sock > 0 || o->threads < RILL_THREADS_PER_CPU)
+		err = rill__set_detail(-EINVAL, "threads must be >= 1 or "
+				       "RILL_THREADS_PER_CPU, without sock");
+	else
+		err = rill__group_start(s->cb, s->arg, host, port, o, &s->group);
+	if (err < 0) {
+		server_discard(s);
+		return err;
+	}
+	s->serving = true;
 	*serverp = s;
 	return 0;
 }
@@ -374,13 +401,15 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 	static const rill_server_options defaults;
 	const rill_server_options *o = opts ? opts : &defaults;
 	rill_server *s = NULL;
-	int err = server_alloc(cb, arg, o, &s);
+	int err = server_alloc(cb, arg, o, serverp ? &s : NULL);
 
 	if (err < 0) {
 		if (s)
 			server_discard(s);
 		return err;
 	}
+	if (o->threads)
+		return start_group(s, host, port, o, serverp);
 	s->is_tcp = true;
 	if (o->sock > 0)
 		err = adopt_listener(s, o->sock);
@@ -410,9 +439,9 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 	const rill_server_options *o = opts ? opts : &defaults;
 	struct sockaddr_un sun;
 	struct stat st;
-	socklen_t len;
+	socklen_t len = 0;
 	rill_server *s = NULL;
-	int err = server_alloc(cb, arg, o, &s);
+	int err = server_alloc(cb, arg, o, serverp ? &s : NULL);
 
 	if (err < 0) {
 		if (s)
@@ -438,6 +467,8 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 
 size_t rill_server_nsockets(const rill_server *s)
 {
+	if (s && s->group)	/* one socket per loop, on their threads */
+		return 0;
 	return s && !s->closed ? s->nls : 0;
 }
 
@@ -458,6 +489,8 @@ const struct sockaddr *rill_server_sockname(const rill_server *s, size_t i,
 
 int rill_server_port(const rill_server *s)
 {
+	if (s && s->group)
+		return rill__group_port(s->group);
 	return s && s->nls ? sockaddr_port(&s->ls[0].addr) : 0;
 }
 
@@ -495,15 +528,25 @@ void rill_server_close(rill_server *s)
 	if (!s || s->closed)
 		return;
 	s->closed = true;
+	if (s->group) {
+		s->serving = false;
+		rill__group_close(s->group);
+		server_wake(s);
+		return;
+	}
 	s->serving = false;
 	if (s->retry)
 		rill_task_cancel(s->retry);
 	for (size_t i = 0; i < s->nls; i++) {
 		struct listener *l = &s->ls[i];
 
-		if (l->acc.armed)
-			rill__acceptor_stop(&l->acc);	/* closed in on_idle */
-		else if (l->fd >= 0) {
+		if (l->acc.armed) {
+			/* Stop listening now, as closing the socket would: the
+			 * fd itself is closed in on_idle, once the accept in
+			 * flight has let go of it. */
+			shutdown(l->fd, SHUT_RD);
+			rill__acceptor_stop(&l->acc);
+		} else if (l->fd >= 0) {
 			close(l->fd);
 			l->fd = -1;
 		}
@@ -527,13 +570,17 @@ static void server_each_conn(rill_server *s, void (*fn)(rill_writer *w))
 
 void rill_server_close_clients(rill_server *s)
 {
-	if (s)
+	if (s && s->group)
+		rill__group_close_clients(s->group);
+	else if (s)
 		server_each_conn(s, rill_writer_close);
 }
 
 void rill_server_abort_clients(rill_server *s)
 {
-	if (s)
+	if (s && s->group)
+		rill__group_abort_clients(s->group);
+	else if (s)
 		server_each_conn(s, rill_writer_abort);
 }
 
@@ -559,6 +606,12 @@ int rill_server_wait_closed(rill_server *s)
 
 	if (!s)
 		return -EINVAL;
+	if (s->group) {
+		while (!s->closed)
+			if ((err = server_park(s)) < 0)
+				return err;
+		return rill__group_wait_closed(s->group);
+	}
 	while (!server_done(s))
 		if ((err = server_park(s)) < 0)
 			return err;
@@ -598,6 +651,11 @@ void rill_server_free(rill_server *s)
 	if (!s)
 		return;
 	rill_server_close(s);
+	if (s->group) {
+		rill__group_free(s->group);
+		server_discard(s);
+		return;
+	}
 	rill_server_abort_clients(s);
 	s->freed = true;
 	server_maybe_free(s);

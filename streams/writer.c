@@ -248,10 +248,12 @@ static void send_done(struct rill__op *op, int res, unsigned flags)
 	w->sending = false;
 	rill__op_finished(c->loop);
 	if (res < 0 && res != -EAGAIN && res != -EINTR) {
-		if (res != -ECANCELED)
-			rill__conn_lost(c, res);
+		/* Drop first: both calls below may free the connection. */
 		rill__writer_drop_queue(w);
-		rill__conn_maybe_close(c);
+		if (res != -ECANCELED && !c->lost)
+			rill__conn_lost(c, res);
+		else
+			rill__conn_maybe_close(c);
 		return;
 	}
 	if (res > 0)

@@ -234,7 +234,14 @@ typedef struct rill_server_options {
 	rill_tls_ctx *ssl;	/* TLS server context (rill-tls) */
 	rill_time ssl_handshake_timeout;	/* 0: 60 s */
 	rill_time ssl_shutdown_timeout;		/* 0: 30 s */
+	/* Thread per core: N >= 1 serves on N loops, each on its own thread
+	 * pinned to a CPU, each with its own SO_REUSEPORT socket on the same
+	 * port; a connection's callback runs on the loop that accepted it.
+	 * RILL_THREADS_PER_CPU: one loop per online CPU. 0: this loop only. */
+	int threads;
 } rill_server_options;
+
+#define RILL_THREADS_PER_CPU (-1)
 
 /* Listens on host:port (NULL or "": every interface, one socket per
  * family; port 0: a free port, the same one for every socket) and calls

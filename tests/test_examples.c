@@ -1,0 +1,294 @@
+/* The example programs: echo-server with echo-client, http-headers against a local server, wait-for-data; exact output. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The build puts the tests in ${build}/tests and the examples in
+ * ${build}/examples; RILL_EXAMPLES_DIR overrides. */
+static const char *examples_dir(void)
+{
+	static char dir[PATH_MAX];
+	char exe[PATH_MAX];
+	const char *env = getenv("RILL_EXAMPLES_DIR");
+	ssize_t n;
+
+	if (env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	cr_assert_gt(n, 0);
+	exe[n] = '\0';
+	snprintf(dir, sizeof(dir), "%s/examples", dirname(dirname(exe)));
+	return dir;
+}
+
+static void example_path(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", examples_dir(), name);
+	if (access(buf, X_OK) < 0)
+		cr_skip_test("%s not built (RILL_BUILD_EXAMPLES off?)", buf);
+}
+
+/* Starts argv with stdout and stderr on pipes. */
+static pid_t spawn(char *const argv[], int *outfd, int *errfd)
+{
+	int out[2], err[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(err, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	*outfd = out[0];
+	*errfd = err[0];
+	return pid;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Reads fd until EOF (or until a line if one_line) or the timeout. */
+static size_t slurp(int fd, char *buf, size_t cap, int timeout_ms, bool one_line)
+{
+	long long end = now_ms() + timeout_ms;
+	size_t n = 0;
+
+	while (n + 1 < cap) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		long long left = end - now_ms();
+		ssize_t got;
+
+		if (left <= 0 || poll(&p, 1, (int)left) != 1)
+			break;
+		got = read(fd, buf + n, one_line ? 1 : cap - 1 - n);
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		if (one_line && buf[n - 1] == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+struct result {
+	int status;
+	char out[4096], err[4096];
+};
+
+/* Runs argv to its end (10 s at most) and collects its output. */
+static void run(char *const argv[], struct result *r)
+{
+	int outfd, errfd;
+	pid_t pid = spawn(argv, &outfd, &errfd);
+
+	slurp(outfd, r->out, sizeof(r->out), 10000, false);
+	slurp(errfd, r->err, sizeof(r->err), 1000, false);
+	kill(pid, SIGKILL);	/* no-op once it has exited */
+	cr_assert_eq(waitpid(pid, &r->status, 0), pid);
+	close(outfd);
+	close(errfd);
+}
+
+static int exit_code(const struct result *r)
+{
+	return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128 + WTERMSIG(r->status);
+}
+
+/* ---- echo-server and echo-client ------------------------------------ */
+
+Test(examples, echo_server_and_client, .timeout = 30)
+{
+	char server[PATH_MAX], client[PATH_MAX], line[256], port[16], out[1024];
+	char want[512];
+	struct result r;
+	int outfd, errfd, p = 0, cport = 0, status;
+	pid_t pid;
+
+	example_path("echo-server", server, sizeof(server));
+	example_path("echo-client", client, sizeof(client));
+	pid = spawn((char *[]){ server, "127.0.0.1", "0", NULL }, &outfd, &errfd);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	cr_assert_eq(sscanf(line, "Serving on ('127.0.0.1', %d)", &p), 1, "server said: %s", line);
+	cr_assert_gt(p, 0);
+	snprintf(port, sizeof(port), "%d", p);
+
+	run((char *[]){ client, "127.0.0.1", port, "Hello World!", NULL }, &r);
+	cr_assert_eq(exit_code(&r), 0, "client: %s", r.err);
+	cr_assert_str_eq(r.out, "Send: 'Hello World!'\n"
+				"Received: 'Hello World!'\n"
+				"Close the connection\n");
+
+	slurp(outfd, line, sizeof(line), 5000, true);
+	cr_assert_eq(sscanf(line, "Received 'Hello World!' from ('127.0.0.1', %d)", &cport), 1,
+		     "server said: %s", line);
+	cr_assert_gt(cport, 0);
+	snprintf(out, sizeof(out), "%s", line);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	strcat(out, line);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	strcat(out, line);
+	snprintf(want, sizeof(want), "Received 'Hello World!' from ('127.0.0.1', %d)\n"
+				     "Send: 'Hello World!'\n"
+				     "Close the connection\n", cport);
+	cr_assert_str_eq(out, want);
+
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	close(outfd);
+	close(errfd);
+}
+
+/* ---- http-headers --------------------------------------------------- */
+
+struct http {
+	int lfd;
+	char request[1024];
+};
+
+/* Serves one HEAD request as an HTTP/1.0 server would. */
+static void *http_serve(void *arg)
+{
+	static const char reply[] = "HTTP/1.0 200 OK\r\n"
+				    "Server: tiny/1.0\r\n"
+				    "Content-Type: text/html\r\n"
+				    "Content-Length: 5\r\n"
+				    "\r\n";
+	struct http *h = arg;
+	size_t n = 0;
+	int fd = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return NULL;
+	while (n + 1 < sizeof(h->request) && !strstr(h->request, "\r\n\r\n")) {
+		ssize_t got = recv(fd, h->request + n, sizeof(h->request) - 1 - n, 0);
+
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		h->request[n] = '\0';
+	}
+	send(fd, reply, sizeof(reply) - 1, MSG_NOSIGNAL);
+	close(fd);
+	return NULL;
+}
+
+static int listen_local(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	return fd;
+}
+
+static int local_port(int fd)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	return ntohs(a.sin_port);
+}
+
+Test(examples, http_headers_head_request, .timeout = 30)
+{
+	char prog[PATH_MAX], url[128];
+	struct http h = { 0 };
+	struct result r;
+	pthread_t th;
+
+	example_path("http-headers", prog, sizeof(prog));
+	h.lfd = listen_local();
+	cr_assert_eq(pthread_create(&th, NULL, http_serve, &h), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/index.html", local_port(h.lfd));
+	run((char *[]){ prog, url, NULL }, &r);
+	pthread_join(th, NULL);
+	close(h.lfd);
+	cr_assert_eq(exit_code(&r), 0, "http-headers: %s", r.err);
+	cr_assert_str_eq(h.request, "HEAD /index.html HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+	cr_assert_str_eq(r.out, "HTTP header> HTTP/1.0 200 OK\n"
+				"HTTP header> Server: tiny/1.0\n"
+				"HTTP header> Content-Type: text/html\n"
+				"HTTP header> Content-Length: 5\n");
+}
+
+Test(examples, http_headers_default_path_and_errors, .timeout = 30)
+{
+	char prog[PATH_MAX], url[128];
+	struct http h = { 0 };
+	struct result r;
+	pthread_t th;
+	int fd;
+
+	example_path("http-headers", prog, sizeof(prog));
+	h.lfd = listen_local();
+	cr_assert_eq(pthread_create(&th, NULL, http_serve, &h), 0);
+	snprintf(url, sizeof(url), "http://localhost:%d", local_port(h.lfd));
+	run((char *[]){ prog, url, NULL }, &r);
+	pthread_join(th, NULL);
+	cr_assert_eq(exit_code(&r), 0, "http-headers: %s", r.err);
+	cr_assert_str_eq(h.request, "HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n");
+
+	/* Nobody listening any more: an error, exit 1. */
+	fd = h.lfd;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", local_port(fd));
+	close(fd);
+	run((char *[]){ prog, url, NULL }, &r);
+	cr_assert_eq(exit_code(&r), 1);
+	cr_assert_str_eq(r.out, "");
+
+	run((char *[]){ prog, "ftp://example.com/", NULL }, &r);
+	cr_assert_eq(exit_code(&r), 2, "a bad URL");
+
+	/* https needs rill-tls: without it, a clear message and exit 2. */
+	snprintf(url, sizeof(url), "https://127.0.0.1:1/");
+	run((char *[]){ prog, url, NULL }, &r);
+	if (exit_code(&r) == 2)
+		cr_assert(strstr(r.err, "TLS not available in this build"), "stderr: %s", r.err);
+	else
+		cr_assert_null(strstr(r.err, "TLS not available"), "stderr: %s", r.err);
+}
+
+/* ---- wait-for-data -------------------------------------------------- */
+
+Test(examples, wait_for_data, .timeout = 30)
+{
+	char prog[PATH_MAX];
+	struct result r;
+
+	example_path("wait-for-data", prog, sizeof(prog));
+	run((char *[]){ prog, NULL }, &r);
+	cr_assert_eq(exit_code(&r), 0, "wait-for-data: %s", r.err);
+	cr_assert_str_eq(r.out, "Received: abc\n");
+	cr_assert_str_eq(r.err, "");
+}

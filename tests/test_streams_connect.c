@@ -1,0 +1,838 @@
+/* open_connection: loopback v4/v6/by name, refusal, bad arguments, sock= adoption, local_addr, connect_timeout, happy eyeballs, cancellation. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rill/error.h"
+#include "rill/stream.h"
+#include "rill/task.h"
+#include "streams/net.h"
+
+#define MS RILL_NSEC_PER_MSEC
+
+/* ---- helpers ------------------------------------------------------- */
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Waits (yielding to the loop) until the fd count is back to want. */
+static int settle_fds(int want)
+{
+	int n = count_fds();
+
+	for (int i = 0; i < 200 && n != want; i++) {
+		rill_sleep_ms(5);
+		n = count_fds();
+	}
+	return n;
+}
+
+static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes line;
+
+	(void)arg;
+	while (rill_reader_readline(r, &line) > 0) {
+		rill_writer_write(w, line.data, line.len);
+		if (rill_writer_drain(w) < 0)
+			break;
+	}
+	rill_writer_close(w);
+	return 0;
+}
+
+/* Writes "hello <tag>\n" and expects it back. 0 or the failing code. */
+static int echo_roundtrip(rill_reader *r, rill_writer *w, const char *tag)
+{
+	char msg[64];
+	rill_bytes line;
+	ssize_t n;
+
+	snprintf(msg, sizeof(msg), "hello %s\n", tag);
+	if (rill_writer_write(w, msg, strlen(msg)) < 0)
+		return -EIO;
+	n = rill_reader_readline(r, &line);
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n != strlen(msg) || memcmp(line.data, msg, (size_t)n))
+		return -EBADMSG;
+	return 0;
+}
+
+static void close_and_free(rill_writer *w)
+{
+	rill_writer_close(w);
+	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	rill_writer_free(w);
+}
+
+static struct sockaddr_in loopback4(int port)
+{
+	return (struct sockaddr_in){ .sin_family = AF_INET,
+				     .sin_port = htons((uint16_t)port),
+				     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+}
+
+static int sock_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* A bound, not listening socket: connecting to its port is refused, and
+ * nobody else can take the port meanwhile. */
+static int refusing_port(int *fdp)
+{
+	struct sockaddr_in a = loopback4(0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	*fdp = fd;
+	return sock_port(fd);
+}
+
+static rill_server *echo_server(const char *host)
+{
+	rill_server *s = NULL;
+	int err = rill_start_server(echo_lines, NULL, host, 0, NULL, &s);
+
+	cr_assert_eq(err, 0, "start_server(%s): %s %s", host, rill_strerror(err),
+		     rill_error_detail());
+	cr_assert_gt(rill_server_port(s), 0);
+	return s;
+}
+
+static void run_task(rill_task_fn fn, void *arg)
+{
+	int result = -1;
+
+	cr_assert_eq(rill_run(fn, arg, &result), 0);
+	cr_assert_eq(result, 0, "task failed: %d", result);
+}
+
+/* ---- an isolated network --------------------------------------------
+ *
+ * Tests that need an address nobody answers run in a forked child with a
+ * private network namespace (when unshare is allowed), so their stuck
+ * SYNs disturb nothing else. The dead address is a listening socket with
+ * backlog 0 whose one queue slot is taken: the kernel drops every further
+ * SYN, so a connect to it hangs for minutes (SYN retransmits).
+ */
+
+#define CHECK(cond, ...)                                                      \
+	do {                                                                  \
+		if (!(cond)) {                                                \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
+				__LINE__, #cond);                             \
+			fprintf(stderr, __VA_ARGS__);                         \
+			fputc('\n', stderr);                                  \
+			return 1;                                             \
+		}                                                             \
+	} while (0)
+
+static void lo_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+}
+
+static void run_isolated(rill_task_fn fn, void *arg)
+{
+	int status = 0;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int result = -1;
+
+		if (unshare(CLONE_NEWNET) == 0)
+			lo_up();
+		if (rill_run(fn, arg, &result) < 0)
+			result = 2;
+		fflush(stderr);
+		_exit(result == 0 ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "isolated child failed (status %#x)", status);
+}
+
+struct blackhole {
+	int lfd, filler;
+	struct sockaddr_in addr;
+};
+
+static int blackhole_open(struct blackhole *b)
+{
+	socklen_t len = sizeof(b->addr);
+	struct pollfd p;
+
+	b->addr = loopback4(0);
+	b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (b->lfd < 0 || bind(b->lfd, (struct sockaddr *)&b->addr, len) < 0 ||
+	    listen(b->lfd, 0) < 0 ||
+	    getsockname(b->lfd, (struct sockaddr *)&b->addr, &len) < 0)
+		return -errno;
+	b->filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (connect(b->filler, (struct sockaddr *)&b->addr, len) < 0)
+		return -errno;
+	/* The queue slot is taken once the listener reads as ready. */
+	p = (struct pollfd){ .fd = b->lfd, .events = POLLIN };
+	return poll(&p, 1, 2000) == 1 ? 0 : -ETIMEDOUT;
+}
+
+static void blackhole_close(struct blackhole *b)
+{
+	close(b->filler);
+	close(b->lfd);
+}
+
+/* ---- plain connections --------------------------------------------- */
+
+static int connect_v4(void *arg)
+{
+	rill_server *s = echo_server("127.0.0.1");
+	const struct sockaddr_in *peer, *local;
+	rill_reader *r;
+	rill_writer *w;
+	int one = 0, fd;
+	socklen_t len = sizeof(one);
+
+	(void)arg;
+	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "v4"), 0);
+	peer = rill_writer_get_extra_info(w, "peername", NULL);
+	local = rill_writer_get_extra_info(w, "sockname", NULL);
+	cr_assert(peer && local);
+	cr_assert_eq(peer->sin_family, AF_INET);
+	cr_assert_eq(ntohs(peer->sin_port), rill_server_port(s));
+	cr_assert_eq(ntohl(local->sin_addr.s_addr), INADDR_LOOPBACK);
+	fd = *(const int *)rill_writer_get_extra_info(w, "socket", NULL);
+	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &len), 0);
+	cr_assert_neq(one, 0, "TCP_NODELAY not set on a connected socket");
+	close_and_free(w);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_connect, ipv4_loopback, .timeout = 30)
+{
+	run_task(connect_v4, NULL);
+}
+
+static int ticker(void *arg)
+{
+	int *ticks = arg;
+
+	while (rill_sleep_ms(1) == 0)
+		(*ticks)++;
+	return 0;
+}
+
+static int connect_by_name(void *arg)
+{
+	rill_server *s = echo_server("127.0.0.1");
+	rill_open_options o = { .family = AF_INET };
+	rill_task *tick;
+	int ticks = 0;
+	rill_reader *r;
+	rill_writer *w;
+	int err;
+
+	(void)arg;
+	cr_assert_eq(rill_spawn(rill_loop_current(), ticker, &ticks, &tick), 0);
+	err = rill_open_connection("localhost", rill_server_port(s), &o, &r, &w);
+	cr_assert_eq(err, 0, "localhost: %s %s", rill_strerror(err), rill_error_detail());
+	cr_assert_eq(echo_roundtrip(r, w, "by name"), 0);
+	close_and_free(w);
+	rill_task_cancel(tick);
+	cr_assert_eq(rill_task_join(tick, NULL), 0);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_connect, localhost_by_name, .timeout = 30)
+{
+	run_task(connect_by_name, NULL);
+}
+
+static int connect_unknown_name(void *arg)
+{
+	rill_reader *r;
+	rill_writer *w;
+	int err;
+
+	(void)arg;
+	err = rill_open_connection("no-such-host.invalid", 80, NULL, &r, &w);
+	cr_assert_lt(err, 0);
+	cr_assert_neq(rill_error_detail()[0], '\0', "no detail for a failed lookup");
+	return 0;
+}
+
+Test(streams_connect, unknown_name_fails_with_detail, .timeout = 30)
+{
+	run_task(connect_unknown_name, NULL);
+}
+
+static bool ipv6_loopback_works(void)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static int connect_v6(void *arg)
+{
+	rill_server *s = echo_server("::1");
+	const struct sockaddr_in6 *peer;
+	rill_reader *r;
+	rill_writer *w;
+
+	(void)arg;
+	cr_assert_eq(rill_open_connection("::1", rill_server_port(s), NULL, &r, &w), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "v6"), 0);
+	peer = rill_writer_get_extra_info(w, "peername", NULL);
+	cr_assert_eq(peer->sin6_family, AF_INET6);
+	cr_assert(IN6_IS_ADDR_LOOPBACK(&peer->sin6_addr));
+	close_and_free(w);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_connect, ipv6_loopback, .timeout = 30)
+{
+	if (!ipv6_loopback_works())
+		cr_skip_test("IPv6 loopback (::1) is not available here");
+	run_task(connect_v6, NULL);
+}
+
+static int connect_refused(void *arg)
+{
+	rill_reader *r = NULL;
+	rill_writer *w = NULL;
+	int fd, port = refusing_port(&fd);
+
+	(void)arg;
+	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &r, &w), -ECONNREFUSED);
+	cr_assert_null(w);
+	close(fd);
+	return 0;
+}
+
+Test(streams_connect, closed_port_is_refused, .timeout = 30)
+{
+	run_task(connect_refused, NULL);
+}
+
+static int bad_args(void *arg)
+{
+	rill_open_options o = { 0 };
+	rill_reader *r;
+	rill_writer *w;
+
+	(void)arg;
+	cr_assert_eq(rill_open_connection(NULL, 80, NULL, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_connection("", 80, NULL, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_connection("127.0.0.1", 65536, NULL, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_connection("127.0.0.1", -1, NULL, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, NULL, NULL, &w), -EINVAL);
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, NULL, &r, NULL), -EINVAL);
+	o.server_hostname = "example.com";
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL);
+	cr_assert_neq(rill_error_detail()[0], '\0');
+	o = (rill_open_options){ .ssl = true };
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w),
+		     RILL_ETLS_NOT_AVAILABLE);
+	o = (rill_open_options){ .sock = 1 };
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL,
+		     "host and sock together");
+	return 0;
+}
+
+Test(streams_connect, invalid_arguments, .timeout = 30)
+{
+	rill_reader *r;
+	rill_writer *w;
+
+	run_task(bad_args, NULL);
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, NULL, &r, &w), -EPERM,
+		     "outside a task");
+}
+
+/* ---- sock= --------------------------------------------------------- */
+
+static int adopt_tcp(void *arg)
+{
+	rill_server *s = echo_server("127.0.0.1");
+	struct sockaddr_in a = loopback4(rill_server_port(s));
+	rill_open_options o = { 0 };
+	rill_reader *r;
+	rill_writer *w;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)arg;
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	o.sock = fd;
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
+	cr_assert_eq(*(const int *)rill_writer_get_extra_info(w, "socket", NULL), fd);
+	cr_assert_eq(echo_roundtrip(r, w, "adopted"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "again"), 0);
+	rill_writer_close(w);
+	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(fcntl(fd, F_GETFD), -1, "rill left the adopted fd open");
+	cr_assert_eq(errno, EBADF);
+	rill_writer_free(w);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_connect, adopt_connected_tcp_socket, .timeout = 30)
+{
+	run_task(adopt_tcp, NULL);
+}
+
+/* Reads what the peer end of a socketpair got, waiting up to 2 s. */
+static ssize_t raw_recv(int fd, char *buf, size_t n)
+{
+	for (int i = 0; i < 2000; i++) {
+		ssize_t got = recv(fd, buf, n, MSG_DONTWAIT);
+
+		if (got >= 0 || errno != EAGAIN)
+			return got;
+		rill_sleep_ms(1);
+	}
+	return -1;
+}
+
+static int adopt_pair(void *arg)
+{
+	int *type_flags = arg;
+	rill_open_options o = { 0 };
+	rill_reader *r;
+	rill_writer *w;
+	char buf[64];
+	rill_bytes line;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | *type_flags, 0, sv), 0);
+	o.sock = sv[0];
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
+	/* peer -> rill */
+	cr_assert_eq(send(sv[1], "from peer\n", 10, 0), 10);
+	cr_assert_eq(rill_reader_readline(r, &line), 10);
+	cr_assert_arr_eq(line.data, "from peer\n", 10);
+	/* rill -> peer */
+	cr_assert_eq(rill_writer_write(w, "from rill\n", 10), 0);
+	cr_assert_eq(rill_writer_drain(w), 0);
+	cr_assert_eq(raw_recv(sv[1], buf, sizeof(buf)), 10);
+	cr_assert_arr_eq(buf, "from rill\n", 10);
+	/* peer half-closes: EOF, and the writer still works */
+	cr_assert_eq(shutdown(sv[1], SHUT_WR), 0);
+	cr_assert_eq(rill_reader_readline(r, &line), 0);
+	cr_assert(rill_reader_at_eof(r));
+	cr_assert_eq(rill_writer_write(w, "bye\n", 4), 0);
+	rill_writer_close(w);
+	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(raw_recv(sv[1], buf, sizeof(buf)), 4, "queued data lost on close");
+	cr_assert_eq(raw_recv(sv[1], buf, sizeof(buf)), 0, "no EOF after close");
+	cr_assert_eq(fcntl(sv[0], F_GETFD), -1, "rill left the adopted fd open");
+	cr_assert_eq(errno, EBADF);
+	rill_writer_free(w);
+	close(sv[1]);
+	return 0;
+}
+
+Test(streams_connect, adopt_socketpair_end, .timeout = 30)
+{
+	int flags = 0;
+
+	run_task(adopt_pair, &flags);
+}
+
+Test(streams_connect, adopt_nonblocking_socketpair_end, .timeout = 30)
+{
+	int flags = SOCK_NONBLOCK;
+
+	run_task(adopt_pair, &flags);
+}
+
+static int adopt_bad(void *arg)
+{
+	rill_open_options o = { 0 };
+	rill_reader *r;
+	rill_writer *w;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	(void)arg;
+	o.sock = fd;
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL, "a datagram socket");
+	close(fd);
+	return 0;
+}
+
+Test(streams_connect, adopt_rejects_datagram_socket, .timeout = 30)
+{
+	run_task(adopt_bad, NULL);
+}
+
+/* ---- local_addr ---------------------------------------------------- */
+
+/* Tells the client the port it connected from, as the server sees it. */
+static int say_peer_port(rill_reader *r, rill_writer *w, void *arg)
+{
+	const struct sockaddr_in *peer = rill_writer_get_extra_info(w, "peername", NULL);
+	char line[32];
+	rill_bytes b;
+
+	(void)arg;
+	snprintf(line, sizeof(line), "%d\n", peer ? ntohs(peer->sin_port) : -1);
+	rill_writer_write(w, line, strlen(line));
+	rill_reader_read_all(r, &b);
+	rill_writer_close(w);
+	return 0;
+}
+
+static int local_addr(void *arg)
+{
+	rill_server *s;
+	struct sockaddr_in local = loopback4(0);
+	rill_open_options o = { .local_addr = (struct sockaddr *)&local,
+				.local_addrlen = sizeof(local) };
+	const struct sockaddr_in *name;
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+	char want[32];
+	int hold, port;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(say_peer_port, NULL, "127.0.0.1", 0, NULL, &s), 0);
+	/* A free port: bound by hold, released just before use. */
+	port = refusing_port(&hold);
+	close(hold);
+	local.sin_port = htons((uint16_t)port);
+	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(s), &o, &r, &w), 0);
+	name = rill_writer_get_extra_info(w, "sockname", NULL);
+	cr_assert_eq(ntohs(name->sin_port), port);
+	snprintf(want, sizeof(want), "%d\n", port);
+	cr_assert_eq(rill_reader_readline(r, &line), (ssize_t)strlen(want));
+	cr_assert_arr_eq(line.data, want, strlen(want), "server saw another port");
+	close_and_free(w);
+
+	/* The local address is taken: bind fails, and that is the error. */
+	port = refusing_port(&hold);
+	local.sin_port = htons((uint16_t)port);
+	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(s), &o, &r, &w),
+		     -EADDRINUSE);
+	close(hold);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_connect, local_addr_is_bound, .timeout = 30)
+{
+	run_task(local_addr, NULL);
+}
+
+/* ---- connect_timeout ----------------------------------------------- */
+
+static int timeout_child(void *arg)
+{
+	struct blackhole bh;
+	rill_open_options o = { .connect_timeout = 300 * MS };
+	rill_reader *r;
+	rill_writer *w;
+	rill_time t0;
+	int err, before;
+
+	(void)arg;
+	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
+	before = count_fds();
+	t0 = rill_now();
+	err = rill_open_connection("127.0.0.1", ntohs(bh.addr.sin_port), &o, &r, &w);
+	t0 = rill_now() - t0;
+	CHECK(err == -ETIMEDOUT, "got %s", rill_err_name(err));
+	CHECK(t0 >= 250 * MS && t0 < 2000 * MS, "took %llu ms", (unsigned long long)(t0 / MS));
+	CHECK(count_fds() == before, "fd leaked: %d -> %d", before, count_fds());
+	/* The task's own deadline is back to none. */
+	CHECK(rill_sleep_ms(1) == 0, "deadline still in force");
+	blackhole_close(&bh);
+	return 0;
+}
+
+Test(streams_connect, connect_timeout_on_dead_address, .timeout = 30)
+{
+	run_isolated(timeout_child, NULL);
+}
+
+/* ---- happy eyeballs ------------------------------------------------ */
+
+static int eyeballs_child(void *arg)
+{
+	struct blackhole bh;
+	rill_server *s;
+	struct sockaddr_in live;
+	const struct sockaddr *addrs[2];
+	socklen_t lens[2] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in) };
+	rill_open_options o = { .happy_eyeballs_delay = 200 * MS };
+	rill_reader *r;
+	rill_writer *w;
+	rill_time t0;
+	int err, fd, before;
+
+	(void)arg;
+	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
+	CHECK(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &s) == 0, "server");
+	live = loopback4(rill_server_port(s));
+	addrs[0] = (struct sockaddr *)&bh.addr;
+	addrs[1] = (struct sockaddr *)&live;
+	before = count_fds();
+	t0 = rill_now();
+	fd = rill__connect_addrs(addrs, lens, 2, &o);
+	t0 = rill_now() - t0;
+	CHECK(fd >= 0, "race: %s %s", rill_err_name(fd), rill_error_detail());
+	CHECK(t0 >= 150 * MS && t0 < 1500 * MS, "took %llu ms", (unsigned long long)(t0 / MS));
+	CHECK(sock_port(fd) > 0, "not a socket");
+	{
+		struct sockaddr_in peer;
+		socklen_t len = sizeof(peer);
+
+		CHECK(getpeername(fd, (struct sockaddr *)&peer, &len) == 0, "not connected");
+		CHECK(peer.sin_port == live.sin_port, "connected to the dead address");
+	}
+	o = (rill_open_options){ .sock = fd };
+	CHECK(rill_open_connection(NULL, 0, &o, &r, &w) == 0, "adopt");
+	CHECK(echo_roundtrip(r, w, "eyeballs") == 0, "echo");
+	rill_writer_close(w);
+	CHECK(rill_writer_wait_closed(w) == 0, "wait_closed");
+	rill_writer_free(w);
+	/* The dead attempt's socket is gone too, and the server's side. */
+	CHECK(settle_fds(before) == before, "fd leaked: %d -> %d", before, count_fds());
+
+	/* Without the delay the dead address blocks: sequential and stuck
+	 * until connect_timeout. */
+	o = (rill_open_options){ .connect_timeout = 300 * MS };
+	t0 = rill_now();
+	fd = rill__connect_addrs(addrs, lens, 2, &o);
+	CHECK(fd == -ETIMEDOUT, "sequential: %s", rill_err_name(fd));
+	CHECK(count_fds() == before, "fd leaked");
+
+	rill_server_free(s);
+	blackhole_close(&bh);
+	return 0;
+}
+
+Test(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30)
+{
+	run_isolated(eyeballs_child, NULL);
+}
+
+/* Every address dead and a connect_timeout: the race is given up at the
+ * timeout, its attempts cancelled and joined. */
+static int eyeballs_timeout_child(void *arg)
+{
+	struct blackhole bh1, bh2;
+	const struct sockaddr *addrs[3];
+	socklen_t lens[3] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in),
+			      sizeof(struct sockaddr_in) };
+	rill_open_options o = { .happy_eyeballs_delay = 50 * MS,
+				.connect_timeout = 300 * MS };
+	rill_time t0;
+	int err, before;
+
+	(void)arg;
+	CHECK(blackhole_open(&bh1) == 0 && blackhole_open(&bh2) == 0, "blackholes");
+	addrs[0] = (struct sockaddr *)&bh1.addr;
+	addrs[1] = (struct sockaddr *)&bh2.addr;
+	addrs[2] = (struct sockaddr *)&bh1.addr;
+	before = count_fds();
+	t0 = rill_now();
+	err = rill__connect_addrs(addrs, lens, 3, &o);
+	t0 = rill_now() - t0;
+	CHECK(err == -ETIMEDOUT, "got %s", rill_err_name(err));
+	CHECK(t0 >= 250 * MS && t0 < 2000 * MS, "took %llu ms", (unsigned long long)(t0 / MS));
+	CHECK(count_fds() == before, "fd leaked: %d -> %d", before, count_fds());
+	CHECK(rill_sleep_ms(1) == 0, "deadline still in force");
+	/* A delay longer than the timeout: timed out before the second
+	 * attempt even starts. */
+	o.happy_eyeballs_delay = 1000 * MS;
+	err = rill__connect_addrs(addrs, lens, 3, &o);
+	CHECK(err == -ETIMEDOUT, "got %s", rill_err_name(err));
+	CHECK(count_fds() == before, "fd leaked: %d -> %d", before, count_fds());
+	blackhole_close(&bh1);
+	blackhole_close(&bh2);
+	return 0;
+}
+
+Test(streams_connect, happy_eyeballs_all_dead_times_out, .timeout = 30)
+{
+	run_isolated(eyeballs_timeout_child, NULL);
+}
+
+static int all_refused(void *arg)
+{
+	int f1, f2, p1 = refusing_port(&f1), p2 = refusing_port(&f2);
+	struct sockaddr_in a1 = loopback4(p1), a2 = loopback4(p2);
+	const struct sockaddr *addrs[2] = { (struct sockaddr *)&a1, (struct sockaddr *)&a2 };
+	socklen_t lens[2] = { sizeof(a1), sizeof(a2) };
+	rill_open_options seq = { 0 }, race = { .happy_eyeballs_delay = 500 * MS };
+	const rill_open_options *opts[2] = { &seq, &race };
+	char want1[64], want2[64];
+
+	(void)arg;
+	snprintf(want1, sizeof(want1), "127.0.0.1:%d", p1);
+	snprintf(want2, sizeof(want2), "127.0.0.1:%d", p2);
+	for (int i = 0; i < 2; i++) {
+		const char *detail;
+		rill_time t0 = rill_now();
+		int err = rill__connect_addrs(addrs, lens, 2, opts[i]);
+
+		cr_assert_eq(err, RILL_EMULTI, "%s: got %s", i ? "race" : "sequential",
+			     rill_err_name(err));
+		detail = rill_error_detail();
+		cr_assert(strstr(detail, want1) && strstr(detail, want2),
+			  "detail lacks an address: %s", detail);
+		cr_assert(strstr(detail, rill_strerror(-ECONNREFUSED)), "detail: %s", detail);
+		/* A refusal starts the next attempt at once, not after the delay. */
+		cr_assert_lt(rill_now() - t0, 400 * MS);
+	}
+	/* One address, tried once: its own error. */
+	cr_assert_eq(rill__connect_addrs(addrs, lens, 1, &race), -ECONNREFUSED);
+	/* The same address twice fails the same way twice: one error. */
+	addrs[1] = addrs[0];
+	cr_assert_eq(rill__connect_addrs(addrs, lens, 2, &seq), -ECONNREFUSED);
+	close(f1);
+	close(f2);
+	return 0;
+}
+
+Test(streams_connect, every_address_refused_gives_emulti, .timeout = 30)
+{
+	run_task(all_refused, NULL);
+}
+
+/* ---- cancellation storm -------------------------------------------- */
+
+#define STORM 48
+
+struct storm {
+	struct blackhole *bh;
+	int kind;
+	int result;
+};
+
+static int storm_connect(void *arg)
+{
+	struct storm *st = arg;
+	const struct sockaddr *addrs[2] = { (struct sockaddr *)&st->bh[0].addr,
+					    (struct sockaddr *)&st->bh[1].addr };
+	socklen_t lens[2] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in) };
+	rill_open_options o = { .happy_eyeballs_delay = 10 * MS };
+	rill_reader *r;
+	rill_writer *w;
+
+	switch (st->kind) {
+	case 0:
+		st->result = rill_open_connection("127.0.0.1", ntohs(st->bh[0].addr.sin_port),
+						  NULL, &r, &w);
+		break;
+	case 1:
+		st->result = rill__connect_addrs(addrs, lens, 2, &o);
+		break;
+	default:
+		o.connect_timeout = 60000 * MS;
+		st->result = rill_open_connection("localhost", ntohs(st->bh[1].addr.sin_port),
+						  &o, &r, &w);
+		break;
+	}
+	return 0;
+}
+
+static int storm_child(void *arg)
+{
+	struct blackhole bh[2];
+	struct storm st[STORM];
+	rill_task *t[STORM];
+	int before;
+
+	(void)arg;
+	CHECK(blackhole_open(&bh[0]) == 0 && blackhole_open(&bh[1]) == 0, "blackholes");
+	before = count_fds();
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < STORM; i++) {
+			st[i] = (struct storm){ .bh = bh, .kind = i % 3, .result = 1 };
+			CHECK(rill_spawn(rill_loop_current(), storm_connect, &st[i], &t[i]) == 0,
+			      "spawn");
+		}
+		/* Round 0: cancelled before they run; then mid-connect. */
+		if (round)
+			rill_sleep_ms(round * 30);
+		for (int i = 0; i < STORM; i++)
+			rill_task_cancel(t[i]);
+		for (int i = 0; i < STORM; i++) {
+			int res = 0;
+
+			CHECK(rill_task_join(t[i], &res) == 0, "join");
+			if (round == 0)
+				CHECK(res == -ECANCELED, "task %d ran", i);
+			else
+				CHECK(st[i].result == -ECANCELED, "round %d task %d (kind %d): %s",
+				      round, i, i % 3, rill_err_name(st[i].result));
+		}
+		CHECK(count_fds() == before, "round %d: fd leaked: %d -> %d", round,
+		      before, count_fds());
+	}
+	blackhole_close(&bh[0]);
+	blackhole_close(&bh[1]);
+	return 0;
+}
+
+Test(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
+{
+	run_isolated(storm_child, NULL);
+}

@@ -1,0 +1,1334 @@
+/* StreamReader on real sockets: read semantics, limits, views, flow control, EOF and resets. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rill.h"
+
+TestSuite(streams_reader, .timeout = 30);
+
+/* ---- helpers ------------------------------------------------------- */
+
+/* A rill connection whose far end is a plain non-blocking socket that the
+ * test drives by hand from inside tasks. */
+struct conn {
+	rill_reader *r;
+	rill_writer *w;
+	int peer;
+};
+
+static void set_nonblock(int fd)
+{
+	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+}
+
+/* A Unix socketpair, one end adopted by rill. */
+static void open_unix(struct conn *c, size_t limit)
+{
+	int sv[2];
+	rill_open_options o = { .limit = limit };
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	o.sock = sv[0];
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &c->r, &c->w), 0);
+	c->peer = sv[1];
+	set_nonblock(c->peer);
+}
+
+/* A plain listening socket on 127.0.0.1, port chosen by the kernel. */
+static int listen_loopback(int *portp)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(ls, 0);
+	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(ls, 4), 0);
+	cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+	*portp = ntohs(a.sin_port);
+	return ls;
+}
+
+/* Loopback TCP: rill connects, the test accepts the far end. */
+static void open_tcp(struct conn *c, size_t limit)
+{
+	rill_open_options o = { .limit = limit };
+	int port, ls = listen_loopback(&port);
+
+	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &c->r, &c->w), 0);
+	c->peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	cr_assert_geq(c->peer, 0);
+	close(ls);
+}
+
+/* Closes our side, waits for the socket to go and frees the pair. */
+static void conn_done(struct conn *c)
+{
+	rill_writer_close(c->w);
+	cr_assert_eq(rill_writer_wait_closed(c->w), 0);
+	rill_writer_free(c->w);
+	if (c->peer >= 0)
+		close(c->peer);
+}
+
+/* Sends all of p from the plain peer, sleeping while its socket is full. */
+static void peer_send(int fd, const void *p, size_t n)
+{
+	while (n) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EAGAIN) {
+			cr_assert_eq(rill_sleep_ms(1), 0);
+			continue;
+		}
+		cr_assert_gt(k, 0, "peer send: %s", strerror(errno));
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+}
+
+static void peer_sends(int fd, const char *s)
+{
+	peer_send(fd, s, strlen(s));
+}
+
+/* Receives on the plain peer until n bytes or EOF; returns the count. */
+static size_t peer_recv_all(int fd, void *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = recv(fd, (char *)p + got, n - got, 0);
+
+		if (k == 0)
+			break;
+		if (k < 0 && errno == EAGAIN) {
+			cr_assert_eq(rill_sleep_ms(1), 0);
+			continue;
+		}
+		cr_assert_gt(k, 0, "peer recv: %s", strerror(errno));
+		got += (size_t)k;
+	}
+	return got;
+}
+
+/* A byte pattern that shows any loss, duplication or reordering. */
+static unsigned char pat(size_t i)
+{
+	return (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
+}
+
+static void fill_pat(unsigned char *p, size_t off, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = pat(off + i);
+}
+
+static void check_pat(const unsigned char *p, size_t off, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != pat(off + i))
+			cr_assert_fail("byte %zu: got %u, want %u", off + i,
+				       p[i], pat(off + i));
+}
+
+static void assert_view(rill_bytes v, const char *s)
+{
+	size_t n = strlen(s);
+
+	cr_assert_eq(v.len, n, "view of %zu bytes, want %zu (\"%s\")", v.len, n, s);
+	if (n)
+		cr_assert_arr_eq(v.data, s, n, "view is \"%.*s\", want \"%s\"",
+				 (int)v.len, (const char *)v.data, s);
+}
+
+/* A peer script: each part is sent after delay_ms; then the peer's socket
+ * is closed (close_after) or shut down for writing (shut_after). */
+struct script {
+	int fd;
+	const char *parts[8];
+	int delay_ms;
+	bool close_after, shut_after;
+};
+
+static int script_task(void *arg)
+{
+	struct script *s = arg;
+
+	for (size_t i = 0; i < 8 && s->parts[i]; i++) {
+		cr_assert_eq(rill_sleep_ms((uint64_t)s->delay_ms), 0);
+		peer_sends(s->fd, s->parts[i]);
+	}
+	if (s->close_after)
+		close(s->fd);
+	else if (s->shut_after)
+		shutdown(s->fd, SHUT_WR);
+	return 0;
+}
+
+static rill_task *spawn(rill_task_fn fn, void *arg)
+{
+	rill_task *t;
+
+	cr_assert_eq(rill_spawn(rill_loop_current(), fn, arg, &t), 0);
+	return t;
+}
+
+static void join(rill_task *t)
+{
+	int res = -1;
+
+	cr_assert_eq(rill_task_join(t, &res), 0);
+	cr_assert_eq(res, 0);
+}
+
+static void run(rill_task_fn fn, void *arg)
+{
+	int res = -1, ret = rill_run(fn, arg, &res);
+
+	cr_assert_eq(ret, 0, "rill_run: %s", rill_err_name(ret));
+	cr_assert_eq(res, 0, "task returned %d", res);
+}
+
+/* ---- read(n) ------------------------------------------------------- */
+
+static int read_n_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "hello world", "!!" }, .delay_ms = 30,
+			    .close_after = true };
+	char buf[64];
+	rill_time saved;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	/* n == 0 returns 0 at once, though nothing is buffered. */
+	saved = rill_deadline_push(1000 * RILL_NSEC_PER_MSEC);
+	cr_assert_eq(rill_reader_read(c.r, buf, 0), 0);
+	rill_deadline_pop(saved);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	/* Up to n: what is buffered, without waiting for the rest. */
+	cr_assert_eq(rill_reader_read(c.r, buf, 5), 5);
+	cr_assert_arr_eq(buf, "hello", 5);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 6);
+	cr_assert_arr_eq(buf, " world", 6);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 2);
+	cr_assert_arr_eq(buf, "!!", 2);
+	/* EOF: 0, and 0 again. */
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
+	cr_assert(rill_reader_at_eof(c.r));
+	cr_assert_eq(rill_reader_exception(c.r), 0);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
+{
+	run(read_n_body, NULL);
+}
+
+/* ---- read_all ------------------------------------------------------ */
+
+static int read_all_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "one ", "two ", "three" }, .delay_ms = 20,
+			    .close_after = true };
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_read_all(c.r, &v), 13);
+	assert_view(v, "one two three");
+	cr_assert_eq(rill_reader_read_all(c.r, &v), 0);
+	cr_assert_eq(v.len, 0);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, read_all_collects_every_part_until_eof)
+{
+	run(read_all_body, NULL);
+}
+
+struct bulk {
+	int fd;
+	size_t off, n;		/* pattern bytes [off, off + n) */
+	bool close_after;
+};
+
+/* Sends n pattern bytes in 7 KiB pieces, then closes if asked. */
+static int bulk_task(void *arg)
+{
+	struct bulk *b = arg;
+	unsigned char piece[7 * 1024];
+
+	for (size_t i = 0; i < b->n; i += sizeof(piece)) {
+		size_t k = b->n - i < sizeof(piece) ? b->n - i : sizeof(piece);
+
+		fill_pat(piece, b->off + i, k);
+		peer_send(b->fd, piece, k);
+	}
+	if (b->close_after)
+		close(b->fd);
+	return 0;
+}
+
+static int read_all_big_body(void *arg)
+{
+	struct conn c;
+	struct bulk b = { .n = 1 << 20, .close_after = true };
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 4096);	/* 1 MiB is 256 x the limit */
+	b.fd = c.peer;
+	t = spawn(bulk_task, &b);
+	cr_assert_eq(rill_reader_read_all(c.r, &v), (ssize_t)b.n);
+	check_pat(v.data, 0, v.len);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, read_all_far_beyond_twice_the_limit)
+{
+	run(read_all_big_body, NULL);
+}
+
+/* ---- readexactly --------------------------------------------------- */
+
+static int readexactly_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "hel", "lo wor", "ld" }, .delay_ms = 20 };
+	char buf[16];
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 5), 5);
+	cr_assert_arr_eq(buf, "hello", 5);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 6), 6);
+	cr_assert_arr_eq(buf, " world", 6);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 0), 0);
+	cr_assert_eq(rill_reader_buffered(c.r), 0);
+	join(t);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readexactly_waits_for_exactly_n)
+{
+	run(readexactly_body, NULL);
+}
+
+static int readexactly_eof_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "abc" }, .close_after = true };
+	const rill_read_error *info;
+	char buf[16];
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	memset(buf, 0, sizeof(buf));
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 10), RILL_EINCOMPLETE);
+	cr_assert_arr_eq(buf, "abc", 3);
+	info = rill_reader_error_info(c.r);
+	cr_assert_eq(info->partial_len, 3);
+	cr_assert_eq(info->expected, 10);
+	/* The partial bytes were handed out: nothing is left. */
+	cr_assert_eq(rill_reader_buffered(c.r), 0);
+	cr_assert(rill_reader_at_eof(c.r));
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 1), RILL_EINCOMPLETE);
+	cr_assert_eq(rill_reader_error_info(c.r)->partial_len, 0);
+	cr_assert_eq(rill_reader_error_info(c.r)->expected, 1);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readexactly_eof_gives_incomplete_with_partial)
+{
+	run(readexactly_eof_body, NULL);
+}
+
+static int readexactly_big_body(void *arg)
+{
+	const size_t limit = 16 * 1024, n = 5 * limit;
+	struct conn c;
+	struct bulk b = { .n = n };
+	unsigned char *buf = malloc(n);
+	rill_task *t;
+
+	(void)arg;
+	cr_assert_not_null(buf);
+	open_unix(&c, limit);
+	b.fd = c.peer;
+	t = spawn(bulk_task, &b);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, n), (ssize_t)n);
+	check_pat(buf, 0, n);
+	join(t);
+	free(buf);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readexactly_of_five_limits_does_not_deadlock)
+{
+	run(readexactly_big_body, NULL);
+}
+
+/* ---- readuntil ----------------------------------------------------- */
+
+static int readuntil_split_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "ab", "c\r", "\nrest" }, .delay_ms = 20,
+			    .close_after = true };
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_readuntil(c.r, "\r\n", 2, &v), 5);
+	assert_view(v, "abc\r\n");
+	cr_assert_eq(rill_reader_read_all(c.r, &v), 4);
+	assert_view(v, "rest");
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readuntil_separator_split_across_receives)
+{
+	run(readuntil_split_body, NULL);
+}
+
+static int readuntil_any_body(void *arg)
+{
+	static const rill_bytes seps[] = {
+		{ "END", 3 }, { "\r\n", 2 }, { "\n", 1 }, { ";", 1 },
+		{ "xyz", 3 }, { "y", 1 },
+	};
+	const rill_bytes empty[] = { { "\n", 1 }, { "", 0 } };
+	struct conn c;
+	struct script s = { .parts = { "a;bEND", "two\r", "\nthree\naxyzb", "tail" },
+			    .delay_ms = 10, .close_after = true };
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 0, &v), -EINVAL);
+	cr_assert_eq(rill_reader_readuntil_any(c.r, empty, 2, &v), -EINVAL);
+	cr_assert_eq(rill_reader_readuntil(c.r, "", 0, &v), -EINVAL);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	/* The match that ends first wins. */
+	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), 2);
+	assert_view(v, "a;");
+	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), 4);
+	assert_view(v, "bEND");
+	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), 5);
+	assert_view(v, "two\r\n");
+	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), 6);
+	assert_view(v, "three\n");
+	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), 3);
+	assert_view(v, "axy");
+	/* EOF without a separator: the partial, and the buffer cleared. */
+	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), RILL_EINCOMPLETE);
+	assert_view(v, "zbtail");
+	cr_assert_eq(rill_reader_error_info(c.r)->partial_len, 6);
+	cr_assert_eq(rill_reader_error_info(c.r)->expected, SIZE_MAX);
+	cr_assert_eq(rill_reader_buffered(c.r), 0);
+	cr_assert_eq(rill_reader_readuntil(c.r, "\n", 1, &v), RILL_EINCOMPLETE);
+	cr_assert_eq(v.len, 0);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readuntil_several_separators)
+{
+	run(readuntil_any_body, NULL);
+}
+
+/* ---- limits at the boundary ---------------------------------------- */
+
+#define SMALL_LIMIT 16
+
+static char *repeat(char ch, size_t n)
+{
+	static char s[256];
+
+	cr_assert_lt(n, sizeof(s));
+	memset(s, ch, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* With limit L: L bytes and no separator keep waiting; the separator then
+ * ending at L + 1 is accepted; L + 1 bytes without one, or a separator
+ * starting at L + 1, give RILL_ELIMIT with the data kept. */
+static void check_limit_boundary(rill_reader *r, int peer)
+{
+	const size_t L = SMALL_LIMIT;
+	char buf[64];
+	rill_bytes v;
+
+	peer_sends(peer, repeat('x', L));
+	cr_assert_eq(rill_sleep_ms(30), 0);
+	cr_assert_eq(rill_reader_buffered(r), L);
+	peer_sends(peer, "\n");
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), (ssize_t)L + 1);
+	cr_assert_arr_eq(v.data, repeat('x', L), L);
+
+	peer_sends(peer, repeat('y', L + 1));
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_eq(rill_reader_error_info(r)->consumed, L + 1);
+	cr_assert_eq(rill_reader_buffered(r), L + 1);
+	peer_sends(peer, "\n");
+	cr_assert_eq(rill_sleep_ms(30), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_eq(rill_reader_error_info(r)->consumed, L + 1);
+	/* The data stayed: it reads out whole. */
+	cr_assert_eq(rill_reader_readexactly(r, buf, L + 2), (ssize_t)L + 2);
+	cr_assert_arr_eq(buf, repeat('y', L + 1), L + 1);
+	cr_assert_eq(buf[L + 1], '\n');
+}
+
+static int limit_unix_body(void *arg)
+{
+	struct conn c;
+
+	(void)arg;
+	open_unix(&c, SMALL_LIMIT);
+	check_limit_boundary(c.r, c.peer);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, limit_at_and_one_past_the_boundary_unix)
+{
+	run(limit_unix_body, NULL);
+}
+
+static int limit_tcp_body(void *arg)
+{
+	struct conn c;
+
+	(void)arg;
+	open_tcp(&c, SMALL_LIMIT);
+	check_limit_boundary(c.r, c.peer);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, limit_at_and_one_past_the_boundary_tcp)
+{
+	run(limit_tcp_body, NULL);
+}
+
+struct limit_srv {
+	int peer;
+	bool done;
+};
+
+static int limit_client_cb(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct limit_srv *ls = arg;
+
+	(void)w;
+	while (ls->peer < 0)
+		cr_assert_eq(rill_sleep_ms(1), 0);
+	check_limit_boundary(r, ls->peer);
+	ls->done = true;
+	return 0;
+}
+
+static int limit_server_body(void *arg)
+{
+	rill_server_options so = { .limit = SMALL_LIMIT };
+	struct limit_srv ls = { .peer = -1 };
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	rill_server *srv;
+	int fd;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(limit_client_cb, &ls, "127.0.0.1", 0, &so, &srv), 0);
+	a.sin_port = htons((uint16_t)rill_server_port(srv));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	set_nonblock(fd);
+	ls.peer = fd;
+	/* Close only once the connection was accepted and served. */
+	while (!ls.done)
+		cr_assert_eq(rill_sleep_ms(1), 0);
+	rill_server_close(srv);
+	cr_assert_eq(rill_server_wait_closed(srv), 0);
+	cr_assert(ls.done);
+	rill_server_free(srv);
+	close(fd);
+	return 0;
+}
+
+Test(streams_reader, limit_from_server_option)
+{
+	run(limit_server_body, NULL);
+}
+
+/* ---- readline ------------------------------------------------------ */
+
+static int overrun_newline_body(void *arg)
+{
+	struct conn c;
+	char line[64];
+	rill_bytes v;
+
+	(void)arg;
+	open_unix(&c, SMALL_LIMIT);
+	/* One send: the long line, its newline and the next line arrive
+	 * together, so the overrun sees the newline and drops up to it. */
+	snprintf(line, sizeof(line), "%s\nnext\n", repeat('x', 40));
+	peer_sends(c.peer, line);
+	cr_assert_eq(rill_reader_readline(c.r, &v), RILL_ELIMIT);
+	cr_assert_eq(rill_reader_buffered(c.r), 5);
+	cr_assert_eq(rill_reader_readline(c.r, &v), 5);
+	assert_view(v, "next\n");
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readline_overrun_drops_the_line_and_its_newline)
+{
+	run(overrun_newline_body, NULL);
+}
+
+static int overrun_no_newline_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "tail\nnext\n" }, .delay_ms = 50,
+			    .close_after = true };
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, SMALL_LIMIT);
+	peer_sends(c.peer, repeat('x', 40));
+	cr_assert_eq(rill_reader_readline(c.r, &v), RILL_ELIMIT);
+	cr_assert_eq(rill_reader_error_info(c.r)->consumed, 40);
+	/* No newline in the buffer: all of it was dropped. */
+	cr_assert_eq(rill_reader_buffered(c.r), 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_readline(c.r, &v), 5);
+	assert_view(v, "tail\n");
+	cr_assert_eq(rill_reader_readline(c.r, &v), 5);
+	assert_view(v, "next\n");
+	cr_assert_eq(rill_reader_readline(c.r, &v), 0);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readline_overrun_without_newline_drops_the_buffer)
+{
+	run(overrun_no_newline_body, NULL);
+}
+
+static int readline_eof_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "a\nb" }, .close_after = true };
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_readline(c.r, &v), 2);
+	assert_view(v, "a\n");
+	cr_assert_eq(rill_reader_readline(c.r, &v), 1);
+	assert_view(v, "b");
+	cr_assert_eq(rill_reader_readline(c.r, &v), 0);
+	cr_assert_eq(v.len, 0);
+	cr_assert_eq(rill_reader_readline(c.r, &v), 0);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, readline_partial_at_eof_then_zero)
+{
+	run(readline_eof_body, NULL);
+}
+
+#define NLINES 2000
+
+/* Sends NLINES numbered lines in pieces of changing size. */
+static int lines_task(void *arg)
+{
+	int fd = *(int *)arg;
+	char *all = malloc(NLINES * 32);
+	size_t len = 0, off = 0, step = 1;
+
+	cr_assert_not_null(all);
+	for (int i = 0; i < NLINES; i++)
+		len += (size_t)sprintf(all + len, "line %d%s\n", i,
+				       i % 7 ? "" : " with a longer tail");
+	while (off < len) {
+		size_t k = len - off < step ? len - off : step;
+
+		peer_send(fd, all + off, k);
+		off += k;
+		step = step * 3 % 997 + 1;
+		if (off % 5 == 0)
+			cr_assert_eq(rill_yield(), 0);
+	}
+	close(fd);
+	free(all);
+	return 0;
+}
+
+static int lines_body(void *arg)
+{
+	struct conn c;
+	char want[64];
+	rill_bytes v;
+	ssize_t n;
+	rill_task *t;
+	int i = 0;
+
+	(void)arg;
+	open_unix(&c, 0);
+	t = spawn(lines_task, &c.peer);
+	while ((n = rill_reader_readline(c.r, &v)) > 0) {
+		cr_assert_lt(i, NLINES);
+		snprintf(want, sizeof(want), "line %d%s\n", i,
+			 i % 7 ? "" : " with a longer tail");
+		assert_view(v, want);
+		i++;
+	}
+	cr_assert_eq(n, 0);
+	cr_assert_eq(i, NLINES);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, line_iteration_until_zero)
+{
+	run(lines_body, NULL);
+}
+
+/* ---- exception ----------------------------------------------------- */
+
+struct exc {
+	rill_reader *r;
+	ssize_t got;
+	bool started;
+};
+
+static int exc_waiter(void *arg)
+{
+	struct exc *e = arg;
+	rill_bytes v;
+
+	e->started = true;
+	e->got = rill_reader_readline(e->r, &v);
+	return 0;
+}
+
+static int exception_body(void *arg)
+{
+	struct conn c;
+	struct exc e = { 0 };
+	char buf[16];
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	/* A waiting reader is woken with the exception. */
+	e.r = c.r;
+	t = spawn(exc_waiter, &e);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert(e.started);
+	rill_reader_set_exception(c.r, -EPROTO);
+	join(t);
+	cr_assert_eq(e.got, -EPROTO);
+
+	/* Data buffered: every read still returns the exception. */
+	peer_sends(c.peer, "data\nmore\n");
+	cr_assert_eq(rill_sleep_ms(20), 0);
+	cr_assert_eq(rill_reader_buffered(c.r), 10);
+	cr_assert_eq(rill_reader_exception(c.r), -EPROTO);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -EPROTO);
+	cr_assert_eq(rill_reader_read(c.r, buf, 0), -EPROTO);
+	cr_assert_eq(rill_reader_readline(c.r, &v), -EPROTO);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 2), -EPROTO);
+	cr_assert_eq(rill_reader_readuntil(c.r, "\n", 1, &v), -EPROTO);
+	cr_assert_eq(rill_reader_read_all(c.r, &v), -EPROTO);
+	cr_assert_eq(rill_reader_peek(c.r, &v), -EPROTO);
+	cr_assert_eq(rill_reader_buffered(c.r), 10);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, set_exception_beats_buffered_data)
+{
+	run(exception_body, NULL);
+}
+
+/* ---- one waiter at a time ------------------------------------------ */
+
+static int busy_body(void *arg)
+{
+	struct conn c;
+	struct exc e = { 0 };
+	char buf[8];
+	rill_bytes v;
+	rill_task *t;
+	rill_time t0;
+
+	(void)arg;
+	open_unix(&c, 0);
+	e.r = c.r;
+	t = spawn(exc_waiter, &e);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert(e.started);
+	t0 = rill_now();
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -EBUSY);
+	cr_assert_eq(rill_reader_readline(c.r, &v), -EBUSY);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 1), -EBUSY);
+	cr_assert_eq(rill_reader_peek(c.r, &v), -EBUSY);
+	cr_assert_eq(rill_reader_read_all(c.r, &v), -EBUSY);
+	cr_assert_lt(rill_now() - t0, 100 * RILL_NSEC_PER_MSEC);
+	/* The first reader is unharmed and gets the line. */
+	peer_sends(c.peer, "x\n");
+	join(t);
+	cr_assert_eq(e.got, 2);
+	cr_assert_eq(rill_reader_buffered(c.r), 0);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, second_waiter_gets_ebusy_at_once)
+{
+	run(busy_body, NULL);
+}
+
+/* ---- cancellation and deadlines ----------------------------------- */
+
+struct exact_reader {
+	rill_reader *r;
+	char buf[16];
+	ssize_t got;
+};
+
+static int exact_reader_task(void *arg)
+{
+	struct exact_reader *er = arg;
+
+	er->got = rill_reader_readexactly(er->r, er->buf, 10);
+	return 0;
+}
+
+static int cancel_body(void *arg)
+{
+	struct exact_reader er = { .got = 1 };
+	struct conn c;
+	char buf[16];
+	rill_bytes v;
+	rill_task *t;
+	rill_time saved;
+
+	(void)arg;
+	open_unix(&c, 0);
+	peer_sends(c.peer, "12345");
+	er.r = c.r;
+	t = spawn(exact_reader_task, &er);
+	cr_assert_eq(rill_sleep_ms(20), 0);
+	cr_assert_eq(rill_task_cancel(t), 0);
+	join(t);
+	cr_assert_eq(er.got, -ECANCELED);
+	/* Nothing was taken: the next reader gets every byte. */
+	cr_assert_eq(rill_reader_buffered(c.r), 5);
+	peer_sends(c.peer, "67890");
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 10), 10);
+	cr_assert_arr_eq(buf, "1234567890", 10);
+
+	peer_sends(c.peer, "no newline yet");
+	saved = rill_deadline_push(30 * RILL_NSEC_PER_MSEC);
+	cr_assert_eq(rill_reader_readline(c.r, &v), -ETIMEDOUT);
+	rill_deadline_pop(saved);
+	cr_assert_eq(rill_reader_buffered(c.r), 14);
+	peer_sends(c.peer, "\n");
+	cr_assert_eq(rill_reader_readline(c.r, &v), 15);
+	assert_view(v, "no newline yet\n");
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, cancelled_or_timed_out_read_keeps_the_data)
+{
+	run(cancel_body, NULL);
+}
+
+/* ---- views --------------------------------------------------------- */
+
+static int views_body(void *arg)
+{
+	const size_t part = 256 * 1024;
+	struct conn c;
+	struct bulk b = { .n = part };
+	unsigned char *buf = malloc(2 * part), *copy = malloc(part);
+	rill_bytes line, peek;
+	rill_task *t;
+
+	(void)arg;
+	cr_assert(buf && copy);
+	open_unix(&c, 1 << 20);	/* nothing pauses: every byte comes in */
+	peer_sends(c.peer, "first line\nsecond");
+	cr_assert_eq(rill_reader_readline(c.r, &line), 11);
+	assert_view(line, "first line\n");
+	/* 256 KiB arrive before the next call: the view must not change. */
+	b.fd = c.peer;
+	t = spawn(bulk_task, &b);
+	join(t);
+	cr_assert_eq(rill_sleep_ms(100), 0);
+	cr_assert_eq(rill_reader_buffered(c.r), 6 + part);
+	assert_view(line, "first line\n");
+
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 6), 6);
+	cr_assert_arr_eq(buf, "second", 6);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, part / 2), (ssize_t)part / 2);
+	check_pat(buf, 0, part / 2);
+	/* A peek view survives more data too, and consumes nothing. */
+	cr_assert_eq(rill_reader_peek(c.r, &peek), (ssize_t)part / 2);
+	memcpy(copy, peek.data, peek.len);
+	b.off = part;
+	t = spawn(bulk_task, &b);
+	join(t);
+	cr_assert_eq(rill_sleep_ms(100), 0);
+	cr_assert_eq(rill_reader_buffered(c.r), part / 2 + part);
+	cr_assert_eq(peek.len, part / 2);
+	cr_assert_eq(memcmp(peek.data, copy, peek.len), 0);
+	check_pat(peek.data, part / 2, peek.len);
+
+	/* Every byte is still there, in order. */
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, part + part / 2),
+		     (ssize_t)(part + part / 2));
+	check_pat(buf, part / 2, part + part / 2);
+	cr_assert_eq(rill_reader_buffered(c.r), 0);
+	free(buf);
+	free(copy);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, views_stay_valid_while_more_data_arrives)
+{
+	run(views_body, NULL);
+}
+
+static int peek_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "hello world" }, .close_after = true };
+	char buf[16];
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_peek(c.r, &v), 11);
+	assert_view(v, "hello world");
+	cr_assert_eq(rill_reader_peek(c.r, &v), 11);
+	assert_view(v, "hello world");
+	rill_reader_consume(c.r, 6);
+	cr_assert_eq(rill_reader_buffered(c.r), 5);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 5);
+	cr_assert_arr_eq(buf, "world", 5);
+	cr_assert_eq(rill_reader_peek(c.r, &v), 0);
+	cr_assert(rill_reader_at_eof(c.r));
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, peek_then_consume)
+{
+	run(peek_body, NULL);
+}
+
+/* ---- standalone reader --------------------------------------------- */
+
+static int feeder_task(void *arg)
+{
+	rill_reader *r = arg;
+
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_feed_data(r, "hel", 3), 0);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_feed_data(r, "lo\nwor", 6), 0);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_feed_data(r, "ld\n", 3), 0);
+	cr_assert_eq(rill_reader_feed_data(r, NULL, 0), 0);
+	rill_reader_feed_eof(r);
+	return 0;
+}
+
+static int standalone_body(void *arg)
+{
+	static char big[200 * 1024];
+	rill_reader *r;
+	char buf[8];
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	cr_assert_eq(rill_reader_new(0, NULL), -EINVAL);
+	cr_assert_eq(rill_reader_new(0, &r), 0);
+	t = spawn(feeder_task, r);
+	cr_assert_eq(rill_reader_readline(r, &v), 6);
+	assert_view(v, "hello\n");
+	cr_assert_eq(rill_reader_readexactly(r, buf, 3), 3);
+	cr_assert_arr_eq(buf, "wor", 3);
+	cr_assert_eq(rill_reader_readline(r, &v), 3);
+	assert_view(v, "ld\n");
+	cr_assert_eq(rill_reader_readline(r, &v), 0);
+	cr_assert(rill_reader_at_eof(r));
+	join(t);
+	rill_reader_free(r);
+
+	/* Fed beyond 2 x limit: nothing to pause, nothing lost. */
+	cr_assert_eq(rill_reader_new(4096, &r), 0);
+	fill_pat((unsigned char *)big, 0, sizeof(big));
+	cr_assert_eq(rill_reader_feed_data(r, big, sizeof(big)), 0);
+	rill_reader_feed_eof(r);
+	cr_assert_eq(rill_reader_buffered(r), sizeof(big));
+	cr_assert_eq(rill_reader_read_all(r, &v), (ssize_t)sizeof(big));
+	check_pat(v.data, 0, v.len);
+	rill_reader_free(r);
+	return 0;
+}
+
+Test(streams_reader, standalone_reader_fed_by_another_task)
+{
+	run(standalone_body, NULL);
+}
+
+/* ---- read-side flow control ---------------------------------------- */
+
+#define FLOW_LIMIT (16 * 1024)
+/* What may land after the pause: the rest of one recv's data. */
+#define FLOW_SLACK (64 * 1024)
+
+/* The flow-control peer is a thread with a blocking socket, as a peer in
+ * another process would be (a peer task on the loop's own thread would
+ * run the kernel's receive work inside its own send() calls). A paced
+ * peer sleeps between pieces, as data from a network would come. */
+struct flow_peer {
+	int fd;
+	size_t n;
+	bool paced;
+};
+
+static void *flow_peer_thread(void *arg)
+{
+	struct flow_peer *p = arg;
+	unsigned char piece[8 * 1024];
+	const struct timespec gap = { .tv_nsec = 1000 * 1000 };
+
+	for (size_t i = 0; i < p->n; i += sizeof(piece)) {
+		size_t k = p->n - i < sizeof(piece) ? p->n - i : sizeof(piece);
+
+		fill_pat(piece, i, k);
+		for (size_t done = 0; done < k;) {
+			ssize_t w = send(p->fd, piece + done, k - done, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				return (void *)-1;
+			done += (size_t)w;
+		}
+		if (p->paced)
+			nanosleep(&gap, NULL);
+	}
+	close(p->fd);
+	return NULL;
+}
+
+/* Reads n bytes of the pattern that starts at offset off; returns the
+ * offset after them. */
+static size_t consume_checked(rill_reader *r, size_t off, size_t n)
+{
+	unsigned char buf[8192];
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? n : sizeof(buf);
+
+		cr_assert_eq(rill_reader_readexactly(r, buf, k), (ssize_t)k);
+		check_pat(buf, off, k);
+		off += k;
+		n -= k;
+	}
+	return off;
+}
+
+/* The peer sends total bytes while nobody reads for 200 ms: the buffer
+ * must stop near 2 x limit. Then every byte must arrive, in order. */
+static void check_flow_control(struct conn *c, size_t total, bool paced,
+			       size_t slack)
+{
+	struct flow_peer p = { .fd = c->peer, .n = total, .paced = paced };
+	unsigned char buf[8192];
+	size_t most = 0, got = 0;
+	void *tres;
+	ssize_t n;
+	pthread_t t;
+
+	cr_assert_eq(fcntl(c->peer, F_SETFL, 0), 0);	/* blocking */
+	cr_assert_eq(pthread_create(&t, NULL, flow_peer_thread, &p), 0);
+	for (int i = 0; i < 40; i++) {
+		size_t now = rill_reader_buffered(c->r);
+
+		most = now > most ? now : most;
+		cr_assert_eq(rill_sleep_ms(5), 0);
+	}
+	cr_assert_gt(most, 2 * FLOW_LIMIT, "reading stopped early at %zu", most);
+	cr_assert_leq(most, 2 * FLOW_LIMIT + slack,
+		      "buffered %zu with limit %d", most, FLOW_LIMIT);
+	/* Reading resumes at the limit, not above it. */
+	got = consume_checked(c->r, got, rill_reader_buffered(c->r) - (FLOW_LIMIT + 1));
+	cr_assert_eq(rill_sleep_ms(20), 0);
+	cr_assert_eq(rill_reader_buffered(c->r), FLOW_LIMIT + 1);
+	got = consume_checked(c->r, got, 1);
+	for (int i = 0; i < 1000 && rill_reader_buffered(c->r) <= FLOW_LIMIT; i++)
+		cr_assert_eq(rill_sleep_ms(1), 0);
+	cr_assert_gt(rill_reader_buffered(c->r), FLOW_LIMIT, "reading did not resume");
+	while ((n = rill_reader_read(c->r, buf, sizeof(buf))) > 0) {
+		check_pat(buf, got, (size_t)n);
+		got += (size_t)n;
+		cr_assert_leq(rill_reader_buffered(c->r), 2 * FLOW_LIMIT + slack);
+	}
+	cr_assert_eq(n, 0);
+	cr_assert_eq(got, total);
+	cr_assert_eq(pthread_join(t, &tres), 0);
+	cr_assert_null(tres);
+	c->peer = -1;
+}
+
+/* Kernel socket buffers made as small as they go, so that what rill holds,
+ * not what the kernel queues, decides how much the peer gets to send. */
+static void small_buffer(int fd, int opt)
+{
+	int v = 4096;
+
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)), 0);
+}
+
+static int flow_unix_body(void *arg)
+{
+	struct conn c;
+
+	(void)arg;
+	open_unix(&c, FLOW_LIMIT);
+	small_buffer(c.peer, SO_SNDBUF);
+	check_flow_control(&c, 20 * FLOW_LIMIT, true, FLOW_SLACK);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_unix)
+{
+	run(flow_unix_body, NULL);
+}
+
+static int flow_tcp_body(void *arg)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	rill_open_options o = { .limit = FLOW_LIMIT };
+	struct conn c;
+	int port, ls = listen_loopback(&port);
+
+	(void)arg;
+	/* Our socket is made here, to shrink its buffer before connecting. */
+	o.sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	small_buffer(o.sock, SO_RCVBUF);
+	a.sin_port = htons((uint16_t)port);
+	cr_assert_eq(connect(o.sock, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &c.r, &c.w), 0);
+	c.peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(c.peer, 0);
+	close(ls);
+	small_buffer(c.peer, SO_SNDBUF);
+	check_flow_control(&c, 20 * FLOW_LIMIT, true, FLOW_SLACK);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
+{
+	run(flow_tcp_body, NULL);
+}
+
+/* A peer sending 64 MiB as fast as loopback goes. Without DEFER_TASKRUN
+ * the kernel fills provided buffers while the loop works, so what lands
+ * after the pause is bounded by the loop's buffer ring (512 x 16 KiB by
+ * default) and the socket's queue, not by one recv; but reading must
+ * still stop, not take in whatever the peer sends. */
+#define RING_BYTES (512u * 16 * 1024)
+
+static int flow_fast_body(void *arg)
+{
+	struct conn c;
+
+	(void)arg;
+	open_unix(&c, FLOW_LIMIT);
+	check_flow_control(&c, 64u << 20, false, RING_BYTES + (1u << 20));
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, flow_control_holds_against_a_fast_peer)
+{
+	run(flow_fast_body, NULL);
+}
+
+/* ---- end of stream ------------------------------------------------- */
+
+static int peer_close_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "bye" }, .close_after = true };
+	char buf[8];
+	rill_task *t;
+
+	(void)arg;
+	open_tcp(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 3);
+	cr_assert_arr_eq(buf, "bye", 3);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
+	cr_assert(rill_reader_at_eof(c.r));
+	cr_assert_eq(rill_reader_exception(c.r), 0);
+	join(t);
+	c.peer = -1;
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, peer_close_is_eof)
+{
+	run(peer_close_body, NULL);
+}
+
+static void peer_reset(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(fd);
+}
+
+static int peer_reset_body(void *arg)
+{
+	struct conn c;
+	char buf[8];
+
+	(void)arg;
+	open_tcp(&c, 0);
+	peer_reset(c.peer);
+	c.peer = -1;
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	cr_assert_eq(rill_reader_exception(c.r), -ECONNRESET);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, peer_reset_is_econnreset)
+{
+	run(peer_reset_body, NULL);
+}
+
+static int half_close_body(void *arg)
+{
+	struct conn c;
+	struct script s = { .parts = { "question" }, .shut_after = true };
+	char buf[16];
+	rill_task *t;
+
+	(void)arg;
+	open_tcp(&c, 0);
+	s.fd = c.peer;
+	t = spawn(script_task, &s);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 8), 8);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
+	join(t);
+	/* Our read side is at EOF; the write side still works. */
+	cr_assert_not(rill_writer_is_closing(c.w));
+	cr_assert_eq(rill_writer_write(c.w, "answer", 6), 0);
+	cr_assert_eq(rill_writer_drain(c.w), 0);
+	cr_assert_eq(peer_recv_all(c.peer, buf, 6), 6);
+	cr_assert_arr_eq(buf, "answer", 6);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	cr_assert_eq(peer_recv_all(c.peer, buf, sizeof(buf)), 0);
+	rill_writer_free(c.w);
+	close(c.peer);
+	return 0;
+}
+
+Test(streams_reader, eof_keeps_the_writer_usable)
+{
+	run(half_close_body, NULL);
+}

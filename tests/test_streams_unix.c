@@ -1,0 +1,240 @@
+/* Unix sockets: start_unix_server/open_unix_connection on a path and an abstract name, stale files, unlink on close. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "rill/error.h"
+#include "rill/stream.h"
+#include "rill/task.h"
+
+static char dir[64];
+static char path[128];
+
+static void make_dir(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/rill-unix-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sock", dir);
+}
+
+static void remove_dir(void)
+{
+	unlink(path);
+	rmdir(dir);
+}
+
+TestSuite(streams_unix, .init = make_dir, .fini = remove_dir, .timeout = 30);
+
+static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes line;
+
+	(void)arg;
+	while (rill_reader_readline(r, &line) > 0) {
+		rill_writer_write(w, line.data, line.len);
+		if (rill_writer_drain(w) < 0)
+			break;
+	}
+	rill_writer_close(w);
+	return 0;
+}
+
+static void roundtrip(const char *where, const char *msg)
+{
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+	int err = rill_open_unix_connection(where, NULL, &r, &w);
+
+	cr_assert_eq(err, 0, "connect %s: %s %s", where, rill_strerror(err), rill_error_detail());
+	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
+	cr_assert_eq(rill_reader_readline(r, &line), (ssize_t)strlen(msg));
+	cr_assert_arr_eq(line.data, msg, strlen(msg));
+	rill_writer_close(w);
+	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	rill_writer_free(w);
+}
+
+static void run_task(rill_task_fn fn, void *arg)
+{
+	int result = -1;
+
+	cr_assert_eq(rill_run(fn, arg, &result), 0);
+	cr_assert_eq(result, 0);
+}
+
+static bool is_socket_file(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static int path_echo(void *arg)
+{
+	const struct sockaddr_un *sun;
+	rill_server *s;
+	socklen_t len;
+
+	(void)arg;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), 0);
+	cr_assert(is_socket_file(path));
+	cr_assert_eq(rill_server_nsockets(s), 1);
+	cr_assert_eq(rill_server_port(s), 0);
+	sun = (const void *)rill_server_sockname(s, 0, &len);
+	cr_assert_eq(sun->sun_family, AF_UNIX);
+	cr_assert_str_eq(sun->sun_path, path);
+	roundtrip(path, "over a path\n");
+	roundtrip(path, "and again\n");
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	cr_assert_eq(access(path, F_OK), -1, "socket file left behind");
+	cr_assert_eq(errno, ENOENT);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_unix, echo_over_a_path_and_unlink_on_close)
+{
+	run_task(path_echo, NULL);
+}
+
+static int stale_file(void *arg)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	rill_server *s;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)arg;
+	/* A socket file whose server is gone. */
+	strcpy(sun.sun_path, path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(fd);
+	cr_assert(is_socket_file(path));
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), 0,
+		     "stale socket file not removed: %s", rill_error_detail());
+	roundtrip(path, "fresh\n");
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_unix, stale_socket_file_is_replaced)
+{
+	run_task(stale_file, NULL);
+}
+
+static int not_a_socket(void *arg)
+{
+	rill_server *s;
+	int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+
+	(void)arg;
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), -EADDRINUSE);
+	cr_assert_eq(access(path, F_OK), 0, "a regular file was removed");
+	return 0;
+}
+
+Test(streams_unix, regular_file_is_never_removed)
+{
+	run_task(not_a_socket, NULL);
+}
+
+static int replaced(void *arg)
+{
+	char other[160], buf[16] = { 0 };
+	rill_server *s;
+	int fd;
+
+	(void)arg;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), 0);
+	/* Someone else puts a file of theirs at the path. */
+	snprintf(other, sizeof(other), "%s/other", dir);
+	fd = open(other, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	cr_assert_eq(write(fd, "theirs", 6), 6);
+	close(fd);
+	cr_assert_eq(rename(other, path), 0);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "a file that is not ours was unlinked");
+	cr_assert_eq(read(fd, buf, sizeof(buf)), 6);
+	cr_assert_str_eq(buf, "theirs");
+	close(fd);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_unix, replaced_path_is_not_unlinked)
+{
+	run_task(replaced, NULL);
+}
+
+static int abstract(void *arg)
+{
+	char name[64];
+	rill_server *s, *s2;
+
+	(void)arg;
+	snprintf(name, sizeof(name), "@rill-test-%d-%ld", getpid(), random());
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, name, NULL, &s), 0);
+	roundtrip(name, "abstract\n");
+	/* The name is taken while the server lives. */
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, name, NULL, &s2), -EADDRINUSE);
+	/* No file, neither under the name nor under its '@' spelling. */
+	cr_assert_eq(access(name, F_OK), -1, "a file was created for an abstract name");
+	cr_assert_eq(access(name + 1, F_OK), -1, "a file was created for an abstract name");
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+	/* Free again once closed. */
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, name, NULL, &s), 0);
+	roundtrip(name, "reused\n");
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_unix, abstract_name_leaves_no_file)
+{
+	run_task(abstract, NULL);
+}
+
+static int unix_errors(void *arg)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char longpath[200];
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	int fd;
+
+	(void)arg;
+	cr_assert_eq(rill_open_unix_connection(path, NULL, &r, &w), -ENOENT);
+	/* A socket file nobody listens on. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sun.sun_path, path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cr_assert_eq(rill_open_unix_connection(path, NULL, &r, &w), -ECONNREFUSED);
+	close(fd);
+	memset(longpath, 'x', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = '\0';
+	cr_assert_eq(rill_open_unix_connection(longpath, NULL, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_unix_connection("", NULL, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_unix_connection(NULL, NULL, &r, &w), -EINVAL);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, longpath, NULL, &s), -EINVAL);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, NULL, &s), -EINVAL);
+	return 0;
+}
+
+Test(streams_unix, errors)
+{
+	run_task(unix_errors, NULL);
+}
