@@ -20,6 +20,10 @@
 #include "rill/task.h"
 #include "engine/compat.h"
 
+/* Internal functions that rill-tls, a library of its own, calls: visible
+ * in librill.so, but not part of the API. */
+#define RILL_SPI __attribute__((visibility("default")))
+
 #define rill__likely(x) __builtin_expect(!!(x), 1)
 #define rill__unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -135,10 +139,10 @@ void rill__resource_del(struct rill__resource *res);
  * to rill__wake(), or -ECANCELED / -ETIMEDOUT when interrupted (after
  * w->interrupt has run). A cancellation already pending, or a deadline
  * already passed, returns at once without parking. */
-int rill__park(struct rill__wait *w);
+RILL_SPI int rill__park(struct rill__wait *w);
 
 /* Makes a parked task runnable; park() will return res. Loop thread only. */
-void rill__wake(rill_task *task, int res);
+RILL_SPI void rill__wake(rill_task *task, int res);
 
 /* Submits op's SQE (already prepared, user_data set to op) and parks until
  * its final CQE. On cancellation or deadline the operation is cancelled in
@@ -162,7 +166,7 @@ void rill__op_cancel(rill_loop *loop, struct rill__op *target,
 		     struct rill__op *done);
 
 /* The current task, or NULL on the loop's own stack. */
-rill_task *rill__current(void);
+RILL_SPI rill_task *rill__current(void);
 rill_loop *rill__task_loop(rill_task *task);
 
 /* ---- timers -------------------------------------------------------- */
@@ -295,7 +299,7 @@ void rill__asan_finish_switch(void *fake, const void **bottom, size_t *size);
 /* ---- features and errors ------------------------------------------- */
 
 unsigned rill__disabled_from_env(void);
-int rill__set_detail(int code, const char *fmt, ...)
+RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #endif

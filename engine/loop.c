@@ -313,6 +313,34 @@ static void run_deferred(rill_loop *loop)
 	}
 }
 
+static void ignore_cqe(struct rill__op *op, int res, unsigned flags)
+{
+	(void)op;
+	(void)res;
+	(void)flags;
+}
+
+static struct rill__op wait_timeout_op = { ignore_cqe };
+
+/* Waits for a CQE or ts, without IORING_FEAT_EXT_ARG. Not liburing's own
+ * emulation: it queues a timeout with count = wait_nr, and under
+ * DEFER_TASKRUN the late CQE of one count-completed timeout satisfies the
+ * count of the next, so the loop ended up waiting with no timeout at all
+ * (a hang with RILL_DISABLE=ext_arg). A pure timeout (count 0) cannot be
+ * completed by other CQEs; it is removed once the wait is over so that
+ * stale ones do not pile up. */
+static void wait_timeout_sqe(rill_loop *loop, struct __kernel_timespec *ts)
+{
+	struct io_uring_sqe *sqe = rill__sqe(loop);
+
+	io_uring_prep_timeout(sqe, ts, 0, 0);
+	io_uring_sqe_set_data(sqe, &wait_timeout_op);
+	io_uring_submit_and_wait(&loop->ring, 1);
+	sqe = rill__sqe(loop);
+	io_uring_prep_timeout_remove(sqe, (uint64_t)(uintptr_t)&wait_timeout_op, 0);
+	io_uring_sqe_set_data64(sqe, 0);
+}
+
 /* The one io_uring_enter of an iteration: submit what the tasks queued and
  * collect completions, waiting for one when nothing else is runnable. */
 static void poll_io(rill_loop *loop, bool block)
@@ -333,7 +361,10 @@ static void poll_io(rill_loop *loop, bool block)
 			block = d > 0;
 		}
 	}
-	if (block) {
+	if (block && tsp && !(loop->ring.features & IORING_FEAT_EXT_ARG)) {
+		wait_timeout_sqe(loop, tsp);
+		loop->stats.enters++;
+	} else if (block) {
 		io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, tsp, NULL);
 		loop->stats.enters++;
 	} else if (io_uring_sq_ready(&loop->ring) || loop->ops_in_flight ||

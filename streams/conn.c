@@ -44,14 +44,64 @@ void rill__log(int level, const char *fmt, ...)
 
 /* ---- lifecycle ----------------------------------------------------- */
 
+/* ---- transports ---------------------------------------------------- */
+
+const struct rill__tls_hooks *rill__tls;
+
+void rill__tls_register(const struct rill__tls_hooks *hooks)
+{
+	rill__tls = hooks;
+}
+
+void rill__conn_on_data_plain(struct rill__conn *c, const char *p, size_t n)
+{
+	rill__reader_on_data(c, p, n);
+}
+
+void rill__conn_on_eof_plain(struct rill__conn *c)
+{
+	rill_reader_feed_eof(&c->reader);	/* half-close: writer stays */
+}
+
+static void conn_on_data(void *ctx, const char *p, size_t n)
+{
+	struct rill__conn *c = ctx;
+
+	c->tp->on_data(c, p, n);
+}
+
 static void conn_on_end(void *ctx, int err)
 {
 	struct rill__conn *c = ctx;
 
 	if (err == 0)
-		rill_reader_feed_eof(&c->reader);	/* half-close: writer stays */
+		c->tp->on_eof(c);
 	else
 		rill__conn_lost(c, err);
+}
+
+void rill__conn_set_transport(struct rill__conn *c, const struct rill__transport *tp,
+			      void *data)
+{
+	rill_reader *r = &c->reader;
+	size_t n = rill__rbuf_len(&r->buf) - r->consume_later;
+	char *early = NULL;
+
+	/* Bytes already received belong to the new transport now. They are
+	 * taken out first: tp->on_data feeds this very reader. */
+	if (n && (early = malloc(n))) {
+		memcpy(early, rill__rbuf_peek(&r->buf) + r->consume_later, n);
+		rill__rbuf_consume(&r->buf, rill__rbuf_len(&r->buf));
+		r->consume_later = 0;
+	}
+	c->tp = tp;
+	c->tp_data = data;
+	if (early) {
+		tp->on_data(c, early, n);
+		free(early);
+	} else if (n) {
+		rill__conn_lost(c, -ENOMEM);
+	}
 }
 
 static void conn_on_idle(void *ctx)
@@ -82,7 +132,8 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 		free(c);
 		return NULL;
 	}
-	c->recv.on_data = rill__reader_on_data;
+	c->tp = &rill__plain_transport;
+	c->recv.on_data = conn_on_data;
 	c->recv.on_end = conn_on_end;
 	c->recv.on_idle = conn_on_idle;
 	c->res.release = conn_task_ended;
@@ -93,6 +144,8 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 
 static void conn_free(struct rill__conn *c)
 {
+	if (c->tp->destroy)
+		c->tp->destroy(c);
 	rill__resource_del(&c->res);
 	if (c->server)
 		rill__server_conn_gone(c->server, c);
@@ -210,6 +263,12 @@ const void *rill_writer_get_extra_info(rill_writer *w, const char *name,
 	if (!w || !name)
 		return NULL;
 	c = rill__writer_conn(w);
+	if (c->tp->extra_info) {
+		const void *v = c->tp->extra_info(c, name, lenp);
+
+		if (v)
+			return v;
+	}
 	if (!strcmp(name, "socket")) {
 		if (lenp)
 			*lenp = sizeof(int);

@@ -443,15 +443,37 @@ int rill__connect_addrs(const struct sockaddr *const *addrs, const socklen_t *le
 
 /* ---- the public calls ---------------------------------------------- */
 
-static int conn_wrap(int fd, const rill_open_options *o, rill_reader **readerp,
-		     rill_writer **writerp)
+/* TLS on a new connection, when asked: the name to check is
+ * server_hostname, else the host. */
+static int conn_tls(struct rill__conn *c, const rill_open_options *o,
+		    const char *host)
+{
+	const char *name = o->server_hostname ? o->server_hostname : host;
+	int err;
+
+	if (!o->ssl && !o->ssl_context)
+		return 0;
+	err = rill__tls->client(c, o->ssl_context, name, o->ssl_handshake_timeout,
+				o->ssl_shutdown_timeout);
+	if (err < 0) {
+		rill_writer_abort(&c->writer);
+		rill_writer_free(&c->writer);
+	}
+	return err;
+}
+
+static int conn_wrap(int fd, const rill_open_options *o, const char *host,
+		     rill_reader **readerp, rill_writer **writerp)
 {
 	struct rill__conn *c = rill__conn_new(rill_loop_current(), fd, o->limit);
+	int err;
 
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
 	}
+	if ((err = conn_tls(c, o, host)) < 0)
+		return err;
 	*readerp = &c->reader;
 	*writerp = &c->writer;
 	return 0;
@@ -466,9 +488,18 @@ static int open_check(const rill_open_options *o, rill_reader **readerp,
 		return rill__set_detail(-EPERM, "open_connection must run in a task");
 	if (o->server_hostname && !o->ssl && !o->ssl_context)
 		return rill__set_detail(-EINVAL, "server_hostname is only meaningful with ssl");
-	if (o->ssl || o->ssl_context)
+	if ((o->ssl || o->ssl_context) && !rill__tls)
 		return rill__set_detail(RILL_ETLS_NOT_AVAILABLE,
-					"TLS is not available in this build");
+					"ssl needs rill-tls: link it (pkg-config rill-tls, "
+					"CMake rill::tls) and call rill_tls_init()");
+	return 0;
+}
+
+/* asyncio: ssl without a host needs server_hostname. */
+static int tls_name_check(const rill_open_options *o, const char *host)
+{
+	if ((o->ssl || o->ssl_context) && !host && !o->server_hostname)
+		return rill__set_detail(-EINVAL, "ssl without a host needs server_hostname");
 	return 0;
 }
 
@@ -500,12 +531,14 @@ int rill_open_connection(const char *host, int port, const rill_open_options *op
 
 	if (fd < 0)
 		return fd;
+	if ((fd = tls_name_check(o, host)) < 0)
+		return fd;
 	if (o->sock > 0) {
 		if (host)
 			return rill__set_detail(-EINVAL, "host and sock are mutually exclusive");
 		if ((fd = adopt_sock(o->sock)) < 0)
 			return fd;
-		return conn_wrap(o->sock, o, readerp, writerp);
+		return conn_wrap(o->sock, o, NULL, readerp, writerp);
 	}
 	if (!host || !*host)
 		return rill__set_detail(-EINVAL, "host is required without sock");
@@ -514,7 +547,7 @@ int rill_open_connection(const char *host, int port, const rill_open_options *op
 	rill_deadline_pop(saved);
 	if (fd < 0)
 		return fd;
-	return conn_wrap(fd, o, readerp, writerp);
+	return conn_wrap(fd, o, host, readerp, writerp);
 }
 
 int rill__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *lenp)
@@ -545,12 +578,12 @@ int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 	rill_time saved;
 	int fd = open_check(o, readerp, writerp);
 
-	if (fd < 0)
+	if (fd < 0 || (fd = tls_name_check(o, NULL)) < 0)
 		return fd;
 	if (o->sock > 0) {
 		if ((fd = adopt_sock(o->sock)) < 0)
 			return fd;
-		return conn_wrap(o->sock, o, readerp, writerp);
+		return conn_wrap(o->sock, o, NULL, readerp, writerp);
 	}
 	if ((fd = rill__unix_addr(path, &sun, &len)) < 0)
 		return fd;
@@ -559,5 +592,5 @@ int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 	rill_deadline_pop(saved);
 	if (fd < 0)
 		return fd;
-	return conn_wrap(fd, o, readerp, writerp);
+	return conn_wrap(fd, o, NULL, readerp, writerp);
 }

@@ -42,6 +42,7 @@ struct rill_writer {
 	struct rill__chunk *q;	/* ring of chunks */
 	size_t qhead, qlen, qcap;
 	size_t buffered;	/* bytes queued, not yet sent */
+	size_t wire;		/* bytes the transport holds unsent (TLS records) */
 	size_t high, low;
 	bool paused;		/* above high, not yet back to low */
 	bool eof_requested, eof_done;
@@ -56,9 +57,42 @@ struct rill_writer {
 	struct rill__list closers;	/* wait_closed() waiters */
 };
 
+struct rill__conn;
+
+/* What lies between the socket and the reader and writer: plain bytes, or
+ * TLS (installed by rill-tls). The stream code calls these and never asks
+ * which transport it has. */
+struct rill__transport {
+	/* Bytes from the socket, in order. */
+	void (*on_data)(struct rill__conn *c, const char *p, size_t n);
+	/* The peer closed its side. */
+	void (*on_eof)(struct rill__conn *c);
+	/* Fills up to max iovecs with the bytes to send next; returns how
+	 * many (0: nothing to send). They stay valid until sent(). */
+	size_t (*prepare)(struct rill__conn *c, struct iovec *iov, size_t max);
+	/* n bytes of what prepare() gave went out. */
+	void (*sent)(struct rill__conn *c, size_t n);
+	bool (*pending)(struct rill__conn *c);
+	/* close() with the queue sent: last words (TLS close_notify); may be
+	 * NULL. Whatever it queues is sent before the socket closes. */
+	void (*shutdown)(struct rill__conn *c);
+	bool (*can_write_eof)(struct rill__conn *c);
+	/* get_extra_info() keys of the transport, or NULL. */
+	const void *(*extra_info)(struct rill__conn *c, const char *name, size_t *lenp);
+	/* The connection is being freed. */
+	void (*destroy)(struct rill__conn *c);
+};
+
+RILL_SPI extern const struct rill__transport rill__plain_transport;
+void rill__conn_on_data_plain(struct rill__conn *c, const char *p, size_t n);
+void rill__conn_on_eof_plain(struct rill__conn *c);
+
 struct rill__conn {
 	rill_loop *loop;
 	int fd;
+	const struct rill__transport *tp;
+	void *tp_data;
+	bool shut_down;		/* tp->shutdown() has run */
 	struct rill_reader reader;
 	struct rill_writer writer;
 	struct rill__recv recv;
@@ -81,7 +115,7 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit);
 /* The user hands the connection back; warn: say so if it was unclosed. */
 void rill__conn_release(struct rill__conn *c, bool warn);
 /* The connection is gone (err < 0: fatal error, 0: closed). */
-void rill__conn_lost(struct rill__conn *c, int err);
+RILL_SPI void rill__conn_lost(struct rill__conn *c, int err);
 /* Closes the fd once nothing is in flight on it. */
 void rill__conn_maybe_close(struct rill__conn *c);
 
@@ -102,8 +136,39 @@ static inline struct rill__conn *rill__writer_conn(rill_writer *w)
 	return rill__container_of(w, struct rill__conn, writer);
 }
 
-void rill__log(int level, const char *fmt, ...)
+RILL_SPI void rill__log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* ---- for transports (rill-tls is a separate library) -------------- */
+
+/* The bytes of the writer's first queued chunk (0: queue empty), and
+ * dropping n of them once a transport took them. */
+RILL_SPI size_t rill__writer_peek(rill_writer *w, const char **p);
+RILL_SPI void rill__writer_consume(rill_writer *w, size_t n);
+/* The transport holds n bytes not yet sent: they count for drain(). */
+RILL_SPI void rill__writer_set_wire(rill_writer *w, size_t n);
+/* Something to send (handshake records): flush at the end of the
+ * iteration. */
+RILL_SPI void rill__writer_kick(rill_writer *w);
+/* Installs tp on c; the bytes the reader still holds are handed to
+ * tp->on_data (start_tls: they were the peer's first TLS bytes). */
+RILL_SPI void rill__conn_set_transport(struct rill__conn *c,
+				       const struct rill__transport *tp, void *data);
+
+/* Set by rill-tls when it is linked: how open_connection, start_server
+ * and start_tls reach it. */
+struct rill__tls_hooks {
+	/* Runs TLS on c as a client and waits for the handshake (task). */
+	int (*client)(struct rill__conn *c, rill_tls_ctx *ctx,
+		      const char *server_hostname, rill_time handshake_timeout,
+		      rill_time shutdown_timeout);
+	int (*server)(struct rill__conn *c, rill_tls_ctx *ctx,
+		      rill_time handshake_timeout, rill_time shutdown_timeout);
+	rill_tls_ctx *(*ctx_ref)(rill_tls_ctx *ctx);
+	void (*ctx_unref)(rill_tls_ctx *ctx);
+};
+RILL_SPI void rill__tls_register(const struct rill__tls_hooks *hooks);
+extern const struct rill__tls_hooks *rill__tls;
 
 /* Server bookkeeping when one of its connections is freed. */
 void rill__server_conn_gone(struct rill_server *s, struct rill__conn *c);

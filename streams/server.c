@@ -52,6 +52,8 @@ struct rill_server {
 	struct rill__list waiters;
 	rill_task *retry;	/* the pause after EMFILE */
 	struct rill__group *group;	/* threads: the loops doing the work */
+	rill_tls_ctx *tls;		/* a reference, for ssl= */
+	rill_time tls_handshake, tls_shutdown;
 };
 
 static void server_maybe_free(rill_server *s);
@@ -92,7 +94,18 @@ static int client_task(void *arg)
 {
 	struct rill__conn *c = arg;
 	rill_server *s = c->server;
+	int err;
 
+	/* TLS: the handshake runs in the connection's own task, so a slow
+	 * or hostile client holds up nobody else; a failure ends only it. */
+	if (s->tls && (err = rill__tls->server(c, s->tls, s->tls_handshake,
+					      s->tls_shutdown)) < 0) {
+		rill__log(RILL_LOG_INFO, "TLS handshake failed: %s",
+			  rill_strerror(err));
+		rill_writer_abort(&c->writer);
+		rill__conn_release(c, false);
+		return 0;
+	}
 	s->cb(&c->reader, &c->writer, s->arg);
 	rill__conn_release(c, true);
 	return 0;
@@ -325,9 +338,10 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 
 	if (!cb || !sp)
 		return -EINVAL;
-	if (o->ssl)
+	if (o->ssl && !rill__tls)
 		return rill__set_detail(RILL_ETLS_NOT_AVAILABLE,
-					"TLS is not available in this build");
+					"ssl needs rill-tls: link it (pkg-config rill-tls, "
+					"CMake rill::tls) and call rill_tls_init()");
 	if (o->backlog < 0)
 		return rill__set_detail(-EINVAL, "backlog must not be negative");
 	s = calloc(1, sizeof(*s));
@@ -338,6 +352,11 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 	s->arg = arg;
 	s->limit = o->limit;
 	s->keep_alive = o->keep_alive == RILL_ON;
+	if (o->ssl) {
+		s->tls = rill__tls->ctx_ref(o->ssl);
+		s->tls_handshake = o->ssl_handshake_timeout;
+		s->tls_shutdown = o->ssl_shutdown_timeout;
+	}
 	rill__list_init(&s->conns);
 	rill__list_init(&s->waiters);
 	*sp = s;
@@ -351,6 +370,8 @@ static void server_discard(rill_server *s)
 			close(s->ls[i].fd);
 	free(s->ls);
 	free(s->unix_path);
+	if (s->tls)
+		rill__tls->ctx_unref(s->tls);
 	free(s);
 }
 

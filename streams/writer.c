@@ -121,9 +121,11 @@ void rill__writer_wake_all(rill_writer *w)
 
 static void writer_check_pause(rill_writer *w)
 {
-	if (!w->paused && w->buffered > w->high)
+	size_t queued = w->buffered + w->wire;
+
+	if (!w->paused && queued > w->high)
 		w->paused = true;
-	else if (w->paused && w->buffered <= w->low) {
+	else if (w->paused && queued <= w->low) {
 		w->paused = false;
 		writer_wake_drainers(w);
 	}
@@ -157,7 +159,7 @@ void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *low,
 
 size_t rill_writer_get_write_buffer_size(const rill_writer *w)
 {
-	return w->buffered;
+	return w->buffered + w->wire;
 }
 
 /* ---- sending ------------------------------------------------------- */
@@ -168,17 +170,59 @@ static void writer_schedule(rill_writer *w)
 		rill__defer(rill__writer_conn(w)->loop, &w->flush);
 }
 
-static void writer_send(rill_writer *w)
+/* The plain transport sends the queued chunks themselves. */
+static size_t plain_prepare(struct rill__conn *c, struct iovec *iov, size_t max)
 {
-	struct rill__conn *c = rill__writer_conn(w);
-	struct io_uring_sqe *sqe;
-	size_t n = w->qlen < RILL_WRITE_IOV_MAX ? w->qlen : RILL_WRITE_IOV_MAX;
+	rill_writer *w = &c->writer;
+	size_t n = w->qlen < max ? w->qlen : max;
 
 	for (size_t i = 0; i < n; i++) {
 		struct rill__chunk *ch = chunk_at(w, i);
 
-		w->iov[i].iov_base = (void *)(ch->data + ch->off);
-		w->iov[i].iov_len = ch->len - ch->off;
+		iov[i].iov_base = (void *)(ch->data + ch->off);
+		iov[i].iov_len = ch->len - ch->off;
+	}
+	return n;
+}
+
+static void writer_advance(rill_writer *w, size_t n);
+
+static void plain_sent(struct rill__conn *c, size_t n)
+{
+	writer_advance(&c->writer, n);
+}
+
+static bool plain_pending(struct rill__conn *c)
+{
+	return c->writer.qlen != 0;
+}
+
+static bool plain_can_write_eof(struct rill__conn *c)
+{
+	(void)c;
+	return true;
+}
+
+const struct rill__transport rill__plain_transport = {
+	.on_data = rill__conn_on_data_plain,
+	.on_eof = rill__conn_on_eof_plain,
+	.prepare = plain_prepare,
+	.sent = plain_sent,
+	.pending = plain_pending,
+	.can_write_eof = plain_can_write_eof,
+};
+
+static void writer_idle(rill_writer *w);
+
+static void writer_send(rill_writer *w)
+{
+	struct rill__conn *c = rill__writer_conn(w);
+	struct io_uring_sqe *sqe;
+	size_t n = c->tp->prepare(c, w->iov, RILL_WRITE_IOV_MAX);
+
+	if (n == 0) {
+		writer_idle(w);
+		return;
 	}
 	sqe = rill__sqe(c->loop);
 	if (n == 1) {
@@ -195,7 +239,8 @@ static void writer_send(rill_writer *w)
 	rill__op_started(c->loop);
 }
 
-/* After the queue is empty: a requested EOF, then a requested close. */
+/* After the queue is empty: a requested EOF, then a requested close,
+ * after the transport's last words (which are sent first). */
 static void writer_idle(rill_writer *w)
 {
 	struct rill__conn *c = rill__writer_conn(w);
@@ -203,6 +248,14 @@ static void writer_idle(rill_writer *w)
 	if (w->eof_requested && !w->eof_done && !c->lost) {
 		w->eof_done = true;
 		shutdown(c->fd, SHUT_WR);
+	}
+	if (c->closing && !c->shut_down && !c->lost && c->tp->shutdown) {
+		c->shut_down = true;
+		c->tp->shutdown(c);
+		if (c->tp->pending(c)) {
+			writer_send(w);
+			return;
+		}
 	}
 	if (c->closing)
 		rill__conn_maybe_close(c);
@@ -212,9 +265,11 @@ static void writer_flush(struct rill__deferred *d)
 {
 	rill_writer *w = rill__container_of(d, rill_writer, flush);
 
-	if (w->sending || rill__writer_conn(w)->lost)
+	struct rill__conn *c = rill__writer_conn(w);
+
+	if (w->sending || c->lost)
 		return;
-	if (w->qlen)
+	if (c->tp->pending(c))
 		writer_send(w);
 	else
 		writer_idle(w);
@@ -257,12 +312,12 @@ static void send_done(struct rill__op *op, int res, unsigned flags)
 		return;
 	}
 	if (res > 0)
-		writer_advance(w, (size_t)res);
+		c->tp->sent(c, (size_t)res);
 	writer_check_pause(w);
 	if (c->lost) {
 		rill__writer_drop_queue(w);
 		rill__conn_maybe_close(c);
-	} else if (w->qlen) {
+	} else if (c->tp->pending(c)) {
 		writer_send(w);
 	} else {
 		writer_idle(w);
@@ -417,6 +472,8 @@ int rill_writer_write_eof(rill_writer *w)
 {
 	if (!w)
 		return -EINVAL;
+	if (!rill_writer_can_write_eof(w))
+		return -ENOTSUP;
 	if (w->eof_requested || rill__writer_conn(w)->closing)
 		return 0;
 	w->eof_requested = true;
@@ -426,7 +483,41 @@ int rill_writer_write_eof(rill_writer *w)
 
 bool rill_writer_can_write_eof(const rill_writer *w)
 {
-	return w != NULL;
+	struct rill__conn *c;
+
+	if (!w)
+		return false;
+	c = rill__writer_conn((rill_writer *)w);
+	return c->tp->can_write_eof(c);
+}
+
+/* ---- for transports ------------------------------------------------ */
+
+size_t rill__writer_peek(rill_writer *w, const char **p)
+{
+	struct rill__chunk *ch;
+
+	if (!w->qlen)
+		return 0;
+	ch = chunk_at(w, 0);
+	*p = ch->data + ch->off;
+	return ch->len - ch->off;
+}
+
+void rill__writer_consume(rill_writer *w, size_t n)
+{
+	writer_advance(w, n);
+}
+
+void rill__writer_set_wire(rill_writer *w, size_t n)
+{
+	w->wire = n;
+	writer_check_pause(w);
+}
+
+void rill__writer_kick(rill_writer *w)
+{
+	writer_schedule(w);
 }
 
 int rill_writer_wait_closed(rill_writer *w)

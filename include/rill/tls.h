@@ -1,0 +1,89 @@
+/* rill/tls.h: TLS for streams (library rill-tls, OpenSSL 3).
+ *
+ * A context says how to speak TLS; connections made with it (ssl_context
+ * in rill_open_options, ssl in rill_server_options, or rill_start_tls())
+ * run TLS over the same io_uring recv and send path as plain streams: the
+ * reader and writer calls do not change. Link rill-tls (pkg-config
+ * rill-tls, CMake rill::tls) to use any of it; rill_open_options.ssl =
+ * true then means "a default client context".
+ *
+ * Over TLS, rill_writer_can_write_eof() is false and write_eof() returns
+ * -ENOTSUP; rill_writer_get_extra_info() adds "ssl_object" (SSL *),
+ * "sslcontext" (rill_tls_ctx *), "peercert" (X509 *, NULL without one),
+ * "peercert_subject" (const char *), "cipher" (const char *), "version"
+ * (const char *, "TLSv1.3") and "alpn_protocol" (const char *, NULL if
+ * none was agreed).
+ */
+#ifndef RILL_TLS_H
+#define RILL_TLS_H
+
+#include <stdbool.h>
+
+#include "rill/common.h"
+#include "rill/stream.h"
+
+typedef struct rill_tls_options {
+	/* Certificate chain and key (PEM): a server's, or a client's for
+	 * client-certificate authentication. */
+	const char *cert_file;
+	const char *key_file;
+	/* Trust these instead of the system store (which honours
+	 * SSL_CERT_FILE and SSL_CERT_DIR). */
+	const char *ca_file;
+	const char *ca_dir;
+	/* Server: require a client certificate signed by ca_file/ca_dir. */
+	bool verify_client;
+	/* Client: do not verify the server at all. For tests only. */
+	bool insecure;
+	/* ALPN protocols in preference order ("h2", "http/1.1"). */
+	const char *const *alpn;
+	size_t nalpn;
+} rill_tls_options;
+
+typedef struct rill_tls_ctx rill_tls_ctx;
+
+/* Makes ssl= work in the core library. Linking rill-tls does it already
+ * (a constructor); call it where a linker might drop an unused rill-tls. */
+RILL_API void rill_tls_init(void);
+
+/* A client context: TLS 1.2 or later, the peer verified against the
+ * system trust store (or ca_file/ca_dir) and its name checked, sessions
+ * resumed per server name. opts may be NULL for the default. The caller
+ * owns it (rill_tls_ctx_free); connections keep it alive as they need.
+ * Returns 0, -EINVAL, -ENOMEM or RILL_ETLS (rill_tls_last_error() says
+ * what OpenSSL refused, e.g. an unreadable CA file). */
+RILL_API int rill_tls_ctx_new_client(const rill_tls_options *opts,
+				     rill_tls_ctx **ctxp);
+
+/* A server context from cert_file and key_file (both required). */
+RILL_API int rill_tls_ctx_new_server(const rill_tls_options *opts,
+				     rill_tls_ctx **ctxp);
+
+/* Drops the caller's reference; the context lives on while connections
+ * use it. */
+RILL_API void rill_tls_ctx_free(rill_tls_ctx *ctx);
+
+/* The OpenSSL reason behind this thread's last RILL_ETLS* code, or "". */
+RILL_API const char *rill_tls_last_error(void);
+
+typedef struct rill_tls_timeouts {
+	rill_time handshake;	/* 0: 60 s */
+	rill_time shutdown;	/* 0: 30 s */
+} rill_tls_timeouts;
+
+/* asyncio's start_tls: upgrades the connection of w in place to TLS as
+ * the client side with ctx (NULL: a default client context), and waits
+ * for the handshake. The same reader and writer go on working, now over
+ * TLS; bytes the peer sent before the upgrade and still buffered in the
+ * reader are handed to TLS, not lost. server_hostname: SNI and name check
+ * (NULL: none given, verification against a name fails; "": no check).
+ * Returns 0 or a RILL_ETLS* code, -ECANCELED, -ETIMEDOUT. Task only. */
+RILL_API int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx,
+			    const char *server_hostname,
+			    const rill_tls_timeouts *timeouts);
+
+/* As rill_start_tls() for the server side, with a server context. */
+RILL_API int rill_start_tls_server(rill_writer *w, rill_tls_ctx *ctx,
+				   const rill_tls_timeouts *timeouts);
+
+#endif

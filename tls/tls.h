@@ -1,0 +1,40 @@
+/* tls/tls.h: rill-tls internals. */
+#ifndef RILL_TLS_INTERNAL_H
+#define RILL_TLS_INTERNAL_H
+
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "rill/error.h"
+#include "rill/tls.h"
+
+struct rill__tls_session {
+	char name[256];
+	SSL_SESSION *sess;
+};
+
+struct rill_tls_ctx {
+	SSL_CTX *ssl_ctx;
+	atomic_int refs;
+	bool server, verify;
+	unsigned char *alpn;	/* wire form */
+	size_t alpn_len;
+	pthread_mutex_t lock;	/* sessions: contexts are shared by loops */
+	struct rill__tls_session sessions[32];
+	size_t nsessions, next_evict;
+};
+
+rill_tls_ctx *rill__tls_ctx_ref(rill_tls_ctx *ctx);
+rill_tls_ctx *rill__tls_ctx_of(SSL_CTX *sctx);
+void rill__tls_session_resume(rill_tls_ctx *ctx, SSL *ssl, const char *name);
+
+/* Set rill_tls_last_error() and return code. */
+int rill__tls_error(int code, const char *what);
+int rill__tls_error_str(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The rill code for a failed SSL call on ssl. */
+int rill__tls_conn_error(SSL *ssl, int ssl_err);
+
+#endif

@@ -1,0 +1,516 @@
+/* tls/transport.c: TLS as a transport under rill's streams.
+ *
+ * OpenSSL talks to a BIO pair instead of the socket: ciphertext the recv
+ * brings is written into our end of the pair and SSL_read() turns it into
+ * plaintext for the reader; plaintext the writer queued goes through
+ * SSL_write() one record (16 KiB) at a time, and the records are sent
+ * straight out of the pair's buffer, which never moves, so the payload is
+ * copied once (by the encryption) and nothing is copied twice. The stream
+ * code calls this through struct rill__transport and never asks whether
+ * it has TLS.
+ *
+ * Close sends close_notify and then closes the socket without waiting for
+ * the peer's (allowed since TLS 1.1; so a peer that never answers cannot
+ * hold wait_closed() up at all).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "streams/internal.h"
+#include "tls/tls.h"
+#include "rill/tls.h"
+
+/* Each direction of the BIO pair holds this much: several records, so
+ * that encryption can run ahead of a send in flight. */
+#define RILL_TLS_PAIR_SIZE (256 * 1024)
+/* Plaintext per SSL_write: one full record. */
+#define RILL_TLS_RECORD (16 * 1024)
+#define RILL_TLS_HANDSHAKE_DEFAULT (60 * RILL_NSEC_PER_SEC)
+
+struct tls_conn {
+	struct rill__conn *c;
+	rill_tls_ctx *ctx;
+	SSL *ssl;
+	BIO *net;		/* our end of the pair */
+	bool done;		/* handshake finished */
+	bool failed;
+	bool close_notify;	/* the peer's arrived */
+	int err;
+	struct rill__list waiters;	/* tasks waiting for the handshake */
+	char *subject;		/* "peercert_subject", made on demand */
+	char *alpn;		/* "alpn_protocol" */
+};
+
+static struct tls_conn *tls_of(struct rill__conn *c)
+{
+	return c->tp_data;
+}
+
+static void tls_wake(struct tls_conn *t)
+{
+	while (!rill__list_empty(&t->waiters)) {
+		struct rill__wait *w = rill__container_of(t->waiters.next,
+						struct rill__wait, link);
+		rill__list_del(&w->link);
+		rill__wake(w->task, 0);
+	}
+}
+
+/* This connection's TLS failed: it ends, alone; the reader gets the
+ * error, as does a task waiting for the handshake. */
+static void tls_fail(struct tls_conn *t, int err)
+{
+	if (t->failed)
+		return;
+	t->failed = true;
+	t->err = err;
+	tls_wake(t);
+	rill__conn_lost(t->c, err);
+}
+
+static void tls_kick_if_output(struct tls_conn *t)
+{
+	if (BIO_ctrl_pending(t->net))
+		rill__writer_kick(&t->c->writer);
+}
+
+static void tls_handshake_step(struct tls_conn *t)
+{
+	int r = SSL_do_handshake(t->ssl);
+	int e;
+
+	if (r == 1) {
+		t->done = true;
+		tls_wake(t);
+		rill__writer_kick(&t->c->writer);	/* queued plaintext */
+		return;
+	}
+	e = SSL_get_error(t->ssl, r);
+	if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+		/* Send our alert before the connection goes. */
+		tls_kick_if_output(t);
+		tls_fail(t, rill__tls_conn_error(t->ssl, e));
+	}
+}
+
+/* Decrypts what the pair holds into the reader. */
+static void tls_read(struct tls_conn *t)
+{
+	char buf[RILL_TLS_RECORD];
+
+	while (!t->failed && !t->close_notify) {
+		int r = SSL_read(t->ssl, buf, sizeof(buf));
+		int e;
+
+		if (r > 0) {
+			if (rill_reader_feed_data(&t->c->reader, buf, (size_t)r) < 0) {
+				tls_fail(t, -ENOMEM);
+				return;
+			}
+			continue;
+		}
+		e = SSL_get_error(t->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return;
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			t->close_notify = true;
+			rill_reader_feed_eof(&t->c->reader);
+			return;
+		}
+		tls_fail(t, rill__tls_conn_error(t->ssl, e));
+	}
+}
+
+static void tls_progress(struct tls_conn *t)
+{
+	if (!t->done)
+		tls_handshake_step(t);
+	if (t->done)
+		tls_read(t);
+	if (!t->failed)
+		tls_kick_if_output(t);	/* tickets, key updates, alerts */
+}
+
+static void tls_on_data(struct rill__conn *c, const char *p, size_t n)
+{
+	struct tls_conn *t = tls_of(c);
+
+	while (n && !t->failed) {
+		int w = BIO_write(t->net, p, n > INT32_MAX ? INT32_MAX : (int)n);
+
+		if (w <= 0) {
+			/* The pair is full: decrypt some to make room. A full
+			 * pair that decrypts to nothing is a peer sending junk. */
+			size_t before = BIO_ctrl_get_write_guarantee(t->net);
+
+			tls_progress(t);
+			if (BIO_ctrl_get_write_guarantee(t->net) == before) {
+				tls_fail(t, rill__tls_error_str(RILL_ETLS, "TLS input stalled"));
+				return;
+			}
+			continue;
+		}
+		p += w;
+		n -= (size_t)w;
+		tls_progress(t);
+	}
+}
+
+static void tls_on_eof(struct rill__conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+
+	if (t->close_notify || t->failed)
+		return;
+	/* The TCP stream ended without close_notify: a truncation the
+	 * reader must not take for a clean end. */
+	tls_fail(t, rill__tls_error_str(RILL_ETLS_EOF,
+		t->done ? "the peer closed without close_notify"
+			: "the peer closed during the handshake"));
+}
+
+/* Encrypts queued plaintext while the pair has room for a record. */
+static void tls_encrypt(struct tls_conn *t)
+{
+	rill_writer *w = &t->c->writer;
+	const char *p;
+	size_t n;
+
+	while (t->done && !t->failed && (n = rill__writer_peek(w, &p)) &&
+	       BIO_ctrl_get_write_guarantee(SSL_get_wbio(t->ssl)) > RILL_TLS_RECORD + 512) {
+		int r = SSL_write(t->ssl, p, n > RILL_TLS_RECORD ? RILL_TLS_RECORD : (int)n);
+
+		if (r <= 0) {
+			int e = SSL_get_error(t->ssl, r);
+
+			if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ)
+				tls_fail(t, rill__tls_conn_error(t->ssl, e));
+			return;
+		}
+		rill__writer_consume(w, (size_t)r);
+	}
+}
+
+static size_t tls_prepare(struct rill__conn *c, struct iovec *iov, size_t max)
+{
+	struct tls_conn *t = tls_of(c);
+	char *p;
+	int n;
+
+	(void)max;
+	tls_encrypt(t);
+	rill__writer_set_wire(&c->writer, BIO_ctrl_pending(t->net));
+	n = BIO_nread0(t->net, &p);
+	if (n <= 0)
+		return 0;
+	iov[0].iov_base = p;
+	iov[0].iov_len = (size_t)n;
+	return 1;
+}
+
+static void tls_sent(struct rill__conn *c, size_t n)
+{
+	struct tls_conn *t = tls_of(c);
+	char *p;
+
+	BIO_nread(t->net, &p, (int)n);
+	rill__writer_set_wire(&c->writer, BIO_ctrl_pending(t->net));
+}
+
+static bool tls_pending(struct rill__conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+
+	return BIO_ctrl_pending(t->net) ||
+	       (t->done && !t->failed && c->writer.qlen);
+}
+
+static void tls_shutdown(struct rill__conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+
+	if (t->done && !t->failed)
+		SSL_shutdown(t->ssl);	/* queues close_notify */
+}
+
+static bool tls_can_write_eof(struct rill__conn *c)
+{
+	(void)c;
+	return false;
+}
+
+static const char *tls_subject(struct tls_conn *t)
+{
+	X509 *cert = SSL_get0_peer_certificate(t->ssl);
+
+	if (!t->subject && cert)
+		t->subject = X509_NAME_oneline(X509_get_subject_name(cert), NULL, 0);
+	return t->subject;
+}
+
+static const char *tls_alpn(struct tls_conn *t)
+{
+	const unsigned char *p;
+	unsigned len;
+
+	SSL_get0_alpn_selected(t->ssl, &p, &len);
+	if (!t->alpn && len && (t->alpn = malloc(len + 1))) {
+		memcpy(t->alpn, p, len);
+		t->alpn[len] = '\0';
+	}
+	return t->alpn;
+}
+
+static const void *tls_extra_info(struct rill__conn *c, const char *name, size_t *lenp)
+{
+	struct tls_conn *t = tls_of(c);
+	const void *v = NULL;
+
+	if (!strcmp(name, "ssl_object"))
+		v = t->ssl;
+	else if (!strcmp(name, "sslcontext"))
+		v = t->ctx;
+	else if (!strcmp(name, "peercert"))
+		v = SSL_get0_peer_certificate(t->ssl);
+	else if (!strcmp(name, "peercert_subject"))
+		v = tls_subject(t);
+	else if (!strcmp(name, "cipher"))
+		v = SSL_get_cipher_name(t->ssl);
+	else if (!strcmp(name, "version"))
+		v = SSL_get_version(t->ssl);
+	else if (!strcmp(name, "alpn_protocol"))
+		v = tls_alpn(t);
+	if (v && lenp)
+		*lenp = 0;
+	return v;
+}
+
+static void tls_destroy(struct rill__conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+
+	SSL_free(t->ssl);	/* frees its end of the pair */
+	BIO_free(t->net);
+	rill_tls_ctx_free(t->ctx);
+	OPENSSL_free(t->subject);
+	free(t->alpn);
+	free(t);
+}
+
+static const struct rill__transport tls_transport = {
+	.on_data = tls_on_data,
+	.on_eof = tls_on_eof,
+	.prepare = tls_prepare,
+	.sent = tls_sent,
+	.pending = tls_pending,
+	.shutdown = tls_shutdown,
+	.can_write_eof = tls_can_write_eof,
+	.extra_info = tls_extra_info,
+	.destroy = tls_destroy,
+};
+
+/* ---- starting TLS on a connection --------------------------------- */
+
+static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
+{
+	struct tls_conn *t = calloc(1, sizeof(*t));
+	BIO *inner = NULL;
+
+	if (!t)
+		return NULL;
+	t->c = c;
+	rill__list_init(&t->waiters);
+	t->ssl = SSL_new(ctx->ssl_ctx);
+	if (!t->ssl || BIO_new_bio_pair(&inner, RILL_TLS_PAIR_SIZE, &t->net,
+					RILL_TLS_PAIR_SIZE) != 1) {
+		SSL_free(t->ssl);
+		free(t);
+		return NULL;
+	}
+	SSL_set_bio(t->ssl, inner, inner);
+	t->ctx = rill__tls_ctx_ref(ctx);
+	return t;
+}
+
+static void tls_wait_interrupt(struct rill__wait *w, int reason)
+{
+	rill__list_del(&w->link);
+	rill__wake(w->task, reason);
+}
+
+/* Waits for the handshake, at most timeout (0: 60 s). */
+static int tls_wait(struct tls_conn *t, rill_time timeout)
+{
+	rill_time saved = rill_deadline_push(timeout ? timeout : RILL_TLS_HANDSHAKE_DEFAULT);
+	int err = 0;
+
+	while (!t->done && !t->failed && err == 0) {
+		struct rill__wait w = { .interrupt = tls_wait_interrupt,
+					.until = RILL_TIME_NEVER };
+
+		rill__list_init(&w.link);
+		rill__list_add_tail(&t->waiters, &w.link);
+		err = rill__park(&w);
+	}
+	rill_deadline_pop(saved);
+	if (t->failed)
+		return t->err;
+	if (err == -ETIMEDOUT) {
+		err = rill__tls_error_str(RILL_ETLS_HANDSHAKE_TIMEOUT,
+					  "no TLS handshake within the timeout");
+		tls_fail(t, err);
+	}
+	return err;
+}
+
+static bool is_ip(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* SNI, and the name the certificate must carry. */
+static int tls_client_name(struct tls_conn *t, const char *name)
+{
+	X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+
+	if (!name || !*name)	/* "": asyncio's "no hostname check" */
+		return 0;
+	if (is_ip(name))
+		return X509_VERIFY_PARAM_set1_ip_asc(vp, name) == 1 ? 0 : -EINVAL;
+	if (SSL_set_tlsext_host_name(t->ssl, name) != 1 || SSL_set1_host(t->ssl, name) != 1)
+		return -EINVAL;
+	rill__tls_session_resume(t->ctx, t->ssl, name);
+	return 0;
+}
+
+static rill_tls_ctx *default_client;
+
+static void default_client_init(void)
+{
+	rill_tls_ctx_new_client(NULL, &default_client);
+}
+
+static int tls_client(struct rill__conn *c, rill_tls_ctx *ctx, const char *name,
+		      rill_time handshake, rill_time shutdown)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct tls_conn *t;
+
+	(void)shutdown;
+	if (!ctx) {
+		pthread_once(&once, default_client_init);
+		if (!(ctx = default_client))
+			return rill__tls_error(RILL_ETLS, "creating the default client context");
+	}
+	if (ctx->server)
+		return rill__tls_error_str(-EINVAL, "a server context on a client connection");
+	if (!(t = tls_new(c, ctx)))
+		return -ENOMEM;
+	if (tls_client_name(t, name) < 0) {
+		c->tp_data = t;
+		tls_destroy(c);
+		c->tp_data = NULL;
+		return rill__tls_error_str(-EINVAL, "bad server_hostname");
+	}
+	SSL_set_connect_state(t->ssl);
+	rill__conn_set_transport(c, &tls_transport, t);
+	tls_progress(t);	/* the ClientHello */
+	return tls_wait(t, handshake);
+}
+
+static int tls_server(struct rill__conn *c, rill_tls_ctx *ctx, rill_time handshake,
+		      rill_time shutdown)
+{
+	struct tls_conn *t;
+
+	(void)shutdown;
+	if (!ctx->server)
+		return rill__tls_error_str(-EINVAL, "a client context on a server");
+	if (!(t = tls_new(c, ctx)))
+		return -ENOMEM;
+	SSL_set_accept_state(t->ssl);
+	rill__conn_set_transport(c, &tls_transport, t);
+	if (!t->failed)
+		tls_progress(t);	/* bytes that came early */
+	return tls_wait(t, handshake);
+}
+
+/* ---- public entry points ------------------------------------------- */
+
+static rill_tls_ctx *ctx_ref(rill_tls_ctx *ctx)
+{
+	return rill__tls_ctx_ref(ctx);
+}
+
+static const struct rill__tls_hooks hooks = {
+	.client = tls_client,
+	.server = tls_server,
+	.ctx_ref = ctx_ref,
+	.ctx_unref = rill_tls_ctx_free,
+};
+
+void rill_tls_init(void)
+{
+	rill__tls_register(&hooks);
+}
+
+/* Linking rill-tls is enough for ssl= to work. */
+__attribute__((constructor)) static void tls_autoinit(void)
+{
+	rill_tls_init();
+}
+
+/* start_tls waits for what the writer queued in plain to go first. */
+static int start_check(rill_writer *w, struct rill__conn **cp)
+{
+	struct rill__conn *c;
+
+	if (!w)
+		return -EINVAL;
+	c = rill__writer_conn(w);
+	if (c->tp != &rill__plain_transport)
+		return rill__tls_error_str(RILL_ESTATE, "the connection already runs TLS");
+	if (c->closing || c->lost)
+		return -ECONNRESET;
+	while (c->writer.qlen || c->writer.sending) {
+		int err = rill_sleep_ms(1);
+
+		if (err < 0)
+			return err;
+	}
+	*cp = c;
+	return 0;
+}
+
+int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostname,
+		   const rill_tls_timeouts *timeouts)
+{
+	struct rill__conn *c;
+	int err = start_check(w, &c);
+
+	if (err < 0)
+		return err;
+	return tls_client(c, ctx, server_hostname, timeouts ? timeouts->handshake : 0,
+			  timeouts ? timeouts->shutdown : 0);
+}
+
+int rill_start_tls_server(rill_writer *w, rill_tls_ctx *ctx,
+			  const rill_tls_timeouts *timeouts)
+{
+	struct rill__conn *c;
+	int err;
+
+	if (!ctx)
+		return -EINVAL;
+	if ((err = start_check(w, &c)) < 0)
+		return err;
+	return tls_server(c, ctx, timeouts ? timeouts->handshake : 0,
+			  timeouts ? timeouts->shutdown : 0);
+}
