@@ -16,9 +16,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* The first allocation. One page holds a typical line-protocol message, so
- * most readers allocate once and never grow. */
-#define RILL__RBUF_MIN_CAP 4096
+/* The first allocation. Small, because an idle connection keeps its
+ * buffer: 10,000 idle connections at 4 KiB each would be 40 MiB. Doubling
+ * from here reaches a page-sized message in three steps, once. */
+#define RILL__RBUF_MIN_CAP 512
 
 /* A buffer larger than 4 x this size that drains to a quarter of its capacity
  * or less is shrunk (to twice what it holds, at least this size): one peak,

@@ -14,9 +14,10 @@
 #include "streams/internal.h"
 
 #define RILL_WRITE_HIGH_DEFAULT (64 * 1024)
-/* Copy chunks start at this size: many small writes fill one chunk; a
- * bigger write gets a chunk of its own size. */
-#define RILL_CHUNK_MIN (4 * 1024)
+/* Copy chunks start at this size: many small writes fill one chunk (16
+ * messages of 64 bytes); a bigger write gets a chunk of its own size. Kept
+ * small because each connection keeps one as its spare. */
+#define RILL_CHUNK_MIN 1024
 /* A sent copy chunk up to this size is kept for reuse; bigger ones go back
  * to malloc so that one large write does not pin memory. */
 #define RILL_SPARE_MAX (64 * 1024)

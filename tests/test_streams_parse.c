@@ -545,25 +545,27 @@ Test(streams_parse, read_all)
  * the consumed ones. */
 Test(streams_parse, rbuf_compacts)
 {
-	char a[3000], b[2000];
+	enum { CAP = RILL__RBUF_MIN_CAP, A = CAP * 3 / 4, GONE = CAP / 2, B = CAP / 2 };
+	char a[A], b[B];
 
 	memset(a, 'a', sizeof(a));
 	memset(b, 'b', sizeof(b));
 	cr_assert_eq(rill__rbuf_append(&buf, a, sizeof(a)), 0);
 	cr_assert_eq(buf.cap, RILL__RBUF_MIN_CAP);
-	rill__rbuf_consume(&buf, 2000);
+	rill__rbuf_consume(&buf, GONE);
 	cr_assert_eq(rill__rbuf_append(&buf, b, sizeof(b)), 0);
 	cr_assert_eq(buf.cap, RILL__RBUF_MIN_CAP);
 	cr_assert_eq(buf.start, 0);
-	cr_assert_eq(rill__rbuf_len(&buf), 3000);
-	cr_assert_arr_eq(rill__rbuf_peek(&buf), a, 1000);
-	cr_assert_arr_eq(rill__rbuf_peek(&buf) + 1000, b, 2000);
+	cr_assert_eq(rill__rbuf_len(&buf), A - GONE + B);
+	cr_assert_arr_eq(rill__rbuf_peek(&buf), a, A - GONE);
+	cr_assert_arr_eq(rill__rbuf_peek(&buf) + A - GONE, b, B);
 }
 
 /* With more live than consumed bytes, the buffer doubles instead. */
 Test(streams_parse, rbuf_grows)
 {
-	char a[4000];
+	enum { A = RILL__RBUF_MIN_CAP - 96 };
+	char a[A];
 
 	memset(a, 'a', sizeof(a));
 	cr_assert_eq(rill__rbuf_append(&buf, a, sizeof(a)), 0);
@@ -571,8 +573,8 @@ Test(streams_parse, rbuf_grows)
 	cr_assert_eq(rill__rbuf_append(&buf, "0123456789", 10), 0);
 	cr_assert_eq(rill__rbuf_append(&buf, a, 100), 0);
 	cr_assert_eq(buf.cap, 2 * RILL__RBUF_MIN_CAP);
-	cr_assert_eq(rill__rbuf_len(&buf), 4100);
-	cr_assert_arr_eq(rill__rbuf_peek(&buf) + 3990, "0123456789", 10);
+	cr_assert_eq(rill__rbuf_len(&buf), A + 100);
+	cr_assert_arr_eq(rill__rbuf_peek(&buf) + A - 10, "0123456789", 10);
 }
 
 /* Emptying resets the offsets; reserve + commit appends in place. */

@@ -492,7 +492,7 @@ static int start_check(rill_writer *w, struct rill__conn **cp)
 int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostname,
 		   const rill_tls_timeouts *timeouts)
 {
-	struct rill__conn *c;
+	struct rill__conn *c = NULL;
 	int err = start_check(w, &c);
 
 	if (err < 0)
@@ -504,7 +504,7 @@ int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostnam
 int rill_start_tls_server(rill_writer *w, rill_tls_ctx *ctx,
 			  const rill_tls_timeouts *timeouts)
 {
-	struct rill__conn *c;
+	struct rill__conn *c = NULL;
 	int err;
 
 	if (!ctx)
