@@ -34,16 +34,21 @@ struct resolve {
 	bool done;
 };
 
+static void resolve_free(struct resolve *rq)
+{
+	if (rq->res)
+		freeaddrinfo(rq->res);
+	free(rq->host);
+	free(rq);
+}
+
 static void resolve_done(void *arg)
 {
 	struct resolve *rq = arg;
 
 	atomic_fetch_sub(&rq->loop->foreign, 1);
 	if (!rq->task) {	/* abandoned: nobody wants the answer */
-		if (rq->res)
-			freeaddrinfo(rq->res);
-		free(rq->host);
-		free(rq);
+		resolve_free(rq);
 		return;
 	}
 	rq->done = true;
@@ -71,7 +76,8 @@ static int resolve_error(int err, const char *host)
 }
 
 /* Waits for the resolver thread; on cancellation the request is left to
- * free itself when the thread's answer arrives. */
+ * free itself when the thread's answer arrives. An answer that arrives
+ * after the cancellation but before the task resumes does not undo it. */
 static int resolve_wait(struct resolve *rq, struct addrinfo **resp)
 {
 	struct rill__wait w = { .interrupt = resolve_interrupt,
@@ -85,10 +91,13 @@ static int resolve_wait(struct resolve *rq, struct addrinfo **resp)
 		rq->task = NULL;
 		return err;
 	}
-	*resp = rq->res;
-	err = rq->err ? resolve_error(rq->err, rq->host) : 0;
-	free(rq->host);
-	free(rq);
+	if (err == 0 && rq->err)
+		err = resolve_error(rq->err, rq->host);
+	if (err == 0) {
+		*resp = rq->res;
+		rq->res = NULL;
+	}
+	resolve_free(rq);
 	return err;
 }
 
@@ -581,6 +590,8 @@ int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 	if (fd < 0 || (fd = tls_name_check(o, NULL)) < 0)
 		return fd;
 	if (o->sock > 0) {
+		if (path)
+			return rill__set_detail(-EINVAL, "path and sock are mutually exclusive");
 		if ((fd = adopt_sock(o->sock)) < 0)
 			return fd;
 		return conn_wrap(o->sock, o, NULL, readerp, writerp);

@@ -388,9 +388,10 @@ static int bad_args(void *arg)
 	o = (rill_open_options){ .ssl = true };
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w),
 		     RILL_ETLS_NOT_AVAILABLE);
-	o = (rill_open_options){ .sock = 1 };
+	o = (rill_open_options){ .sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) };
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL,
 		     "host and sock together");
+	close(o.sock);
 	return 0;
 }
 
@@ -835,4 +836,54 @@ static int storm_child(void *arg)
 Test(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
 {
 	run_isolated(storm_child, NULL);
+}
+
+/* A cancellation that lands just as the resolver's answer arrives must
+ * still win: the connect must not go on (and hang on the dead address). */
+static int resolve_race_connect(void *arg)
+{
+	struct storm *st = arg;
+	rill_open_options o = { .connect_timeout = 2000 * MS };
+	rill_reader *r;
+	rill_writer *w;
+
+	st->result = rill_open_connection("localhost", ntohs(st->bh->addr.sin_port), &o, &r, &w);
+	return 0;
+}
+
+static int resolve_race_child(void *arg)
+{
+	struct blackhole bh;
+	struct storm st[8];
+	rill_task *t[8];
+	int before;
+
+	(void)arg;
+	CHECK(blackhole_open(&bh) == 0, "blackhole");
+	before = count_fds();
+	for (int round = 0; round < 400; round++) {
+		for (int i = 0; i < 8; i++) {
+			st[i] = (struct storm){ .bh = &bh, .result = 1 };
+			CHECK(rill_spawn(rill_loop_current(), resolve_race_connect, &st[i],
+					 &t[i]) == 0, "spawn");
+		}
+		rill_sleep_ns((rill_time)(round % 20) * 75000);
+		for (int i = 0; i < 8; i++)
+			rill_task_cancel(t[i]);
+		for (int i = 0; i < 8; i++) {
+			int res = 0;
+
+			CHECK(rill_task_join(t[i], &res) == 0, "join");
+			CHECK(res == -ECANCELED || st[i].result == -ECANCELED,
+			      "round %d task %d: %s", round, i, rill_err_name(st[i].result));
+		}
+	}
+	CHECK(settle_fds(before) == before, "fd leaked: %d -> %d", before, count_fds());
+	blackhole_close(&bh);
+	return 0;
+}
+
+Test(streams_connect, cancel_racing_name_resolution, .timeout = 30)
+{
+	run_isolated(resolve_race_child, NULL);
 }

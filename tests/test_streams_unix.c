@@ -231,10 +231,47 @@ static int unix_errors(void *arg)
 	cr_assert_eq(rill_open_unix_connection(NULL, NULL, &r, &w), -EINVAL);
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, longpath, NULL, &s), -EINVAL);
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, NULL, &s), -EINVAL);
+	/* path and sock together */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(rill_open_unix_connection(path, &(rill_open_options){ .sock = fd }, &r, &w),
+		     -EINVAL);
+	close(fd);
 	return 0;
 }
 
 Test(streams_unix, errors)
 {
 	run_task(unix_errors, NULL);
+}
+
+static int adopt_unix(void *arg)
+{
+	rill_open_options o = { 0 };
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+	char buf[16];
+	int sv[2];
+
+	(void)arg;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	o.sock = sv[0];
+	cr_assert_eq(rill_open_unix_connection(NULL, &o, &r, &w), 0);
+	cr_assert_eq(send(sv[1], "ping\n", 5, 0), 5);
+	cr_assert_eq(rill_reader_readline(r, &line), 5);
+	cr_assert_arr_eq(line.data, "ping\n", 5);
+	cr_assert_eq(rill_writer_write(w, "pong\n", 5), 0);
+	rill_writer_close(w);
+	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(recv(sv[1], buf, sizeof(buf), 0), 5);
+	cr_assert_arr_eq(buf, "pong\n", 5);
+	cr_assert_eq(fcntl(sv[0], F_GETFD), -1, "rill left the adopted fd open");
+	rill_writer_free(w);
+	close(sv[1]);
+	return 0;
+}
+
+Test(streams_unix, adopt_connected_unix_socket)
+{
+	run_task(adopt_unix, NULL);
 }
