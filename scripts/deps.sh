@@ -6,8 +6,8 @@
 RILL_DEPS=(build-essential cmake pkg-config clang liburing-dev libssl-dev
 	libcriterion-dev libuv1-dev openssl curl nginx python3 python3-uvloop
 	iproute2 libclang-rt-14-dev iperf3 gnuplot-nox)
-# Installed when apt-get runs anyway; nothing needs them.
-RILL_DEPS_OPTIONAL=(valgrind)
+# Installed when apt-get runs anyway; tests that need them skip without.
+RILL_DEPS_OPTIONAL=(valgrind gcc-aarch64-linux-gnu qemu-user)
 
 rill__pkg_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
