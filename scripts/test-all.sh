@@ -66,6 +66,7 @@ fi
 # (2) clang with AddressSanitizer and UndefinedBehaviorSanitizer.
 if build build/asan clang -DRILL_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		LSAN_OPTIONS=suppressions=$root/tests/lsan.supp \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		run_ctest build/asan
 fi
