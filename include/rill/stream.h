@@ -210,8 +210,9 @@ RILL_API void rill_writer_free(rill_writer *w);
 /* ---- start_server -------------------------------------------------- */
 
 /* Runs in a task of its own for each connection. The reader and writer
- * are borrowed: rill closes the connection (if the callback did not) and
- * frees both when the callback returns. The return value is ignored. */
+ * are borrowed: rill frees both when the callback returns, and closes the
+ * connection first if the callback left it open, saying so once through
+ * the log hook (asyncio's ResourceWarning). The return value is ignored. */
 typedef int (*rill_client_connected_fn)(rill_reader *r, rill_writer *w,
 					void *arg);
 
