@@ -165,7 +165,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--short", action="store_true", help="about a minute: fewer runs, shorter")
     ap.add_argument("--runs", type=int, default=0)
+    ap.add_argument("--scaling", action="store_true",
+                    help="rill only: rate against server thread count 1..CPUs (multi-core)")
     a = ap.parse_args()
+    if a.scaling:
+        return scaling(a)
     secs = "2" if a.short else "5"
     runs = a.runs or (1 if a.short else 3)
     all_servers = {k: v for k, v in servers(a.build).items() if available(v)}
@@ -205,6 +209,46 @@ def main():
 
     memory = None if a.short else idle_memory(a.build, all_servers["rill"], 10000)
     write_outputs(a, table, curve, memory)
+
+
+def scaling(a):
+    """Rate of rill-echo-server --threads N for N = 1..CPUs, the load on
+    rill-load --threads with as many loops. Unpinned: on a machine with few
+    cores the load generator shares them with the server, which the output
+    says; the efficiency that matters is measured where the load has cores
+    of its own."""
+    secs = "3" if not a.short else "2"
+    ncpu = os.cpu_count()
+    cmd = servers(a.build)["rill"]
+    rows = []
+    for n in range(1, ncpu + 1):
+        res = []
+        for _ in range(a.runs or 3):
+            port = free_port()
+            srv = subprocess.Popen(cmd + ["--port", str(port), "--threads", str(n)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                   preexec_fn=raise_nofile)
+            try:
+                srv.stdout.readline()
+                argv = [os.path.join(a.build, "bench", "rill-load"), "echo", "-c", "200", "-d", "4",
+                        "-s", "64", "-t", secs, "--threads", str(max(1, ncpu // 2)), "--port", str(port), "-q"]
+                out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+                res.append(json.loads([l for l in out.stdout.splitlines() if l.startswith("{")][0])["rate"])
+            finally:
+                srv.send_signal(signal.SIGTERM)
+                srv.wait(10)
+        rows.append((n, statistics.median(res)))
+    base = rows[0][1]
+    lines = ["Multi-core scaling on %s (server threads 1..%d, rill-load with %d loop(s), same machine: "
+             "the load generator shares the cores)." % (machine(), ncpu, max(1, ncpu // 2)), "",
+             "| server threads | msg/s | efficiency = rate(N) / (N x rate(1)) |", "|---:|---:|---:|"]
+    for n, rate in rows:
+        lines.append("| %d | %.0f | %.2f |" % (n, rate, rate / (n * base)))
+    md = "\n".join(lines) + "\n"
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "scaling.md"), "w") as f:
+        f.write(md)
+    print(md)
 
 
 def idle_memory(build, cmd, conns):
