@@ -295,7 +295,7 @@ def write_outputs(a, table, curve, memory):
         for name, r in row["results"].items():
             ratio = "-" if name == "rill" or not r["rate"] else "%.2fx" % (rill / r["rate"])
             lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-                row["scenario"], name, fmt(r["rate"]), fmt(r["mbps"]), fmt(r.get("p99_us")),
+                row["scenario"], name, fmt(r["rate"]), fmt(r["mbps"]), fmt(r.get("p99_us") or None),
                 fmt(r.get("cpu_us_per_msg")), ratio))
     if memory:
         lines += ["", "Idle connections: %d held open by the rill server, each with a task: %.1f KiB RSS per "
