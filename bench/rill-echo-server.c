@@ -6,6 +6,7 @@
  *
  * echo: read into a buffer, write it back, drain. sink: read and discard.
  * http: a minimal HTTP/1.1 keep-alive responder (readuntil "\r\n\r\n").
+ * --tls: the same over TLS, with the certificate chain CERT and its key.
  * Prints "Serving on HOST:PORT" when ready; SIGINT/SIGTERM stop it cleanly.
  */
 #include <errno.h>
@@ -17,6 +18,9 @@
 #include <sys/resource.h>
 
 #include <rill.h>
+#ifdef RILL_HAVE_TLS
+#include <rill/tls.h>
+#endif
 
 enum mode { MODE_ECHO, MODE_SINK, MODE_HTTP };
 
@@ -25,6 +29,7 @@ struct config {
 	int port;
 	enum mode mode;
 	int threads;
+	const char *cert, *key;	/* --tls */
 };
 
 static int handle_echo(rill_reader *r, rill_writer *w, void *arg)
@@ -103,14 +108,38 @@ static void *signal_thread(void *arg)
 	return NULL;
 }
 
+/* --tls: a server context for every loop the server runs on (contexts
+ * are shared between threads). */
+static int tls_context(const struct config *cfg, rill_tls_ctx **ctxp)
+{
+	*ctxp = NULL;
+	if (!cfg->cert)
+		return 0;
+#ifdef RILL_HAVE_TLS
+	rill_tls_options o = { .cert_file = cfg->cert, .key_file = cfg->key };
+	int err = rill_tls_ctx_new_server(&o, ctxp);
+
+	if (err < 0)
+		fprintf(stderr, "rill-echo-server: --tls: %s (%s)\n", rill_strerror(err),
+			rill_tls_last_error());
+	return err;
+#else
+	fprintf(stderr, "rill-echo-server: --tls: TLS is not available in this build\n");
+	return RILL_ETLS_NOT_AVAILABLE;
+#endif
+}
+
 static int serve(void *arg)
 {
 	struct config *cfg = arg;
 	rill_server *server;
+	rill_tls_ctx *tls;
 	int err;
 
+	if (tls_context(cfg, &tls) < 0)
+		return 1;
 	err = rill_start_server(handlers[cfg->mode], NULL, cfg->host, cfg->port,
-				&(rill_server_options){ .backlog = 4096,
+				&(rill_server_options){ .backlog = 4096, .ssl = tls,
 							.threads = cfg->threads > 1 ? cfg->threads : 0 },
 				&server);
 	if (err < 0) {
@@ -122,6 +151,9 @@ static int serve(void *arg)
 	fflush(stdout);
 	err = rill_server_serve_forever(server);
 	rill_server_free(server);
+#ifdef RILL_HAVE_TLS
+	rill_tls_ctx_free(tls);
+#endif
 	return err == -ECANCELED ? 0 : 1;
 }
 
@@ -139,7 +171,7 @@ static void raise_nofile(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: rill-echo-server --port P [--host H] "
-		"[--mode echo|sink|http] [--threads N]\n");
+		"[--mode echo|sink|http] [--threads N] [--tls CERT KEY]\n");
 	exit(2);
 }
 
@@ -164,10 +196,10 @@ static void parse_args(int argc, char **argv, struct config *cfg)
 				cfg->mode = MODE_HTTP;
 			else
 				usage();
-		} else if (!strcmp(a, "--tls")) {
-			fprintf(stderr, "rill-echo-server: --tls: TLS is not "
-				"available in this build\n");
-			exit(2);
+		} else if (!strcmp(a, "--tls") && v && i + 2 < argc) {
+			cfg->cert = v;
+			cfg->key = argv[i + 2];
+			i += 2;
 		} else {
 			usage();
 		}

@@ -13,7 +13,9 @@
  * A progress line each second on stderr; at the end a summary and one JSON
  * line on stdout ("{...}"), for scripts. Every run stops by itself after
  * SECS seconds (default 5). --threads N spreads the connections over N
- * loops, one per thread, each pinned to a CPU in turn.
+ * loops, one per thread, each pinned to a CPU in turn. --tls CAFILE: every
+ * connection speaks TLS, trusting CAFILE, checking the name "localhost";
+ * connections share one context, so connect mode resumes sessions.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +25,9 @@
 #include <sys/resource.h>
 
 #include <rill.h>
+#ifdef RILL_HAVE_TLS
+#include <rill/tls.h>
+#endif
 
 enum mode { MODE_ECHO, MODE_BULK, MODE_CONNECT, MODE_IDLE };
 
@@ -34,6 +39,8 @@ struct config {
 	double secs;
 	int quiet;
 	int threads;	/* loops, each on its own thread with conns / threads */
+	const char *cafile;	/* --tls */
+	rill_tls_ctx *tls;	/* shared by every loop */
 };
 
 /* Latency histogram: 64 powers of two, each split in 16 linear buckets,
@@ -101,7 +108,9 @@ struct conn_arg {
 
 static int open_conn(struct run *run, rill_reader **r, rill_writer **w)
 {
-	int err = rill_open_connection(run->cfg->host, run->cfg->port, NULL, r, w);
+	rill_open_options o = { .ssl_context = run->cfg->tls,
+				.server_hostname = run->cfg->tls ? "localhost" : NULL };
+	int err = rill_open_connection(run->cfg->host, run->cfg->port, &o, r, w);
 
 	if (err < 0) {
 		run->st.errors++;
@@ -398,7 +407,7 @@ static void raise_nofile(void)
 static void usage(void)
 {
 	fprintf(stderr, "usage: rill-load echo|bulk|connect|idle [--host H] --port P "
-		"[-c CONNS] [-s SIZE] [-d DEPTH] [-t SECS] [--threads N] [-q]\n");
+		"[-c CONNS] [-s SIZE] [-d DEPTH] [-t SECS] [--threads N] [--tls CAFILE] [-q]\n");
 	exit(2);
 }
 
@@ -437,6 +446,8 @@ static void parse_args(int argc, char **argv, struct config *c)
 			c->secs = atof(v), i++;
 		else if (!strcmp(a, "--threads"))
 			c->threads = atoi(v), i++;
+		else if (!strcmp(a, "--tls"))
+			c->cafile = v, i++;
 		else
 			usage();
 	}
@@ -446,12 +457,38 @@ static void parse_args(int argc, char **argv, struct config *c)
 		usage();
 }
 
+/* --tls: one client context for every connection of every loop. */
+static int tls_context(struct config *c)
+{
+	if (!c->cafile)
+		return 0;
+#ifdef RILL_HAVE_TLS
+	rill_tls_options o = { .ca_file = c->cafile };
+	int err = rill_tls_ctx_new_client(&o, &c->tls);
+
+	if (err < 0)
+		fprintf(stderr, "rill-load: --tls: %s (%s)\n", rill_strerror(err),
+			rill_tls_last_error());
+	return err;
+#else
+	fprintf(stderr, "rill-load: --tls: TLS is not available in this build\n");
+	return RILL_ETLS_NOT_AVAILABLE;
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg = { .host = "127.0.0.1", .conns = 100, .size = 64,
 			      .depth = 1, .secs = 5 };
+	int result;
 
 	parse_args(argc, argv, &cfg);
 	raise_nofile();
-	return run_threads(&cfg);
+	if (tls_context(&cfg) < 0)
+		return 2;
+	result = run_threads(&cfg);
+#ifdef RILL_HAVE_TLS
+	rill_tls_ctx_free(cfg.tls);
+#endif
+	return result;
 }

@@ -518,11 +518,13 @@ static void iterate(rill_loop *loop)
 	 * that the enter below submits. */
 	run_deferred(loop);
 	/* Block only if something can still wake us: a task that just ended
-	 * may have been the last piece of work, or the one being joined. */
+	 * may have been the last piece of work, or the one being joined, or
+	 * the last one rill_loop_free() waits for (operations of no task,
+	 * like a send to a peer that never reads, may never complete). */
 	block = rill__list_empty(&loop->ready) && !loop->soon.len &&
 		rill__list_empty(&loop->deferred) && !loop->stopping &&
 		!(loop->until && loop->until->state == RILL__TASK_DONE) &&
-		has_work(loop);
+		!(loop->freeing && !loop->ntasks) && has_work(loop);
 	poll_io(loop, block);
 	if (loop->heap_len)
 		rill__timers_run(loop, rill_now());

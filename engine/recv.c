@@ -139,9 +139,7 @@ static void recv_arm(struct rill__recv *r)
 			io_uring_prep_recv_multishot(sqe, r->fd, NULL, 0, 0);
 		else
 			io_uring_prep_recv(sqe, r->fd, NULL, 0, 0);
-		/* Throttled means one buffer per recv: a bundle would take
-		 * the whole socket queue (megabytes) into a paused reader. */
-		if ((loop->features & RILL_FEAT_BUNDLE) && !r->throttled)
+		if (loop->features & RILL_FEAT_BUNDLE)
 			sqe->ioprio |= IORING_RECVSEND_BUNDLE;
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = loop->bufs.bgid;

@@ -1,16 +1,21 @@
 /* echo-server: the asyncio Streams documentation's TCP echo server.
  *
- *   echo-server [host] [port]
+ *   echo-server [--tls CERT KEY] [host] [port]
  *
  * Prints "Serving on HOST:PORT", then for each connection reads up to 100
  * bytes, prints what it got and from whom, echoes it back and closes.
+ * --tls: serve TLS with the certificate chain CERT and its key KEY (PEM).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <rill.h>
+#ifdef RILL_HAVE_TLS
+#include <rill/tls.h>
+#endif
 
 static void addr_str(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -56,16 +61,43 @@ static int handle_echo(rill_reader *reader, rill_writer *writer, void *arg)
 struct args {
 	const char *host;
 	int port;
+	const char *cert, *key;	/* --tls */
 };
+
+/* The server options for a: with --tls, a TLS context (the caller frees
+ * it). Returns 0, or 1 after saying what went wrong. */
+static int server_options(const struct args *a, rill_server_options *o)
+{
+	if (!a->cert)
+		return 0;
+#ifdef RILL_HAVE_TLS
+	rill_tls_options t = { .cert_file = a->cert, .key_file = a->key };
+	int err = rill_tls_ctx_new_server(&t, &o->ssl);
+
+	if (err < 0) {
+		fprintf(stderr, "echo-server: --tls: %s (%s)\n", rill_strerror(err),
+			rill_tls_last_error());
+		return 1;
+	}
+	return 0;
+#else
+	(void)o;
+	fprintf(stderr, "echo-server: --tls: TLS not available in this build\n");
+	return 1;
+#endif
+}
 
 static int main_task(void *arg)
 {
 	struct args *a = arg;
+	rill_server_options opts = { 0 };
 	rill_server *server;
 	char addr[80];
 	int err;
 
-	err = rill_start_server(handle_echo, NULL, a->host, a->port, NULL, &server);
+	if (server_options(a, &opts))
+		return 1;
+	err = rill_start_server(handle_echo, NULL, a->host, a->port, &opts, &server);
 	if (err < 0) {
 		fprintf(stderr, "start_server: %s (%s)\n", rill_strerror(err),
 			rill_error_detail());
@@ -78,18 +110,32 @@ static int main_task(void *arg)
 	fflush(stdout);
 	err = rill_server_serve_forever(server);
 	rill_server_free(server);
+#ifdef RILL_HAVE_TLS
+	rill_tls_ctx_free(opts.ssl);
+#endif
 	return err < 0 && err != -ECANCELED;
 }
 
 int main(int argc, char **argv)
 {
-	struct args a = {
-		.host = argc > 1 ? argv[1] : "127.0.0.1",
-		.port = argc > 2 ? atoi(argv[2]) : 8888,
-	};
-	int result = 1;
-	int err = rill_run(main_task, &a, &result);
+	struct args a = { .host = "127.0.0.1", .port = 8888 };
+	int result = 1, err;
 
+	if (argc > 1 && !strcmp(argv[1], "--tls")) {
+		if (argc < 4) {
+			fprintf(stderr, "usage: echo-server [--tls CERT KEY] [host] [port]\n");
+			return 2;
+		}
+		a.cert = argv[2];
+		a.key = argv[3];
+		argc -= 3;
+		argv += 3;
+	}
+	if (argc > 1)
+		a.host = argv[1];
+	if (argc > 2)
+		a.port = atoi(argv[2]);
+	err = rill_run(main_task, &a, &result);
 	if (err < 0) {
 		fprintf(stderr, "echo-server: %s\n", rill_error_detail());
 		return 1;

@@ -5,7 +5,10 @@
  * Sends a HEAD request over HTTP/1.0 to the URL's host, port (default 80,
  * 443 for https) and path, and prints every header line, the status line
  * first, as "HTTP header> LINE" until the blank line that ends them.
- * https:// needs rill-tls; without it the program says so and exits 2.
+ * https:// uses rill-tls's default client context (ssl = true): the
+ * system's trust store, or the CAs that SSL_CERT_FILE / SSL_CERT_DIR name,
+ * and the URL's host checked against the certificate. Without rill-tls the
+ * program says so and exits 2.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +16,9 @@
 #include <string.h>
 
 #include <rill.h>
+#ifdef RILL_HAVE_TLS
+#include <rill/tls.h>
+#endif
 
 struct url {
 	bool https;
@@ -120,6 +126,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: http-headers http[s]://HOST[:PORT][/PATH]\n");
 		return 2;
 	}
+#ifdef RILL_HAVE_TLS
+	/* Nothing else here calls rill-tls, so the linker might drop it. */
+	rill_tls_init();
+#endif
 	if (rill_run(print_http_headers, &u, &result) < 0) {
 		fprintf(stderr, "http-headers: %s\n", rill_error_detail());
 		return 1;

@@ -116,6 +116,18 @@ static void conn_task_ended(struct rill__resource *res)
 	rill__conn_release(c, true);
 }
 
+/* Both addresses are taken when the connection is made, as asyncio does:
+ * once the peer has reset it, or it is closed, the socket cannot say. */
+static void conn_get_names(struct rill__conn *c)
+{
+	c->peerlen = sizeof(c->peer);
+	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
+		c->peerlen = 0;
+	c->locallen = sizeof(c->local);
+	if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->locallen) < 0)
+		c->locallen = 0;
+}
+
 struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 {
 	struct rill__conn *c = calloc(1, sizeof(*c));
@@ -125,6 +137,7 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	c->loop = loop;
 	c->fd = fd;
 	c->fd_info = fd;
+	conn_get_names(c);
 	rill__reader_init(&c->reader, limit, c);
 	rill__writer_init(&c->writer);
 	rill__list_init(&c->server_link);
@@ -160,6 +173,13 @@ static bool conn_busy(const struct rill__conn *c)
 	return c->writer.sending || rill__recv_busy(&c->recv);
 }
 
+/* A close is through once the transport has nothing left to send, its
+ * last words (TLS close_notify) included. */
+static bool conn_close_ready(struct rill__conn *c)
+{
+	return c->closing && !c->tp->pending(c) && (c->shut_down || !c->tp->shutdown);
+}
+
 void rill__conn_maybe_close(struct rill__conn *c)
 {
 	if (c->fd_closed) {
@@ -167,7 +187,7 @@ void rill__conn_maybe_close(struct rill__conn *c)
 			conn_free(c);
 		return;
 	}
-	if (!c->lost && !(c->closing && !c->writer.qlen))
+	if (!c->lost && !conn_close_ready(c))
 		return;
 	if (rill__recv_busy(&c->recv)) {
 		rill__recv_stop(&c->recv);
@@ -211,7 +231,8 @@ void rill_writer_close(rill_writer *w)
 		return;
 	c->closing = true;
 	rill__recv_stop(&c->recv);
-	if (!w->sending && !w->qlen)
+	/* A transport with last words says them from the flush. */
+	if (!w->sending && conn_close_ready(c))
 		rill__conn_maybe_close(c);
 	else if (!w->sending)
 		rill__defer(c->loop, &w->flush);
@@ -275,7 +296,7 @@ const void *rill_writer_get_extra_info(rill_writer *w, const char *name,
 		return &c->fd_info;
 	}
 	if (!strcmp(name, "peername")) {
-		/* Asked for lazily: most connections never want it. */
+		/* Taken at creation; asked again if that failed. */
 		if (!c->peerlen && !c->fd_closed) {
 			c->peerlen = sizeof(c->peer);
 			if (getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)

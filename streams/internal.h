@@ -19,6 +19,7 @@ struct rill_reader {
 	size_t limit;
 	bool eof;
 	bool paused;		/* recv stopped: buffer above 2 x limit */
+	bool behind;		/* paused since the buffer was last empty */
 	bool pinned;		/* a view into buf is out: do not move buf */
 	int exception;
 	size_t consume_later;	/* bytes of the view handed out last */

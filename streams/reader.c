@@ -53,13 +53,22 @@ void rill_reader_free(rill_reader *r)
 	free(r);
 }
 
-/* ---- flow control -------------------------------------------------- */
+/* ---- flow control --------------------------------------------------
+ *
+ * A multishot recv hands over, in one batch, whatever the socket queue
+ * holds (a megabyte and more from a fast peer): that can land above the
+ * 2 x limit pause. A reader that has paused is "behind": until its buffer
+ * is read empty, every recv is throttled (single-shot, one per loop
+ * iteration), so a slow consumer stays within 2 x limit plus one ring
+ * buffer instead of taking a batch after every resume.
+ */
 
 static void reader_pause(rill_reader *r)
 {
 	if (r->paused || !r->conn)
 		return;
 	r->paused = true;
+	r->behind = true;
 	rill__recv_throttle(&r->conn->recv);
 	rill__recv_stop(&r->conn->recv);
 }
@@ -76,6 +85,8 @@ static void reader_resume(rill_reader *r)
 /* asyncio resumes reading once the buffer is back at or below the limit. */
 static void reader_maybe_resume(rill_reader *r)
 {
+	if (rill__rbuf_len(&r->buf) == 0)
+		r->behind = false;
 	if (r->paused && rill__rbuf_len(&r->buf) <= r->limit)
 		reader_resume(r);
 }
@@ -142,6 +153,8 @@ int rill_reader_feed_data(rill_reader *r, const void *p, size_t n)
 	if (err < 0)
 		return err;
 	rill__reader_wake(r);
+	if (r->behind && r->conn)
+		rill__recv_throttle(&r->conn->recv);
 	if (rill__rbuf_len(&r->buf) - r->consume_later > 2 * r->limit)
 		reader_pause(r);
 	return 0;

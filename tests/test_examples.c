@@ -1,4 +1,4 @@
-/* The example programs: echo-server with echo-client, http-headers against a local server, wait-for-data; exact output. */
+/* The example programs: echo-server with echo-client (plain and --tls), http-headers against a local server and an HTTPS nginx, wait-for-data; exact output. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,6 +54,7 @@ static pid_t spawn(char *const argv[], int *outfd, int *errfd)
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);	/* no server outlives a failed test */
 		dup2(out[1], 1);
 		dup2(err[1], 2);
 		execv(argv[0], argv);
@@ -163,6 +165,85 @@ Test(examples, echo_server_and_client, .timeout = 30)
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	close(outfd);
 	close(errfd);
+}
+
+/* Throwaway certificates (tests/tls_certs.sh) in a new temporary dir. */
+static void make_certs(char *dir, size_t len)
+{
+	char tmpl[] = "/tmp/rill-examples-XXXXXX", script[PATH_MAX], src[PATH_MAX];
+	struct result r;
+
+	cr_assert_not_null(mkdtemp(tmpl));
+	snprintf(dir, len, "%s", tmpl);
+	snprintf(src, sizeof(src), "%s", __FILE__);
+	snprintf(script, sizeof(script), "%s/tls_certs.sh", dirname(src));
+	run((char *[]){ "/bin/bash", script, dir, NULL }, &r);
+	cr_assert_eq(exit_code(&r), 0, "tls_certs.sh: %s", r.err);
+}
+
+static void remove_dir(const char *dir)
+{
+	struct result r;
+
+	run((char *[]){ "/bin/rm", "-rf", (char *)dir, NULL }, &r);
+}
+
+Test(examples, echo_server_and_client_over_tls, .timeout = 30)
+{
+	char server[PATH_MAX], client[PATH_MAX], line[256], port[16], dir[PATH_MAX];
+	char cert[PATH_MAX + 16], key[PATH_MAX + 16], ca[PATH_MAX + 16], other[PATH_MAX + 16];
+	char err[1024];
+	struct result r;
+	int outfd, errfd, p = 0, cport = 0, status;
+	pid_t pid;
+
+	example_path("echo-server", server, sizeof(server));
+	example_path("echo-client", client, sizeof(client));
+	make_certs(dir, sizeof(dir));
+	snprintf(cert, sizeof(cert), "%s/server.pem", dir);
+	snprintf(key, sizeof(key), "%s/server.key", dir);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(other, sizeof(other), "%s/other-ca.pem", dir);
+	pid = spawn((char *[]){ server, "--tls", cert, key, "127.0.0.1", "0", NULL },
+		    &outfd, &errfd);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	if (!*line) {
+		slurp(errfd, err, sizeof(err), 1000, false);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		remove_dir(dir);
+		if (strstr(err, "TLS not available"))
+			cr_skip_test("examples built without rill-tls");
+		cr_assert_fail("echo-server --tls: %s", err);
+	}
+	cr_assert_eq(sscanf(line, "Serving on ('127.0.0.1', %d)", &p), 1, "server said: %s", line);
+	snprintf(port, sizeof(port), "%d", p);
+
+	/* The name checked is the host's: 127.0.0.1 is in the certificate. */
+	run((char *[]){ client, "--tls", ca, "127.0.0.1", port, "Hello TLS!", NULL }, &r);
+	cr_assert_eq(exit_code(&r), 0, "client: %s", r.err);
+	cr_assert_str_eq(r.out, "Send: 'Hello TLS!'\n"
+				"Received: 'Hello TLS!'\n"
+				"Close the connection\n");
+	slurp(outfd, line, sizeof(line), 5000, true);
+	cr_assert_eq(sscanf(line, "Received 'Hello TLS!' from ('127.0.0.1', %d)", &cport), 1,
+		     "server said: %s", line);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	cr_assert_str_eq(line, "Send: 'Hello TLS!'\n");
+	slurp(outfd, line, sizeof(line), 5000, true);
+	cr_assert_str_eq(line, "Close the connection\n");
+
+	/* A CA that did not sign the server's certificate: refused. */
+	run((char *[]){ client, "--tls", other, "127.0.0.1", port, "nope", NULL }, &r);
+	cr_assert_eq(exit_code(&r), 1);
+	cr_assert_str_eq(r.out, "");
+	cr_assert(strstr(r.err, "verif"), "client: %s", r.err);
+
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	close(outfd);
+	close(errfd);
+	remove_dir(dir);
 }
 
 /* ---- http-headers --------------------------------------------------- */
@@ -277,6 +358,109 @@ Test(examples, http_headers_default_path_and_errors, .timeout = 30)
 		cr_assert(strstr(r.err, "TLS not available in this build"), "stderr: %s", r.err);
 	else
 		cr_assert_null(strstr(r.err, "TLS not available"), "stderr: %s", r.err);
+}
+
+/* An HTTPS nginx on 127.0.0.1:port serving the test certificate from dir,
+ * in the foreground, one process, everything it writes kept in dir. */
+static pid_t nginx_start(const char *dir, int port)
+{
+	char conf[PATH_MAX + 16], errlog[PATH_MAX + 16], prefix[PATH_MAX + 1];
+	char buf[256];
+	int outfd, errfd;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", dir);
+	snprintf(errlog, sizeof(errlog), "%s/error.log", dir);
+	snprintf(prefix, sizeof(prefix), "%s/", dir);
+	f = fopen(conf, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "daemon off;\nmaster_process off;\npid %s/nginx.pid;\n"
+		"error_log %s;\nevents { worker_connections 16; }\n"
+		"http {\n access_log off;\n"
+		" client_body_temp_path %s/body;\n proxy_temp_path %s/proxy;\n"
+		" fastcgi_temp_path %s/fastcgi;\n uwsgi_temp_path %s/uwsgi;\n"
+		" scgi_temp_path %s/scgi;\n"
+		" server {\n  listen 127.0.0.1:%d ssl;\n  server_name localhost;\n"
+		"  ssl_certificate %s/server.pem;\n  ssl_certificate_key %s/server.key;\n"
+		"  location / { default_type text/plain; return 200 \"hello from nginx\\n\"; }\n"
+		" }\n}\n", dir, errlog, dir, dir, dir, dir, dir, port, dir, dir);
+	fclose(f);
+	pid = spawn((char *[]){ "/usr/sbin/nginx", "-e", errlog, "-c", conf, "-p", prefix, NULL },
+		    &outfd, &errfd);
+	close(outfd);
+	close(errfd);
+	/* Up once it accepts: 5 s at most. */
+	for (int i = 0; i < 250; i++) {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+		close(fd);
+		if (ok)
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			break;
+		usleep(20000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	f = fopen(errlog, "r");
+	buf[0] = '\0';
+	if (f) {
+		buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+		fclose(f);
+	}
+	cr_assert_fail("nginx did not start: %s", buf);
+	return -1;
+}
+
+Test(examples, http_headers_https_against_nginx, .timeout = 30)
+{
+	char prog[PATH_MAX], dir[PATH_MAX], url[128], ca[PATH_MAX + 16];
+	struct result r;
+	int lfd, port, status;
+	pid_t pid;
+
+	example_path("http-headers", prog, sizeof(prog));
+	if (access("/usr/sbin/nginx", X_OK) < 0)
+		cr_skip_test("nginx is not installed");
+	make_certs(dir, sizeof(dir));
+	lfd = listen_local();	/* a free port, given to nginx */
+	port = local_port(lfd);
+	close(lfd);
+	pid = nginx_start(dir, port);
+	snprintf(url, sizeof(url), "https://localhost:%d/", port);
+
+	/* The default context trusts what SSL_CERT_FILE names. */
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	setenv("SSL_CERT_FILE", ca, 1);
+	unsetenv("SSL_CERT_DIR");
+	run((char *[]){ prog, url, NULL }, &r);
+	if (exit_code(&r) == 2 && strstr(r.err, "TLS not available")) {
+		kill(pid, SIGTERM);
+		waitpid(pid, &status, 0);
+		remove_dir(dir);
+		cr_skip_test("examples built without rill-tls");
+	}
+	cr_assert_eq(exit_code(&r), 0, "http-headers: %s", r.err);
+	cr_assert_eq(strncmp(r.out, "HTTP header> HTTP/1.1 200 OK\n", 29), 0, "got: %s", r.out);
+	cr_assert(strstr(r.out, "\nHTTP header> Server: nginx"), "got: %s", r.out);
+	cr_assert(strstr(r.out, "\nHTTP header> Content-Type: text/plain\n"), "got: %s", r.out);
+	cr_assert(strstr(r.out, "\nHTTP header> Content-Length: 17\n"), "got: %s", r.out);
+	cr_assert_null(strstr(r.out, "hello from nginx"), "HEAD: no body");
+
+	/* Without it the system store knows nothing of the test CA. */
+	unsetenv("SSL_CERT_FILE");
+	run((char *[]){ prog, url, NULL }, &r);
+	cr_assert_eq(exit_code(&r), 1);
+	cr_assert_str_eq(r.out, "");
+	cr_assert(strstr(r.err, "verif"), "http-headers: %s", r.err);
+
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	remove_dir(dir);
 }
 
 /* ---- wait-for-data -------------------------------------------------- */

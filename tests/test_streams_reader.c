@@ -1,4 +1,4 @@
-/* StreamReader on real sockets: read semantics, limits, views, flow control, EOF and resets. */
+/* StreamReader on real sockets: reads, limits, views, flow control, EOF and resets. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* StreamWriter on real sockets: order, zero-copy, drain and limits, EOF, close, abort, extra info. */
+/* StreamWriter on real sockets: order, zero-copy, drain, limits, EOF, close, abort, extra info. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -402,7 +402,7 @@ static int write_ref_body(void *arg)
 	cr_assert_eq(rill_writer_write_ref(c.w, data, sizeof(data), on_release, &rel), 0);
 	cr_assert_eq(rel.calls, 0, "released before it was sent");
 	/* Released once the bytes are in the kernel, all of them. */
-	for (int i = 0; i < 1000 && !rel.calls; i++)
+	for (int i = 0; i < 5000 && !rel.calls; i++)
 		cr_assert_eq(rill_sleep_ms(1), 0);
 	cr_assert_eq(rel.calls, 1);
 	cr_assert_eq(rel.queued_at_release, (int)sizeof(data));
@@ -933,7 +933,9 @@ static void check_close_wakes_reader(bool abort)
 	lr.r = c.r;
 	peer_send(c.peer, "partial", 7);
 	t = spawn(line_reader_task, &lr);
-	cr_assert_eq(rill_sleep_ms(20), 0);
+	for (int i = 0; i < 5000 && rill_reader_buffered(c.r) < 7; i++)
+		cr_assert_eq(rill_sleep_ms(1), 0);
+	cr_assert_eq(rill_sleep_ms(5), 0);
 	if (abort)
 		rill_writer_abort(c.w);
 	else
@@ -1065,7 +1067,7 @@ static int free_then_reset_body(void *arg)
 	cr_assert_eq(rill_sleep_ms(30), 0);
 	cr_assert_eq(rel.calls, 0, "released while still queued");
 	peer_reset(c.peer);
-	for (int i = 0; i < 1000 && !rel.calls; i++)
+	for (int i = 0; i < 5000 && !rel.calls; i++)
 		cr_assert_eq(rill_sleep_ms(1), 0);
 	cr_assert_eq(rel.calls, 1);
 	free(data);
@@ -1134,6 +1136,37 @@ static int extra_info_body(void *arg)
 Test(streams_writer, get_extra_info_names_both_ends_and_the_socket)
 {
 	run(extra_info_body, NULL);
+}
+
+/* As in asyncio, the addresses are those of the connection as it was
+ * made: still there after the peer reset it and after close. */
+static int extra_info_after_reset_body(void *arg)
+{
+	struct sockaddr_in peer_local, peer_remote;
+	socklen_t len = sizeof(peer_local);
+	struct conn c;
+	char buf[4];
+
+	(void)arg;
+	open_tcp(&c);
+	cr_assert_eq(getsockname(c.peer, (struct sockaddr *)&peer_local, &len), 0);
+	len = sizeof(peer_remote);
+	cr_assert_eq(getpeername(c.peer, (struct sockaddr *)&peer_remote, &len), 0);
+	peer_reset(c.peer);
+	c.peer = -1;
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	assert_same_inet(rill_writer_get_extra_info(c.w, "sockname", NULL), &peer_remote);
+	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
+	rill_writer_free(c.w);
+	return 0;
+}
+
+Test(streams_writer, get_extra_info_survives_a_reset_and_close)
+{
+	run(extra_info_after_reset_body, NULL);
 }
 
 /* ---- unclosed writers ---------------------------------------------- */

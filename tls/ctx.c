@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/internal.h"
 #include "tls/tls.h"
 
 /* Client sessions kept for resumption, one per server name: enough for a
@@ -22,7 +23,8 @@ const char *rill_tls_last_error(void)
 	return last_error;
 }
 
-/* Records OpenSSL's reason (its error queue, drained) behind code. */
+/* Records OpenSSL's reason (its error queue, drained) behind code, for
+ * rill_tls_last_error() and rill_error_detail() both. */
 int rill__tls_error(int code, const char *what)
 {
 	unsigned long e = ERR_get_error();
@@ -34,7 +36,7 @@ int rill__tls_error(int code, const char *what)
 		;
 	snprintf(last_error, sizeof(last_error), "%s%s%s", what,
 		 *reason ? ": " : "", reason);
-	return code;
+	return rill__set_detail(code, "%s", last_error);
 }
 
 int rill__tls_error_str(int code, const char *fmt, ...)
@@ -44,7 +46,7 @@ int rill__tls_error_str(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(last_error, sizeof(last_error), fmt, ap);
 	va_end(ap);
-	return code;
+	return rill__set_detail(code, "%s", last_error);
 }
 
 /* ---- ALPN ---------------------------------------------------------- */
@@ -95,6 +97,13 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 /* ---- client sessions ----------------------------------------------- */
 
 static int ctx_index = -1;
+static pthread_once_t ctx_index_once = PTHREAD_ONCE_INIT;
+
+/* Once per process: contexts may be made on several threads at once. */
+static void ctx_index_init(void)
+{
+	ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
 
 rill_tls_ctx *rill__tls_ctx_of(SSL_CTX *sctx)
 {
@@ -152,8 +161,7 @@ static int ctx_alloc(const SSL_METHOD *method, bool server, rill_tls_ctx **ctxp)
 	rill_tls_init();
 	if (!ctx)
 		return -ENOMEM;
-	if (ctx_index < 0)
-		ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	pthread_once(&ctx_index_once, ctx_index_init);
 	ctx->ssl_ctx = SSL_CTX_new(method);
 	if (!ctx->ssl_ctx) {
 		free(ctx);
@@ -251,6 +259,9 @@ int rill_tls_ctx_new_server(const rill_tls_options *o, rill_tls_ctx **ctxp)
 		return rill__tls_error_str(-EINVAL, "a server context needs cert_file and key_file");
 	if ((err = ctx_alloc(TLS_server_method(), true, &ctx)) < 0)
 		return err;
+	/* Without a session id context OpenSSL refuses to resume a session
+	 * whose client certificate it verified. */
+	SSL_CTX_set_session_id_context(ctx->ssl_ctx, (const unsigned char *)"rill", 4);
 	if (o->verify_client) {
 		SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER |
 				   SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
@@ -285,23 +296,29 @@ void rill_tls_ctx_free(rill_tls_ctx *ctx)
 /* ---- errors of a connection ---------------------------------------- */
 
 /* What an SSL_ERROR_SSL (or SYSCALL) of ssl means, as a rill code, with
- * the reason kept for rill_tls_last_error(). */
+ * the reason kept for rill_tls_last_error(). OpenSSL's error queue is
+ * emptied: it is per thread, and an error left there would make the next
+ * SSL call of another connection on this thread look failed. */
 int rill__tls_conn_error(SSL *ssl, int ssl_err)
 {
 	long vr = SSL_get_verify_result(ssl);
 	unsigned long e = ERR_peek_error();
+	int code;
 
 	if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
-		return rill__tls_error_str(RILL_ETLS_HOSTNAME,
+		code = rill__tls_error_str(RILL_ETLS_HOSTNAME,
 			"certificate verify failed: %s", X509_verify_cert_error_string(vr));
-	if (vr != X509_V_OK)
-		return rill__tls_error_str(RILL_ETLS_VERIFY,
+	else if (vr != X509_V_OK)
+		code = rill__tls_error_str(RILL_ETLS_VERIFY,
 			"certificate verify failed: %s", X509_verify_cert_error_string(vr));
-	if (ssl_err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-		return rill__tls_error(RILL_ETLS_EOF, "unexpected EOF");
-	if (ssl_err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-	    ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET)
-		return rill__tls_error(RILL_ETLS_ALERT, "alert from the peer");
-	return rill__tls_error(RILL_ETLS, "TLS error");
+	else if (ssl_err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		 ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+		code = rill__tls_error(RILL_ETLS_EOF, "unexpected EOF");
+	else if (ssl_err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		 ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET)
+		code = rill__tls_error(RILL_ETLS_ALERT, "alert from the peer");
+	else
+		code = rill__tls_error(RILL_ETLS, "TLS error");
+	ERR_clear_error();
+	return code;
 }

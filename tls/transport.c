@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "streams/internal.h"
 #include "tls/tls.h"
@@ -61,6 +62,23 @@ static void tls_wake(struct tls_conn *t)
 	}
 }
 
+/* The alert OpenSSL queued for a failure is the peer's only clue to it,
+ * and the connection is about to be dropped with its queue: send it now,
+ * once, without waiting (a few bytes the socket buffer takes). Never
+ * behind a send in flight, which it could overtake. */
+static void tls_last_words(struct tls_conn *t)
+{
+	struct rill__conn *c = t->c;
+	char *p;
+	int n;
+
+	if (c->writer.sending || c->lost || c->fd < 0)
+		return;
+	n = BIO_nread0(t->net, &p);
+	if (n > 0 && send(c->fd, p, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+		BIO_nread(t->net, &p, n);
+}
+
 /* This connection's TLS failed: it ends, alone; the reader gets the
  * error, as does a task waiting for the handshake. */
 static void tls_fail(struct tls_conn *t, int err)
@@ -69,6 +87,7 @@ static void tls_fail(struct tls_conn *t, int err)
 		return;
 	t->failed = true;
 	t->err = err;
+	tls_last_words(t);
 	tls_wake(t);
 	rill__conn_lost(t->c, err);
 }
@@ -91,11 +110,8 @@ static void tls_handshake_step(struct tls_conn *t)
 		return;
 	}
 	e = SSL_get_error(t->ssl, r);
-	if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-		/* Send our alert before the connection goes. */
-		tls_kick_if_output(t);
+	if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
 		tls_fail(t, rill__tls_conn_error(t->ssl, e));
-	}
 }
 
 /* Decrypts what the pair holds into the reader. */
@@ -126,8 +142,12 @@ static void tls_read(struct tls_conn *t)
 	}
 }
 
+/* Every entry into OpenSSL starts from an empty error queue: it is per
+ * thread, and an error left there by anything else on this thread would
+ * make SSL_get_error() report a failure that is not this connection's. */
 static void tls_progress(struct tls_conn *t)
 {
+	ERR_clear_error();
 	if (!t->done)
 		tls_handshake_step(t);
 	if (t->done)
@@ -181,6 +201,7 @@ static void tls_encrypt(struct tls_conn *t)
 	const char *p;
 	size_t n;
 
+	ERR_clear_error();
 	while (t->done && !t->failed && (n = rill__writer_peek(w, &p)) &&
 	       BIO_ctrl_get_write_guarantee(SSL_get_wbio(t->ssl)) > RILL_TLS_RECORD + 512) {
 		int r = SSL_write(t->ssl, p, n > RILL_TLS_RECORD ? RILL_TLS_RECORD : (int)n);
@@ -234,8 +255,11 @@ static void tls_shutdown(struct rill__conn *c)
 {
 	struct tls_conn *t = tls_of(c);
 
-	if (t->done && !t->failed)
+	if (t->done && !t->failed) {
+		ERR_clear_error();
 		SSL_shutdown(t->ssl);	/* queues close_notify */
+		ERR_clear_error();
+	}
 }
 
 static bool tls_can_write_eof(struct rill__conn *c)

@@ -1,0 +1,635 @@
+/* TLS between a rill client and a rill server: echo of 0 B to 64 MiB byte for byte, clean close_notify EOFs, abort as truncation, back-pressure, 100 concurrent connections, TLS extra info, no write_eof, session resumption. */
+#include <openssl/ssl.h>
+#include <stdint.h>
+
+#include "tests/tls_helpers.h"
+
+/* ---- servers -------------------------------------------------------- */
+
+/* What a server callback saw, for the test to check afterwards. */
+struct seen {
+	int calls;
+	ssize_t last_read;	/* the read that ended the echo: 0 at a clean EOF */
+	char version[32], alpn[32], subject[128];
+	bool peercert, reused;
+};
+
+/* Echoes everything until EOF, then closes. */
+static int echo_all(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct seen *s = arg;
+	static char buf[64 * 1024];
+	ssize_t n;
+
+	s->calls++;
+	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0) {
+		rill_writer_write(w, buf, (size_t)n);
+		if (rill_writer_drain(w) < 0)
+			break;
+	}
+	s->last_read = n;
+	rill_writer_close(w);
+	return 0;
+}
+
+static rill_server *start_tls_server(rill_client_connected_fn cb, void *arg,
+				     rill_tls_ctx *ctx)
+{
+	rill_server_options o = { .ssl = ctx };
+	rill_server *s;
+	int err = rill_start_server(cb, arg, "127.0.0.1", 0, &o, &s);
+
+	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
+	return s;
+}
+
+/* ---- byte patterns -------------------------------------------------- */
+
+static uint8_t pattern(size_t i)
+{
+	return (uint8_t)(i * 131 + (i >> 8) * 7 + (i >> 16));
+}
+
+static void fill(uint8_t *p, size_t off, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = pattern(off + i);
+}
+
+/* The first position in p (at stream offset off) that is wrong, or -1. */
+static ssize_t check(const uint8_t *p, size_t off, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != pattern(off + i))
+			return (ssize_t)(off + i);
+	return -1;
+}
+
+/* ---- echo of N bytes ------------------------------------------------ */
+
+struct sender {
+	rill_writer *w;
+	size_t total;
+	int err;
+};
+
+/* Writes the pattern in 64 KiB pieces, draining between them, while the
+ * reading task takes the echo: neither side's buffers ever fill. */
+static int send_pattern(void *arg)
+{
+	struct sender *s = arg;
+	static uint8_t buf[64 * 1024];
+
+	for (size_t off = 0; off < s->total; off += sizeof(buf)) {
+		size_t n = s->total - off < sizeof(buf) ? s->total - off : sizeof(buf);
+
+		fill(buf, off, n);
+		if ((s->err = rill_writer_write(s->w, buf, n)) < 0 ||
+		    (s->err = rill_writer_drain(s->w)) < 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int echo_n(void *arg)
+{
+	size_t total = *(size_t *)arg, got = 0;
+	struct seen seen = { 0 };
+	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
+	rill_server *srv = start_tls_server(echo_all, &seen, sctx);
+	struct sender snd = { .total = total };
+	static uint8_t buf[256 * 1024];
+	rill_task *task;
+	rill_reader *r;
+	int err, result = -1;
+
+	err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &snd.w);
+	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	cr_assert_eq(rill_spawn(rill_loop_current(), send_pattern, &snd, &task), 0);
+	while (got < total) {
+		ssize_t n = rill_reader_read(r, buf, sizeof(buf)), bad;
+
+		cr_assert_gt(n, 0, "read at %zu of %zu: %s", got, total,
+			     rill_strerror((int)n));
+		bad = check(buf, got, (size_t)n);
+		cr_assert_eq(bad, -1, "byte %zd differs", bad);
+		got += (size_t)n;
+	}
+	cr_assert_eq(rill_task_join(task, &result), 0);
+	cr_assert_eq(result, 0, "sender: %s", rill_strerror(snd.err));
+	tls_close(snd.w);
+	rill_server_close(srv);
+	cr_assert_eq(rill_server_wait_closed(srv), 0);
+	rill_server_free(srv);
+	/* The server read a clean EOF: our close_notify came first. */
+	cr_assert_eq(seen.calls, 1);
+	cr_assert_eq(seen.last_read, 0, "server's last read: %s",
+		     rill_strerror((int)seen.last_read));
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+static void run_echo(size_t n)
+{
+	tls_run(echo_n, &n);
+}
+
+Test(tls_echo, zero_bytes_connect_and_close, .timeout = 30)
+{
+	run_echo(0);
+}
+
+Test(tls_echo, one_byte, .timeout = 30)
+{
+	run_echo(1);
+}
+
+Test(tls_echo, sixteen_kib, .timeout = 30)
+{
+	run_echo(16 * 1024);
+}
+
+Test(tls_echo, one_mib, .timeout = 30)
+{
+	run_echo(1024 * 1024);
+}
+
+Test(tls_echo, sixty_four_mib, .timeout = 30)
+{
+	run_echo(64 * 1024 * 1024);
+}
+
+/* ---- the server's close -------------------------------------------- */
+
+/* Closes at once, having written what arg says (NULL: nothing). */
+static int say_and_close(rill_reader *r, rill_writer *w, void *arg)
+{
+	(void)r;
+	if (arg)
+		rill_writer_write(w, arg, strlen(arg));
+	rill_writer_close(w);
+	return 0;
+}
+
+static int server_close_case(void *arg)
+{
+	const char *msg = arg;
+	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
+	rill_server *srv = start_tls_server(say_and_close, arg, sctx);
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes all;
+	ssize_t n;
+	int err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w);
+
+	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	/* Everything, then a clean EOF: close_notify, not a bare TCP FIN
+	 * (which read_all reports as RILL_ETLS_EOF). */
+	n = rill_reader_read_all(r, &all);
+	cr_assert_geq(n, 0, "read_all: %s (%s)", rill_strerror((int)n), rill_tls_last_error());
+	cr_assert_eq((size_t)n, msg ? strlen(msg) : 0);
+	if (msg)
+		cr_assert_arr_eq(all.data, msg, strlen(msg));
+	cr_assert(rill_reader_at_eof(r));
+	tls_close(w);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, server_close_with_data_sends_close_notify, .timeout = 30)
+{
+	tls_run(server_close_case, "bye\n");
+}
+
+Test(tls_echo, server_close_with_nothing_queued_sends_close_notify, .timeout = 30)
+{
+	tls_run(server_close_case, NULL);
+}
+
+/* ---- many connections ---------------------------------------------- */
+
+#define NCONNS 100
+
+static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes line;
+
+	(void)arg;
+	while (rill_reader_readline(r, &line) > 0) {
+		rill_writer_write(w, line.data, line.len);
+		if (rill_writer_drain(w) < 0)
+			break;
+	}
+	rill_writer_close(w);
+	return 0;
+}
+
+struct many {
+	rill_tls_ctx *ctx;
+	int port, ok;
+};
+
+struct one {
+	struct many *m;
+	int id;
+};
+
+static int one_client(void *arg)
+{
+	struct one *o = arg;
+	char msg[64];
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+	int err = tls_connect(o->m->port, o->m->ctx, "localhost", &r, &w);
+
+	if (err < 0)
+		return err;
+	snprintf(msg, sizeof(msg), "connection %d says hello\n", o->id);
+	for (int i = 0; i < 3; i++) {
+		rill_writer_write(w, msg, strlen(msg));
+		if (rill_reader_readline(r, &line) != (ssize_t)strlen(msg) ||
+		    memcmp(line.data, msg, strlen(msg)) != 0) {
+			rill_writer_abort(w);
+			rill_writer_free(w);
+			return -EBADMSG;
+		}
+	}
+	rill_writer_close(w);
+	err = rill_writer_wait_closed(w);
+	rill_writer_free(w);
+	if (err == 0)
+		o->m->ok++;
+	return err;
+}
+
+static int many_connections(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server");
+	rill_server *srv = start_tls_server(echo_lines, NULL, sctx);
+	struct many m = { .ctx = tls_client_ctx("ca.pem"), .port = rill_server_port(srv) };
+	struct one ones[NCONNS];
+	rill_task *tasks[NCONNS];
+
+	(void)arg;
+	for (int i = 0; i < NCONNS; i++) {
+		ones[i] = (struct one){ &m, i };
+		cr_assert_eq(rill_spawn(rill_loop_current(), one_client, &ones[i], &tasks[i]), 0);
+	}
+	for (int i = 0; i < NCONNS; i++) {
+		int result = -1;
+
+		cr_assert_eq(rill_task_join(tasks[i], &result), 0);
+		cr_assert_eq(result, 0, "connection %d: %s (%s)", i, rill_strerror(result),
+			     rill_tls_last_error());
+	}
+	cr_assert_eq(m.ok, NCONNS);
+	rill_server_free(srv);
+	rill_tls_ctx_free(m.ctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, hundred_concurrent_connections, .timeout = 30)
+{
+	tls_run(many_connections, NULL);
+}
+
+/* ---- extra info, write_eof ------------------------------------------ */
+
+static void copy_str(char *dst, size_t cap, const void *src)
+{
+	snprintf(dst, cap, "%s", src ? (const char *)src : "(null)");
+}
+
+/* Records the server side's TLS facts, answers one line, closes. */
+static int record_info(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct seen *s = arg;
+	rill_bytes line;
+	SSL *ssl = (SSL *)rill_writer_get_extra_info(w, "ssl_object", NULL);
+
+	s->calls++;
+	copy_str(s->version, sizeof(s->version), rill_writer_get_extra_info(w, "version", NULL));
+	copy_str(s->alpn, sizeof(s->alpn), rill_writer_get_extra_info(w, "alpn_protocol", NULL));
+	copy_str(s->subject, sizeof(s->subject),
+		 rill_writer_get_extra_info(w, "peercert_subject", NULL));
+	s->peercert = rill_writer_get_extra_info(w, "peercert", NULL) != NULL;
+	s->reused = ssl && SSL_session_reused(ssl);
+	if (rill_reader_readline(r, &line) > 0)
+		rill_writer_write(w, line.data, line.len);
+	rill_writer_close(w);
+	return 0;
+}
+
+static rill_tls_ctx *alpn_client(const char *const *protos, size_t n)
+{
+	rill_tls_options o = { .ca_file = tls_file("ca.pem"), .alpn = protos, .nalpn = n };
+	rill_tls_ctx *ctx;
+
+	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), 0, "%s", rill_tls_last_error());
+	return ctx;
+}
+
+static int extra_info(void *arg)
+{
+	static const char *const server_protos[] = { "h2", "http/1.1" };
+	static const char *const client_protos[] = { "http/1.1", "spdy/1" };
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
+		.alpn = server_protos, .nalpn = 2 });
+	rill_tls_ctx *cctx = alpn_client(client_protos, 2);
+	struct seen seen = { 0 };
+	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	const struct sockaddr_in *peer;
+	const char *cipher;
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+	SSL *ssl;
+	int err;
+
+	(void)arg;
+	err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w);
+	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	cr_assert_str_eq(rill_writer_get_extra_info(w, "version", NULL), "TLSv1.3");
+	cipher = rill_writer_get_extra_info(w, "cipher", NULL);
+	cr_assert_not_null(cipher);
+	cr_assert_eq(strncmp(cipher, "TLS_", 4), 0, "a TLS 1.3 suite: %s", cipher);
+	cr_assert_str_eq(rill_writer_get_extra_info(w, "peercert_subject", NULL), "/CN=localhost");
+	cr_assert_not_null(rill_writer_get_extra_info(w, "peercert", NULL));
+	/* Both sides speak http/1.1, the only protocol in common. */
+	cr_assert_str_eq(rill_writer_get_extra_info(w, "alpn_protocol", NULL), "http/1.1");
+	cr_assert_eq(rill_writer_get_extra_info(w, "sslcontext", NULL), (const void *)cctx);
+	ssl = (SSL *)rill_writer_get_extra_info(w, "ssl_object", NULL);
+	cr_assert_not_null(ssl);
+	cr_assert_str_eq(SSL_get_version(ssl), "TLSv1.3");
+	cr_assert_str_eq(SSL_get_cipher_name(ssl), cipher);
+	/* The transport's keys do not hide the socket's. */
+	peer = rill_writer_get_extra_info(w, "peername", NULL);
+	cr_assert_not_null(peer);
+	cr_assert_eq(ntohs(peer->sin_port), rill_server_port(srv));
+	cr_assert_null(rill_writer_get_extra_info(w, "no such key", NULL));
+	/* TLS cannot half-close. */
+	cr_assert_not(rill_writer_can_write_eof(w));
+	cr_assert_eq(rill_writer_write_eof(w), -ENOTSUP);
+	/* ...and the connection goes on working after that refusal. */
+	cr_assert_eq(rill_writer_write(w, "info\n", 5), 0);
+	cr_assert_eq(rill_reader_readline(r, &line), 5);
+	cr_assert_arr_eq(line.data, "info\n", 5);
+	tls_close(w);
+	rill_server_free(srv);
+
+	cr_assert_eq(seen.calls, 1);
+	cr_assert_str_eq(seen.version, "TLSv1.3");
+	cr_assert_str_eq(seen.alpn, "http/1.1");
+	cr_assert_str_eq(seen.subject, "(null)", "no client certificate");
+	cr_assert_not(seen.peercert);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, extra_info_keys, .timeout = 30)
+{
+	tls_run(extra_info, NULL);
+}
+
+static int no_alpn_agreed(void *arg)
+{
+	static const char *const server_protos[] = { "h2" };
+	static const char *const client_protos[] = { "http/1.1" };
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
+		.alpn = server_protos, .nalpn = 1 });
+	rill_tls_ctx *cctx = alpn_client(client_protos, 1);
+	rill_tls_ctx *plain = tls_client_ctx("ca.pem");
+	struct seen seen = { 0 };
+	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	rill_reader *r;
+	rill_writer *w;
+
+	(void)arg;
+	/* Nothing in common: the server does not answer ALPN at all. */
+	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	cr_assert_null(rill_writer_get_extra_info(w, "alpn_protocol", NULL));
+	tls_close(w);
+	/* A client that offers nothing. */
+	cr_assert_eq(tls_connect(rill_server_port(srv), plain, "localhost", &r, &w), 0);
+	cr_assert_null(rill_writer_get_extra_info(w, "alpn_protocol", NULL));
+	tls_close(w);
+	rill_server_free(srv);
+	cr_assert_eq(seen.calls, 2);
+	cr_assert_str_eq(seen.alpn, "(null)");
+	rill_tls_ctx_free(plain);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, alpn_without_agreement_is_null, .timeout = 30)
+{
+	tls_run(no_alpn_agreed, NULL);
+}
+
+/* ---- session resumption --------------------------------------------- */
+
+/* One round trip on a new connection; whether the session was resumed.
+ * The round trip matters: TLS 1.3 tickets come after the handshake. */
+static bool round_trip(int port, rill_tls_ctx *ctx, const char *name)
+{
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+	SSL *ssl;
+	bool reused;
+	int err = tls_connect(port, ctx, name, &r, &w);
+
+	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	ssl = (SSL *)rill_writer_get_extra_info(w, "ssl_object", NULL);
+	reused = SSL_session_reused(ssl) == 1;
+	cr_assert_eq(rill_writer_write(w, "ticket?\n", 8), 0);
+	cr_assert_eq(rill_reader_readline(r, &line), 8);
+	tls_close(w);
+	return reused;
+}
+
+static int resumption(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server");
+	rill_tls_ctx *cctx = tls_client_ctx("ca.pem"), *other = tls_client_ctx("ca.pem");
+	struct seen seen = { 0 };
+	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	int port = rill_server_port(srv);
+
+	(void)arg;
+	cr_assert_not(round_trip(port, cctx, "localhost"), "a first connection is full");
+	cr_assert_not(seen.reused);
+	cr_assert(round_trip(port, cctx, "localhost"), "the same context and name resume");
+	cr_assert(seen.reused, "the server agrees");
+	cr_assert(round_trip(port, cctx, "localhost"), "and again");
+	/* Sessions belong to a context: another one starts afresh. */
+	cr_assert_not(round_trip(port, other, "localhost"));
+	cr_assert_not(seen.reused);
+	rill_server_free(srv);
+	cr_assert_eq(seen.calls, 4);
+	rill_tls_ctx_free(other);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, client_session_resumption, .timeout = 30)
+{
+	tls_run(resumption, NULL);
+}
+
+/* A server that verifies client certificates resumes sessions too (it
+ * needs a session id context for that, or the resumption fails). */
+static int resumption_with_client_cert(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
+		.ca_file = tls_file("ca.pem"), .verify_client = true });
+	rill_tls_options co = { .ca_file = tls_file("ca.pem"),
+				.cert_file = tls_file("client.pem"),
+				.key_file = tls_file("client.key") };
+	rill_tls_ctx *cctx;
+	struct seen seen = { 0 };
+	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	int port = rill_server_port(srv);
+
+	(void)arg;
+	cr_assert_eq(rill_tls_ctx_new_client(&co, &cctx), 0, "%s", rill_tls_last_error());
+	cr_assert_not(round_trip(port, cctx, "localhost"));
+	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");
+	cr_assert(round_trip(port, cctx, "localhost"), "resumed (%s)", rill_tls_last_error());
+	cr_assert(seen.reused);
+	cr_assert_eq(seen.calls, 2);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, resumption_with_client_certificates, .timeout = 30)
+{
+	tls_run(resumption_with_client_cert, NULL);
+}
+
+/* ---- truncation and back-pressure ----------------------------------- */
+
+/* Reads until the connection ends; the ending is what the test checks. */
+static int read_to_end(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct seen *s = arg;
+	char buf[4096];
+	ssize_t n;
+
+	s->calls++;
+	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
+		;
+	s->last_read = n;
+	rill_writer_close(w);
+	return 0;
+}
+
+static int abort_is_truncation(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
+	struct seen seen = { 0, .last_read = 1 };
+	rill_server *srv = start_tls_server(read_to_end, &seen, sctx);
+	rill_reader *r;
+	rill_writer *w;
+
+	(void)arg;
+	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	cr_assert_eq(rill_writer_write(w, "some data", 9), 0);
+	cr_assert_eq(rill_writer_drain(w), 0);
+	rill_sleep_ms(20);
+	/* abort(): no close_notify, a bare TCP close. */
+	rill_writer_abort(w);
+	rill_writer_free(w);
+	for (int i = 0; i < 200 && seen.last_read > 0; i++)
+		rill_sleep_ms(5);
+	cr_assert_eq(seen.last_read, RILL_ETLS_EOF, "the server read %s",
+		     rill_strerror((int)seen.last_read));
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, abort_is_a_truncation_not_an_eof, .timeout = 30)
+{
+	tls_run(abort_is_truncation, NULL);
+}
+
+/* Well above what loopback sockets buffer (a few MiB). */
+#define FLOOD (32 * 1024 * 1024)
+
+struct flood {
+	size_t drained;		/* bytes written and drained so far */
+	int err;
+};
+
+/* Writes FLOOD bytes of the pattern, draining after each 64 KiB. */
+static int flood_writer(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct flood *f = arg;
+	static uint8_t buf[64 * 1024];
+
+	(void)r;
+	for (size_t off = 0; off < FLOOD; off += sizeof(buf)) {
+		fill(buf, off, sizeof(buf));
+		if ((f->err = rill_writer_write(w, buf, sizeof(buf))) < 0 ||
+		    (f->err = rill_writer_drain(w)) < 0)
+			break;
+		f->drained = off + sizeof(buf);
+	}
+	rill_writer_close(w);
+	return 0;
+}
+
+static int back_pressure(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
+	struct flood f = { 0 };
+	rill_server *srv = start_tls_server(flood_writer, &f, sctx);
+	static uint8_t buf[256 * 1024];
+	size_t got = 0;
+	rill_reader *r;
+	rill_writer *w;
+
+	(void)arg;
+	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	/* Not reading: the reader stops receiving past twice its limit, the
+	 * sockets fill, and the server waits in drain(). */
+	rill_sleep_ms(300);
+	cr_assert_lt(rill_reader_buffered(r), 1024 * 1024, "buffered %zu",
+		     rill_reader_buffered(r));
+	cr_assert_lt(f.drained, FLOOD / 2, "the server got %zu bytes out", f.drained);
+	/* Reading lets everything through, in order, then a clean EOF. */
+	for (;;) {
+		ssize_t n = rill_reader_read(r, buf, sizeof(buf)), bad;
+
+		cr_assert_geq(n, 0, "read at %zu: %s", got, rill_strerror((int)n));
+		if (n == 0)
+			break;
+		bad = check(buf, got, (size_t)n);
+		cr_assert_eq(bad, -1, "byte %zd differs", bad);
+		got += (size_t)n;
+	}
+	cr_assert_eq(got, FLOOD);
+	cr_assert_eq(f.err, 0, "%s", rill_strerror(f.err));
+	tls_close(w);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_echo, a_reader_that_does_not_read_holds_the_writer, .timeout = 30)
+{
+	tls_run(back_pressure, NULL);
+}

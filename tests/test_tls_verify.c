@@ -1,0 +1,419 @@
+/* TLS verification: unknown CA, expired, wrong host, "" server_hostname, the default context with SSL_CERT_FILE, client certificates, argument errors, the peer's alert, and one bad connection beside a good one. */
+#include "tests/tls_helpers.h"
+
+/* ---- a server, and what it saw -------------------------------------- */
+
+struct seen {
+	int calls;
+	char subject[128];
+};
+
+static char logged[2048];
+
+static void capture_log(int level, const char *msg, void *arg)
+{
+	size_t n = strlen(logged);
+
+	(void)level;
+	(void)arg;
+	snprintf(logged + n, sizeof(logged) - n, "%s\n", msg);
+}
+
+/* Echoes lines until EOF. */
+static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct seen *s = arg;
+	const char *subject = rill_writer_get_extra_info(w, "peercert_subject", NULL);
+	rill_bytes line;
+
+	if (s) {
+		s->calls++;
+		snprintf(s->subject, sizeof(s->subject), "%s", subject ? subject : "(none)");
+	}
+	while (rill_reader_readline(r, &line) > 0) {
+		rill_writer_write(w, line.data, line.len);
+		if (rill_writer_drain(w) < 0)
+			break;
+	}
+	rill_writer_close(w);
+	return 0;
+}
+
+static rill_server *serve(rill_tls_ctx *ctx, struct seen *seen)
+{
+	rill_server_options o = { .ssl = ctx };
+	rill_server *s;
+
+	cr_assert_eq(rill_start_server(echo_lines, seen, "127.0.0.1", 0, &o, &s), 0);
+	return s;
+}
+
+static void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
+{
+	rill_bytes line;
+	ssize_t n;
+
+	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
+	n = rill_reader_readline(r, &line);
+	cr_assert_eq(n, (ssize_t)strlen(msg), "readline: %s (%s)", rill_strerror((int)n),
+		     rill_tls_last_error());
+	cr_assert_arr_eq(line.data, msg, strlen(msg));
+}
+
+/* ---- one failing connection ------------------------------------------ */
+
+struct bad_case {
+	const char *server_cert;	/* the server's NAME.pem */
+	const char *ca;			/* what the client trusts */
+	const char *name;		/* server_hostname */
+	int want;			/* open_connection's result */
+	const char *reason;		/* in rill_tls_last_error() */
+};
+
+static int bad_connection(void *arg)
+{
+	const struct bad_case *bc = arg;
+	rill_tls_ctx *sctx = tls_server_ctx(bc->server_cert), *cctx = tls_client_ctx(bc->ca);
+	struct seen seen = { 0 };
+	rill_server *srv = serve(sctx, &seen);
+	rill_reader *r = NULL;
+	rill_writer *w = NULL;
+	int err;
+
+	rill_set_log_handler(capture_log, NULL);
+	err = tls_connect(rill_server_port(srv), cctx, bc->name, &r, &w);
+	cr_assert_eq(err, bc->want, "got %s, want %s (%s)", rill_strerror(err),
+		     rill_strerror(bc->want), rill_tls_last_error());
+	cr_assert_null(w, "no writer on failure");
+	cr_assert_neq(*rill_tls_last_error(), '\0');
+	cr_assert(strstr(rill_tls_last_error(), bc->reason), "last error: %s",
+		  rill_tls_last_error());
+	cr_assert(strstr(rill_error_detail(), bc->reason), "detail: %s", rill_error_detail());
+	/* The server got our alert, not a bare EOF, and never ran the
+	 * callback. */
+	for (int i = 0; i < 200 && !strstr(logged, "TLS handshake failed"); i++)
+		rill_sleep_ms(5);
+	cr_assert(strstr(logged, rill_strerror(RILL_ETLS_ALERT)), "server logged: %s", logged);
+	cr_assert_eq(seen.calls, 0);
+	rill_set_log_handler(NULL, NULL);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_verify, unknown_ca, .timeout = 30)
+{
+	struct bad_case bc = { "server", "other-ca.pem", "localhost", RILL_ETLS_VERIFY,
+			       "unable to get local issuer certificate" };
+
+	tls_run(bad_connection, &bc);
+}
+
+Test(tls_verify, expired_certificate, .timeout = 30)
+{
+	struct bad_case bc = { "expired", "ca.pem", "localhost", RILL_ETLS_VERIFY,
+			       "certificate has expired" };
+
+	tls_run(bad_connection, &bc);
+}
+
+Test(tls_verify, wrong_host, .timeout = 30)
+{
+	struct bad_case bc = { "wronghost", "ca.pem", "localhost", RILL_ETLS_HOSTNAME,
+			       "hostname mismatch" };
+
+	tls_run(bad_connection, &bc);
+}
+
+Test(tls_verify, wrong_ip_address, .timeout = 30)
+{
+	/* NULL: the host itself, 127.0.0.1, is the name to check. */
+	struct bad_case bc = { "wronghost", "ca.pem", NULL, RILL_ETLS_HOSTNAME,
+			       "IP address mismatch" };
+
+	tls_run(bad_connection, &bc);
+}
+
+Test(tls_verify, empty_server_hostname_still_checks_the_chain, .timeout = 30)
+{
+	struct bad_case bc = { "wronghost", "other-ca.pem", "", RILL_ETLS_VERIFY,
+			       "unable to get local issuer certificate" };
+
+	tls_run(bad_connection, &bc);
+}
+
+/* ---- connections that succeed --------------------------------------- */
+
+struct good_case {
+	const char *server_cert;
+	const char *name;
+};
+
+static int good_connection(void *arg)
+{
+	const struct good_case *gc = arg;
+	rill_tls_ctx *sctx = tls_server_ctx(gc->server_cert), *cctx = tls_client_ctx("ca.pem");
+	rill_server *srv = serve(sctx, NULL);
+	rill_reader *r;
+	rill_writer *w;
+	int err = tls_connect(rill_server_port(srv), cctx, gc->name, &r, &w);
+
+	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	expect_echo(r, w, "verified\n");
+	tls_close(w);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_verify, empty_server_hostname_skips_the_name_check, .timeout = 30)
+{
+	struct good_case gc = { "wronghost", "" };
+
+	tls_run(good_connection, &gc);
+}
+
+Test(tls_verify, ip_address_in_the_certificate, .timeout = 30)
+{
+	/* No server_hostname: 127.0.0.1 is checked against the IP SAN. */
+	struct good_case gc = { "server", NULL };
+
+	tls_run(good_connection, &gc);
+}
+
+Test(tls_verify, matching_host_name, .timeout = 30)
+{
+	struct good_case gc = { "server", "localhost" };
+
+	tls_run(good_connection, &gc);
+}
+
+/* ---- the default context (ssl = true) -------------------------------- */
+
+/* ssl = true against our server: want is the result. The default context
+ * is made once per process, on first use; every test runs in a process of
+ * its own, so each one sets the environment first. */
+static int default_context(void *arg)
+{
+	int want = *(int *)arg;
+	rill_tls_ctx *sctx = tls_server_ctx("server");
+	rill_server *srv = serve(sctx, NULL);
+	rill_open_options o = { .ssl = true, .family = AF_INET };
+	rill_reader *r;
+	rill_writer *w;
+	int err = rill_open_connection("localhost", rill_server_port(srv), &o, &r, &w);
+
+	cr_assert_eq(err, want, "got %s, want %s (%s)", rill_strerror(err),
+		     rill_strerror(want), rill_tls_last_error());
+	if (err == 0) {
+		cr_assert_not_null(rill_writer_get_extra_info(w, "sslcontext", NULL));
+		expect_echo(r, w, "default context\n");
+		tls_close(w);
+	}
+	rill_server_free(srv);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_verify, default_context_honours_ssl_cert_file, .timeout = 30)
+{
+	int want = 0;
+
+	cr_assert_eq(setenv("SSL_CERT_FILE", tls_file("ca.pem"), 1), 0);
+	unsetenv("SSL_CERT_DIR");
+	tls_run(default_context, &want);
+}
+
+Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
+{
+	int want = RILL_ETLS_VERIFY;
+
+	/* The system store, which has never heard of our throwaway CA. */
+	unsetenv("SSL_CERT_FILE");
+	unsetenv("SSL_CERT_DIR");
+	tls_run(default_context, &want);
+}
+
+/* ---- client certificates --------------------------------------------- */
+
+static int client_certificates(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
+		.ca_file = tls_file("ca.pem"), .verify_client = true });
+	rill_tls_options with = { .ca_file = tls_file("ca.pem"),
+				  .cert_file = tls_file("client.pem"),
+				  .key_file = tls_file("client.key") };
+	rill_tls_ctx *anon = tls_client_ctx("ca.pem"), *cctx;
+	struct seen seen = { 0 };
+	rill_server *srv = serve(sctx, &seen);
+	int port = rill_server_port(srv);
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+	ssize_t n;
+	int err;
+
+	(void)arg;
+	cr_assert_eq(rill_tls_ctx_new_client(&with, &cctx), 0, "%s", rill_tls_last_error());
+	/* Without a certificate: TLS 1.3 finishes the client's handshake
+	 * first, so the server's refusal (an alert) comes with the first
+	 * read. */
+	err = tls_connect(port, anon, "localhost", &r, &w);
+	if (err == 0) {
+		rill_writer_write(w, "let me in\n", 10);
+		n = rill_reader_readline(r, &line);
+		cr_assert_eq(n, RILL_ETLS_ALERT, "read: %s", rill_strerror((int)n));
+		rill_writer_abort(w);
+		rill_writer_free(w);
+	} else {
+		cr_assert_eq(err, RILL_ETLS_ALERT, "%s", rill_strerror(err));
+	}
+	cr_assert_eq(seen.calls, 0, "the callback never ran");
+	/* With one: served, and the server sees who we are. */
+	err = tls_connect(port, cctx, "localhost", &r, &w);
+	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	expect_echo(r, w, "certified\n");
+	tls_close(w);
+	cr_assert_eq(seen.calls, 1);
+	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(anon);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_verify, client_certificate_required, .timeout = 30)
+{
+	tls_run(client_certificates, NULL);
+}
+
+/* ---- argument errors ------------------------------------------------- */
+
+static int bad_arguments(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server");
+	rill_server *srv = serve(sctx, NULL);
+	int port = rill_server_port(srv), fd;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	rill_reader *r;
+	rill_writer *w;
+	rill_open_options o;
+
+	(void)arg;
+	/* server_hostname means nothing without ssl. */
+	o = (rill_open_options){ .server_hostname = "localhost" };
+	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &r, &w), -EINVAL);
+	/* A server context cannot make a client connection. */
+	o = (rill_open_options){ .ssl_context = sctx };
+	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &r, &w), -EINVAL);
+	cr_assert_neq(*rill_tls_last_error(), '\0');
+
+	/* sock= with ssl: no host to check, so server_hostname is needed. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	o = (rill_open_options){ .sock = fd, .ssl = true };
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL);
+	o.ssl = false;
+	o.ssl_context = tls_client_ctx("ca.pem");
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL);
+	/* ...and with it, TLS runs over the adopted socket. */
+	o.server_hostname = "localhost";
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0, "%s", rill_tls_last_error());
+	expect_echo(r, w, "adopted\n");
+	tls_close(w);
+	rill_tls_ctx_free(o.ssl_context);
+	rill_server_free(srv);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_verify, argument_errors, .timeout = 30)
+{
+	tls_run(bad_arguments, NULL);
+}
+
+Test(tls_verify, context_errors, .timeout = 30)
+{
+	rill_tls_options o = { .ca_file = "/nonexistent/ca.pem" };
+	rill_tls_ctx *ctx = NULL;
+
+	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), RILL_ETLS);
+	cr_assert_null(ctx);
+	cr_assert_neq(*rill_tls_last_error(), '\0');
+	o = (rill_tls_options){ .cert_file = tls_file("server.pem") };
+	cr_assert_eq(rill_tls_ctx_new_server(&o, &ctx), -EINVAL, "no key");
+	cr_assert_eq(rill_tls_ctx_new_server(NULL, &ctx), -EINVAL);
+	/* A key that is not the certificate's. */
+	o = (rill_tls_options){ .cert_file = tls_file("server.pem"),
+				.key_file = tls_file("client.key") };
+	cr_assert_eq(rill_tls_ctx_new_server(&o, &ctx), RILL_ETLS);
+	cr_assert_neq(*rill_tls_last_error(), '\0');
+	cr_assert_null(ctx);
+}
+
+/* ---- isolation ------------------------------------------------------- */
+
+struct pair {
+	int port;
+	rill_tls_ctx *good, *bad;
+	int bad_err;
+	bool good_done;
+};
+
+static int bad_client(void *arg)
+{
+	struct pair *p = arg;
+	rill_reader *r;
+	rill_writer *w;
+
+	p->bad_err = tls_connect(p->port, p->bad, "localhost", &r, &w);
+	return 0;
+}
+
+static int isolation(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server");
+	struct seen seen = { 0 };
+	rill_server *srv = serve(sctx, &seen);
+	struct pair p = { .port = rill_server_port(srv), .good = tls_client_ctx("ca.pem"),
+			  .bad = tls_client_ctx("other-ca.pem") };
+	rill_reader *r;
+	rill_writer *w;
+	rill_task *t;
+	int err;
+
+	(void)arg;
+	err = tls_connect(p.port, p.good, "localhost", &r, &w);
+	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	/* The bad one fails while the good one is mid-conversation. */
+	cr_assert_eq(rill_spawn(rill_loop_current(), bad_client, &p, &t), 0);
+	for (int i = 0; i < 50 && !rill_task_done(t); i++) {
+		char msg[32];
+
+		snprintf(msg, sizeof(msg), "still here %d\n", i);
+		expect_echo(r, w, msg);
+	}
+	cr_assert_eq(rill_task_join(t, NULL), 0);
+	cr_assert_eq(p.bad_err, RILL_ETLS_VERIFY, "%s", rill_strerror(p.bad_err));
+	expect_echo(r, w, "after the failure\n");
+	tls_close(w);
+	/* And the server goes on accepting. */
+	cr_assert_eq(tls_connect(p.port, p.good, "localhost", &r, &w), 0);
+	expect_echo(r, w, "next\n");
+	tls_close(w);
+	cr_assert_eq(seen.calls, 2);
+	rill_server_free(srv);
+	rill_tls_ctx_free(p.good);
+	rill_tls_ctx_free(p.bad);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
+{
+	tls_run(isolation, NULL);
+}
