@@ -117,8 +117,12 @@ static bool probe_multishot_recv(struct io_uring *ring, uint16_t bgid)
 	return res != -EINVAL;
 }
 
-/* Registers (and unregisters) a one-entry buffer ring with the given flags. */
-static bool probe_buf_ring(struct io_uring *ring, uint16_t bgid, uint16_t flags)
+/* Registers a one-entry buffer ring with the given flags. With keep, a
+ * ring that registered stays registered (for the recv probe) and its
+ * memory is handed back in *keep, to unmap once the ring is gone; without,
+ * it is unregistered and unmapped at once. */
+static bool probe_buf_ring(struct io_uring *ring, uint16_t bgid, uint16_t flags,
+			   void **keep)
 {
 	size_t len = (size_t)sysconf(_SC_PAGESIZE);
 	struct io_uring_buf_reg reg = { 0 };
@@ -134,8 +138,10 @@ static bool probe_buf_ring(struct io_uring *ring, uint16_t bgid, uint16_t flags)
 	reg.bgid = bgid;
 	reg.pad = flags;	/* "flags" in newer UAPI headers */
 	ret = io_uring_register_buf_ring(ring, &reg, 0);
-	if (ret == 0 && flags == 0)
-		return true;	/* stays registered for the recv probe */
+	if (ret == 0 && keep) {
+		*keep = mem;
+		return true;
+	}
 	if (ret == 0)
 		io_uring_unregister_buf_ring(ring, bgid);
 	munmap(mem, len);
@@ -176,6 +182,7 @@ static unsigned probed;
 
 static void probe_once(void)
 {
+	void *ring_mem = NULL;
 	struct io_uring_params p = { 0 };
 	struct io_uring ring;
 	unsigned f;
@@ -191,14 +198,16 @@ static void probe_once(void)
 		f |= RILL_FEAT_RING_FD;
 	if (probe_multishot_accept(&ring))
 		f |= RILL_FEAT_MULTISHOT_ACCEPT;
-	if (probe_buf_ring(&ring, 1, IOU_PBUF_RING_INC))
+	if (probe_buf_ring(&ring, 1, IOU_PBUF_RING_INC, NULL))
 		f |= RILL_FEAT_BUF_INC;
-	if (probe_buf_ring(&ring, 0, 0)) {
+	if (probe_buf_ring(&ring, 0, 0, &ring_mem)) {
 		f |= RILL_FEAT_BUF_RING;
 		if (probe_multishot_recv(&ring, 0))
 			f |= RILL_FEAT_MULTISHOT_RECV;
 	}
 	io_uring_queue_exit(&ring);
+	if (ring_mem)
+		munmap(ring_mem, (size_t)sysconf(_SC_PAGESIZE));
 	probed = f;
 }
 
