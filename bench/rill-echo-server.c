@@ -18,6 +18,8 @@
 #include <sys/resource.h>
 
 #include <rill.h>
+
+#include "bench.h"
 #ifdef RILL_HAVE_TLS
 #include <rill/tls.h>
 #endif
@@ -155,17 +157,6 @@ static int serve(void *arg)
 	rill_tls_ctx_free(tls);
 #endif
 	return err == -ECANCELED ? 0 : 1;
-}
-
-/* Thousands of connections need thousands of fds: take the hard limit. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 static void usage(void)

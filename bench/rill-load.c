@@ -25,6 +25,8 @@
 #include <sys/resource.h>
 
 #include <rill.h>
+
+#include "bench.h"
 #ifdef RILL_HAVE_TLS
 #include <rill/tls.h>
 #endif
@@ -391,17 +393,6 @@ static int run_threads(struct config *cfg)
 	free(runs);
 	free(th);
 	return err < 0 ? 1 : total.st.errors ? 3 : 0;
-}
-
-/* Thousands of connections need thousands of fds: take the hard limit. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 static void usage(void)
