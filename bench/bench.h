@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/bench.h: small pieces the benchmark programs share. */
 #ifndef RILL_BENCH_H
 #define RILL_BENCH_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Side-by-side comparison of rill's echo server with its peers.
 
     python3 bench/compare.py [--build DIR] [--short] [--out DIR] [--runs N]

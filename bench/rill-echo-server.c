@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill-echo-server: the benchmark server, written with the public streams
  * API exactly as a user would write it.
  *

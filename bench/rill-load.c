@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill-load: a load generator written on rill itself.
  *
  *   rill-load echo    [--host H] --port P [-c CONNS] [-s SIZE] [-d DEPTH] [-t SECS]

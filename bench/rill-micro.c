@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill-micro: the engine's fixed costs, measured in isolation.
  *
  *   task switch      one task calling rill_yield(): each yield is two

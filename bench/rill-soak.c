@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill-soak: the long integrity soak (tests/test_reliability_integrity.c
  * runs the same code for seconds in CI).
  *

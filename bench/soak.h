@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/soak.h: the integrity soak, shared by tests/test_reliability_integrity.c
  * (CI: a few hundred connections, seconds) and bench/rill-soak.c (minutes,
  * millions of messages).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/accept.c: a listening socket's stream of new connections.
  *
  * Multishot accept where the loop has it (one SQE, a CQE per connection),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/bufring.c: provided-buffer rings for recv.
  *
  * The kernel picks a buffer from the ring for each recv; rill copies the

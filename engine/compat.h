@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/compat.h: io_uring constants newer than Debian 12's liburing 2.3.
  *
  * The values are the kernel's UAPI ones. Whether the running kernel

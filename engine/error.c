@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/error.c: names and messages for every code rill returns. */
 #include <errno.h>
 #include <stdarg.h>

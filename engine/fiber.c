@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/fiber.c: task stacks and the pieces of a switch that are not
  * assembly: new-stack layout, the stack pool, the guard page that turns a
  * stack overflow into a clear message, and the sanitizer annotations. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/fiber_switch.S: the task context switch.
  *
  * void rill__fiber_switch(void **from_sp, void *to_sp);

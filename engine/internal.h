@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/internal.h: what the engine shares with the layer above it.
  *
  * The stream layer talks to the engine through three things only:

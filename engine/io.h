@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/io.h: the engine's long-lived socket operations, for streams. */
 #ifndef RILL_ENGINE_IO_H
 #define RILL_ENGINE_IO_H

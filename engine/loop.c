@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/loop.c: the loop: ring setup, one io_uring_enter per iteration,
  * completion dispatch, callbacks from this and other threads. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/probe.c: which optional io_uring features the running kernel has.
  *
  * Each feature is tried for real on a scratch ring, once per process: an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/recv.c: a socket's stream of received bytes.
  *
  * One recv operation per socket, in the best form the loop has: multishot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/sync.c: events, queues and loop threads shared between loops.
  *
  * A task waiting on a shared object parks on its own loop; the object

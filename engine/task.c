@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/task.c: tasks, parking, cancellation and deadlines.
  *
  * Tasks switch only to the loop's own stack and back, never to each other:

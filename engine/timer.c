@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine/timer.c: when parked tasks must wake (sleeps and deadlines).
  *
  * A binary min-heap of tasks keyed by their wake time, each task knowing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* echo-client: the asyncio Streams documentation's TCP echo client.
  *
  *   echo-client [--tls CAFILE] [host] [port] [message]

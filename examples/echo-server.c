@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* echo-server: the asyncio Streams documentation's TCP echo server.
  *
  *   echo-server [--tls CERT KEY] [host] [port]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* http-headers: the asyncio Streams documentation's "get HTTP headers".
  *
  *   http-headers URL

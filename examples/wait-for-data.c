@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wait-for-data: the asyncio Streams documentation's "register an open
  * socket to wait for data using streams".
  *

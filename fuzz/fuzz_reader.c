@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: streams/rbuf.c against a naive model of CPython's StreamReader.
  *
  * The input is decoded into a limit, a set of separators, a list of reads and

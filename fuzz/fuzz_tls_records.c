@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: arbitrary bytes at a rill TLS server (tls/transport.c).
  *
  * The server end of a socketpair is adopted by rill and runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill.h: the public API of rill's core library in one include.
  *
  * TLS lives in its own library, rill-tls, with its own header rill/tls.h,

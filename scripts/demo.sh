@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job: installs missing Debian packages, builds rill in Release
 # into build/release, runs an echo round trip between the example server
 # and client over 127.0.0.1, then the short side-by-side comparison of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every rill test: a gcc build and a clang ASan/UBSan (+LeakSanitizer)
 # build, each with its whole ctest suite including the kernel-feature
 # fallback matrix; a clang ThreadSanitizer build with the cross-thread

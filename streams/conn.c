@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/conn.c: a connection's life: created on a connected socket,
  * closed by close()/abort() or lost to the peer, freed when the user has
  * given it back and the kernel holds nothing of it any more.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/connect.c: open_connection and open_unix_connection.
  *
  * Numeric addresses are parsed in place; host names are resolved with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/group.c: a server on N loops, one per thread (thread per core).
  *
  * Each worker thread runs its own loop with its own listening socket on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/group.h: a server spread over N loops on N threads. */
 #ifndef RILL_STREAMS_GROUP_H
 #define RILL_STREAMS_GROUP_H

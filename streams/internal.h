@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/internal.h: the connection object behind a reader and a writer. */
 #ifndef RILL_STREAMS_INTERNAL_H
 #define RILL_STREAMS_INTERNAL_H

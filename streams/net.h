@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/net.h: socket helpers shared by connect.c and server.c. */
 #ifndef RILL_STREAMS_NET_H
 #define RILL_STREAMS_NET_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/rbuf.c: the reader's byte buffer and CPython's parsing decisions. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/rbuf.h: the reader's byte buffer and its parsing decisions.
  *
  * This is the part of rill_reader that does no I/O: a growable buffer the

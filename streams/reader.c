@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/reader.c: StreamReader.
  *
  * The parsing decisions are rbuf.c's; this file waits for data between

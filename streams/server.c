@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/server.c: start_server, start_unix_server and the server object.
  *
  * Each listening socket has a multishot accept (engine/accept.c). Every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* streams/writer.c: StreamWriter.
  *
  * Writes queue chunks and never block. A flush is deferred to the end of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Checks that each shared library exports the public API and nothing else:
 # every defined dynamic symbol is rill_<something>, never rill__<internal>,
 # except the few internals declared RILL_SPI for rill-tls (a library of its

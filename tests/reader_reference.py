@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Runs CPython's own asyncio.StreamReader over scripted chunks and reads.
 
 The expected values in tests/test_streams_parse.c come from this script:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The acceptor: every loopback connection accepted once, multishot and single-shot, stop and on_idle, errors. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

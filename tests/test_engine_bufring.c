@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Receiving through the buffer ring: bytes intact and in order, buffer recycling, ENOBUFS recovery, stop/start, EOF and reset. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cancellation and deadlines of a task with a kernel operation in flight: no byte lost, no late write. */
 #include <criterion/criterion.h>
 #include <errno.h>

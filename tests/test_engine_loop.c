@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The loop: lifetime, run/stop, options, feature reporting, error names, stats and io_uring refusal. */
 #include <criterion/criterion.h>
 #include <errno.h>

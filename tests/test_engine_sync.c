@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cross-loop primitives: loop threads, events and queues between tasks of different loops. */
 #include <criterion/criterion.h>
 #include <errno.h>

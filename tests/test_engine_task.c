@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tasks: spawn, join, yield order, detach, cancellation, rill_run and stack overflow. */
 #include <criterion/criterion.h>
 #include <errno.h>

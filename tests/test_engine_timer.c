@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timers: sleep accuracy, wake order of many sleepers, and task deadlines (push, pop, nesting, expiry). */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Callbacks: call_soon order and context, call_soon_threadsafe from many threads, waking a blocked loop. */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The example programs: echo-server with echo-client (plain and --tls), http-headers against a local server and an HTTPS nginx, wait-for-data; exact output. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cancellation storms: tasks cancelled or timed out in reads, drains, connects and serve_forever, round after round; no byte lost to a cancelled read, no fd leaked, the loop stays usable. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fd exhaustion, cycle after cycle: accept failures reported through the log hook, accepting paused and resumed, open connections unaffected, no fd leaked. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

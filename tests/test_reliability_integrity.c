@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Integrity soak, CI size: hundreds of connections of checksummed echo with random lengths, pauses, half-closes and resets; every byte of a cleanly ended connection arrives intact and in order. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Peer behaviour: RST in the middle of a write, FIN in the middle of readexactly, refused and blackholed connects, half-close in both directions; each failure stays on its connection. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A provided-buffer ring of 2 to 4 tiny buffers under many full-duplex connections: ENOBUFS recovered, no connection ended early, no byte lost or reordered. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Slow peers: a flood into a handler that does not read, a peer that does not read our writes, a 100 MB line without a newline; memory stays bounded and other connections keep going. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

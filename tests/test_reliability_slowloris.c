@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Slowloris: two thousand connections each sending a byte a second against readline under a per-connection deadline; all are served or time out on time, and a fresh client is answered promptly meanwhile. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

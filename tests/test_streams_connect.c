@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* open_connection: loopback v4/v6/by name, refusal, bad arguments, sock= adoption, local_addr, connect_timeout, happy eyeballs, cancellation. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

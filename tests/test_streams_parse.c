@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reader buffer and CPython StreamReader parsing decisions (streams/rbuf.c). */
 /*
  * Every expectation about read, readline, readuntil and readexactly below was

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* StreamReader on real sockets: reads, limits, views, flow control, EOF and resets. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* start_server: binding, one task per connection, socket options, serving states, close/wait_closed, clients, serve_forever, EMFILE, free. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unix sockets: start_unix_server/open_unix_connection on a path and an abstract name, stale files, unlink on close. */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* StreamWriter on real sockets: order, zero-copy, drain, limits, EOF, close, abort, extra info. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS between a rill client and a rill server: echo of 0 B to 64 MiB byte for byte, clean close_notify EOFs, abort as truncation, back-pressure, 100 concurrent connections, TLS extra info, no write_eof, session resumption. */
 #include <openssl/ssl.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Garbage at a rill TLS server: random bytes, truncated and oversized records, plain HTTP, a refused renegotiation, bad records after the handshake; each connection fails alone with a clear error while a good client keeps being served. */
 #include <openssl/err.h>
 #include <openssl/ssl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS against other implementations: rill's client with openssl s_server (TLS 1.3 and 1.2, client certificates), openssl s_client and curl with rill's server, client-certificate verification with s_client. */
 #include "tests/tls_helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS timing: handshake timeouts on both sides against silent peers, close without waiting for the peer's close_notify, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
 #include "tests/tls_helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TLS verification: unknown CA, expired, wrong host, "" server_hostname, the default context with SSL_CERT_FILE, client certificates, argument errors, the peer's alert, and one bad connection beside a good one. */
 #include "tests/tls_helpers.h"
 

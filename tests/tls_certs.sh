@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Throwaway certificates for the TLS tests, made at test time in DIR:
 #   ca.pem ca.key            the test CA
 #   other-ca.pem             a CA nobody's certificate chains to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the test_tls_* programs: throwaway certificates (tls_certs.sh,
  * made once per test program), contexts made from them, peer processes
  * (openssl, curl, nginx) on pipes, and small task helpers.

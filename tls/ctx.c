@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tls/ctx.c: TLS contexts (OpenSSL SSL_CTX) and OpenSSL errors as rill codes. */
 #include <errno.h>
 #include <openssl/err.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tls/tls.h: rill-tls internals. */
 #ifndef RILL_TLS_INTERNAL_H
 #define RILL_TLS_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tls/transport.c: TLS as a transport under rill's streams.
  *
  * OpenSSL talks to a BIO pair instead of the socket: ciphertext the recv

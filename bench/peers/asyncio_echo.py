@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """asyncio_echo: the asyncio Streams echo server from the Python docs, the
 programming model rill copies, as a peer beside rill's echo server.
 

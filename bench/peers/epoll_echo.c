@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * epoll_echo: the server a competent C programmer writes without a library,
  * used as the plain-epoll baseline beside rill's echo server.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """pyload: a small, bounded load client that sanity-checks the peer servers.
 
 It is not the benchmark's load generator (that one runs on rill): Python on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * uv_echo: the same server as epoll_echo, written the idiomatic libuv way,
  * as the event-library peer beside rill's echo server.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill/common.h: definitions every rill header shares. */
 #ifndef RILL_COMMON_H
 #define RILL_COMMON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill/error.h: error codes and their names.
  *
  * Every rill function that can fail returns a negative code: -errno for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill/loop.h: the event loop, one io_uring per loop, one loop per thread.
  *
  * A loop is created, run and freed on one thread. Every rill object created

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill/stream.h: asyncio Streams in C.
  *
  * open_connection() gives a (reader, writer) pair, start_server() runs a

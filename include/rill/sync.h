@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill/sync.h: between loops: threads that run loops, events and queues
  * that tasks of different loops (threads) share.
  *

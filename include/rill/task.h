@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill/task.h: tasks, the stackful fibers user code runs in.
  *
  * A task runs on its own stack and switches out whenever it waits for I/O,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rill/tls.h: TLS for streams (library rill-tls, OpenSSL 3).
  *
  * A context says how to speak TLS; connections made with it (ssl_context

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The aarch64 fiber switch (engine/fiber_switch.S) under qemu-user: two fibers
  * ping-pong with main 1000 times each, with callee-saved integer and floating
  * point values live across every switch. The stack layout mirrors

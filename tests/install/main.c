@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An outside program built against an installed rill: creates a loop and
  * frees it. Exits 0 also where io_uring is unavailable, since that says
  * nothing about the packaging under test. */

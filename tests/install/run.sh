@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs a built rill tree into a temporary prefix, then builds and runs
 # tests/install/main.c against it three ways: pkg-config (shared),
 # pkg-config --static, and CMake find_package (shared, static, tls).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cross-thread wake-ups and multi-loop use under ThreadSanitizer.
  *
  * A plain program, not a Criterion one: Criterion's sandbox maps its arena
