@@ -119,7 +119,8 @@ static int tls_context(const struct config *cfg, rill_tls_ctx **ctxp)
 	if (!cfg->cert)
 		return 0;
 #ifdef RILL_HAVE_TLS
-	rill_tls_options o = { .cert_file = cfg->cert, .key_file = cfg->key };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .cert_file = cfg->cert,
+		.key_file = cfg->key };
 	int err = rill_tls_ctx_new_server(&o, ctxp);
 
 	if (err < 0)
@@ -142,8 +143,8 @@ static int serve(void *arg)
 	if (tls_context(cfg, &tls) < 0)
 		return 1;
 	err = rill_start_server(handlers[cfg->mode], NULL, cfg->host, cfg->port,
-				&(rill_server_options){ .backlog = 4096, .ssl = tls,
-							.threads = cfg->threads > 1 ? cfg->threads : 0 },
+				RILL_SERVER_OPTIONS(.backlog = 4096, .ssl = tls,
+							.threads = cfg->threads > 1 ? cfg->threads : 0),
 				&server);
 	if (err < 0) {
 		fprintf(stderr, "rill-echo-server: %s: %s\n", rill_strerror(err),
@@ -214,7 +215,7 @@ int main(int argc, char **argv)
 	sigaddset(&st.set, SIGINT);
 	sigaddset(&st.set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &st.set, NULL);
-	err = rill_loop_new(&st.loop, NULL);
+	err = rill_loop_new(NULL, &st.loop);
 	if (err < 0) {
 		fprintf(stderr, "rill-echo-server: %s\n", rill_error_detail());
 		return 1;

@@ -35,7 +35,7 @@ static rill_loop *loop;
 static rill_loop *loop_new(void)
 {
 	rill_loop *l;
-	int ret = rill_loop_new(&l, NULL);
+	int ret = rill_loop_new(NULL, &l);
 
 	if (ret < 0) {
 		fprintf(stderr, "rill-micro: %s\n%s\n", rill_strerror(ret),

@@ -300,6 +300,14 @@ void rill__asan_finish_switch(void *fake, const void **bottom, size_t *size);
 /* ---- features and errors ------------------------------------------- */
 
 unsigned rill__disabled_from_env(void);
+
+/* Reads the caller's options struct src (NULL: nothing to read), whose
+ * first member is its size_t size, into dst (dst_size bytes, holding the
+ * defaults): as much of it as both know; dst's size becomes dst_size.
+ * Returns 0, or -EINVAL (size unset) / -E2BIG (fields unknown here set)
+ * with the detail naming type. */
+RILL_SPI int rill__options_load(void *dst, size_t dst_size, const void *src,
+				const char *type);
 RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

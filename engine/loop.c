@@ -48,9 +48,17 @@ unsigned rill_loop_features(const rill_loop *loop)
 	return loop->features;
 }
 
-void rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
+int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
 {
-	*stats = loop->stats;
+	rill_loop_stats all = loop ? loop->stats : (rill_loop_stats){ 0 };
+	size_t n;
+
+	if (!loop || !stats || stats->size < sizeof(stats->size))
+		return -EINVAL;
+	n = stats->size < sizeof(all) ? stats->size : sizeof(all);
+	all.size = stats->size;
+	memcpy(stats, &all, n);
+	return 0;
 }
 
 /* ---- setup --------------------------------------------------------- */
@@ -177,17 +185,18 @@ static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
 	loop->wake_fd = -1;
 }
 
-int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts)
+int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 {
-	static const rill_loop_options defaults;
-	const rill_loop_options *o = opts ? opts : &defaults;
+	rill_loop_options copy = RILL_LOOP_OPTIONS_INIT;
+	const rill_loop_options *o = &copy;
 	unsigned sq, feat;
 	rill_loop *loop;
 	int ret;
 
 	if (!loopp)
 		return -EINVAL;
-	if ((ret = options_check(o)) < 0)
+	if ((ret = rill__options_load(&copy, sizeof(copy), opts, "rill_loop_options")) < 0 ||
+	    (ret = options_check(o)) < 0)
 		return ret;
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
@@ -212,7 +221,8 @@ int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts)
 		rill_loop_free(loop);
 		return ret;
 	}
-	rill__stack_guard_install();
+	if (!o->no_signal_handler)
+		rill__stack_guard_install();
 	wake_arm(loop);
 	thread_loop = loop;
 	*loopp = loop;
@@ -632,7 +642,7 @@ int rill_run(rill_task_fn fn, void *arg, int *resultp)
 {
 	rill_loop *loop;
 	rill_task *t;
-	int ret = rill_loop_new(&loop, NULL);
+	int ret = rill_loop_new(NULL, &loop);
 
 	if (ret < 0)
 		return ret;

@@ -370,7 +370,7 @@ static void *thread_main(void *arg)
 		CPU_SET(t->cpu, &set);
 		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	}
-	err = rill_loop_new(&t->loop, t->opts);
+	err = rill_loop_new(t->opts, &t->loop);
 	if (err == 0 && (err = rill_spawn(t->loop, t->fn, t->arg, &task)) < 0)
 		rill_loop_free(t->loop);
 	thread_started(t, err);	/* t->opts is the caller's no longer */
@@ -382,8 +382,8 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int rill_thread_start(rill_thread **threadp, const rill_loop_options *opts,
-		      int cpu, rill_task_fn fn, void *arg)
+int rill_thread_start(const rill_loop_options *opts, int cpu, rill_task_fn fn,
+		      void *arg, rill_thread **threadp)
 {
 	rill_thread *t;
 	int err;

@@ -27,7 +27,7 @@ rill_loop *rill__task_loop(rill_task *task)
 	return task->loop;
 }
 
-int rill_task_done(const rill_task *task)
+bool rill_task_done(const rill_task *task)
 {
 	return task->state == RILL__TASK_DONE;
 }
@@ -364,7 +364,7 @@ void rill_deadline_pop(rill_time saved)
 		current_task->deadline = saved;
 }
 
-int rill_deadline_expired(void)
+bool rill_deadline_expired(void)
 {
 	rill_task *t = current_task;
 

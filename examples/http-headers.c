@@ -79,7 +79,7 @@ static int rstrip_len(rill_bytes line)
 static int print_http_headers(void *arg)
 {
 	const struct url *u = arg;
-	rill_open_options opts = { .ssl = u->https };
+	rill_open_options opts = { .size = sizeof(rill_open_options), .sock = -1, .ssl = u->https };
 	rill_reader *reader;
 	rill_writer *writer;
 	rill_bytes line;

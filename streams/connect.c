@@ -534,16 +534,16 @@ static int adopt_sock(int fd)
 int rill_open_connection(const char *host, int port, const rill_open_options *opts,
 			 rill_reader **readerp, rill_writer **writerp)
 {
-	static const rill_open_options defaults;
-	const rill_open_options *o = opts ? opts : &defaults;
+	rill_open_options copy = RILL_OPEN_OPTIONS_INIT;
+	const rill_open_options *o = &copy;
 	rill_time saved;
-	int fd = open_check(o, readerp, writerp);
+	int fd = rill__options_load(&copy, sizeof(copy), opts, "rill_open_options");
 
-	if (fd < 0)
+	if (fd < 0 || (fd = open_check(o, readerp, writerp)) < 0)
 		return fd;
 	if ((fd = tls_name_check(o, host)) < 0)
 		return fd;
-	if (o->sock > 0) {
+	if (o->sock >= 0) {
 		if (host)
 			return rill__set_detail(-EINVAL, "host and sock are mutually exclusive");
 		if ((fd = adopt_sock(o->sock)) < 0)
@@ -581,16 +581,17 @@ int rill__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *lenp)
 int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 			      rill_reader **readerp, rill_writer **writerp)
 {
-	static const rill_open_options defaults;
-	const rill_open_options *o = opts ? opts : &defaults;
+	rill_open_options copy = RILL_OPEN_OPTIONS_INIT;
+	const rill_open_options *o = &copy;
 	struct sockaddr_un sun;
 	socklen_t len = 0;
 	rill_time saved;
-	int fd = open_check(o, readerp, writerp);
+	int fd = rill__options_load(&copy, sizeof(copy), opts, "rill_open_options");
 
-	if (fd < 0 || (fd = tls_name_check(o, NULL)) < 0)
+	if (fd < 0 || (fd = open_check(o, readerp, writerp)) < 0 ||
+	    (fd = tls_name_check(o, NULL)) < 0)
 		return fd;
-	if (o->sock > 0) {
+	if (o->sock >= 0) {
 		if (path)
 			return rill__set_detail(-EINVAL, "path and sock are mutually exclusive");
 		if ((fd = adopt_sock(o->sock)) < 0)

@@ -119,8 +119,8 @@ static int worker_start(struct rill__group *g, size_t i)
 	pthread_mutex_lock(&g->lock);
 	g->running++;
 	pthread_mutex_unlock(&g->lock);
-	err = rill_thread_start(&w->thread, NULL, (int)(i % (size_t)rill_cpu_count()),
-				worker_main, w);
+	err = rill_thread_start(NULL, (int)(i % (size_t)rill_cpu_count()), worker_main,
+				w, &w->thread);
 	if (err < 0) {
 		w->alive = false;
 		pthread_mutex_lock(&g->lock);
@@ -163,7 +163,7 @@ int rill__group_start(rill_client_connected_fn cb, void *arg, const char *host,
 						      : (size_t)o->threads;
 	int err;
 
-	if (o->sock > 0 || o->threads < RILL_THREADS_PER_CPU || o->threads == 0)
+	if (o->sock >= 0 || o->threads < RILL_THREADS_PER_CPU || o->threads == 0)
 		return -EINVAL;
 	if ((err = group_alloc(&g, n)) < 0)
 		return err;

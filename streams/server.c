@@ -402,7 +402,7 @@ static int start_group(rill_server *s, const char *host, int port,
 {
 	int err;
 
-	if (o->sock > 0 || o->threads < RILL_THREADS_PER_CPU)
+	if (o->sock >= 0 || o->threads < RILL_THREADS_PER_CPU)
 		err = rill__set_detail(-EINVAL, "threads must be >= 1 or "
 				       "RILL_THREADS_PER_CPU, without sock");
 	else
@@ -420,11 +420,13 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 		      int port, const rill_server_options *opts,
 		      rill_server **serverp)
 {
-	static const rill_server_options defaults;
-	const rill_server_options *o = opts ? opts : &defaults;
+	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
+	const rill_server_options *o = &copy;
 	rill_server *s = NULL;
-	int err = server_alloc(cb, arg, o, serverp ? &s : NULL);
+	int err = rill__options_load(&copy, sizeof(copy), opts, "rill_server_options");
 
+	if (err == 0)
+		err = server_alloc(cb, arg, o, serverp ? &s : NULL);
 	if (err < 0) {
 		if (s)
 			server_discard(s);
@@ -433,7 +435,7 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 	if (o->threads)
 		return start_group(s, host, port, o, serverp);
 	s->is_tcp = true;
-	if (o->sock > 0)
+	if (o->sock >= 0)
 		err = adopt_listener(s, o->sock);
 	else if (o->nhosts)
 		for (size_t i = 0; i < o->nhosts && err == 0; i++)
@@ -457,20 +459,23 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 			   const char *path, const rill_server_options *opts,
 			   rill_server **serverp)
 {
-	static const rill_server_options defaults;
-	const rill_server_options *o = opts ? opts : &defaults;
+	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
+	const rill_server_options *o = &copy;
 	struct sockaddr_un sun;
 	struct stat st;
 	socklen_t len = 0;
 	rill_server *s = NULL;
-	int err = server_alloc(cb, arg, o, serverp ? &s : NULL);
+	int err = rill__options_load(&copy, sizeof(copy), opts, "rill_server_options");
+
+	if (err == 0)
+		err = server_alloc(cb, arg, o, serverp ? &s : NULL);
 
 	if (err < 0) {
 		if (s)
 			server_discard(s);
 		return err;
 	}
-	if (o->sock > 0)
+	if (o->sock >= 0)
 		return server_finish(s, o, serverp, adopt_listener(s, o->sock));
 	if ((err = rill__unix_addr(path, &sun, &len)) < 0)
 		return server_finish(s, o, serverp, err);

@@ -150,8 +150,8 @@ int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 	return 0;
 }
 
-void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *low,
-					 size_t *high)
+void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *high,
+					 size_t *low)
 {
 	if (low)
 		*low = w->low;

@@ -91,7 +91,7 @@ static void *connect_clients(void *arg)
 
 static void accept_all(unsigned disable)
 {
-	rill_loop_options o = { .disable = disable };
+	rill_loop_options o = { .size = sizeof(rill_loop_options), .disable = disable };
 	struct server s = { .stop_at = NCLIENTS };
 	struct clients c;
 	bool seen[NCLIENTS] = { false };
@@ -100,7 +100,7 @@ static void accept_all(unsigned disable)
 	void *thret;
 	int lfd = listener(&c.addr);
 
-	cr_assert_eq(rill_loop_new(&loop, &o), 0);
+	cr_assert_eq(rill_loop_new(&o, &loop), 0);
 	rill__acceptor_init(&s.a, loop, lfd, &s);
 	s.a.on_accept = on_accept;
 	s.a.on_idle = on_idle;
@@ -145,7 +145,7 @@ Test(engine_accept, multishot_is_used_where_the_kernel_has_it)
 	rill_loop *loop;
 	bool env_off = getenv("RILL_DISABLE") != NULL;
 
-	cr_assert_eq(rill_loop_new(&loop, NULL), 0);
+	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
 	if (!env_off && (rill_features_probe() & RILL_FEAT_MULTISHOT_ACCEPT))
 		cr_assert(rill_loop_features(loop) & RILL_FEAT_MULTISHOT_ACCEPT);
 	rill_loop_free(loop);
@@ -163,7 +163,7 @@ Test(engine_accept, backlog_before_start)
 		cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_eq(connect(cfd[i], (struct sockaddr *)&addr, sizeof(addr)), 0);
 	}
-	cr_assert_eq(rill_loop_new(&loop, NULL), 0);
+	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
 	rill__acceptor_init(&s.a, loop, lfd, &s);
 	s.a.on_accept = on_accept;
 	s.a.on_idle = on_idle;
@@ -196,7 +196,7 @@ Test(engine_accept, stop_without_connections_settles)
 	int lfd = listener(&addr);
 	rill_loop *loop;
 
-	cr_assert_eq(rill_loop_new(&loop, NULL), 0);
+	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
 	rill__acceptor_init(&s.a, loop, lfd, &s);
 	s.a.on_accept = on_accept;
 	s.a.on_idle = on_idle;
@@ -234,7 +234,7 @@ Test(engine_accept, error_reaches_on_accept)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);	/* not listening */
 	rill_loop *loop;
 
-	cr_assert_eq(rill_loop_new(&loop, NULL), 0);
+	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
 	rill__acceptor_init(&s.a, loop, fd, &s);
 	s.a.on_accept = on_accept;
 	s.a.on_idle = on_idle;

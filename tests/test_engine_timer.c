@@ -32,7 +32,7 @@ static rill_loop *loop;
 
 static void setup(void)
 {
-	int ret = rill_loop_new(&loop, NULL);
+	int ret = rill_loop_new(NULL, &loop);
 
 	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
 }

@@ -17,7 +17,7 @@ static rill_loop *loop;
 
 static void setup(void)
 {
-	int ret = rill_loop_new(&loop, NULL);
+	int ret = rill_loop_new(NULL, &loop);
 
 	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
 }
@@ -200,7 +200,7 @@ static int sleep_10s(void *arg)
 
 static void cancel_sleeper(void *arg)
 {
-	rill_loop_stats st;
+	rill_loop_stats st = RILL_LOOP_STATS_INIT;
 
 	(void)arg;
 	rill_loop_get_stats(loop, &st);

@@ -88,8 +88,9 @@ static void answer(rill_writer *w, const char *fmt, int a, int b, int c)
 
 static int server_child(void *arg)
 {
-	rill_open_options co = { .sock = *(int *)arg };
-	rill_server_options so = { .start_serving = RILL_OFF };
+	rill_open_options co = { .size = sizeof(rill_open_options), .sock = *(int *)arg };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.start_serving = RILL_OFF };
 	struct rlimit old, lim;
 	rill_server *s;
 	rill_reader *r;

@@ -429,7 +429,7 @@ static int stuck_body(void *arg)
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int ls = listen_loopback(&port), peer, small = 4096;
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 
@@ -444,7 +444,7 @@ static int stuck_body(void *arg)
 	peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
 	cr_assert_geq(peer, 0);
 	close(ls);
-	rill_writer_get_write_buffer_limits(w, &st->low, &st->high);
+	rill_writer_get_write_buffer_limits(w, &st->high, &st->low);
 	stuck_write(st, w, buf);
 	stuck_read_all(st, peer);
 	/* Once the peer has read, drain goes through at once. */

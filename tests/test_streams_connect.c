@@ -274,7 +274,7 @@ static int ticker(void *arg)
 static int connect_by_name(void *arg)
 {
 	rill_server *s = echo_server("127.0.0.1");
-	rill_open_options o = { .family = AF_INET };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .family = AF_INET };
 	rill_task *tick;
 	int ticks = 0;
 	rill_reader *r;
@@ -372,7 +372,7 @@ Test(streams_connect, closed_port_is_refused, .timeout = 30)
 
 static int bad_args(void *arg)
 {
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 
@@ -386,10 +386,11 @@ static int bad_args(void *arg)
 	o.server_hostname = "example.com";
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL);
 	cr_assert_neq(rill_error_detail()[0], '\0');
-	o = (rill_open_options){ .ssl = true };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1, .ssl = true };
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w),
 		     RILL_ETLS_NOT_AVAILABLE);
-	o = (rill_open_options){ .sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = socket(AF_INET,
+		SOCK_STREAM | SOCK_CLOEXEC, 0) };
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL,
 		     "host and sock together");
 	close(o.sock);
@@ -412,7 +413,7 @@ static int adopt_tcp(void *arg)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	struct sockaddr_in a = loopback4(rill_server_port(s));
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -454,7 +455,7 @@ static ssize_t raw_recv(int fd, char *buf, size_t n)
 static int adopt_pair(void *arg)
 {
 	int *type_flags = arg;
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	char buf[64];
@@ -505,7 +506,7 @@ Test(streams_connect, adopt_nonblocking_socketpair_end, .timeout = 30)
 
 static int adopt_bad(void *arg)
 {
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -543,7 +544,8 @@ static int local_addr(void *arg)
 {
 	rill_server *s;
 	struct sockaddr_in local = loopback4(0);
-	rill_open_options o = { .local_addr = (struct sockaddr *)&local,
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.local_addr = (struct sockaddr *)&local,
 				.local_addrlen = sizeof(local) };
 	const struct sockaddr_in *name;
 	rill_reader *r;
@@ -586,7 +588,8 @@ Test(streams_connect, local_addr_is_bound, .timeout = 30)
 static int timeout_child(void *arg)
 {
 	struct blackhole bh;
-	rill_open_options o = { .connect_timeout = 300 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.connect_timeout = 300 * MS };
 	rill_reader *r;
 	rill_writer *w;
 	rill_time t0;
@@ -621,7 +624,8 @@ static int eyeballs_child(void *arg)
 	struct sockaddr_in live;
 	const struct sockaddr *addrs[2];
 	socklen_t lens[2] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in) };
-	rill_open_options o = { .happy_eyeballs_delay = 200 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 200 * MS };
 	rill_reader *r;
 	rill_writer *w;
 	rill_time t0;
@@ -647,7 +651,7 @@ static int eyeballs_child(void *arg)
 		CHECK(getpeername(fd, (struct sockaddr *)&peer, &len) == 0, "not connected");
 		CHECK(peer.sin_port == live.sin_port, "connected to the dead address");
 	}
-	o = (rill_open_options){ .sock = fd };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = fd };
 	CHECK(rill_open_connection(NULL, 0, &o, &r, &w) == 0, "adopt");
 	CHECK(echo_roundtrip(r, w, "eyeballs") == 0, "echo");
 	rill_writer_close(w);
@@ -658,7 +662,8 @@ static int eyeballs_child(void *arg)
 
 	/* Without the delay the dead address blocks: sequential and stuck
 	 * until connect_timeout. */
-	o = (rill_open_options){ .connect_timeout = 300 * MS };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1,
+		.connect_timeout = 300 * MS };
 	t0 = rill_now();
 	fd = rill__connect_addrs(addrs, lens, 2, &o);
 	CHECK(fd == -ETIMEDOUT, "sequential: %s", rill_err_name(fd));
@@ -682,7 +687,8 @@ static int eyeballs_timeout_child(void *arg)
 	const struct sockaddr *addrs[3];
 	socklen_t lens[3] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in),
 			      sizeof(struct sockaddr_in) };
-	rill_open_options o = { .happy_eyeballs_delay = 50 * MS,
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 50 * MS,
 				.connect_timeout = 300 * MS };
 	rill_time t0;
 	int err, before;
@@ -722,7 +728,7 @@ static int all_refused(void *arg)
 	struct sockaddr_in a1 = loopback4(p1), a2 = loopback4(p2);
 	const struct sockaddr *addrs[2] = { (struct sockaddr *)&a1, (struct sockaddr *)&a2 };
 	socklen_t lens[2] = { sizeof(a1), sizeof(a2) };
-	rill_open_options seq = { 0 }, race = { .happy_eyeballs_delay = 500 * MS };
+	rill_open_options seq = RILL_OPEN_OPTIONS_INIT, race = { .happy_eyeballs_delay = 500 * MS };
 	const rill_open_options *opts[2] = { &seq, &race };
 	char want1[64], want2[64];
 
@@ -774,7 +780,8 @@ static int storm_connect(void *arg)
 	const struct sockaddr *addrs[2] = { (struct sockaddr *)&st->bh[0].addr,
 					    (struct sockaddr *)&st->bh[1].addr };
 	socklen_t lens[2] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in) };
-	rill_open_options o = { .happy_eyeballs_delay = 10 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 10 * MS };
 	rill_reader *r;
 	rill_writer *w;
 
@@ -844,7 +851,8 @@ Test(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
 static int resolve_race_connect(void *arg)
 {
 	struct storm *st = arg;
-	rill_open_options o = { .connect_timeout = 2000 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.connect_timeout = 2000 * MS };
 	rill_reader *r;
 	rill_writer *w;
 

@@ -37,7 +37,7 @@ static void set_nonblock(int fd)
 static void open_unix(struct conn *c, size_t limit)
 {
 	int sv[2];
-	rill_open_options o = { .limit = limit };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .limit = limit };
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	o.sock = sv[0];
@@ -65,7 +65,7 @@ static int listen_loopback(int *portp)
 /* Loopback TCP: rill connects, the test accepts the far end. */
 static void open_tcp(struct conn *c, size_t limit)
 {
-	rill_open_options o = { .limit = limit };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .limit = limit };
 	int port, ls = listen_loopback(&port);
 
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &c->r, &c->w), 0);
@@ -599,7 +599,8 @@ static int limit_client_cb(rill_reader *r, rill_writer *w, void *arg)
 
 static int limit_server_body(void *arg)
 {
-	rill_server_options so = { .limit = SMALL_LIMIT };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.limit = SMALL_LIMIT };
 	struct limit_srv ls = { .peer = -1 };
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -1209,7 +1210,8 @@ static int flow_tcp_body(void *arg)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	rill_open_options o = { .limit = FLOW_LIMIT };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.limit = FLOW_LIMIT };
 	struct conn c;
 	int port, ls = listen_loopback(&port);
 

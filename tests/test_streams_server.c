@@ -178,7 +178,8 @@ Test(streams_server, every_interface_one_socket_per_family, .timeout = 30)
 static int several_hosts(void *arg)
 {
 	static const char *const hosts[] = { "127.0.0.1", "127.0.0.2" };
-	rill_server_options o = { .hosts = hosts, .nhosts = 2 };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
+		.hosts = hosts, .nhosts = 2 };
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
@@ -211,7 +212,7 @@ Test(streams_server, list_of_hosts_share_the_port, .timeout = 30)
 
 static int bad_server_args(void *arg)
 {
-	rill_server_options o = { .backlog = -1 };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .backlog = -1 };
 	rill_server *s = NULL;
 	int fd, busy;
 	struct sockaddr_in a = { .sin_family = AF_INET,
@@ -370,8 +371,10 @@ static void expect_line(rill_reader *r, const char *want)
 
 static int socket_options(void *arg)
 {
-	rill_server_options keep = { .keep_alive = RILL_ON, .reuse_port = RILL_ON };
-	rill_server_options off = { .reuse_address = RILL_OFF };
+	rill_server_options keep = { .size = sizeof(rill_server_options), .sock = -1,
+		.keep_alive = RILL_ON, .reuse_port = RILL_ON };
+	rill_server_options off = { .size = sizeof(rill_server_options), .sock = -1,
+		.reuse_address = RILL_OFF };
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
@@ -409,7 +412,8 @@ Test(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
 
 static int start_serving_off(void *arg)
 {
-	rill_server_options o = { .start_serving = RILL_OFF };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
+		.start_serving = RILL_OFF };
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
@@ -575,7 +579,8 @@ static int forever_task(void *arg)
 
 static int serve_forever(void *arg)
 {
-	rill_server_options o = { .start_serving = RILL_OFF };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
+		.start_serving = RILL_OFF };
 	struct forever f = { .result = 1 }, g = { .result = 1 };
 	rill_reader *r, *r2;
 	rill_writer *w, *w2;
@@ -633,7 +638,7 @@ static int adopt_listener(void *arg)
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
-	rill_server_options o = { 0 };
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
@@ -793,8 +798,9 @@ static rlim_t limit_with_room(int room)
 static int emfile_server(void *arg)
 {
 	int ctl = *(int *)arg;
-	rill_open_options co = { .sock = ctl };
-	rill_server_options so = { .start_serving = RILL_OFF };
+	rill_open_options co = { .size = sizeof(rill_open_options), .sock = ctl };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.start_serving = RILL_OFF };
 	struct rlimit old, lim;
 	rill_server *s;
 	rill_reader *r;

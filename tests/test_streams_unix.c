@@ -234,7 +234,8 @@ static int unix_errors(void *arg)
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, NULL, &s), -EINVAL);
 	/* path and sock together */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(rill_open_unix_connection(path, &(rill_open_options){ .sock = fd }, &r, &w),
+	cr_assert_eq(rill_open_unix_connection(path,
+		&(rill_open_options){ .size = sizeof(rill_open_options), .sock = fd }, &r, &w),
 		     -EINVAL);
 	close(fd);
 	return 0;
@@ -247,7 +248,7 @@ Test(streams_unix, errors)
 
 static int adopt_unix(void *arg)
 {
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;

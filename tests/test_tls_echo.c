@@ -36,7 +36,7 @@ static int echo_all(rill_reader *r, rill_writer *w, void *arg)
 static rill_server *start_tls_server(rill_client_connected_fn cb, void *arg,
 				     rill_tls_ctx *ctx)
 {
-	rill_server_options o = { .ssl = ctx };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .ssl = ctx };
 	rill_server *s;
 	int err = rill_start_server(cb, arg, "127.0.0.1", 0, &o, &s);
 
@@ -328,7 +328,8 @@ static int record_info(rill_reader *r, rill_writer *w, void *arg)
 
 static rill_tls_ctx *alpn_client(const char *const *protos, size_t n)
 {
-	rill_tls_options o = { .ca_file = tls_file("ca.pem"), .alpn = protos, .nalpn = n };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
+		.alpn = protos, .nalpn = n };
 	rill_tls_ctx *ctx;
 
 	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), 0, "%s", rill_tls_last_error());
@@ -339,8 +340,9 @@ static int extra_info(void *arg)
 {
 	static const char *const server_protos[] = { "h2", "http/1.1" };
 	static const char *const client_protos[] = { "http/1.1", "spdy/1" };
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.alpn = server_protos, .nalpn = 2 });
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server",
+		(rill_tls_options){ .size = sizeof(rill_tls_options), .alpn = server_protos,
+		.nalpn = 2 });
 	rill_tls_ctx *cctx = alpn_client(client_protos, 2);
 	struct seen seen = { 0 };
 	rill_server *srv = start_tls_server(record_info, &seen, sctx);
@@ -402,8 +404,9 @@ static int no_alpn_agreed(void *arg)
 {
 	static const char *const server_protos[] = { "h2" };
 	static const char *const client_protos[] = { "http/1.1" };
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.alpn = server_protos, .nalpn = 1 });
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server",
+		(rill_tls_options){ .size = sizeof(rill_tls_options), .alpn = server_protos,
+		.nalpn = 1 });
 	rill_tls_ctx *cctx = alpn_client(client_protos, 1);
 	rill_tls_ctx *plain = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
@@ -490,9 +493,8 @@ Test(tls_echo, client_session_resumption, .timeout = 30)
  * needs a session id context for that, or the resumption fails). */
 static int resumption_with_client_cert(void *arg)
 {
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = tls_file("ca.pem"), .verify_client = true });
-	rill_tls_options co = { .ca_file = tls_file("ca.pem"),
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){ .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"), .verify_client = true });
+	rill_tls_options co = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
 				.cert_file = tls_file("client.pem"),
 				.key_file = tls_file("client.key") };
 	rill_tls_ctx *cctx;

@@ -253,7 +253,8 @@ static int garbage_body(void *arg)
 	static unsigned char random_bytes[4096], hello[2048], oversized[64],
 		bad_record[64];
 	static const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	rill_server_options so = { .ssl = tls_server_ctx("server"),
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.ssl = tls_server_ctx("server"),
 				   .ssl_handshake_timeout = HANDSHAKE_TIMEOUT };
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
 	size_t nhello = client_hello(hello, sizeof(hello));
@@ -274,14 +275,17 @@ static int garbage_body(void *arg)
 	memcpy(bad_record, "\x17\x03\x03\x00\x30", 5);
 	memcpy(bad_record + 5, random_bytes, 48);
 	struct garbage cases[] = {
-		{ .name = "random bytes", .raw = { .data = random_bytes, .len = sizeof(random_bytes) } },
+		{ .name = "random bytes", .raw = { .data = random_bytes,
+			.len = sizeof(random_bytes) } },
 		{ .name = "plain HTTP request", .raw = { .data = http, .len = sizeof(http) - 1 },
 		  .reason = "http request" },
-		{ .name = "oversized record", .raw = { .data = oversized, .len = sizeof(oversized) },
+		{ .name = "oversized record", .raw = { .data = oversized,
+			.len = sizeof(oversized) },
 		  .alert = true },
 		{ .name = "truncated hello, then FIN", .raw = { .data = hello, .len = nhello / 2,
 						 .shut_wr = true }, .want = RILL_ETLS_EOF },
-		{ .name = "truncated hello, then silence", .raw = { .data = hello, .len = nhello - 1 },
+		{ .name = "truncated hello, then silence", .raw = { .data = hello,
+			.len = nhello - 1 },
 		  .want = RILL_ETLS_HANDSHAKE_TIMEOUT },
 		{ .name = "bad record after handshake", .raw = { .data = bad_record, .len = 53,
 						  .plain_tls = true },
@@ -364,7 +368,8 @@ static void *reneg_thread(void *arg)
 
 static int reneg_body(void *arg)
 {
-	rill_server_options so = { .ssl = tls_server_ctx("server") };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.ssl = tls_server_ctx("server") };
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
 	static struct reneg rn;
 	rill_server *s;

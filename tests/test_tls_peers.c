@@ -39,7 +39,7 @@ struct s_server_case {
 static int client_vs_s_server(void *arg)
 {
 	const struct s_server_case *sc = arg;
-	rill_tls_options o = { .ca_file = tls_file("ca.pem") };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem") };
 	rill_tls_ctx *ctx;
 	struct peer p;
 	rill_reader *r;
@@ -131,7 +131,7 @@ static int echo_once(rill_reader *r, rill_writer *w, void *arg)
 
 static rill_server *serve(rill_client_connected_fn cb, struct seen *seen, rill_tls_ctx *ctx)
 {
-	rill_server_options o = { .ssl = ctx };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .ssl = ctx };
 	rill_server *s;
 
 	cr_assert_eq(rill_start_server(cb, seen, "127.0.0.1", 0, &o, &s), 0);
@@ -174,8 +174,7 @@ static void s_client_argv(char **argv, char *connect, int port, const struct s_c
 static int s_client_vs_server(void *arg)
 {
 	const struct s_client_case *sc = arg;
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = sc->verify_client ? tls_file("ca.pem") : NULL,
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){ .size = sizeof(rill_tls_options), .ca_file = sc->verify_client ? tls_file("ca.pem") : NULL,
 		.verify_client = sc->verify_client });
 	struct seen seen = { 0 };
 	rill_server *srv = serve(echo_once, &seen, sctx);
@@ -268,8 +267,8 @@ static int curl_vs_server(void *arg)
 {
 	const char *ca = arg;
 	static const char *const protos[] = { "http/1.1" };
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.alpn = protos, .nalpn = 1 });
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server",
+		(rill_tls_options){ .size = sizeof(rill_tls_options), .alpn = protos, .nalpn = 1 });
 	struct seen seen = { 0 };
 	rill_server *srv = serve(http_once, &seen, sctx);
 	int port = rill_server_port(srv);

@@ -13,7 +13,8 @@ static int client_timeout(void *arg)
 {
 	rill_tls_ctx *ctx = tls_client_ctx("ca.pem");
 	int port, lfd = tls_listen_local(&port), fd;
-	rill_open_options o = { .ssl_context = ctx, .server_hostname = "localhost",
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = ctx, .server_hostname = "localhost",
 				.ssl_handshake_timeout = 200 * MS };
 	unsigned char hello[4096];
 	rill_reader *r = NULL;
@@ -102,7 +103,8 @@ static int server_timeout(void *arg)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct served seen = { 0 };
-	rill_server_options so = { .ssl = sctx, .ssl_handshake_timeout = 200 * MS };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1, .ssl = sctx,
+		.ssl_handshake_timeout = 200 * MS };
 	rill_reader *sr, *r;
 	rill_writer *sw, *w;
 	rill_server *srv;
@@ -172,8 +174,9 @@ static int close_without_answer(void *arg)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct served seen = { 0 };
-	rill_server_options so = { .ssl = sctx };
-	rill_open_options o = { .ssl_context = cctx, .server_hostname = "localhost",
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1, .ssl = sctx };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = cctx, .server_hostname = "localhost",
 				.ssl_shutdown_timeout = 1000 * MS };
 	rill_reader *r;
 	rill_writer *w;
@@ -318,7 +321,7 @@ static int silent_plain(rill_reader *r, rill_writer *w, void *arg)
 static int start_tls_timeout(void *arg)
 {
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
-	rill_tls_timeouts to = { .handshake = 150 * MS };
+	rill_tls_timeouts to = { .size = sizeof(rill_tls_timeouts), .handshake = 150 * MS };
 	struct served seen = { 0 };
 	rill_reader *r;
 	rill_writer *w;

@@ -42,7 +42,7 @@ static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
 
 static rill_server *serve(rill_tls_ctx *ctx, struct seen *seen)
 {
-	rill_server_options o = { .ssl = ctx };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .ssl = ctx };
 	rill_server *s;
 
 	cr_assert_eq(rill_start_server(echo_lines, seen, "127.0.0.1", 0, &o, &s), 0);
@@ -201,7 +201,8 @@ static int default_context(void *arg)
 	int want = *(int *)arg;
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	rill_server *srv = serve(sctx, NULL);
-	rill_open_options o = { .ssl = true, .family = AF_INET };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .ssl = true,
+		.family = AF_INET };
 	rill_reader *r;
 	rill_writer *w;
 	int err = rill_open_connection("localhost", rill_server_port(srv), &o, &r, &w);
@@ -241,9 +242,8 @@ Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
 
 static int client_certificates(void *arg)
 {
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = tls_file("ca.pem"), .verify_client = true });
-	rill_tls_options with = { .ca_file = tls_file("ca.pem"),
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){ .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"), .verify_client = true });
+	rill_tls_options with = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
 				  .cert_file = tls_file("client.pem"),
 				  .key_file = tls_file("client.key") };
 	rill_tls_ctx *anon = tls_client_ctx("ca.pem"), *cctx;
@@ -306,17 +306,19 @@ static int bad_arguments(void *arg)
 
 	(void)arg;
 	/* server_hostname means nothing without ssl. */
-	o = (rill_open_options){ .server_hostname = "localhost" };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1,
+		.server_hostname = "localhost" };
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &r, &w), -EINVAL);
 	/* A server context cannot make a client connection. */
-	o = (rill_open_options){ .ssl_context = sctx };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = sctx };
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &r, &w), -EINVAL);
 	cr_assert_neq(*rill_tls_last_error(), '\0');
 
 	/* sock= with ssl: no host to check, so server_hostname is needed. */
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	o = (rill_open_options){ .sock = fd, .ssl = true };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = fd, .ssl = true };
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL);
 	o.ssl = false;
 	o.ssl_context = tls_client_ctx("ca.pem");
@@ -339,17 +341,19 @@ Test(tls_verify, argument_errors, .timeout = 30)
 
 Test(tls_verify, context_errors, .timeout = 30)
 {
-	rill_tls_options o = { .ca_file = "/nonexistent/ca.pem" };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = "/nonexistent/ca.pem" };
 	rill_tls_ctx *ctx = NULL;
 
 	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), RILL_ETLS);
 	cr_assert_null(ctx);
 	cr_assert_neq(*rill_tls_last_error(), '\0');
-	o = (rill_tls_options){ .cert_file = tls_file("server.pem") };
+	o = (rill_tls_options){ .size = sizeof(rill_tls_options),
+		.cert_file = tls_file("server.pem") };
 	cr_assert_eq(rill_tls_ctx_new_server(&o, &ctx), -EINVAL, "no key");
 	cr_assert_eq(rill_tls_ctx_new_server(NULL, &ctx), -EINVAL);
 	/* A key that is not the certificate's. */
-	o = (rill_tls_options){ .cert_file = tls_file("server.pem"),
+	o = (rill_tls_options){ .size = sizeof(rill_tls_options),
+		.cert_file = tls_file("server.pem"),
 				.key_file = tls_file("client.key") };
 	cr_assert_eq(rill_tls_ctx_new_server(&o, &ctx), RILL_ETLS);
 	cr_assert_neq(*rill_tls_last_error(), '\0');

@@ -121,13 +121,13 @@ static inline rill_tls_ctx *tls_server_ctx_opts(const char *name, rill_tls_optio
 
 static inline rill_tls_ctx *tls_server_ctx(const char *name)
 {
-	return tls_server_ctx_opts(name, (rill_tls_options){ 0 });
+	return tls_server_ctx_opts(name, (rill_tls_options){ .size = sizeof(rill_tls_options) });
 }
 
 /* A client context trusting CA file ca ("ca.pem", "other-ca.pem"). */
 static inline rill_tls_ctx *tls_client_ctx(const char *ca)
 {
-	rill_tls_options o = { .ca_file = tls_file(ca) };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file(ca) };
 	rill_tls_ctx *ctx = NULL;
 	int err = rill_tls_ctx_new_client(&o, &ctx);
 
@@ -307,7 +307,8 @@ static inline void tls_run(rill_task_fn fn, void *arg)
 static inline int tls_connect(int port, rill_tls_ctx *ctx, const char *name,
 			      rill_reader **r, rill_writer **w)
 {
-	rill_open_options o = { .ssl_context = ctx, .server_hostname = name };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = ctx, .server_hostname = name };
 
 	return rill_open_connection("127.0.0.1", port, &o, r, w);
 }

@@ -228,13 +228,15 @@ static int ctx_alpn(rill_tls_ctx *ctx, const rill_tls_options *o)
 
 int rill_tls_ctx_new_client(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 {
-	static const rill_tls_options defaults;
-	const rill_tls_options *o = opts ? opts : &defaults;
+	rill_tls_options copy = RILL_TLS_OPTIONS_INIT;
+	const rill_tls_options *o = &copy;
 	rill_tls_ctx *ctx;
 	int err;
 
 	if (!ctxp)
 		return -EINVAL;
+	if ((err = rill__options_load(&copy, sizeof(copy), opts, "rill_tls_options")) < 0)
+		return err;
 	if ((err = ctx_alloc(TLS_client_method(), false, &ctx)) < 0)
 		return err;
 	ctx->verify = !o->insecure;
@@ -251,13 +253,19 @@ int rill_tls_ctx_new_client(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 	return 0;
 }
 
-int rill_tls_ctx_new_server(const rill_tls_options *o, rill_tls_ctx **ctxp)
+int rill_tls_ctx_new_server(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 {
+	rill_tls_options copy = RILL_TLS_OPTIONS_INIT;
+	const rill_tls_options *o = &copy;
 	rill_tls_ctx *ctx;
 	int err;
 
-	if (!ctxp || !o || !o->cert_file || !o->key_file)
-		return rill__tls_error_str(-EINVAL, "a server context needs cert_file and key_file");
+	if (ctxp && opts &&
+	    (err = rill__options_load(&copy, sizeof(copy), opts, "rill_tls_options")) < 0)
+		return err;
+	if (!ctxp || !opts || !o->cert_file || !o->key_file)
+		return rill__tls_error_str(-EINVAL,
+			"a server context needs cert_file and key_file");
 	if ((err = ctx_alloc(TLS_server_method(), true, &ctx)) < 0)
 		return err;
 	/* Without a session id context OpenSSL refuses to resume a session

@@ -517,25 +517,26 @@ static int start_check(rill_writer *w, struct rill__conn **cp)
 int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostname,
 		   const rill_tls_timeouts *timeouts)
 {
+	rill_tls_timeouts t = RILL_TLS_TIMEOUTS_INIT;
 	struct rill__conn *c = NULL;
-	int err = start_check(w, &c);
+	int err = rill__options_load(&t, sizeof(t), timeouts, "rill_tls_timeouts");
 
-	if (err < 0)
+	if (err < 0 || (err = start_check(w, &c)) < 0)
 		return err;
-	return tls_client(c, ctx, server_hostname, timeouts ? timeouts->handshake : 0,
-			  timeouts ? timeouts->shutdown : 0);
+	return tls_client(c, ctx, server_hostname, t.handshake, t.shutdown);
 }
 
 int rill_start_tls_server(rill_writer *w, rill_tls_ctx *ctx,
 			  const rill_tls_timeouts *timeouts)
 {
+	rill_tls_timeouts t = RILL_TLS_TIMEOUTS_INIT;
 	struct rill__conn *c = NULL;
 	int err;
 
 	if (!ctx)
 		return -EINVAL;
-	if ((err = start_check(w, &c)) < 0)
+	if ((err = rill__options_load(&t, sizeof(t), timeouts, "rill_tls_timeouts")) < 0 ||
+	    (err = start_check(w, &c)) < 0)
 		return err;
-	return tls_server(c, ctx, timeouts ? timeouts->handshake : 0,
-			  timeouts ? timeouts->shutdown : 0);
+	return tls_server(c, ctx, t.handshake, t.shutdown);
 }

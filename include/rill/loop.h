@@ -9,7 +9,13 @@
 #ifndef RILL_LOOP_H
 #define RILL_LOOP_H
 
+#include <stdbool.h>
+
 #include "rill/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct rill_loop rill_loop;
 
@@ -34,21 +40,33 @@ enum rill_feature {
 #define RILL_FEAT_MULTISHOT (RILL_FEAT_MULTISHOT_ACCEPT | RILL_FEAT_MULTISHOT_RECV)
 
 typedef struct rill_loop_options {
+	size_t size;		/* set by RILL_LOOP_OPTIONS_INIT (rill/common.h) */
 	unsigned sq_entries;	/* submission queue size; 0: 1024 */
 	unsigned cq_entries;	/* completion queue size; 0: 16 x sq_entries */
 	unsigned buf_count;	/* provided buffers, a power of two; 0: 512 */
 	unsigned buf_size;	/* bytes per provided buffer; 0: 16 KiB */
 	unsigned disable;	/* RILL_FEAT_* bits never to use */
 	size_t stack_size;	/* task stack size in bytes; 0: 256 KiB */
+	/* rill_loop_new() installs a process-wide SIGSEGV handler, on an
+	 * alternate signal stack per loop thread, that names a task stack
+	 * overflow before the process dies (other faults go on to the handler
+	 * installed before it, or the default). true: leave signal handling
+	 * alone, for programs that own their handlers. */
+	bool no_signal_handler;
 } rill_loop_options;
+
+#define RILL_LOOP_OPTIONS_INIT RILL__INIT(rill_loop_options)
+#ifndef __cplusplus
+#define RILL_LOOP_OPTIONS(...) RILL__TEMP(rill_loop_options, __VA_ARGS__)
+#endif
 
 /* Creates a loop for the calling thread. opts may be NULL for defaults; it
  * is read during the call only. On success stores the loop in *loopp and
  * returns 0; the caller owns it and frees it with rill_loop_free() on this
- * thread. Fails with -EINVAL for bad options, -ENOMEM, or one of the
- * RILL_EURING_* codes when io_uring cannot be used here; then
- * rill_error_detail() names the cause and the fix. */
-RILL_API int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts);
+ * thread. Fails with -EINVAL for bad options, -E2BIG (see rill/common.h),
+ * -ENOMEM, or one of the RILL_EURING_* codes when io_uring cannot be used
+ * here; then rill_error_detail() names the cause and the fix. */
+RILL_API int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp);
 
 /* Frees the loop. Tasks still alive are cancelled and run until they end,
  * so every completion lands before memory goes away. Must not be called
@@ -90,6 +108,7 @@ RILL_API unsigned rill_features_probe(void);
 RILL_API const char *rill_feature_name(unsigned feature);
 
 typedef struct rill_loop_stats {
+	size_t size;		/* set by RILL_LOOP_STATS_INIT */
 	uint64_t iterations;	/* loop iterations */
 	uint64_t enters;	/* io_uring_enter calls */
 	uint64_t sqes;		/* submission entries queued */
@@ -101,10 +120,18 @@ typedef struct rill_loop_stats {
 	uint64_t switches;	/* task context switches */
 } rill_loop_stats;
 
-/* Copies the loop's counters into *stats. */
-RILL_API void rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
+#define RILL_LOOP_STATS_INIT RILL__INIT(rill_loop_stats)
+
+/* Copies the loop's counters into *stats, as many as stats->size holds
+ * (start from RILL_LOOP_STATS_INIT). Returns 0, or -EINVAL for a NULL
+ * argument or a size of 0. */
+RILL_API int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
 
 /* Monotonic clock, in nanoseconds. */
 RILL_API rill_time rill_now(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -22,6 +22,10 @@
 #include "rill/common.h"
 #include "rill/loop.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct rill_reader rill_reader;
 typedef struct rill_writer rill_writer;
 typedef struct rill_server rill_server;
@@ -40,12 +44,13 @@ typedef struct rill_bytes {
 /* ---- open_connection ----------------------------------------------- */
 
 typedef struct rill_open_options {
+	size_t size;		/* set by RILL_OPEN_OPTIONS_INIT */
 	size_t limit;		/* reader buffer limit; 0: 64 KiB */
 	int family;		/* AF_INET, AF_INET6; 0: any */
 	int proto;		/* getaddrinfo proto; 0: any */
 	int flags;		/* getaddrinfo flags */
-	int sock;		/* adopt this connected socket (rill closes it);
-				 * 0: none (dup fd 0 first to adopt it) */
+	int sock;		/* adopt this connected socket (rill closes
+				 * it); -1: none */
 	const struct sockaddr *local_addr; /* bind before connecting */
 	socklen_t local_addrlen;
 	rill_time happy_eyeballs_delay;	/* RFC 8305 stagger; 0: one by one */
@@ -59,6 +64,13 @@ typedef struct rill_open_options {
 	rill_time ssl_handshake_timeout;	/* 0: 60 s */
 	rill_time ssl_shutdown_timeout;		/* 0: 30 s */
 } rill_open_options;
+
+#define RILL_OPEN_OPTIONS_INIT RILL__INIT_SOCK(rill_open_options)
+#ifndef __cplusplus
+/* To adopt a socket, start from RILL_OPEN_OPTIONS_INIT and assign .sock:
+ * giving .sock here overrides an initialiser, which -Wextra warns of. */
+#define RILL_OPEN_OPTIONS(...) RILL__TEMP(rill_open_options, .sock = -1, __VA_ARGS__)
+#endif
 
 /* Connects to host:port (names resolved off the loop thread; numeric
  * addresses are not resolved) and stores the new reader and writer. opts
@@ -173,8 +185,9 @@ RILL_API int rill_writer_drain(rill_writer *w);
  * -EINVAL unless high >= low >= 0. */
 RILL_API int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 						 ssize_t low);
+/* get_write_buffer_limits(): the marks in force, high first as for set. */
 RILL_API void rill_writer_get_write_buffer_limits(const rill_writer *w,
-						  size_t *low, size_t *high);
+						  size_t *high, size_t *low);
 /* Bytes queued and not yet sent. */
 RILL_API size_t rill_writer_get_write_buffer_size(const rill_writer *w);
 
@@ -222,10 +235,11 @@ typedef int (*rill_client_connected_fn)(rill_reader *r, rill_writer *w,
 #define RILL_OFF (-1)
 
 typedef struct rill_server_options {
+	size_t size;		/* set by RILL_SERVER_OPTIONS_INIT */
 	size_t limit;		/* reader limit per connection; 0: 64 KiB */
 	int family;		/* 0: every family of the host */
 	int flags;		/* getaddrinfo flags */
-	int sock;		/* adopt this listening socket; 0: none */
+	int sock;		/* adopt this listening socket; -1: none */
 	int backlog;		/* 0: 100 */
 	int reuse_address;	/* default on */
 	int reuse_port;		/* default off */
@@ -244,6 +258,13 @@ typedef struct rill_server_options {
 } rill_server_options;
 
 #define RILL_THREADS_PER_CPU (-1)
+
+#define RILL_SERVER_OPTIONS_INIT RILL__INIT_SOCK(rill_server_options)
+#ifndef __cplusplus
+/* As RILL_OPEN_OPTIONS(): assign .sock to a RILL_SERVER_OPTIONS_INIT
+ * struct instead. */
+#define RILL_SERVER_OPTIONS(...) RILL__TEMP(rill_server_options, .sock = -1, __VA_ARGS__)
+#endif
 
 /* Listens on host:port (NULL or "": every interface, one socket per
  * family; port 0: a free port, the same one for every socket) and calls
@@ -292,5 +313,9 @@ typedef void (*rill_log_fn)(int level, const char *msg, void *arg);
 /* Replaces the log hook (default: "rill: warning: ..." on stderr); NULL
  * restores the default. Process-wide. */
 RILL_API void rill_set_log_handler(rill_log_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -17,6 +17,10 @@
 #include "rill/loop.h"
 #include "rill/task.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- threads with a loop each -------------------------------------- */
 
 typedef struct rill_thread rill_thread;
@@ -26,8 +30,8 @@ typedef struct rill_thread rill_thread;
  * CPU. The caller owns the handle: rill_thread_join(). arg is borrowed
  * until fn returns. Returns 0, -EINVAL, -ENOMEM, or a rill_loop_new()
  * error of the new thread. */
-RILL_API int rill_thread_start(rill_thread **threadp, const rill_loop_options *opts,
-			       int cpu, rill_task_fn fn, void *arg);
+RILL_API int rill_thread_start(const rill_loop_options *opts, int cpu,
+			       rill_task_fn fn, void *arg, rill_thread **threadp);
 
 /* The thread's loop: valid until rill_thread_join() returns. Pass it to
  * rill_loop_call_soon_threadsafe() to run code on that thread. */
@@ -77,5 +81,9 @@ RILL_API int rill_queue_try_get(rill_queue *q, void **itemp);
 /* No more puts; getters drain what is left, then get RILL_ECLOSED. */
 RILL_API void rill_queue_close(rill_queue *q);
 RILL_API size_t rill_queue_len(const rill_queue *q);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

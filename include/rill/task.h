@@ -14,8 +14,14 @@
 #ifndef RILL_TASK_H
 #define RILL_TASK_H
 
+#include <stdbool.h>
+
 #include "rill/common.h"
 #include "rill/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct rill_task rill_task;
 
@@ -48,7 +54,7 @@ RILL_API void rill_task_detach(rill_task *task);
 RILL_API int rill_task_cancel(rill_task *task);
 
 /* Whether the task has ended. */
-RILL_API int rill_task_done(const rill_task *task);
+RILL_API bool rill_task_done(const rill_task *task);
 
 /* The task running now, or NULL outside tasks. */
 RILL_API rill_task *rill_task_current(void);
@@ -72,11 +78,15 @@ RILL_API void rill_deadline_pop(rill_time saved);
 
 /* Whether the current task's deadline has passed: true after a wait
  * returned -ETIMEDOUT because of it. */
-RILL_API int rill_deadline_expired(void);
+RILL_API bool rill_deadline_expired(void);
 
 /* The asyncio.run() of rill: creates a loop with default options, runs
  * fn(arg) in a task until it ends, frees the loop. Stores the task's
  * result in *resultp (may be NULL). Returns 0 or a rill_loop_new() error. */
 RILL_API int rill_run(rill_task_fn fn, void *arg, int *resultp);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
