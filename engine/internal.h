@@ -170,6 +170,28 @@ void rill__op_cancel(rill_loop *loop, struct rill__op *target,
 RILL_SPI rill_task *rill__current(void);
 rill_loop *rill__task_loop(rill_task *task);
 
+/* ---- blocking calls on the thread pool ------------------------------ */
+
+/* A call that blocks (getaddrinfo), run on a pool thread (engine/pool.c)
+ * so that the loop never waits for it. The submitter owns the struct and
+ * fills in the three functions. */
+struct rill__work {
+	void (*run)(struct rill__work *w);	/* on a pool thread */
+	void (*done)(struct rill__work *w);	/* on the loop, after run */
+	void (*drop)(struct rill__work *w);	/* frees abandoned work */
+	rill_loop *loop;
+	struct rill__list link;
+	int state;			/* under the pool's lock */
+};
+
+/* Queues w for a pool thread; done(w) runs on loop's thread afterwards.
+ * Returns 0, or -errno when no thread could be started. */
+int rill__work_submit(rill_loop *loop, struct rill__work *w);
+/* Loop thread: gives w up. done() will not run; drop(w) runs instead, now
+ * if w had not started, else once its run() returns (on the pool thread:
+ * drop must be safe there). The loop does not wait for it. */
+void rill__work_abandon(struct rill__work *w);
+
 /* ---- timers -------------------------------------------------------- */
 
 void rill__timer_add(rill_loop *loop, rill_task *task, rill_time when);

@@ -2,7 +2,8 @@
 /* streams/connect.c: open_connection and open_unix_connection.
  *
  * Numeric addresses are parsed in place; host names are resolved with
- * getaddrinfo on a short-lived thread, so the loop never blocks on DNS.
+ * getaddrinfo on the engine's thread pool (engine/pool.c), so the loop
+ * never blocks on DNS.
  * Addresses are tried one after the other, or, with a happy eyeballs
  * delay, staggered and raced (RFC 8305): each attempt is a task, the first
  * to connect wins and the others are cancelled and joined.
@@ -24,45 +25,43 @@
 
 /* ---- name resolution ----------------------------------------------- */
 
+/* A lookup on the engine's thread pool. A task that stops waiting
+ * (cancelled, or its deadline passed) abandons it: the pool frees it when
+ * getaddrinfo returns, and neither the task nor its loop waits for that. */
 struct resolve {
-	rill_loop *loop;
+	struct rill__work work;
 	char *host;
 	char port[16];
 	struct addrinfo hints;
 	struct addrinfo *res;
 	int err;
-	rill_task *task;	/* NULL once the task gave up waiting */
+	rill_task *task;
 	bool done;
 };
 
-static void resolve_free(struct resolve *rq)
+static void resolve_free(struct rill__work *w)
 {
+	struct resolve *rq = rill__container_of(w, struct resolve, work);
+
 	if (rq->res)
 		freeaddrinfo(rq->res);
 	free(rq->host);
 	free(rq);
 }
 
-static void resolve_done(void *arg)
+static void resolve_run(struct rill__work *w)
 {
-	struct resolve *rq = arg;
-
-	atomic_fetch_sub(&rq->loop->foreign, 1);
-	if (!rq->task) {	/* abandoned: nobody wants the answer */
-		resolve_free(rq);
-		return;
-	}
-	rq->done = true;
-	rill__wake(rq->task, 0);
-}
-
-static void *resolve_thread(void *arg)
-{
-	struct resolve *rq = arg;
+	struct resolve *rq = rill__container_of(w, struct resolve, work);
 
 	rq->err = getaddrinfo(rq->host, rq->port, &rq->hints, &rq->res);
-	rill_loop_call_soon_threadsafe(rq->loop, resolve_done, rq);
-	return NULL;
+}
+
+static void resolve_done(struct rill__work *w)
+{
+	struct resolve *rq = rill__container_of(w, struct resolve, work);
+
+	rq->done = true;
+	rill__wake(rq->task, 0);
 }
 
 static void resolve_interrupt(struct rill__wait *w, int reason)
@@ -76,20 +75,18 @@ static int resolve_error(int err, const char *host)
 				"getaddrinfo(%s): %s", host, gai_strerror(err));
 }
 
-/* Waits for the resolver thread; on cancellation the request is left to
- * free itself when the thread's answer arrives. An answer that arrives
- * after the cancellation but before the task resumes does not undo it. */
+/* Waits for the lookup. An answer that arrives after the cancellation but
+ * before the task resumes does not undo it. */
 static int resolve_wait(struct resolve *rq, struct addrinfo **resp)
 {
 	struct rill__wait w = { .interrupt = resolve_interrupt,
 				.until = RILL_TIME_NEVER };
 	int err = 0;
 
-	rq->task = rill_task_current();
 	while (!rq->done && err == 0)
 		err = rill__park(&w);
 	if (!rq->done) {
-		rq->task = NULL;
+		rill__work_abandon(&rq->work);
 		return err;
 	}
 	if (err == 0 && rq->err)
@@ -98,7 +95,7 @@ static int resolve_wait(struct resolve *rq, struct addrinfo **resp)
 		*resp = rq->res;
 		rq->res = NULL;
 	}
-	resolve_free(rq);
+	resolve_free(&rq->work);
 	return err;
 }
 
@@ -107,8 +104,6 @@ int rill__resolve(const char *host, int port, const struct addrinfo *hints,
 {
 	struct addrinfo h = *hints;
 	struct resolve *rq;
-	pthread_t th;
-	pthread_attr_t attr;
 	char portbuf[16];
 	int err;
 
@@ -126,20 +121,15 @@ int rill__resolve(const char *host, int port, const struct addrinfo *hints,
 		free(rq);
 		return -ENOMEM;
 	}
-	rq->loop = rill_loop_current();
 	memcpy(rq->port, portbuf, sizeof(portbuf));
 	rq->hints = *hints;
 	rq->hints.ai_flags |= AI_NUMERICSERV;
-	atomic_fetch_add(&rq->loop->foreign, 1);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	err = pthread_create(&th, &attr, resolve_thread, rq);
-	pthread_attr_destroy(&attr);
-	if (err) {
-		atomic_fetch_sub(&rq->loop->foreign, 1);
-		free(rq->host);
-		free(rq);
-		return -err;
+	rq->task = rill_task_current();
+	rq->work = (struct rill__work){ .run = resolve_run, .done = resolve_done,
+					.drop = resolve_free };
+	if ((err = rill__work_submit(rill_loop_current(), &rq->work)) < 0) {
+		resolve_free(&rq->work);
+		return err;
 	}
 	return resolve_wait(rq, resp);
 }
