@@ -27,6 +27,7 @@
 /* Task stacks are mapped, not committed: only touched pages cost memory.
  * 256 KiB leaves room for sanitizer builds and deep user code. */
 #define RILL_STACK_DEFAULT (256 * 1024)
+#define RILL_STACK_MAX ((size_t)1 << 30)
 
 static __thread rill_loop *thread_loop;
 
@@ -45,7 +46,7 @@ rill_loop *rill_loop_current(void)
 
 unsigned rill_loop_features(const rill_loop *loop)
 {
-	return loop->features;
+	return loop ? loop->features : 0;
 }
 
 int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
@@ -145,6 +146,10 @@ static int options_check(const rill_loop_options *o)
 		return rill__set_detail(-EINVAL, "buf_size must be at least 64");
 	if (o->stack_size && o->stack_size < 16 * 1024)
 		return rill__set_detail(-EINVAL, "stack_size must be at least 16 KiB");
+	/* Beyond this a stack is a mistake, and rounding it up to pages would
+	 * overflow near SIZE_MAX. */
+	if (o->stack_size > RILL_STACK_MAX)
+		return rill__set_detail(-EINVAL, "stack_size must be at most 1 GiB");
 	if (o->sq_entries > 32768)
 		return rill__set_detail(-EINVAL, "sq_entries must be at most 32768");
 	return 0;
@@ -560,9 +565,11 @@ int rill_loop_run(rill_loop *loop)
 		return err;
 	thread_loop = loop;
 	loop->running = true;
-	loop->stopping = false;
-	while (!loop->stopping && has_work(loop))
+	/* A stop that came before the run makes it one iteration that does
+	 * not wait, as asyncio's run_forever() after stop(). */
+	do
 		iterate(loop);
+	while (!loop->stopping && has_work(loop));
 	loop->running = false;
 	loop->stopping = false;
 	return 0;

@@ -29,7 +29,7 @@ rill_loop *rill__task_loop(rill_task *task)
 
 bool rill_task_done(const rill_task *task)
 {
-	return task->state == RILL__TASK_DONE;
+	return !task || task->state == RILL__TASK_DONE;
 }
 
 /* Leaves the task for the loop's stack; returns when the loop resumes it. */

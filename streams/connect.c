@@ -506,13 +506,17 @@ static int tls_name_check(const rill_open_options *o, const char *host)
 /* Adopts an already-connected socket: ownership passes to rill. */
 static int adopt_sock(int fd)
 {
-	int type = 0, flags;
+	int type = 0, listening = 0, flags;
 	socklen_t len = sizeof(type);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-		return -errno;
+		return rill__set_detail(-errno, "sock %d: %s", fd, strerror(errno));
 	if (type != SOCK_STREAM)
 		return rill__set_detail(-EINVAL, "sock must be a stream socket");
+	len = sizeof(listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+		return rill__set_detail(-EINVAL, "sock is a listening socket: "
+					"open_connection needs a connected one");
 	/* io_uring waits on the socket itself; a non-blocking one would only
 	 * make it return -EAGAIN. */
 	flags = fcntl(fd, F_GETFL);

@@ -197,22 +197,24 @@ void rill_reader_set_exception(rill_reader *r, int err)
 
 int rill_reader_exception(const rill_reader *r)
 {
-	return r->exception;
+	return r ? r->exception : -EINVAL;
 }
 
 bool rill_reader_at_eof(const rill_reader *r)
 {
-	return r->eof && rill__rbuf_len(&r->buf) == r->consume_later;
+	return !r || (r->eof && rill__rbuf_len(&r->buf) == r->consume_later);
 }
 
 size_t rill_reader_buffered(const rill_reader *r)
 {
-	return rill__rbuf_len(&r->buf) - r->consume_later;
+	return r ? rill__rbuf_len(&r->buf) - r->consume_later : 0;
 }
 
 const rill_read_error *rill_reader_error_info(const rill_reader *r)
 {
-	return &r->info;
+	static const rill_read_error none;
+
+	return r ? &r->info : &none;
 }
 
 /* ---- waiting ------------------------------------------------------- */
@@ -392,8 +394,11 @@ ssize_t rill_reader_readuntil_any(rill_reader *r, const rill_bytes *seps,
 
 	if (ret)
 		return ret;
-	if (!out || (nseps && !seps))
+	if (!out || (nseps && !seps) || nseps > SIZE_MAX / sizeof(*pv))
 		return -EINVAL;
+	for (size_t i = 0; i < nseps; i++)
+		if (!seps[i].data && seps[i].len)
+			return -EINVAL;
 	if (nseps > RILL__SEPS_SMALL) {
 		pv = malloc(nseps * sizeof(*pv));
 		lv = malloc(nseps * sizeof(*lv));

@@ -432,6 +432,10 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 			server_discard(s);
 		return err;
 	}
+	if (o->nhosts && !o->hosts)
+		return server_finish(s, o, serverp,
+				     rill__set_detail(-EINVAL, "nhosts is %zu but hosts is NULL",
+						      o->nhosts));
 	if (o->threads)
 		return start_group(s, host, port, o, serverp);
 	s->is_tcp = true;

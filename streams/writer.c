@@ -9,6 +9,7 @@
  * server allocates nothing per message.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,7 +137,7 @@ static void writer_check_pause(rill_writer *w)
 int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 					ssize_t low)
 {
-	if (!w)
+	if (!w || high < -1 || low < -1 || low > SSIZE_MAX / 4)
 		return -EINVAL;
 	if (high < 0)
 		high = low < 0 ? RILL_WRITE_HIGH_DEFAULT : 4 * low;
@@ -154,14 +155,14 @@ void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *high,
 					 size_t *low)
 {
 	if (low)
-		*low = w->low;
+		*low = w ? w->low : 0;
 	if (high)
-		*high = w->high;
+		*high = w ? w->high : 0;
 }
 
 size_t rill_writer_get_write_buffer_size(const rill_writer *w)
 {
-	return w->buffered + w->wire;
+	return w ? w->buffered + w->wire : 0;
 }
 
 /* ---- sending ------------------------------------------------------- */
@@ -538,8 +539,11 @@ int rill_writer_wait_closed(rill_writer *w)
 
 bool rill_writer_is_closing(const rill_writer *w)
 {
-	const struct rill__conn *c = rill__writer_conn((rill_writer *)w);
+	const struct rill__conn *c;
 
+	if (!w)
+		return true;
+	c = rill__writer_conn((rill_writer *)w);
 	return c->closing || c->lost;
 }
 

@@ -46,7 +46,7 @@ typedef struct rill_loop_options {
 	unsigned buf_count;	/* provided buffers, a power of two; 0: 512 */
 	unsigned buf_size;	/* bytes per provided buffer; 0: 16 KiB */
 	unsigned disable;	/* RILL_FEAT_* bits never to use */
-	size_t stack_size;	/* task stack size in bytes; 0: 256 KiB */
+	size_t stack_size;	/* task stack bytes, 16 KiB to 1 GiB; 0: 256 KiB */
 	/* rill_loop_new() installs a process-wide SIGSEGV handler, on an
 	 * alternate signal stack per loop thread, that names a task stack
 	 * overflow before the process dies (other faults go on to the handler
@@ -78,8 +78,10 @@ RILL_API void rill_loop_free(rill_loop *loop);
  * -EBUSY when the loop is already running, -EPERM from another thread. */
 RILL_API int rill_loop_run(rill_loop *loop);
 
-/* Makes rill_loop_run() return after the current iteration. Loop thread
- * only. */
+/* Makes rill_loop_run() return after the current iteration. Called before
+ * rill_loop_run(), that run makes one iteration, which does not wait for
+ * I/O, and returns (asyncio's stop() before run_forever()). Loop thread
+ * only; NULL is ignored. */
 RILL_API void rill_loop_stop(rill_loop *loop);
 
 /* The loop running on this thread (or the last one created on it); NULL if
@@ -98,7 +100,8 @@ RILL_API int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn,
 /* As above, from the loop's own thread; cheaper (no wake-up). */
 RILL_API int rill_loop_call_soon(rill_loop *loop, rill_callback fn, void *arg);
 
-/* The features this loop uses: probed, minus the disabled ones. */
+/* The features this loop uses: probed, minus the disabled ones (0 for
+ * NULL). */
 RILL_API unsigned rill_loop_features(const rill_loop *loop);
 
 /* The features the running kernel has (probed once per process). */

@@ -140,17 +140,20 @@ RILL_API ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out);
 /* Drops n buffered bytes (n <= what peek showed). */
 RILL_API void rill_reader_consume(rill_reader *r, size_t n);
 
-/* Details of the last RILL_EINCOMPLETE / RILL_ELIMIT; borrowed. */
+/* Details of the last RILL_EINCOMPLETE / RILL_ELIMIT; borrowed. For a NULL
+ * reader, a static all-zero record. */
 RILL_API const rill_read_error *rill_reader_error_info(const rill_reader *r);
 
+/* true once EOF was seen and the buffer is empty; true for NULL too. */
 RILL_API bool rill_reader_at_eof(const rill_reader *r);
+/* The exception set on the reader, or 0; -EINVAL for NULL. */
 RILL_API int rill_reader_exception(const rill_reader *r);
 /* Every later read returns err (negative), even with data buffered. */
 RILL_API void rill_reader_set_exception(rill_reader *r, int err);
 /* Adds bytes to the buffer as if received. Returns 0 or -ENOMEM. */
 RILL_API int rill_reader_feed_data(rill_reader *r, const void *p, size_t n);
 RILL_API void rill_reader_feed_eof(rill_reader *r);
-/* Buffered bytes. */
+/* Buffered bytes (0 for NULL). */
 RILL_API size_t rill_reader_buffered(const rill_reader *r);
 
 /* A reader with no connection (asyncio's StreamReader()): fed by the
@@ -182,13 +185,15 @@ RILL_API int rill_writer_drain(rill_writer *w);
 
 /* set_write_buffer_limits(high, low), -1 for None: with only low, high =
  * 4 x low; with only high, low = high / 4; neither: 64 KiB and 16 KiB.
- * -EINVAL unless high >= low >= 0. */
+ * -EINVAL unless high >= low >= 0, for other negative values, and for a
+ * low whose 4 x low would not fit. */
 RILL_API int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 						 ssize_t low);
-/* get_write_buffer_limits(): the marks in force, high first as for set. */
+/* get_write_buffer_limits(): the marks in force, high first as for set
+ * (0 and 0 for a NULL writer). */
 RILL_API void rill_writer_get_write_buffer_limits(const rill_writer *w,
 						  size_t *high, size_t *low);
-/* Bytes queued and not yet sent. */
+/* Bytes queued and not yet sent (0 for NULL). */
 RILL_API size_t rill_writer_get_write_buffer_size(const rill_writer *w);
 
 /* write_eof(): shuts the write side down once the queue is sent. Returns
@@ -199,6 +204,7 @@ RILL_API bool rill_writer_can_write_eof(const rill_writer *w);
 /* close(): idempotent, never blocks. Stops reading, sends what is queued,
  * then closes the socket. */
 RILL_API void rill_writer_close(rill_writer *w);
+/* Whether close() or a lost connection has begun closing; true for NULL. */
 RILL_API bool rill_writer_is_closing(const rill_writer *w);
 /* Waits until the socket is really closed. Repeatable. Returns 0 or
  * -ECANCELED / -ETIMEDOUT. Task only. */

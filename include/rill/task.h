@@ -53,7 +53,7 @@ RILL_API void rill_task_detach(rill_task *task);
  * with result -ECANCELED. Returns 0, or -ESRCH when it has already ended. */
 RILL_API int rill_task_cancel(rill_task *task);
 
-/* Whether the task has ended. */
+/* Whether the task has ended; true for NULL. */
 RILL_API bool rill_task_done(const rill_task *task);
 
 /* The task running now, or NULL outside tasks. */
