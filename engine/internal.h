@@ -4,8 +4,9 @@
  * The stream layer talks to the engine through three things only:
  *  - operations (struct rill__op): an SQE whose user_data points at an op;
  *    its complete() runs on the loop for every CQE of that operation;
- *  - waits: a task parks on a struct rill__wait and is woken by whoever
- *    owns the condition (or by its deadline, or by cancellation);
+ *  - waits: a task parks on a struct rill__wait, or on an object's struct
+ *    rill__waitq, and is woken by whoever owns the condition (or by its
+ *    deadline, or by cancellation);
  *  - the provided-buffer ring of the loop.
  */
 #ifndef RILL_ENGINE_INTERNAL_H
@@ -86,7 +87,14 @@ struct rill__wait {
 	rill__interrupt_fn interrupt;
 	rill_time until;	/* wake with 0 at this time; RILL_TIME_NEVER: no */
 	int interrupted;	/* reason given to interrupt(), or 0 */
-	struct rill__list link;	/* for the owner's waiter list */
+	struct rill__list link;	/* on a struct rill__waitq while parked */
+};
+
+/* Tasks waiting for a condition of an object (a drain, a close, a join, a
+ * handshake). Whoever may have made the condition true wakes them, and
+ * each checks it again, parking anew if it still does not hold. */
+struct rill__waitq {
+	struct rill__list waiters;	/* struct rill__wait, by link */
 };
 
 enum rill__task_state {
@@ -120,7 +128,7 @@ struct rill_task {
 	size_t heap_index;		/* in the timer heap, or SIZE_MAX */
 	struct rill__list ready_link;	/* ready queue */
 	struct rill__list all_link;	/* every live task of the loop */
-	struct rill__list joiners;	/* rill__wait of tasks joining it */
+	struct rill__waitq joiners;	/* tasks joining it */
 	void *asan_fake_stack;
 	struct rill__list resources;	/* released when the task ends */
 };
@@ -144,6 +152,20 @@ RILL_SPI int rill__park(struct rill__wait *w);
 
 /* Makes a parked task runnable; park() will return res. Loop thread only. */
 RILL_SPI void rill__wake(rill_task *task, int res);
+
+static inline void rill__waitq_init(struct rill__waitq *q)
+{
+	rill__list_init(&q->waiters);
+}
+
+/* Parks the current task on q until a wake-up (0), a cancellation or a
+ * deadline (-ECANCELED / -ETIMEDOUT, as rill__park), or returns -EPERM
+ * outside a task. On every return the task is off q again. */
+RILL_SPI int rill__waitq_park(struct rill__waitq *q);
+/* Wakes the longest waiting task of q; false if there was none. */
+bool rill__waitq_wake_one(struct rill__waitq *q);
+/* Wakes every task waiting on q. */
+RILL_SPI void rill__waitq_wake_all(struct rill__waitq *q);
 
 /* Submits op's SQE (already prepared, user_data set to op) and parks until
  * its final CQE. On cancellation or deadline the operation is cancelled in

@@ -91,7 +91,6 @@ static int xwait(struct rill__list *list, pthread_mutex_t *lock)
 		pthread_mutex_unlock(lock);
 		return -EPERM;
 	}
-	rill__list_init(&w.wait.link);
 	rill__list_add_tail(list, &w.link);
 	pthread_mutex_unlock(lock);
 	err = rill__park(&w.wait);

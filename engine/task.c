@@ -51,12 +51,7 @@ static void task_finish(rill_task *t)
 	t->state = RILL__TASK_DONE;
 	rill__list_del(&t->all_link);
 	loop->ntasks--;
-	while (!rill__list_empty(&t->joiners)) {
-		struct rill__wait *w = rill__container_of(t->joiners.next,
-							  struct rill__wait, link);
-		rill__list_del(&w->link);
-		rill__wake(w->task, 0);
-	}
+	rill__waitq_wake_all(&t->joiners);
 }
 
 void rill__resource_add(struct rill__resource *res)
@@ -147,7 +142,7 @@ int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 	t->heap_index = SIZE_MAX;
 	t->detached = taskp == NULL;
 	t->state = RILL__TASK_READY;
-	rill__list_init(&t->joiners);
+	rill__waitq_init(&t->joiners);
 	rill__list_init(&t->resources);
 	t->sp = rill__fiber_init(t->stack->lo + t->stack->size,
 				 task_entry, t);
@@ -198,10 +193,12 @@ void rill__task_timer_fired(rill_task *t, rill_time now)
 		rill__wake(t, 0);
 }
 
-/* What a wait must return at once, before parking: a pending cancellation
- * or a deadline already passed. */
+/* What a wait must return at once, before parking: -EPERM outside a task
+ * (t NULL), a pending cancellation or a deadline already passed. */
 static int park_check(rill_task *t)
 {
+	if (!t)
+		return -EPERM;
 	if (t->cancel_pending) {
 		t->cancel_pending = false;
 		return -ECANCELED;
@@ -215,17 +212,10 @@ int rill__park(struct rill__wait *w)
 {
 	rill_task *t = current_task;
 	rill_time when;
-	int err;
+	int err = park_check(t);
 
-	if (!t)
-		return -EPERM;
-	err = park_check(t);
-	if (err) {
-		/* Not parked: take the waiter off the owner's list. */
-		if (w->link.next && !rill__list_empty(&w->link))
-			rill__list_del(&w->link);
+	if (err)
 		return err;
-	}
 	w->task = t;
 	w->interrupted = 0;
 	t->wait = w;
@@ -249,12 +239,6 @@ int rill_task_cancel(rill_task *t)
 	return 0;
 }
 
-static void join_interrupt(struct rill__wait *w, int reason)
-{
-	rill__list_del(&w->link);
-	rill__wake(w->task, reason);
-}
-
 int rill__loop_run_until(rill_loop *loop, const rill_task *t);
 
 int rill_task_join(rill_task *t, int *resultp)
@@ -264,15 +248,8 @@ int rill_task_join(rill_task *t, int *resultp)
 	if (!t || t->detached || t == self)
 		return -EINVAL;
 	while (self && t->state != RILL__TASK_DONE) {
-		struct rill__wait w = { .interrupt = join_interrupt,
-					.until = RILL_TIME_NEVER };
-		int err = park_check(self);
+		int err = rill__waitq_park(&t->joiners);
 
-		if (err)
-			return err;
-		rill__list_init(&w.link);
-		rill__list_add_tail(&t->joiners, &w.link);
-		err = rill__park(&w);
 		if (err < 0)
 			return err;
 	}
@@ -301,11 +278,8 @@ void rill_task_detach(rill_task *t)
 int rill_yield(void)
 {
 	rill_task *t = current_task;
-	int err;
+	int err = park_check(t);
 
-	if (!t)
-		return -EPERM;
-	err = park_check(t);
 	if (err)
 		return err;
 	t->state = RILL__TASK_READY;
@@ -424,7 +398,7 @@ int rill__op_wait(struct io_uring_sqe *sqe, unsigned *flagsp)
 		.wait = { .interrupt = opwait_interrupt, .until = RILL_TIME_NEVER },
 		.pending = 1,
 	};
-	int err = t ? park_check(t) : -EPERM;
+	int err = park_check(t);
 
 	if (err) {
 		/* An SQE cannot be taken back: make it a no-op. */

@@ -55,8 +55,8 @@ struct rill_writer {
 	struct msghdr msg;
 	struct rill__op send_op;
 	struct rill__deferred flush;
-	struct rill__list drainers;
-	struct rill__list closers;	/* wait_closed() waiters */
+	struct rill__waitq drainers;
+	struct rill__waitq closers;	/* wait_closed() waiters */
 };
 
 struct rill__conn;

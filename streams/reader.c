@@ -249,7 +249,6 @@ static int reader_wait(rill_reader *r)
 	if (r->eof)
 		return 0;
 	reader_resume(r);
-	rill__list_init(&rw.wait.link);
 	r->waiter = &rw.wait;
 	err = rill__park(&rw.wait);
 	r->waiter = NULL;

@@ -50,7 +50,7 @@ struct rill_server {
 	struct rill__list conns;
 	size_t nconns;
 	size_t armed;		/* acceptors not yet settled after stop */
-	struct rill__list waiters;
+	struct rill__waitq waiters;	/* wait_closed, serve_forever */
 	rill_task *retry;	/* the pause after EMFILE */
 	struct rill__group *group;	/* threads: the loops doing the work */
 	rill_tls_ctx *tls;		/* a reference, for ssl= */
@@ -66,20 +66,10 @@ static bool server_done(const rill_server *s)
 	return s->closed && s->nconns == 0 && s->armed == 0;
 }
 
-static void server_wake(rill_server *s)
-{
-	while (!rill__list_empty(&s->waiters)) {
-		struct rill__wait *w = rill__container_of(s->waiters.next,
-						struct rill__wait, link);
-		rill__list_del(&w->link);
-		rill__wake(w->task, 0);
-	}
-}
-
 static void server_progress(rill_server *s)
 {
 	if (server_done(s)) {
-		server_wake(s);
+		rill__waitq_wake_all(&s->waiters);
 		server_maybe_free(s);
 	}
 }
@@ -359,7 +349,7 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 		s->tls_shutdown = o->ssl_shutdown_timeout;
 	}
 	rill__list_init(&s->conns);
-	rill__list_init(&s->waiters);
+	rill__waitq_init(&s->waiters);
 	*sp = s;
 	return s->loop ? 0 : -EPERM;
 }
@@ -562,7 +552,7 @@ void rill_server_close(rill_server *s)
 	if (s->group) {
 		s->serving = false;
 		rill__group_close(s->group);
-		server_wake(s);
+		rill__waitq_wake_all(&s->waiters);
 		return;
 	}
 	s->serving = false;
@@ -583,7 +573,7 @@ void rill_server_close(rill_server *s)
 		}
 	}
 	unix_unlink_if_ours(s);
-	server_wake(s);		/* serve_forever returns */
+	rill__waitq_wake_all(&s->waiters);	/* serve_forever returns */
 	server_progress(s);
 }
 
@@ -615,22 +605,6 @@ void rill_server_abort_clients(rill_server *s)
 		server_each_conn(s, rill_writer_abort);
 }
 
-static void list_wait_interrupt(struct rill__wait *w, int reason)
-{
-	rill__list_del(&w->link);
-	rill__wake(w->task, reason);
-}
-
-static int server_park(rill_server *s)
-{
-	struct rill__wait w = { .interrupt = list_wait_interrupt,
-				.until = RILL_TIME_NEVER };
-
-	rill__list_init(&w.link);
-	rill__list_add_tail(&s->waiters, &w.link);
-	return rill__park(&w);
-}
-
 int rill_server_wait_closed(rill_server *s)
 {
 	int err;
@@ -639,12 +613,12 @@ int rill_server_wait_closed(rill_server *s)
 		return -EINVAL;
 	if (s->group) {
 		while (!s->closed)
-			if ((err = server_park(s)) < 0)
+			if ((err = rill__waitq_park(&s->waiters)) < 0)
 				return err;
 		return rill__group_wait_closed(s->group);
 	}
 	while (!server_done(s))
-		if ((err = server_park(s)) < 0)
+		if ((err = rill__waitq_park(&s->waiters)) < 0)
 			return err;
 	return 0;
 }
@@ -662,7 +636,7 @@ int rill_server_serve_forever(rill_server *s)
 	rill_server_start_serving(s);
 	s->forever = true;
 	while (!s->closed && err == 0)
-		err = server_park(s);
+		err = rill__waitq_park(&s->waiters);
 	s->forever = false;
 	if (err == -ECANCELED) {
 		rill_server_close(s);

@@ -35,8 +35,8 @@ void rill__writer_init(rill_writer *w)
 	w->send_op.complete = send_done;
 	w->flush.fn = writer_flush;
 	rill__list_init(&w->flush.link);
-	rill__list_init(&w->drainers);
-	rill__list_init(&w->closers);
+	rill__waitq_init(&w->drainers);
+	rill__waitq_init(&w->closers);
 }
 
 static struct rill__chunk *chunk_at(rill_writer *w, size_t i)
@@ -101,25 +101,10 @@ static int queue_reserve(rill_writer *w)
 
 /* ---- flow control -------------------------------------------------- */
 
-static void writer_wake_drainers(rill_writer *w)
-{
-	while (!rill__list_empty(&w->drainers)) {
-		struct rill__wait *wt = rill__container_of(w->drainers.next,
-						struct rill__wait, link);
-		rill__list_del(&wt->link);
-		rill__wake(wt->task, 0);
-	}
-}
-
 void rill__writer_wake_all(rill_writer *w)
 {
-	writer_wake_drainers(w);
-	while (!rill__list_empty(&w->closers)) {
-		struct rill__wait *wt = rill__container_of(w->closers.next,
-						struct rill__wait, link);
-		rill__list_del(&wt->link);
-		rill__wake(wt->task, 0);
-	}
+	rill__waitq_wake_all(&w->drainers);
+	rill__waitq_wake_all(&w->closers);
 }
 
 static void writer_check_pause(rill_writer *w)
@@ -130,7 +115,7 @@ static void writer_check_pause(rill_writer *w)
 		w->paused = true;
 	else if (w->paused && queued <= w->low) {
 		w->paused = false;
-		writer_wake_drainers(w);
+		rill__waitq_wake_all(&w->drainers);
 	}
 }
 
@@ -435,22 +420,6 @@ int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 
 /* ---- drain, eof, close --------------------------------------------- */
 
-static void list_wait_interrupt(struct rill__wait *wt, int reason)
-{
-	rill__list_del(&wt->link);
-	rill__wake(wt->task, reason);
-}
-
-static int wait_on(struct rill__list *list)
-{
-	struct rill__wait wt = { .interrupt = list_wait_interrupt,
-				 .until = RILL_TIME_NEVER };
-
-	rill__list_init(&wt.link);
-	rill__list_add_tail(list, &wt.link);
-	return rill__park(&wt);
-}
-
 int rill_writer_drain(rill_writer *w)
 {
 	struct rill__conn *c;
@@ -466,7 +435,7 @@ int rill_writer_drain(rill_writer *w)
 			return -ECONNRESET;
 		if (!w->paused)
 			return 0;
-		if ((err = wait_on(&w->drainers)) < 0)
+		if ((err = rill__waitq_park(&w->drainers)) < 0)
 			return err;
 	}
 }
@@ -532,7 +501,7 @@ int rill_writer_wait_closed(rill_writer *w)
 		return -EINVAL;
 	c = rill__writer_conn(w);
 	while (!c->fd_closed)
-		if ((err = wait_on(&w->closers)) < 0)
+		if ((err = rill__waitq_park(&w->closers)) < 0)
 			return err;
 	return 0;
 }

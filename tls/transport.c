@@ -43,7 +43,7 @@ struct tls_conn {
 	bool failed;
 	bool close_notify;	/* the peer's arrived */
 	int err;
-	struct rill__list waiters;	/* tasks waiting for the handshake */
+	struct rill__waitq waiters;	/* tasks waiting for the handshake */
 	char *subject;		/* "peercert_subject", made on demand */
 	char *alpn;		/* "alpn_protocol" */
 };
@@ -51,16 +51,6 @@ struct tls_conn {
 static struct tls_conn *tls_of(struct rill__conn *c)
 {
 	return c->tp_data;
-}
-
-static void tls_wake(struct tls_conn *t)
-{
-	while (!rill__list_empty(&t->waiters)) {
-		struct rill__wait *w = rill__container_of(t->waiters.next,
-						struct rill__wait, link);
-		rill__list_del(&w->link);
-		rill__wake(w->task, 0);
-	}
 }
 
 /* The alert OpenSSL queued for a failure is the peer's only clue to it,
@@ -89,7 +79,7 @@ static void tls_fail(struct tls_conn *t, int err)
 	t->failed = true;
 	t->err = err;
 	tls_last_words(t);
-	tls_wake(t);
+	rill__waitq_wake_all(&t->waiters);
 	rill__conn_lost(t->c, err);
 }
 
@@ -106,7 +96,7 @@ static void tls_handshake_step(struct tls_conn *t)
 
 	if (r == 1) {
 		t->done = true;
-		tls_wake(t);
+		rill__waitq_wake_all(&t->waiters);
 		rill__writer_kick(&t->c->writer);	/* queued plaintext */
 		return;
 	}
@@ -349,7 +339,7 @@ static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
 	if (!t)
 		return NULL;
 	t->c = c;
-	rill__list_init(&t->waiters);
+	rill__waitq_init(&t->waiters);
 	t->ssl = SSL_new(ctx->ssl_ctx);
 	if (!t->ssl || BIO_new_bio_pair(&inner, RILL_TLS_PAIR_SIZE, &t->net,
 					RILL_TLS_PAIR_SIZE) != 1) {
@@ -362,26 +352,14 @@ static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
 	return t;
 }
 
-static void tls_wait_interrupt(struct rill__wait *w, int reason)
-{
-	rill__list_del(&w->link);
-	rill__wake(w->task, reason);
-}
-
 /* Waits for the handshake, at most timeout (0: 60 s). */
 static int tls_wait(struct tls_conn *t, rill_time timeout)
 {
 	rill_time saved = rill_deadline_push(timeout ? timeout : RILL_TLS_HANDSHAKE_DEFAULT);
 	int err = 0;
 
-	while (!t->done && !t->failed && err == 0) {
-		struct rill__wait w = { .interrupt = tls_wait_interrupt,
-					.until = RILL_TIME_NEVER };
-
-		rill__list_init(&w.link);
-		rill__list_add_tail(&t->waiters, &w.link);
-		err = rill__park(&w);
-	}
+	while (!t->done && !t->failed && err == 0)
+		err = rill__waitq_park(&t->waiters);
 	rill_deadline_pop(saved);
 	if (t->failed)
 		return t->err;
