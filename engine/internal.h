@@ -190,7 +190,13 @@ void rill__op_cancel(rill_loop *loop, struct rill__op *target,
 
 /* The current task, or NULL on the loop's own stack. */
 RILL_SPI rill_task *rill__current(void);
-rill_loop *rill__task_loop(rill_task *task);
+
+/* Runs t until it parks, yields or ends (loop.c's run queue; the loop's
+ * own stack only). */
+void rill__task_run(rill_loop *loop, rill_task *t);
+/* t's wake time has come (timer.c): its deadline interrupts its wait with
+ * -ETIMEDOUT, the end of a sleep wakes it with 0. */
+void rill__task_timer_fired(rill_task *t, rill_time now);
 
 /* ---- blocking calls on the thread pool ------------------------------ */
 
@@ -322,6 +328,9 @@ struct rill_loop {
 };
 
 void rill__defer(rill_loop *loop, struct rill__deferred *d);
+/* Runs the loop until t has ended: rill_task_join() outside a task.
+ * Returns 0, or -EPERM / -EBUSY as rill_loop_run(). */
+int rill__loop_run_until(rill_loop *loop, const rill_task *t);
 
 /* ---- fibers -------------------------------------------------------- */
 
@@ -353,6 +362,12 @@ unsigned rill__disabled_from_env(void);
 RILL_SPI int rill__options_load(void *dst, size_t dst_size, const void *src,
 				const char *type);
 RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Reports what no caller can be told (a connection the server dropped, an
+ * unclosed writer) to the rill_set_log_handler() handler, or stderr.
+ * level is an enum rill_log_level. */
+RILL_SPI void rill__log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #endif

@@ -3,7 +3,6 @@
  * completion dispatch, callbacks from this and other threads. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/internal.h"
+#include "rill/stream.h"	/* the log levels */
 
 /* Defaults. The SQ holds one iteration's submissions; at 1024 a loop can
  * start that many operations before a forced flush. The CQ is sized 16x:
@@ -247,7 +247,7 @@ struct io_uring_sqe *rill__sqe(rill_loop *loop)
 		loop->stats.enters++;
 		sqe = io_uring_get_sqe(&loop->ring);
 		if (!sqe) {
-			fprintf(stderr, "rill: no submission queue entry\n");
+			rill__log(RILL_LOG_ERROR, "no submission queue entry");
 			abort();
 		}
 	}
@@ -497,8 +497,6 @@ static void wake_arm(rill_loop *loop)
 
 /* ---- running ------------------------------------------------------- */
 
-void rill__task_run(rill_loop *loop, rill_task *t);
-
 /* Runs the tasks that are ready now; tasks they wake run next iteration,
  * after I/O, so a chatty pair of tasks cannot starve the network. */
 static void run_ready(rill_loop *loop)
@@ -575,7 +573,6 @@ int rill_loop_run(rill_loop *loop)
 	return 0;
 }
 
-/* Runs the loop until t has ended (rill_task_join from outside a task). */
 int rill__loop_run_until(rill_loop *loop, const rill_task *t)
 {
 	int err = run_check(loop);

@@ -22,11 +22,6 @@ rill_task *rill_task_current(void)
 	return current_task;
 }
 
-rill_loop *rill__task_loop(rill_task *task)
-{
-	return task->loop;
-}
-
 bool rill_task_done(const rill_task *task)
 {
 	return !task || task->state == RILL__TASK_DONE;
@@ -98,7 +93,6 @@ static void task_entry(void *arg)
 	__builtin_unreachable();
 }
 
-/* Runs t until it parks, yields or ends. Loop stack only. */
 void rill__task_run(rill_loop *loop, rill_task *t)
 {
 	loop->current = t;
@@ -238,8 +232,6 @@ int rill_task_cancel(rill_task *t)
 		task_interrupt(t, -ECANCELED);
 	return 0;
 }
-
-int rill__loop_run_until(rill_loop *loop, const rill_task *t);
 
 int rill_task_join(rill_task *t, int *resultp)
 {

@@ -42,7 +42,6 @@ struct rill__group {
 	rill_event *all_closed;
 	size_t running;
 	int start_err;
-	bool closed;
 };
 
 /* One worker: start the server on this loop, serve until told to stop,
@@ -193,11 +192,6 @@ int rill__group_port(const struct rill__group *g)
 	return g->port;
 }
 
-size_t rill__group_size(const struct rill__group *g)
-{
-	return g->n;
-}
-
 /* Runs fn(server) on every worker's loop. */
 static void group_post(struct rill__group *g, rill_callback fn)
 {
@@ -227,13 +221,7 @@ static void on_worker_abort_clients(void *arg)
 
 void rill__group_close(struct rill__group *g)
 {
-	g->closed = true;
 	rill_event_set(g->stop);
-}
-
-bool rill__group_closed(const struct rill__group *g)
-{
-	return g->closed;
 }
 
 void rill__group_close_clients(struct rill__group *g)

@@ -76,11 +76,6 @@ static void server_progress(rill_server *s)
 
 /* ---- connections --------------------------------------------------- */
 
-struct client {
-	rill_server *server;
-	struct rill__conn *conn;
-};
-
 static int client_task(void *arg)
 {
 	struct rill__conn *c = arg;

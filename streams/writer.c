@@ -158,48 +158,6 @@ static void writer_schedule(rill_writer *w)
 		rill__defer(rill__writer_conn(w)->loop, &w->flush);
 }
 
-/* The plain transport sends the queued chunks themselves. */
-static size_t plain_prepare(struct rill__conn *c, struct iovec *iov, size_t max)
-{
-	rill_writer *w = &c->writer;
-	size_t n = w->qlen < max ? w->qlen : max;
-
-	for (size_t i = 0; i < n; i++) {
-		struct rill__chunk *ch = chunk_at(w, i);
-
-		iov[i].iov_base = (void *)(ch->data + ch->off);
-		iov[i].iov_len = ch->len - ch->off;
-	}
-	return n;
-}
-
-static void writer_advance(rill_writer *w, size_t n);
-
-static void plain_sent(struct rill__conn *c, size_t n)
-{
-	writer_advance(&c->writer, n);
-}
-
-static bool plain_pending(struct rill__conn *c)
-{
-	return c->writer.qlen != 0;
-}
-
-static bool plain_can_write_eof(struct rill__conn *c)
-{
-	(void)c;
-	return true;
-}
-
-const struct rill__transport rill__plain_transport = {
-	.on_data = rill__conn_on_data_plain,
-	.on_eof = rill__conn_on_eof_plain,
-	.prepare = plain_prepare,
-	.sent = plain_sent,
-	.pending = plain_pending,
-	.can_write_eof = plain_can_write_eof,
-};
-
 static void writer_idle(rill_writer *w);
 
 static void writer_send(rill_writer *w)
@@ -464,6 +422,19 @@ bool rill_writer_can_write_eof(const rill_writer *w)
 }
 
 /* ---- for transports ------------------------------------------------ */
+
+size_t rill__writer_iov(rill_writer *w, struct iovec *iov, size_t max)
+{
+	size_t n = w->qlen < max ? w->qlen : max;
+
+	for (size_t i = 0; i < n; i++) {
+		struct rill__chunk *ch = chunk_at(w, i);
+
+		iov[i].iov_base = (void *)(ch->data + ch->off);
+		iov[i].iov_len = ch->len - ch->off;
+	}
+	return n;
+}
 
 size_t rill__writer_peek(rill_writer *w, const char **p)
 {
