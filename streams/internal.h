@@ -57,6 +57,9 @@ struct rill_writer {
 	struct rill__deferred flush;
 	struct rill__waitq drainers;
 	struct rill__waitq closers;	/* wait_closed() waiters */
+	/* Woken when the queue is empty with no send in flight (sent, or
+	 * dropped with the connection): start_tls waits for that. */
+	struct rill__waitq flushed;
 };
 
 struct rill__conn;

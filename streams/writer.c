@@ -37,6 +37,7 @@ void rill__writer_init(rill_writer *w)
 	rill__list_init(&w->flush.link);
 	rill__waitq_init(&w->drainers);
 	rill__waitq_init(&w->closers);
+	rill__waitq_init(&w->flushed);
 }
 
 static struct rill__chunk *chunk_at(rill_writer *w, size_t i)
@@ -58,6 +59,7 @@ static void chunk_done(rill_writer *w, struct rill__chunk *ch)
 	}
 }
 
+/* Never called with a send in flight, which still points into the queue. */
 void rill__writer_drop_queue(rill_writer *w)
 {
 	while (w->qlen) {
@@ -66,6 +68,7 @@ void rill__writer_drop_queue(rill_writer *w)
 		w->qlen--;
 	}
 	w->buffered = 0;
+	rill__waitq_wake_all(&w->flushed);
 }
 
 void rill__writer_destroy(rill_writer *w)
@@ -105,6 +108,7 @@ void rill__writer_wake_all(rill_writer *w)
 {
 	rill__waitq_wake_all(&w->drainers);
 	rill__waitq_wake_all(&w->closers);
+	rill__waitq_wake_all(&w->flushed);
 }
 
 static void writer_check_pause(rill_writer *w)
@@ -191,6 +195,7 @@ static void writer_idle(rill_writer *w)
 {
 	struct rill__conn *c = rill__writer_conn(w);
 
+	rill__waitq_wake_all(&w->flushed);
 	if (w->eof_requested && !w->eof_done && !c->lost) {
 		w->eof_done = true;
 		shutdown(c->fd, SHUT_WR);

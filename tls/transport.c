@@ -470,7 +470,8 @@ __attribute__((constructor)) static void tls_autoinit(void)
 	rill_tls_init();
 }
 
-/* start_tls waits for what the writer queued in plain to go first. */
+/* start_tls waits for what the writer queued in plain to go first: the
+ * writer wakes its flushed queue once it has. */
 static int start_check(rill_writer *w, struct rill__conn **cp)
 {
 	struct rill__conn *c;
@@ -482,8 +483,8 @@ static int start_check(rill_writer *w, struct rill__conn **cp)
 		return rill__tls_error_str(RILL_ESTATE, "the connection already runs TLS");
 	if (c->closing || c->lost)
 		return -ECONNRESET;
-	while (c->writer.qlen || c->writer.sending) {
-		int err = rill_sleep_ms(1);
+	while (w->qlen || w->sending) {
+		int err = rill__waitq_park(&w->flushed);
 
 		if (err < 0)
 			return err;
