@@ -252,64 +252,42 @@ static int queue_pop(rill_queue *q, void **itemp)
 	return 0;
 }
 
-int rill_queue_try_put(rill_queue *q, void *item)
+/* A put (*itemp goes in) or a get (*itemp comes out). While the queue is
+ * full for a put, or empty for a get, it waits (wait) or answers -EAGAIN. */
+static int queue_op(rill_queue *q, bool put, void **itemp, bool wait)
 {
 	int err;
 
-	if (!q)
-		return -EINVAL;
-	pthread_mutex_lock(&q->lock);
-	err = queue_push(q, item);
-	pthread_mutex_unlock(&q->lock);
-	return err;
+	for (;;) {
+		pthread_mutex_lock(&q->lock);
+		err = put ? queue_push(q, *itemp) : queue_pop(q, itemp);
+		if (err != -EAGAIN || !wait) {
+			pthread_mutex_unlock(&q->lock);
+			return err;
+		}
+		if ((err = xwait(put ? &q->putters : &q->getters, &q->lock)) < 0)
+			return err;
+	}
+}
+
+int rill_queue_try_put(rill_queue *q, void *item)
+{
+	return q ? queue_op(q, true, &item, false) : -EINVAL;
 }
 
 int rill_queue_try_get(rill_queue *q, void **itemp)
 {
-	int err;
-
-	if (!q || !itemp)
-		return -EINVAL;
-	pthread_mutex_lock(&q->lock);
-	err = queue_pop(q, itemp);
-	pthread_mutex_unlock(&q->lock);
-	return err;
+	return q && itemp ? queue_op(q, false, itemp, false) : -EINVAL;
 }
 
 int rill_queue_put(rill_queue *q, void *item)
 {
-	int err;
-
-	if (!q)
-		return -EINVAL;
-	for (;;) {
-		pthread_mutex_lock(&q->lock);
-		err = queue_push(q, item);
-		if (err != -EAGAIN) {
-			pthread_mutex_unlock(&q->lock);
-			return err;
-		}
-		if ((err = xwait(&q->putters, &q->lock)) < 0)
-			return err;
-	}
+	return q ? queue_op(q, true, &item, true) : -EINVAL;
 }
 
 int rill_queue_get(rill_queue *q, void **itemp)
 {
-	int err;
-
-	if (!q || !itemp)
-		return -EINVAL;
-	for (;;) {
-		pthread_mutex_lock(&q->lock);
-		err = queue_pop(q, itemp);
-		if (err != -EAGAIN) {
-			pthread_mutex_unlock(&q->lock);
-			return err;
-		}
-		if ((err = xwait(&q->getters, &q->lock)) < 0)
-			return err;
-	}
+	return q && itemp ? queue_op(q, false, itemp, true) : -EINVAL;
 }
 
 void rill_queue_close(rill_queue *q)

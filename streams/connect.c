@@ -382,7 +382,7 @@ static int tls_name_check(const rill_open_options *o, const char *host)
 	return 0;
 }
 
-/* Adopts an already-connected socket: ownership passes to rill. */
+/* Checks and prepares an already-connected socket for adoption. */
 static int adopt_sock(int fd)
 {
 	int type = 0, listening = 0, flags;
@@ -404,6 +404,21 @@ static int adopt_sock(int fd)
 	return 0;
 }
 
+/* sock=: a connection on the socket given, whose ownership passes to rill,
+ * instead of connecting. peer is the host or path, which must be NULL;
+ * what names it for the error. */
+static int open_sock(const rill_open_options *o, const char *peer, const char *what,
+		     rill_reader **readerp, rill_writer **writerp)
+{
+	int err;
+
+	if (peer)
+		return rill__set_detail(-EINVAL, "%s and sock are mutually exclusive", what);
+	if ((err = adopt_sock(o->sock)) < 0)
+		return err;
+	return conn_wrap(o->sock, o, NULL, readerp, writerp);
+}
+
 int rill_open_connection(const char *host, int port, const rill_open_options *opts,
 			 rill_reader **readerp, rill_writer **writerp)
 {
@@ -416,13 +431,8 @@ int rill_open_connection(const char *host, int port, const rill_open_options *op
 		return fd;
 	if ((fd = tls_name_check(o, host)) < 0)
 		return fd;
-	if (o->sock >= 0) {
-		if (host)
-			return rill__set_detail(-EINVAL, "host and sock are mutually exclusive");
-		if ((fd = adopt_sock(o->sock)) < 0)
-			return fd;
-		return conn_wrap(o->sock, o, NULL, readerp, writerp);
-	}
+	if (o->sock >= 0)
+		return open_sock(o, host, "host", readerp, writerp);
 	if (!host || !*host)
 		return rill__set_detail(-EINVAL, "host is required without sock");
 	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);
@@ -446,13 +456,8 @@ int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 	if (fd < 0 || (fd = open_check(o, readerp, writerp)) < 0 ||
 	    (fd = tls_name_check(o, NULL)) < 0)
 		return fd;
-	if (o->sock >= 0) {
-		if (path)
-			return rill__set_detail(-EINVAL, "path and sock are mutually exclusive");
-		if ((fd = adopt_sock(o->sock)) < 0)
-			return fd;
-		return conn_wrap(o->sock, o, NULL, readerp, writerp);
-	}
+	if (o->sock >= 0)
+		return open_sock(o, path, "path", readerp, writerp);
 	if ((fd = rill__unix_addr(path, &sun, &len)) < 0)
 		return fd;
 	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);

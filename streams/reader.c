@@ -293,7 +293,9 @@ ssize_t rill_reader_read(rill_reader *r, void *buf, size_t n)
 	}
 }
 
-ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
+/* A view of everything buffered: read_all's at EOF, consumed at the next
+ * call; peek's as soon as there is a byte (or EOF), consumed by nothing. */
+static ssize_t reader_view_all(rill_reader *r, rill_bytes *out, bool peek)
 {
 	int err = reader_begin(r);
 
@@ -302,17 +304,22 @@ ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
 	if (!out)
 		return -EINVAL;
 	for (;;) {
+		size_t n = rill__rbuf_len(&r->buf);
+
 		if (r->exception)
 			return r->exception;
-		if (r->eof) {
-			size_t n = rill__rbuf_len(&r->buf);
-
-			reader_view(r, n, n, out);
+		if (r->eof || (peek && n)) {
+			reader_view(r, n, peek ? 0 : n, out);
 			return (ssize_t)n;
 		}
 		if ((err = reader_wait(r)) < 0)
 			return err;
 	}
+}
+
+ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
+{
+	return reader_view_all(r, out, false);
 }
 
 ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
@@ -449,24 +456,7 @@ ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out)
 
 ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out)
 {
-	int err = reader_begin(r);
-
-	if (err)
-		return err;
-	if (!out)
-		return -EINVAL;
-	for (;;) {
-		size_t n = rill__rbuf_len(&r->buf);
-
-		if (r->exception)
-			return r->exception;
-		if (n || r->eof) {
-			reader_view(r, n, 0, out);
-			return (ssize_t)n;
-		}
-		if ((err = reader_wait(r)) < 0)
-			return err;
-	}
+	return reader_view_all(r, out, true);
 }
 
 void rill_reader_consume(rill_reader *r, size_t n)

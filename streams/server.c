@@ -317,11 +317,18 @@ static int adopt_listener(rill_server *s, int fd)
 
 /* ---- creation ------------------------------------------------------ */
 
+/* Loads the caller's options (opts, may be NULL) into *o, which holds the
+ * defaults, checks them and makes the server object: 0 with *sp set, or an
+ * error with nothing to free. */
 static int server_alloc(rill_client_connected_fn cb, void *arg,
-			const rill_server_options *o, rill_server **sp)
+			const rill_server_options *opts, rill_server_options *o,
+			rill_server **sp)
 {
 	rill_server *s;
+	int err = rill__options_load(o, sizeof(*o), opts, "rill_server_options");
 
+	if (err < 0)
+		return err;
 	if (!cb || !sp)
 		return -EINVAL;
 	if (o->ssl && !rill__tls)
@@ -330,6 +337,8 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 					"CMake rill::tls) and call rill_tls_init()");
 	if (o->backlog < 0)
 		return rill__set_detail(-EINVAL, "backlog must not be negative");
+	if (!rill_loop_current())
+		return -EPERM;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -346,7 +355,7 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 	rill__list_init(&s->conns);
 	rill__waitq_init(&s->waiters);
 	*sp = s;
-	return s->loop ? 0 : -EPERM;
+	return 0;
 }
 
 static void server_discard(rill_server *s)
@@ -407,16 +416,11 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 {
 	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
 	const rill_server_options *o = &copy;
-	rill_server *s = NULL;
-	int err = rill__options_load(&copy, sizeof(copy), opts, "rill_server_options");
+	rill_server *s;
+	int err = server_alloc(cb, arg, opts, &copy, serverp ? &s : NULL);
 
-	if (err == 0)
-		err = server_alloc(cb, arg, o, serverp ? &s : NULL);
-	if (err < 0) {
-		if (s)
-			server_discard(s);
+	if (err < 0)
 		return err;
-	}
 	if (o->nhosts && !o->hosts)
 		return server_finish(s, o, serverp,
 				     rill__set_detail(-EINVAL, "nhosts is %zu but hosts is NULL",
@@ -453,17 +457,11 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 	struct sockaddr_un sun;
 	struct stat st;
 	socklen_t len = 0;
-	rill_server *s = NULL;
-	int err = rill__options_load(&copy, sizeof(copy), opts, "rill_server_options");
+	rill_server *s;
+	int err = server_alloc(cb, arg, opts, &copy, serverp ? &s : NULL);
 
-	if (err == 0)
-		err = server_alloc(cb, arg, o, serverp ? &s : NULL);
-
-	if (err < 0) {
-		if (s)
-			server_discard(s);
+	if (err < 0)
 		return err;
-	}
 	if (o->sock >= 0)
 		return server_finish(s, o, serverp, adopt_listener(s, o->sock));
 	if ((err = rill__unix_addr(path, &sun, &len)) < 0)
