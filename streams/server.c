@@ -44,6 +44,7 @@ struct rill_server {
 	size_t limit;
 	bool keep_alive, is_tcp;
 	bool serving, closed, freed, forever;
+	unsigned waiting;	/* tasks in serve_forever() or wait_closed() */
 	char *unix_path;
 	dev_t unix_dev;
 	ino_t unix_ino;
@@ -92,7 +93,9 @@ static int client_task(void *arg)
 		rill__conn_release(c, false);
 		return 0;
 	}
+	c->borrowed = true;
 	s->cb(&c->reader, &c->writer, s->arg);
+	c->borrowed = false;
 	rill__conn_release(c, true);
 	return 0;
 }
@@ -598,12 +601,25 @@ void rill_server_abort_clients(rill_server *s)
 		server_each_conn(s, rill_writer_abort);
 }
 
-int rill_server_wait_closed(rill_server *s)
+/* A task waiting in serve_forever() or wait_closed() holds the server:
+ * rill_server_free() from another task then frees it only once that
+ * call has returned, which leave_wait() does as its last act. */
+static void enter_wait(rill_server *s)
+{
+	s->waiting++;
+}
+
+static int leave_wait(rill_server *s, int err)
+{
+	s->waiting--;
+	server_maybe_free(s);
+	return err;
+}
+
+static int wait_closed(rill_server *s)
 {
 	int err;
 
-	if (!s)
-		return -EINVAL;
 	if (s->group) {
 		while (!s->closed)
 			if ((err = rill__waitq_park(&s->waiters)) < 0)
@@ -614,6 +630,14 @@ int rill_server_wait_closed(rill_server *s)
 		if ((err = rill__waitq_park(&s->waiters)) < 0)
 			return err;
 	return 0;
+}
+
+int rill_server_wait_closed(rill_server *s)
+{
+	if (!s)
+		return -EINVAL;
+	enter_wait(s);
+	return leave_wait(s, wait_closed(s));
 }
 
 int rill_server_serve_forever(rill_server *s)
@@ -628,20 +652,27 @@ int rill_server_serve_forever(rill_server *s)
 		return RILL_ECLOSED;
 	rill_server_start_serving(s);
 	s->forever = true;
+	enter_wait(s);
 	while (!s->closed && err == 0)
 		err = rill__waitq_park(&s->waiters);
 	s->forever = false;
 	if (err == -ECANCELED) {
 		rill_server_close(s);
-		rill_server_wait_closed(s);
+		wait_closed(s);
 	}
-	return err;
+	return leave_wait(s, err);
 }
 
 static void server_maybe_free(rill_server *s)
 {
-	if (s->freed && server_done(s) && !s->retry)
+	if (!s->freed || s->waiting)
+		return;
+	if (s->group) {
+		rill__group_free(s->group);
 		server_discard(s);
+	} else if (server_done(s) && !s->retry) {
+		server_discard(s);
+	}
 }
 
 void rill_server_free(rill_server *s)
@@ -649,12 +680,8 @@ void rill_server_free(rill_server *s)
 	if (!s)
 		return;
 	rill_server_close(s);
-	if (s->group) {
-		rill__group_free(s->group);
-		server_discard(s);
-		return;
-	}
-	rill_server_abort_clients(s);
+	if (!s->group)
+		rill_server_abort_clients(s);
 	s->freed = true;
 	server_maybe_free(s);
 }
