@@ -7,12 +7,20 @@
 Every server (rill, a hand-written epoll server, libuv, uvloop, asyncio)
 runs pinned to CPU 0; the same load generator (rill-load) drives it from
 CPU 1. Each scenario runs --runs times and the median is reported. Output:
-a Markdown table and a JSON file in --out (default bench/results), a PNG
-plot of rate against connection count (gnuplot), and the table on stdout.
+a Markdown table and a JSON file in --out (default bench/results), PNG
+plots (gnuplot): rate against connection count (latest.png), and server
+CPU per GB of the bulk rows beside the TLS echo rates (latest-bulk.png);
+the table on stdout.
 
-The server's CPU time per message comes from /proc/PID/stat (user+system
-jiffies) read before and after each run. Every load run is bounded by its
-duration; servers are stopped with SIGTERM (SIGKILL after 5 s).
+The server's CPU time per message (and per GB on the bulk rows) comes from
+/proc/PID/stat (user+system jiffies) read before and after each run. Every
+load run is bounded by its duration; servers are stopped with SIGTERM
+(SIGKILL after 5 s).
+
+TLS rows: TLS 1.3 with TLS_AES_128_GCM_SHA256 for every server (an
+OPENSSL_CONF made for the run), certificates made at run time
+(tests/tls_certs.sh) in a temporary directory; the OpenSSL peer is
+bench/peers/tls_echo.c, a hand-written epoll + OpenSSL server.
 """
 import argparse
 import json
@@ -25,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,15 +48,53 @@ def free_port():
         return s.getsockname()[1]
 
 
-def servers(build):
+def servers(build, certs=None):
+    """The servers by name; with certs (a tls_certs.sh directory), the TLS
+    ones instead: rill, the OpenSSL peer, uvloop and asyncio."""
     peers = os.path.join(build, "bench", "peers")
-    return {
+    plain = {
         "rill": [os.path.join(build, "bench", "rill-echo-server")],
         "epoll": [os.path.join(peers, "epoll_echo")],
         "libuv": [os.path.join(peers, "uv_echo")],
         "uvloop": [PY, os.path.join(ROOT, "bench", "peers", "asyncio_echo.py"), "--uvloop"],
         "asyncio": [PY, os.path.join(ROOT, "bench", "peers", "asyncio_echo.py")],
     }
+    if not certs:
+        return plain
+    tls = ["--tls", os.path.join(certs, "server.pem"), os.path.join(certs, "server.key")]
+    return {
+        "rill": plain["rill"] + tls,
+        "openssl": [os.path.join(peers, "tls_echo")] + tls,
+        "uvloop": plain["uvloop"] + tls,
+        "asyncio": plain["asyncio"] + tls,
+    }
+
+
+# TLS 1.3 with AES-128-GCM for every server and the load: OpenSSL reads
+# this at startup in each process (rill, the C peer, Python's ssl).
+OPENSSL_CONF = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1.3
+Ciphersuites = TLS_AES_128_GCM_SHA256
+"""
+
+
+def make_certs(build):
+    """A temporary directory with tls_certs.sh's certificates and the
+    OPENSSL_CONF above, or None when this build has no TLS."""
+    if not os.access(os.path.join(build, "bench", "peers", "tls_echo"), os.X_OK):
+        return None
+    d = tempfile.mkdtemp(prefix="rill-compare-")
+    subprocess.run(["bash", os.path.join(ROOT, "tests", "tls_certs.sh"), d], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(os.path.join(d, "openssl.cnf"), "w") as f:
+        f.write(OPENSSL_CONF)
+    os.environ["OPENSSL_CONF"] = os.path.join(d, "openssl.cnf")
+    return d
 
 
 class Server:
@@ -115,6 +162,8 @@ def measure(build, cmd, mode, load_args, runs):
             r = load(build, load_args + ["--port", str(srv.port)])
             r["server_cpu_s"] = srv.cpu_seconds() - cpu0
             r["cpu_us_per_msg"] = 1e6 * r["server_cpu_s"] / max(r["msgs"], 1)
+            mb = r["mbps"] * r["seconds"]
+            r["cpu_ms_per_gb"] = 1e6 * r["server_cpu_s"] / mb if mb else None
             results.append(r)
         finally:
             srv.stop()
@@ -135,7 +184,7 @@ def iperf3(write_size, secs):
         data = json.loads(out.stdout)
         bps = data["end"]["sum_sent"]["bits_per_second"]
         return {"rate": bps / 8 / write_size, "mbps": bps / 8 / 1e6, "p99_us": None,
-                "cpu_us_per_msg": None, "errors": 0}
+                "cpu_us_per_msg": None, "cpu_ms_per_gb": None, "errors": 0}
     finally:
         srv.wait(10) if srv.poll() is None else None
         if srv.poll() is None:
@@ -177,26 +226,44 @@ def main():
     if "rill" not in all_servers:
         sys.exit("compare.py: no rill-echo-server in %s (build first)" % a.build)
 
+    certs = make_certs(a.build)
+    tls_servers = {k: v for k, v in servers(a.build, certs).items() if available(v)} if certs else {}
+    # (title, server mode, load arguments, TLS, servers that take part)
     scenarios = [
-        ("echo, 100 conns", "echo", ["echo", "-c", "100", "-s", "64", "-d", "1", "-t", secs]),
-        ("echo, 100 conns, 16 in flight", "echo", ["echo", "-c", "100", "-s", "64", "-d", "16", "-t", secs]),
-        ("connect+echo+close, 10 at once", "echo", ["connect", "-c", "10", "-s", "64", "-t", secs]),
-        ("bulk, 64 KiB writes", "sink", ["bulk", "-c", "1", "-s", "65536", "-t", secs]),
+        ("echo, 100 conns", "echo", ["echo", "-c", "100", "-s", "64", "-d", "1", "-t", secs], False,
+         None),
+        ("echo, 100 conns, 16 in flight", "echo", ["echo", "-c", "100", "-s", "64", "-d", "16", "-t", secs],
+         False, None),
+        ("connect+echo+close, 10 at once", "echo", ["connect", "-c", "10", "-s", "64", "-t", secs], False,
+         None),
+        ("bulk, 64 KiB writes", "sink", ["bulk", "-c", "1", "-s", "65536", "-t", secs], False,
+         ("rill", "epoll", "libuv")),
+        ("TLS echo, 100 conns, 16 in flight", "echo",
+         ["echo", "-c", "100", "-s", "64", "-d", "16", "-t", secs], True, None),
+        ("TLS bulk, 64 KiB writes", "sink", ["bulk", "-c", "1", "-s", "65536", "-t", secs], True,
+         ("rill", "openssl", "uvloop")),
     ]
     if a.short:
-        scenarios = scenarios[:2] + scenarios[3:]
-        all_servers = {k: v for k, v in all_servers.items() if k in ("rill", "epoll", "libuv", "uvloop")}
+        scenarios = [s for s in scenarios if not s[0].startswith("connect")]
+        short = ("rill", "epoll", "libuv", "uvloop", "openssl")
+        all_servers = {k: v for k, v in all_servers.items() if k in short}
+        tls_servers = {k: v for k, v in tls_servers.items() if k in short}
     table = []
-    for title, mode, args in scenarios:
+    for title, mode, args, tls, only in scenarios:
+        if tls and not tls_servers:
+            continue
         row = {"scenario": title, "results": {}}
-        for name, cmd in all_servers.items():
-            if mode == "sink" and name not in ("rill", "epoll", "libuv"):
+        for name, cmd in (tls_servers if tls else all_servers).items():
+            if only and name not in only:
                 continue
-            print("  %-32s %-8s ..." % (title, name), file=sys.stderr, flush=True)
-            row["results"][name] = measure(a.build, cmd, mode, args, runs)
-        if mode == "sink" and shutil.which("iperf3"):
+            print("  %-34s %-8s ..." % (title, name), file=sys.stderr, flush=True)
+            load_args = args + (["--tls", os.path.join(certs, "ca.pem")] if tls else [])
+            row["results"][name] = measure(a.build, cmd, mode, load_args, runs)
+        if mode == "sink" and not tls and shutil.which("iperf3"):
             row["results"]["iperf3"] = iperf3(65536, int(secs))
         table.append(row)
+    if certs:
+        shutil.rmtree(certs, ignore_errors=True)
 
     # Rate against connection count, for the plot.
     counts = [1, 10, 100] if a.short else [1, 10, 100, 1000]
@@ -289,15 +356,17 @@ def write_outputs(a, table, curve, memory):
     lines = ["Machine: %s. Server pinned to CPU %s, rill-load on CPU %s; median of %s run(s); %s." %
              (machine(), SERVER_CPU, CLIENT_CPU, a.runs or (1 if a.short else 3),
               time.strftime("%Y-%m-%d")), ""]
-    lines.append("| scenario | server | msg/s | MB/s | p99 us | server CPU us/msg | rill / this |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    lines.append("| scenario | server | msg/s | MB/s | p99 us | server CPU us/msg | server CPU ms/GB "
+                 "| rill / this |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for row in table:
         rill = row["results"].get("rill", {}).get("rate")
         for name, r in row["results"].items():
             ratio = "-" if name == "rill" or not r["rate"] else "%.2fx" % (rill / r["rate"])
-            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            per_gb = r.get("cpu_ms_per_gb") if "bulk" in row["scenario"] else None
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 row["scenario"], name, fmt(r["rate"]), fmt(r["mbps"]), fmt(r.get("p99_us") or None),
-                fmt(r.get("cpu_us_per_msg")), ratio))
+                fmt(r.get("cpu_us_per_msg")), fmt(per_gb), ratio))
     if memory:
         lines += ["", "Idle connections: %d held open by the rill server, each with a task: %.1f KiB RSS per "
                   "connection (RSS %d KiB -> %d KiB)." % (memory["conns"], memory["kib_per_conn"],
@@ -308,6 +377,7 @@ def write_outputs(a, table, curve, memory):
     with open(os.path.join(a.out, "latest.json"), "w") as f:
         json.dump({"machine": machine(), "table": table, "curve": curve, "idle_memory": memory}, f, indent=1)
     plot(a.out, curve)
+    plot_bulk(a.out, table)
     print(md)
 
 
@@ -327,6 +397,35 @@ def plot(out, curve):
               "set xlabel 'connections (64-byte echo, 1 in flight)'; set ylabel 'messages/s'; "
               "set key top left; set grid; plot %s\n" % (os.path.join(out, "latest.png"), plots))
     subprocess.run(["gnuplot"], input=script, text=True, check=False)
+
+
+def plot_bulk(out, table):
+    """latest-bulk.png: server CPU per GB on the bulk rows (plain, TLS) and
+    the TLS echo rates, one bar per server, beside latest.png."""
+    if not shutil.which("gnuplot"):
+        return
+    panels = [("bulk", "server CPU ms per GB (1 conn, 64 KiB writes; lower is better)", "cpu_ms_per_gb"),
+              ("TLS echo", "TLS echo msg/s (100 conns x 16 in flight)", "rate")]
+    script = ["set terminal png size 1000,450", "set output '%s'" % os.path.join(out, "latest-bulk.png"),
+              "set multiplot layout 1,2", "set style data histograms", "set style fill solid 0.8 border -1",
+              "set boxwidth 0.8", "set grid ytics", "set xtics rotate by -30", "set yrange [0:*]",
+              "unset key"]
+    for i, (prefix, title, key) in enumerate(panels):
+        dat = os.path.join(out, "bulk%d.dat" % i)
+        n = 0
+        with open(dat, "w") as f:
+            for row in table:
+                if not row["scenario"].startswith(prefix) and not (prefix == "bulk" and "bulk" in row["scenario"]):
+                    continue
+                tag = "TLS" if row["scenario"].startswith("TLS") else "plain"
+                for name, r in row["results"].items():
+                    if r.get(key):
+                        f.write('"%s" %f\n' % (name if prefix != "bulk" else "%s %s" % (name, tag), r[key]))
+                        n += 1
+        if n:
+            script += ["set title '%s'" % title, "plot '%s' using 2:xtic(1)" % dat]
+    script.append("unset multiplot")
+    subprocess.run(["gnuplot"], input="\n".join(script) + "\n", text=True, check=False)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,17 @@
 programming model rill copies, as a peer beside rill's echo server.
 
 Usage: asyncio_echo.py --port P [--host H] [--mode echo|sink|http] [--uvloop]
+                       [--tls CERT KEY]
 
---uvloop needs the uvloop package (Debian: python3-uvloop, for /usr/bin/python3).
+--tls serves TLS (the ssl module's defaults; OPENSSL_CONF may narrow them)
+with the certificate chain CERT and its key KEY. --uvloop needs the uvloop package (Debian: python3-uvloop, for /usr/bin/python3).
 """
 
 import argparse
 import asyncio
 import signal
 import socket
+import ssl
 import sys
 
 # 64 KiB: the read size every peer and rill use.
@@ -70,9 +73,13 @@ async def main(args):
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     serve = {"echo": echo, "sink": sink, "http": http}[args.mode]
+    tls = None
+    if args.tls:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(*args.tls)
     server = await asyncio.start_server(
         make_handler(serve), args.host, args.port,
-        backlog=BACKLOG, reuse_address=True)
+        backlog=BACKLOG, reuse_address=True, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     print(f"Serving on {args.host}:{port}", flush=True)
     async with server:
@@ -104,6 +111,8 @@ def parse_args():
     p.add_argument("--mode", choices=("echo", "sink", "http"), default="echo")
     p.add_argument("--uvloop", action="store_true",
                    help="run on uvloop instead of the default event loop")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                   help="serve TLS with this certificate chain and key")
     return p.parse_args()
 
 

@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tls_echo: the TLS server a competent C programmer writes by hand with
+ * OpenSSL and epoll, the baseline beside rill's echo server with --tls.
+ *
+ * epoll_echo.c with OpenSSL on each socket (SSL_set_fd, non-blocking):
+ * one thread, level-triggered, the handshake driven by SSL_accept as the
+ * socket becomes ready, SSL_read into one shared 64 KiB buffer and
+ * SSL_write straight back. Read-ahead is on, so a record costs one read(2)
+ * rather than two (header, then body); the plaintext OpenSSL then holds
+ * is invisible to epoll, so a connection stopped by the per-event limit
+ * with plaintext pending goes on a list served before the next wait.
+ * Cipher and version are OpenSSL's defaults (OPENSSL_CONF may narrow them).
+ *
+ * Usage: tls_echo --port P --tls CERT KEY [--host H] [--mode echo|sink|http]
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <stdbool.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "../bench.h"
+
+/* 64 KiB: the read size every peer and rill use, so all make the same syscalls. */
+#define READ_SIZE (64 * 1024)
+
+/* The load test opens up to 1000 connections at once; a short queue drops SYNs. */
+#define BACKLOG 1024
+
+/*
+ * Reads per readiness event while each read fills the buffer: 32 (as libuv)
+ * gives a flooding client 2 MiB per turn and then lets the others run.
+ */
+#define MAX_READS_PER_EVENT 32
+
+#define MAX_EVENTS 256
+
+enum mode { MODE_ECHO, MODE_SINK, MODE_HTTP };
+
+static const char http_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
+				 "Content-Type: text/plain\r\n\r\nHello, world!";
+#define HTTP_REPLY_LEN (sizeof(http_reply) - 1)
+
+struct conn {
+	int fd;
+	SSL *ssl;
+	bool ready;	/* handshake done */
+	bool queued;	/* on the pending list */
+	int crlf;	/* bytes of "\r\n\r\n" matched so far (http), across reads */
+	char *out;	/* unsent plaintext (malloc'd), NULL when none is pending */
+	size_t out_off;
+	size_t out_len;
+	struct conn *next;	/* pending list */
+};
+
+static enum mode mode = MODE_ECHO;
+static int epfd = -1;
+static SSL_CTX *ssl_ctx;
+
+/* Connections that stopped at the read limit with plaintext still inside
+ * OpenSSL, where epoll cannot see it. */
+static struct conn *pending;
+
+/* Tags for the two non-connection fds in the epoll set. */
+static char listener_tag, signal_tag;
+
+/* One read buffer for all connections: data is consumed before the next read. */
+static char rbuf[READ_SIZE];
+
+/* Replies for one read's worth of pipelined requests; grows on demand. */
+static char *reply_buf;
+static size_t reply_cap;
+
+static int watch(struct conn *c, int op, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+
+	return epoll_ctl(epfd, op, c->fd, &ev);
+}
+
+/* A closed connection still on the pending list is dropped from it by
+ * marking it dead; the list owns it until then. */
+static void conn_close(struct conn *c)
+{
+	close(c->fd);	/* also removes it from the epoll set */
+	c->fd = -1;
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	free(c->out);
+	c->out = NULL;
+	if (!c->queued)
+		free(c);
+}
+
+/* Waits for whichever direction OpenSSL asked for. */
+static void want(struct conn *c, int err)
+{
+	watch(c, EPOLL_CTL_MOD, err == SSL_ERROR_WANT_WRITE ? EPOLLOUT : EPOLLIN);
+}
+
+/*
+ * Write len bytes, keeping whatever OpenSSL did not take (partial writes
+ * and a moving buffer are allowed, so the rest may be retried from a copy)
+ * and waiting for the socket before reading again: the backpressure every
+ * peer applies. Returns 0, or -1 if c was closed.
+ */
+static int conn_send(struct conn *c, const char *data, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		int n = SSL_write(c->ssl, data + done, (int)(len - done));
+		int e;
+
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		e = SSL_get_error(c->ssl, n);
+		if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) {
+			conn_close(c);
+			return -1;
+		}
+		c->out_len = len - done;
+		c->out_off = 0;
+		c->out = malloc(c->out_len);
+		if (!c->out) {
+			conn_close(c);
+			return -1;
+		}
+		memcpy(c->out, data + done, c->out_len);
+		want(c, e);
+		return 0;
+	}
+	return 0;
+}
+
+/* Push pending output; once it is all gone, go back to reading. */
+static void conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		int n = SSL_write(c->ssl, c->out + c->out_off,
+				  (int)(c->out_len - c->out_off));
+		int e;
+
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+			want(c, e);
+		else
+			conn_close(c);
+		return;
+	}
+	free(c->out);
+	c->out = NULL;
+	watch(c, EPOLL_CTL_MOD, EPOLLIN);
+}
+
+/* Count the requests that end in this chunk; the match state spans reads. */
+static size_t http_count(struct conn *c, const char *p, size_t n)
+{
+	static const char term[] = "\r\n\r\n";
+	size_t count = 0;
+	int s = c->crlf;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == term[s])
+			s++;
+		else
+			s = p[i] == '\r';
+		if (s == 4) {
+			count++;
+			s = 0;
+		}
+	}
+	c->crlf = s;
+	return count;
+}
+
+/* One write carries the replies to every request completed by this read. */
+static int http_handle(struct conn *c, const char *p, size_t n)
+{
+	size_t count = http_count(c, p, n);
+	size_t len = count * HTTP_REPLY_LEN;
+
+	if (!count)
+		return 0;
+	if (len > reply_cap) {
+		char *b = realloc(reply_buf, len);
+		if (!b) {
+			conn_close(c);
+			return -1;
+		}
+		reply_buf = b;
+		reply_cap = len;
+	}
+	for (size_t i = 0; i < count; i++)
+		memcpy(reply_buf + i * HTTP_REPLY_LEN, http_reply, HTTP_REPLY_LEN);
+	return conn_send(c, reply_buf, len);
+}
+
+/* Returns 0, or -1 if c was closed. */
+static int conn_consume(struct conn *c, size_t n)
+{
+	switch (mode) {
+	case MODE_ECHO:
+		return conn_send(c, rbuf, n);
+	case MODE_HTTP:
+		return http_handle(c, rbuf, n);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Read until OpenSSL wants the socket again, output is pending, the peer
+ * closed, or the per-event limit; stopped by the limit with plaintext
+ * inside OpenSSL, the connection is served again before the next wait.
+ */
+static void conn_readable(struct conn *c)
+{
+	for (int i = 0; i < MAX_READS_PER_EVENT; i++) {
+		int n = SSL_read(c->ssl, rbuf, sizeof(rbuf));
+		int e;
+
+		if (n <= 0) {
+			e = SSL_get_error(c->ssl, n);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+				want(c, e);
+			else	/* close_notify, EOF, a reset, a bad record */
+				conn_close(c);
+			return;
+		}
+		if (conn_consume(c, (size_t)n) < 0 || c->out)
+			return;
+	}
+	if (SSL_has_pending(c->ssl) && !c->queued) {
+		c->queued = true;
+		c->next = pending;
+		pending = c;
+	}
+}
+
+static void conn_handshake(struct conn *c)
+{
+	int r = SSL_accept(c->ssl);
+	int e;
+
+	if (r == 1) {
+		c->ready = true;
+		watch(c, EPOLL_CTL_MOD, EPOLLIN);
+		conn_readable(c);	/* data may have come with the Finished */
+		return;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		want(c, e);
+	else
+		conn_close(c);
+}
+
+static void conn_event(struct conn *c, uint32_t events)
+{
+	(void)events;	/* one interest at a time; errors show in the call */
+	if (!c->ssl)
+		return;	/* closed while queued, earlier in this batch */
+	if (!c->ready)
+		conn_handshake(c);
+	else if (c->out)
+		conn_flush(c);
+	else
+		conn_readable(c);
+}
+
+/* Serves the connections the read limit left with plaintext pending. */
+static void serve_pending(void)
+{
+	struct conn *list = pending;
+
+	pending = NULL;
+	while (list) {
+		struct conn *c = list;
+
+		list = c->next;
+		c->queued = false;
+		if (!c->ssl)
+			free(c);
+		else if (!c->out)
+			conn_readable(c);
+	}
+}
+
+static void conn_open(int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c || !(c->ssl = SSL_new(ssl_ctx)) || !SSL_set_fd(c->ssl, fd)) {
+		if (c)
+			SSL_free(c->ssl);
+		free(c);
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	SSL_set_accept_state(c->ssl);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (watch(c, EPOLL_CTL_ADD, EPOLLIN) < 0)
+		conn_close(c);
+}
+
+/* Accept until the queue is empty, so a burst of connects costs one wakeup. */
+static void accept_all(int lfd)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			conn_open(fd);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno != EAGAIN)
+			perror("accept4");	/* EMFILE: retried on the next wakeup */
+		return;
+	}
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Returns a non-blocking listening fd, or -1 with a message printed. */
+static int listen_on(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *ai;
+	int fd, one = 1, err = getaddrinfo(host, port, &hints, &ai);
+
+	if (err) {
+		fprintf(stderr, "%s: %s\n", host, gai_strerror(err));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, BACKLOG) < 0) {
+		perror("listen");
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* SIGINT/SIGTERM arrive through a signalfd, so they are just another event. */
+static int signal_open(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);	/* a reset peer surfaces as EPIPE instead */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static int add_tagged(int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Runs until SIGINT/SIGTERM. Open connections are left to exit() to close. */
+static void serve(int lfd)
+{
+	struct epoll_event events[MAX_EVENTS];
+
+	for (;;) {
+		int n = epoll_wait(epfd, events, MAX_EVENTS, pending ? 0 : -1);
+
+		if (n < 0 && errno != EINTR) {
+			perror("epoll_wait");
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = events[i].data.ptr;
+
+			if (p == &signal_tag)
+				return;
+			if (p == &listener_tag)
+				accept_all(lfd);
+			else
+				conn_event(p, events[i].events);
+		}
+		serve_pending();
+	}
+}
+
+#define USAGE "tls_echo --port P --tls CERT KEY [--host H] [--mode echo|sink|http]"
+#define OPTIONS \
+	"  --port P          listen on port P (0: any free port)\n" \
+	"  --tls CERT KEY    the certificate chain CERT and its key KEY (PEM)\n" \
+	"  --host H          listen on address H (default 127.0.0.1)\n" \
+	"  --mode M          echo: write back what arrives (default);\n" \
+	"                    sink: read and discard; http: HTTP/1.1 keep-alive\n" \
+	"  -h, --help        print this and exit\n"
+
+static enum mode parse_mode(const char *s)
+{
+	if (!strcmp(s, "echo"))
+		return MODE_ECHO;
+	if (!strcmp(s, "sink"))
+		return MODE_SINK;
+	if (!strcmp(s, "http"))
+		return MODE_HTTP;
+	fprintf(stderr, "%s: --mode is echo, sink or http, not '%s'\n",
+		program_invocation_name, s);
+	bench_usage_error(USAGE);
+}
+
+struct args {
+	const char *host, *port, *cert, *key;
+};
+
+static void parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option longopts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "tls", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			bench_int(USAGE, "--port", optarg, 0, 65535);
+			a->port = optarg;
+			break;
+		case 'H':
+			a->host = optarg;
+			break;
+		case 'm':
+			mode = parse_mode(optarg);
+			break;
+		case 'T':
+			if (optind >= argc) {
+				fprintf(stderr, "%s: --tls needs CERT and KEY\n",
+					program_invocation_name);
+				bench_usage_error(USAGE);
+			}
+			a->cert = optarg;
+			a->key = argv[optind++];
+			break;
+		case 'h':
+			bench_help(USAGE, OPTIONS);
+		default:
+			bench_usage_error(USAGE);
+		}
+	}
+	bench_no_operands(USAGE, argc, argv, optind);
+	if (!a->port || !a->cert) {
+		fprintf(stderr, "%s: --port and --tls are required\n",
+			program_invocation_name);
+		bench_usage_error(USAGE);
+	}
+}
+
+static SSL_CTX *tls_context(const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx || SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		ERR_print_errors_fp(stderr);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	return ctx;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { .host = "127.0.0.1" };
+	int lfd, sfd;
+
+	parse_args(argc, argv, &a);
+	ssl_ctx = tls_context(a.cert, a.key);
+	sfd = signal_open();
+	lfd = listen_on(a.host, a.port);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!ssl_ctx || sfd < 0 || lfd < 0 || epfd < 0 ||
+	    add_tagged(sfd, &signal_tag) < 0 || add_tagged(lfd, &listener_tag) < 0)
+		return 1;
+	printf("Serving on %s:%d\n", a.host, bound_port(lfd));
+	fflush(stdout);
+	serve(lfd);
+	close(lfd);
+	close(epfd);
+	close(sfd);
+	SSL_CTX_free(ssl_ctx);
+	free(reply_buf);
+	return 0;
+}
