@@ -164,6 +164,14 @@ RILL_SPI void rill__writer_set_wire(rill_writer *w, size_t n);
 /* Something to send (handshake records): flush at the end of the
  * iteration. */
 RILL_SPI void rill__writer_kick(rill_writer *w);
+/* Room for at least n more bytes at the end of the reader's buffer, for a
+ * transport that produces them in place (TLS decrypts into it): *room says
+ * how many fit. NULL on ENOMEM. Nothing is buffered until
+ * rill__reader_commit(), which then acts as rill_reader_feed_data() of
+ * those bytes (wakes the reader, pauses reading above 2 x limit). The
+ * pointer is valid until that commit or the next call on the reader. */
+RILL_SPI char *rill__reader_reserve(rill_reader *r, size_t n, size_t *room);
+RILL_SPI void rill__reader_commit(rill_reader *r, size_t n);
 /* Installs tp on c; the bytes the reader still holds are handed to
  * tp->on_data (start_tls: they were the peer's first TLS bytes). */
 RILL_SPI void rill__conn_set_transport(struct rill__conn *c,

@@ -139,25 +139,44 @@ static int reader_unpin(rill_reader *r, size_t extra)
 	return 0;
 }
 
-int rill_reader_feed_data(rill_reader *r, const void *p, size_t n)
+char *rill__reader_reserve(rill_reader *r, size_t n, size_t *room)
 {
-	int err;
+	char *p;
 
-	if (!r || (!p && n))
-		return -EINVAL;
+	if (r->pinned && rill__rbuf_tailroom(&r->buf) < n && reader_unpin(r, n) < 0)
+		return NULL;
+	p = rill__rbuf_reserve(&r->buf, n);
+	if (p)
+		*room = rill__rbuf_tailroom(&r->buf);
+	return p;
+}
+
+void rill__reader_commit(rill_reader *r, size_t n)
+{
 	if (n == 0)
-		return 0;
-	if (r->pinned && rill__rbuf_tailroom(&r->buf) < n &&
-	    (err = reader_unpin(r, n)) < 0)
-		return err;
-	err = rill__rbuf_append(&r->buf, p, n);
-	if (err < 0)
-		return err;
+		return;
+	rill__rbuf_commit(&r->buf, n);
 	rill__reader_wake(r);
 	if (r->behind && r->conn)
 		rill__recv_throttle(&r->conn->recv);
 	if (rill__rbuf_len(&r->buf) - r->consume_later > 2 * r->limit)
 		reader_pause(r);
+}
+
+int rill_reader_feed_data(rill_reader *r, const void *p, size_t n)
+{
+	size_t room;
+	char *dst;
+
+	if (!r || (!p && n))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	dst = rill__reader_reserve(r, n, &room);
+	if (!dst)
+		return -ENOMEM;
+	memcpy(dst, p, n);
+	rill__reader_commit(r, n);
 	return 0;
 }
 

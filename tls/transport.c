@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -105,20 +106,38 @@ static void tls_handshake_step(struct tls_conn *t)
 		tls_fail(t, rill__tls_conn_error(t->ssl, e));
 }
 
-/* Decrypts what the pair holds into the reader. */
+/* How much plaintext the next SSL_read may give: what OpenSSL holds
+ * decrypted, or the ciphertext waiting in the pair, at most a record.
+ * Asking the reader for more would grow a small-message reader's buffer
+ * for nothing; less only splits a record over two reads. */
+static size_t tls_read_size(struct tls_conn *t)
+{
+	size_t n = (size_t)SSL_pending(t->ssl);
+
+	if (!n)
+		n = BIO_ctrl_wpending(t->net);
+	if (n > RILL_TLS_RECORD)
+		n = RILL_TLS_RECORD;
+	return n ? n : 1;
+}
+
+/* Decrypts what the pair holds straight into the reader's buffer. */
 static void tls_read(struct tls_conn *t)
 {
-	char buf[RILL_TLS_RECORD];
+	rill_reader *reader = &t->c->reader;
 
 	while (!t->failed && !t->close_notify) {
-		int r = SSL_read(t->ssl, buf, sizeof(buf));
-		int e;
+		size_t room;
+		char *p = rill__reader_reserve(reader, tls_read_size(t), &room);
+		int r, e;
 
+		if (!p) {
+			tls_fail(t, -ENOMEM);
+			return;
+		}
+		r = SSL_read(t->ssl, p, room > INT_MAX ? INT_MAX : (int)room);
 		if (r > 0) {
-			if (rill_reader_feed_data(&t->c->reader, buf, (size_t)r) < 0) {
-				tls_fail(t, -ENOMEM);
-				return;
-			}
+			rill__reader_commit(reader, (size_t)r);
 			continue;
 		}
 		e = SSL_get_error(t->ssl, r);
@@ -126,7 +145,7 @@ static void tls_read(struct tls_conn *t)
 			return;
 		if (e == SSL_ERROR_ZERO_RETURN) {
 			t->close_notify = true;
-			rill_reader_feed_eof(&t->c->reader);
+			rill_reader_feed_eof(reader);
 			return;
 		}
 		tls_fail(t, rill__tls_conn_error(t->ssl, e));
