@@ -1,115 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* open_connection: loopback v4/v6/by name, refusal, bad arguments, sock= adoption, local_addr, connect_timeout, happy eyeballs, cancellation. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "rill/error.h"
-#include "rill/stream.h"
-#include "rill/task.h"
+#include "tests/helpers.h"
 #include "streams/net.h"
 
-#define MS RILL_NSEC_PER_MSEC
-
 /* ---- helpers ------------------------------------------------------- */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Waits (yielding to the loop) until the fd count is back to want. */
-static int settle_fds(int want)
-{
-	int n = count_fds();
-
-	for (int i = 0; i < 200 && n != want; i++) {
-		rill_sleep_ms(5);
-		n = count_fds();
-	}
-	return n;
-}
-
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
-/* Writes "hello <tag>\n" and expects it back. 0 or the failing code. */
-static int echo_roundtrip(rill_reader *r, rill_writer *w, const char *tag)
-{
-	char msg[64];
-	rill_bytes line;
-	ssize_t n;
-
-	snprintf(msg, sizeof(msg), "hello %s\n", tag);
-	if (rill_writer_write(w, msg, strlen(msg)) < 0)
-		return -EIO;
-	n = rill_reader_readline(r, &line);
-	if (n < 0)
-		return (int)n;
-	if ((size_t)n != strlen(msg) || memcmp(line.data, msg, (size_t)n))
-		return -EBADMSG;
-	return 0;
-}
-
-static void close_and_free(rill_writer *w)
-{
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
-}
-
-static struct sockaddr_in loopback4(int port)
-{
-	return (struct sockaddr_in){ .sin_family = AF_INET,
-				     .sin_port = htons((uint16_t)port),
-				     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-}
-
-static int sock_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -1;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
 
 /* A bound, not listening socket: connecting to its port is refused, and
  * nobody else can take the port meanwhile. */
@@ -135,98 +32,6 @@ static rill_server *echo_server(const char *host)
 	return s;
 }
 
-static void run_task(rill_task_fn fn, void *arg)
-{
-	int result = -1;
-
-	cr_assert_eq(rill_run(fn, arg, &result), 0);
-	cr_assert_eq(result, 0, "task failed: %d", result);
-}
-
-/* ---- an isolated network --------------------------------------------
- *
- * Tests that need an address nobody answers run in a forked child with a
- * private network namespace (when unshare is allowed), so their stuck
- * SYNs disturb nothing else. The dead address is a listening socket with
- * backlog 0 whose one queue slot is taken: the kernel drops every further
- * SYN, so a connect to it hangs for minutes (SYN retransmits).
- */
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
-				__LINE__, #cond);                             \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-			return 1;                                             \
-		}                                                             \
-	} while (0)
-
-static void lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-}
-
-static void run_isolated(rill_task_fn fn, void *arg)
-{
-	int status = 0;
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int result = -1;
-
-		if (unshare(CLONE_NEWNET) == 0)
-			lo_up();
-		if (rill_run(fn, arg, &result) < 0)
-			result = 2;
-		fflush(stderr);
-		_exit(result == 0 ? 0 : 1);
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		  "isolated child failed (status %#x)", status);
-}
-
-struct blackhole {
-	int lfd, filler;
-	struct sockaddr_in addr;
-};
-
-static int blackhole_open(struct blackhole *b)
-{
-	socklen_t len = sizeof(b->addr);
-	struct pollfd p;
-
-	b->addr = loopback4(0);
-	b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (b->lfd < 0 || bind(b->lfd, (struct sockaddr *)&b->addr, len) < 0 ||
-	    listen(b->lfd, 0) < 0 ||
-	    getsockname(b->lfd, (struct sockaddr *)&b->addr, &len) < 0)
-		return -errno;
-	b->filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (connect(b->filler, (struct sockaddr *)&b->addr, len) < 0)
-		return -errno;
-	/* The queue slot is taken once the listener reads as ready. */
-	p = (struct pollfd){ .fd = b->lfd, .events = POLLIN };
-	return poll(&p, 1, 2000) == 1 ? 0 : -ETIMEDOUT;
-}
-
-static void blackhole_close(struct blackhole *b)
-{
-	close(b->filler);
-	close(b->lfd);
-}
-
 /* ---- plain connections --------------------------------------------- */
 
 static int connect_v4(void *arg)
@@ -240,7 +45,7 @@ static int connect_v4(void *arg)
 
 	(void)arg;
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w), 0);
-	cr_assert_eq(echo_roundtrip(r, w, "v4"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello v4\n"), 0);
 	peer = rill_writer_get_extra_info(w, "peername", NULL);
 	local = rill_writer_get_extra_info(w, "sockname", NULL);
 	cr_assert(peer && local);
@@ -285,7 +90,7 @@ static int connect_by_name(void *arg)
 	cr_assert_eq(rill_spawn(rill_loop_current(), ticker, &ticks, &tick), 0);
 	err = rill_open_connection("localhost", rill_server_port(s), &o, &r, &w);
 	cr_assert_eq(err, 0, "localhost: %s %s", rill_strerror(err), rill_error_detail());
-	cr_assert_eq(echo_roundtrip(r, w, "by name"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello by name\n"), 0);
 	close_and_free(w);
 	rill_task_cancel(tick);
 	cr_assert_eq(rill_task_join(tick, NULL), 0);
@@ -316,17 +121,6 @@ Test(streams_connect, unknown_name_fails_with_detail, .timeout = 30)
 	run_task(connect_unknown_name, NULL);
 }
 
-static bool ipv6_loopback_works(void)
-{
-	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
 static int connect_v6(void *arg)
 {
 	rill_server *s = echo_server("::1");
@@ -336,7 +130,7 @@ static int connect_v6(void *arg)
 
 	(void)arg;
 	cr_assert_eq(rill_open_connection("::1", rill_server_port(s), NULL, &r, &w), 0);
-	cr_assert_eq(echo_roundtrip(r, w, "v6"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello v6\n"), 0);
 	peer = rill_writer_get_extra_info(w, "peername", NULL);
 	cr_assert_eq(peer->sin6_family, AF_INET6);
 	cr_assert(IN6_IS_ADDR_LOOPBACK(&peer->sin6_addr));
@@ -422,8 +216,8 @@ static int adopt_tcp(void *arg)
 	o.sock = fd;
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
 	cr_assert_eq(*(const int *)rill_writer_get_extra_info(w, "socket", NULL), fd);
-	cr_assert_eq(echo_roundtrip(r, w, "adopted"), 0);
-	cr_assert_eq(echo_roundtrip(r, w, "again"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello adopted\n"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello again\n"), 0);
 	rill_writer_close(w);
 	cr_assert_eq(rill_writer_wait_closed(w), 0);
 	cr_assert_eq(fcntl(fd, F_GETFD), -1, "rill left the adopted fd open");
@@ -649,7 +443,7 @@ static int eyeballs_child(void *arg)
 	}
 	o = (rill_open_options){ .sock = fd };
 	CHECK(rill_open_connection(NULL, 0, &o, &r, &w) == 0, "adopt");
-	CHECK(echo_roundtrip(r, w, "eyeballs") == 0, "echo");
+	CHECK(echo_roundtrip(r, w, "hello eyeballs\n") == 0, "echo");
 	rill_writer_close(w);
 	CHECK(rill_writer_wait_closed(w) == 0, "wait_closed");
 	rill_writer_free(w);

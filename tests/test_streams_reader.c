@@ -1,149 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* StreamReader on real sockets: reads, limits, views, flow control, EOF and resets. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
 TestSuite(streams_reader, .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------- */
-
-/* A rill connection whose far end is a plain non-blocking socket that the
- * test drives by hand from inside tasks. */
-struct conn {
-	rill_reader *r;
-	rill_writer *w;
-	int peer;
-};
-
-static void set_nonblock(int fd)
-{
-	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-}
-
-/* A Unix socketpair, one end adopted by rill. */
-static void open_unix(struct conn *c, size_t limit)
-{
-	int sv[2];
-	rill_open_options o = { .limit = limit };
-
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	o.sock = sv[0];
-	cr_assert_eq(rill_open_connection(NULL, 0, &o, &c->r, &c->w), 0);
-	c->peer = sv[1];
-	set_nonblock(c->peer);
-}
-
-/* A plain listening socket on 127.0.0.1, port chosen by the kernel. */
-static int listen_loopback(int *portp)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(ls, 0);
-	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(ls, 4), 0);
-	cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
-	*portp = ntohs(a.sin_port);
-	return ls;
-}
-
-/* Loopback TCP: rill connects, the test accepts the far end. */
-static void open_tcp(struct conn *c, size_t limit)
-{
-	rill_open_options o = { .limit = limit };
-	int port, ls = listen_loopback(&port);
-
-	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &c->r, &c->w), 0);
-	c->peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	cr_assert_geq(c->peer, 0);
-	close(ls);
-}
-
-/* Closes our side, waits for the socket to go and frees the pair. */
-static void conn_done(struct conn *c)
-{
-	rill_writer_close(c->w);
-	cr_assert_eq(rill_writer_wait_closed(c->w), 0);
-	rill_writer_free(c->w);
-	if (c->peer >= 0)
-		close(c->peer);
-}
-
-/* Sends all of p from the plain peer, sleeping while its socket is full. */
-static void peer_send(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EAGAIN) {
-			cr_assert_eq(rill_sleep_ms(1), 0);
-			continue;
-		}
-		cr_assert_gt(k, 0, "peer send: %s", strerror(errno));
-		p = (const char *)p + k;
-		n -= (size_t)k;
-	}
-}
-
-static void peer_sends(int fd, const char *s)
-{
-	peer_send(fd, s, strlen(s));
-}
-
-/* Receives on the plain peer until n bytes or EOF; returns the count. */
-static size_t peer_recv_all(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t k = recv(fd, (char *)p + got, n - got, 0);
-
-		if (k == 0)
-			break;
-		if (k < 0 && errno == EAGAIN) {
-			cr_assert_eq(rill_sleep_ms(1), 0);
-			continue;
-		}
-		cr_assert_gt(k, 0, "peer recv: %s", strerror(errno));
-		got += (size_t)k;
-	}
-	return got;
-}
-
-/* A byte pattern that shows any loss, duplication or reordering. */
-static unsigned char pat(size_t i)
-{
-	return (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
-}
-
-static void fill_pat(unsigned char *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pat(off + i);
-}
-
-static void check_pat(const unsigned char *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pat(off + i))
-			cr_assert_fail("byte %zu: got %u, want %u", off + i,
-				       p[i], pat(off + i));
-}
 
 /* Waits (5 s at most) until the reader holds n bytes. */
 static void wait_buffered(rill_reader *r, size_t n)
@@ -187,30 +52,6 @@ static int script_task(void *arg)
 	return 0;
 }
 
-static rill_task *spawn(rill_task_fn fn, void *arg)
-{
-	rill_task *t;
-
-	cr_assert_eq(rill_spawn(rill_loop_current(), fn, arg, &t), 0);
-	return t;
-}
-
-static void join(rill_task *t)
-{
-	int res = -1;
-
-	cr_assert_eq(rill_task_join(t, &res), 0);
-	cr_assert_eq(res, 0);
-}
-
-static void run(rill_task_fn fn, void *arg)
-{
-	int res = -1, ret = rill_run(fn, arg, &res);
-
-	cr_assert_eq(ret, 0, "rill_run: %s", rill_err_name(ret));
-	cr_assert_eq(res, 0, "task returned %d", res);
-}
-
 /* ---- read(n) ------------------------------------------------------- */
 
 static int read_n_body(void *arg)
@@ -250,7 +91,7 @@ static int read_n_body(void *arg)
 
 Test(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
 {
-	run(read_n_body, NULL);
+	run_task(read_n_body, NULL);
 }
 
 /* ---- read_all ------------------------------------------------------ */
@@ -279,7 +120,7 @@ static int read_all_body(void *arg)
 
 Test(streams_reader, read_all_collects_every_part_until_eof)
 {
-	run(read_all_body, NULL);
+	run_task(read_all_body, NULL);
 }
 
 struct bulk {
@@ -326,7 +167,7 @@ static int read_all_big_body(void *arg)
 
 Test(streams_reader, read_all_far_beyond_twice_the_limit)
 {
-	run(read_all_big_body, NULL);
+	run_task(read_all_big_body, NULL);
 }
 
 /* ---- readexactly --------------------------------------------------- */
@@ -355,7 +196,7 @@ static int readexactly_body(void *arg)
 
 Test(streams_reader, readexactly_waits_for_exactly_n)
 {
-	run(readexactly_body, NULL);
+	run_task(readexactly_body, NULL);
 }
 
 static int readexactly_eof_body(void *arg)
@@ -391,7 +232,7 @@ static int readexactly_eof_body(void *arg)
 
 Test(streams_reader, readexactly_eof_gives_incomplete_with_partial)
 {
-	run(readexactly_eof_body, NULL);
+	run_task(readexactly_eof_body, NULL);
 }
 
 static int readexactly_big_body(void *arg)
@@ -417,7 +258,7 @@ static int readexactly_big_body(void *arg)
 
 Test(streams_reader, readexactly_of_five_limits_does_not_deadlock)
 {
-	run(readexactly_big_body, NULL);
+	run_task(readexactly_big_body, NULL);
 }
 
 /* ---- readuntil ----------------------------------------------------- */
@@ -446,7 +287,7 @@ static int readuntil_split_body(void *arg)
 
 Test(streams_reader, readuntil_separator_split_across_receives)
 {
-	run(readuntil_split_body, NULL);
+	run_task(readuntil_split_body, NULL);
 }
 
 static int readuntil_any_body(void *arg)
@@ -496,7 +337,7 @@ static int readuntil_any_body(void *arg)
 
 Test(streams_reader, readuntil_several_separators)
 {
-	run(readuntil_any_body, NULL);
+	run_task(readuntil_any_body, NULL);
 }
 
 /* ---- limits at the boundary ---------------------------------------- */
@@ -561,7 +402,7 @@ static int limit_unix_body(void *arg)
 
 Test(streams_reader, limit_at_and_one_past_the_boundary_unix)
 {
-	run(limit_unix_body, NULL);
+	run_task(limit_unix_body, NULL);
 }
 
 static int limit_tcp_body(void *arg)
@@ -577,7 +418,7 @@ static int limit_tcp_body(void *arg)
 
 Test(streams_reader, limit_at_and_one_past_the_boundary_tcp)
 {
-	run(limit_tcp_body, NULL);
+	run_task(limit_tcp_body, NULL);
 }
 
 struct limit_srv {
@@ -601,16 +442,12 @@ static int limit_server_body(void *arg)
 {
 	rill_server_options so = { .limit = SMALL_LIMIT };
 	struct limit_srv ls = { .peer = -1 };
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	rill_server *srv;
 	int fd;
 
 	(void)arg;
 	cr_assert_eq(rill_start_server(limit_client_cb, &ls, "127.0.0.1", 0, &so, &srv), 0);
-	a.sin_port = htons((uint16_t)rill_server_port(srv));
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	fd = tcp_client(rill_server_port(srv));
 	set_nonblock(fd);
 	ls.peer = fd;
 	/* Close only once the connection was accepted and served. */
@@ -626,7 +463,7 @@ static int limit_server_body(void *arg)
 
 Test(streams_reader, limit_from_server_option)
 {
-	run(limit_server_body, NULL);
+	run_task(limit_server_body, NULL);
 }
 
 /* ---- readline ------------------------------------------------------ */
@@ -653,7 +490,7 @@ static int overrun_newline_body(void *arg)
 
 Test(streams_reader, readline_overrun_drops_the_line_and_its_newline)
 {
-	run(overrun_newline_body, NULL);
+	run_task(overrun_newline_body, NULL);
 }
 
 static int overrun_no_newline_body(void *arg)
@@ -686,7 +523,7 @@ static int overrun_no_newline_body(void *arg)
 
 Test(streams_reader, readline_overrun_without_newline_drops_the_buffer)
 {
-	run(overrun_no_newline_body, NULL);
+	run_task(overrun_no_newline_body, NULL);
 }
 
 static int readline_eof_body(void *arg)
@@ -715,7 +552,7 @@ static int readline_eof_body(void *arg)
 
 Test(streams_reader, readline_partial_at_eof_then_zero)
 {
-	run(readline_eof_body, NULL);
+	run_task(readline_eof_body, NULL);
 }
 
 #define NLINES 2000
@@ -774,7 +611,7 @@ static int lines_body(void *arg)
 
 Test(streams_reader, line_iteration_until_zero)
 {
-	run(lines_body, NULL);
+	run_task(lines_body, NULL);
 }
 
 /* ---- exception ----------------------------------------------------- */
@@ -832,7 +669,7 @@ static int exception_body(void *arg)
 
 Test(streams_reader, set_exception_beats_buffered_data)
 {
-	run(exception_body, NULL);
+	run_task(exception_body, NULL);
 }
 
 /* ---- one waiter at a time ------------------------------------------ */
@@ -870,7 +707,7 @@ static int busy_body(void *arg)
 
 Test(streams_reader, second_waiter_gets_ebusy_at_once)
 {
-	run(busy_body, NULL);
+	run_task(busy_body, NULL);
 }
 
 /* ---- cancellation and deadlines ----------------------------------- */
@@ -929,7 +766,7 @@ static int cancel_body(void *arg)
 
 Test(streams_reader, cancelled_or_timed_out_read_keeps_the_data)
 {
-	run(cancel_body, NULL);
+	run_task(cancel_body, NULL);
 }
 
 /* ---- views --------------------------------------------------------- */
@@ -984,7 +821,7 @@ static int views_body(void *arg)
 
 Test(streams_reader, views_stay_valid_while_more_data_arrives)
 {
-	run(views_body, NULL);
+	run_task(views_body, NULL);
 }
 
 static int peek_body(void *arg)
@@ -1017,7 +854,7 @@ static int peek_body(void *arg)
 
 Test(streams_reader, peek_then_consume)
 {
-	run(peek_body, NULL);
+	run_task(peek_body, NULL);
 }
 
 /* ---- standalone reader --------------------------------------------- */
@@ -1074,7 +911,7 @@ static int standalone_body(void *arg)
 
 Test(streams_reader, standalone_reader_fed_by_another_task)
 {
-	run(standalone_body, NULL);
+	run_task(standalone_body, NULL);
 }
 
 /* ---- read-side flow control ---------------------------------------- */
@@ -1179,21 +1016,14 @@ static void check_flow_control(struct conn *c, size_t total, bool paced,
 	c->peer = -1;
 }
 
-/* Kernel socket buffers made as small as they go, so that what rill holds,
- * not what the kernel queues, decides how much the peer gets to send. */
-static void small_buffer(int fd, int opt)
-{
-	int v = 4096;
-
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)), 0);
-}
-
 static int flow_unix_body(void *arg)
 {
 	struct conn c;
 
 	(void)arg;
 	open_unix(&c, FLOW_LIMIT);
+	/* Kernel buffers as small as they go: what rill holds, not what the
+	 * kernel queues, decides how much the peer gets to send. */
 	small_buffer(c.peer, SO_SNDBUF);
 	check_flow_control(&c, 20 * FLOW_LIMIT, true, FLOW_SLACK);
 	conn_done(&c);
@@ -1202,27 +1032,15 @@ static int flow_unix_body(void *arg)
 
 Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_unix)
 {
-	run(flow_unix_body, NULL);
+	run_task(flow_unix_body, NULL);
 }
 
 static int flow_tcp_body(void *arg)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	rill_open_options o = { .limit = FLOW_LIMIT };
 	struct conn c;
-	int port, ls = listen_loopback(&port);
 
 	(void)arg;
-	/* Our socket is made here, to shrink its buffer before connecting. */
-	o.sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	small_buffer(o.sock, SO_RCVBUF);
-	a.sin_port = htons((uint16_t)port);
-	cr_assert_eq(connect(o.sock, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(rill_open_connection(NULL, 0, &o, &c.r, &c.w), 0);
-	c.peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(c.peer, 0);
-	close(ls);
+	open_tcp_small(&c, FLOW_LIMIT, SO_RCVBUF);
 	small_buffer(c.peer, SO_SNDBUF);
 	check_flow_control(&c, 20 * FLOW_LIMIT, true, FLOW_SLACK);
 	conn_done(&c);
@@ -1231,7 +1049,7 @@ static int flow_tcp_body(void *arg)
 
 Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
 {
-	run(flow_tcp_body, NULL);
+	run_task(flow_tcp_body, NULL);
 }
 
 /* A peer sending 64 MiB as fast as loopback goes. Without DEFER_TASKRUN
@@ -1254,7 +1072,7 @@ static int flow_fast_body(void *arg)
 
 Test(streams_reader, flow_control_holds_against_a_fast_peer)
 {
-	run(flow_fast_body, NULL);
+	run_task(flow_fast_body, NULL);
 }
 
 /* ---- end of stream ------------------------------------------------- */
@@ -1283,15 +1101,7 @@ static int peer_close_body(void *arg)
 
 Test(streams_reader, peer_close_is_eof)
 {
-	run(peer_close_body, NULL);
-}
-
-static void peer_reset(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-	close(fd);
+	run_task(peer_close_body, NULL);
 }
 
 static int peer_reset_body(void *arg)
@@ -1312,7 +1122,7 @@ static int peer_reset_body(void *arg)
 
 Test(streams_reader, peer_reset_is_econnreset)
 {
-	run(peer_reset_body, NULL);
+	run_task(peer_reset_body, NULL);
 }
 
 static int half_close_body(void *arg)
@@ -1345,5 +1155,5 @@ static int half_close_body(void *arg)
 
 Test(streams_reader, eof_keeps_the_writer_usable)
 {
-	run(half_close_body, NULL);
+	run_task(half_close_body, NULL);
 }

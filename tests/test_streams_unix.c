@@ -1,19 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Unix sockets: start_unix_server/open_unix_connection on a path and an abstract name, stale files, unlink on close. */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include "rill/error.h"
-#include "rill/stream.h"
-#include "rill/task.h"
+#include "tests/helpers.h"
 
 static char dir[64];
 static char path[128];
@@ -33,42 +24,16 @@ static void remove_dir(void)
 
 TestSuite(streams_unix, .init = make_dir, .fini = remove_dir, .timeout = 30);
 
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
+/* One line through the echo server at where, on a connection of its own. */
 static void roundtrip(const char *where, const char *msg)
 {
 	rill_reader *r;
 	rill_writer *w;
-	rill_bytes line;
 	int err = rill_open_unix_connection(where, NULL, &r, &w);
 
 	cr_assert_eq(err, 0, "connect %s: %s %s", where, rill_strerror(err), rill_error_detail());
-	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
-	cr_assert_eq(rill_reader_readline(r, &line), (ssize_t)strlen(msg));
-	cr_assert_arr_eq(line.data, msg, strlen(msg));
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
-}
-
-static void run_task(rill_task_fn fn, void *arg)
-{
-	int result = -1;
-
-	cr_assert_eq(rill_run(fn, arg, &result), 0);
-	cr_assert_eq(result, 0);
+	cr_assert_eq(echo_roundtrip(r, w, msg), 0);
+	close_and_free(w);
 }
 
 static bool is_socket_file(const char *p)
