@@ -33,39 +33,6 @@ static int echo_all(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static rill_server *start_tls_server(rill_client_connected_fn cb, void *arg,
-				     rill_tls_ctx *ctx)
-{
-	rill_server_options o = { .ssl = ctx };
-	rill_server *s;
-	int err = rill_start_server(cb, arg, "127.0.0.1", 0, &o, &s);
-
-	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
-	return s;
-}
-
-/* ---- byte patterns -------------------------------------------------- */
-
-static uint8_t pattern(size_t i)
-{
-	return (uint8_t)(i * 131 + (i >> 8) * 7 + (i >> 16));
-}
-
-static void fill(uint8_t *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pattern(off + i);
-}
-
-/* The first position in p (at stream offset off) that is wrong, or -1. */
-static ssize_t check(const uint8_t *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pattern(off + i))
-			return (ssize_t)(off + i);
-	return -1;
-}
-
 /* ---- echo of N bytes ------------------------------------------------ */
 
 struct sender {
@@ -84,7 +51,7 @@ static int send_pattern(void *arg)
 	for (size_t off = 0; off < s->total; off += sizeof(buf)) {
 		size_t n = s->total - off < sizeof(buf) ? s->total - off : sizeof(buf);
 
-		fill(buf, off, n);
+		fill_pat(buf, off, n);
 		if ((s->err = rill_writer_write(s->w, buf, n)) < 0 ||
 		    (s->err = rill_writer_drain(s->w)) < 0)
 			return 1;
@@ -97,28 +64,26 @@ static int echo_n(void *arg)
 	size_t total = *(size_t *)arg, got = 0;
 	struct seen seen = { 0 };
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	rill_server *srv = start_tls_server(echo_all, &seen, sctx);
+	rill_server *srv = tls_serve(echo_all, &seen, sctx);
 	struct sender snd = { .total = total };
 	static uint8_t buf[256 * 1024];
 	rill_task *task;
 	rill_reader *r;
-	int err, result = -1;
+	int result = -1;
 
-	err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &snd.w);
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &snd.w);
 	cr_assert_eq(rill_spawn(rill_loop_current(), send_pattern, &snd, &task), 0);
 	while (got < total) {
-		ssize_t n = rill_reader_read(r, buf, sizeof(buf)), bad;
+		ssize_t n = rill_reader_read(r, buf, sizeof(buf));
 
 		cr_assert_gt(n, 0, "read at %zu of %zu: %s", got, total,
 			     rill_strerror((int)n));
-		bad = check(buf, got, (size_t)n);
-		cr_assert_eq(bad, -1, "byte %zd differs", bad);
+		check_pat(buf, got, (size_t)n);
 		got += (size_t)n;
 	}
 	cr_assert_eq(rill_task_join(task, &result), 0);
 	cr_assert_eq(result, 0, "sender: %s", rill_strerror(snd.err));
-	tls_close(snd.w);
+	close_and_free(snd.w);
 	rill_server_close(srv);
 	cr_assert_eq(rill_server_wait_closed(srv), 0);
 	rill_server_free(srv);
@@ -133,7 +98,7 @@ static int echo_n(void *arg)
 
 static void run_echo(size_t n)
 {
-	tls_run(echo_n, &n);
+	run_task(echo_n, &n);
 }
 
 Test(tls_echo, zero_bytes_connect_and_close, .timeout = 30)
@@ -177,14 +142,13 @@ static int server_close_case(void *arg)
 {
 	const char *msg = arg;
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	rill_server *srv = start_tls_server(say_and_close, arg, sctx);
+	rill_server *srv = tls_serve(say_and_close, arg, sctx);
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes all;
 	ssize_t n;
-	int err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w);
 
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	/* Everything, then a clean EOF: close_notify, not a bare TCP FIN
 	 * (which read_all reports as RILL_ETLS_EOF). */
 	n = rill_reader_read_all(r, &all);
@@ -193,7 +157,7 @@ static int server_close_case(void *arg)
 	if (msg)
 		cr_assert_arr_eq(all.data, msg, strlen(msg));
 	cr_assert(rill_reader_at_eof(r));
-	tls_close(w);
+	close_and_free(w);
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
@@ -202,31 +166,17 @@ static int server_close_case(void *arg)
 
 Test(tls_echo, server_close_with_data_sends_close_notify, .timeout = 30)
 {
-	tls_run(server_close_case, "bye\n");
+	run_task(server_close_case, "bye\n");
 }
 
 Test(tls_echo, server_close_with_nothing_queued_sends_close_notify, .timeout = 30)
 {
-	tls_run(server_close_case, NULL);
+	run_task(server_close_case, NULL);
 }
 
 /* ---- many connections ---------------------------------------------- */
 
 #define NCONNS 100
-
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
 
 struct many {
 	rill_tls_ctx *ctx;
@@ -270,7 +220,7 @@ static int one_client(void *arg)
 static int many_connections(void *arg)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = start_tls_server(echo_lines, NULL, sctx);
+	rill_server *srv = tls_serve(echo_lines, NULL, sctx);
 	struct many m = { .ctx = tls_client_ctx("ca.pem"), .port = rill_server_port(srv) };
 	struct one ones[NCONNS];
 	rill_task *tasks[NCONNS];
@@ -296,7 +246,7 @@ static int many_connections(void *arg)
 
 Test(tls_echo, hundred_concurrent_connections, .timeout = 30)
 {
-	tls_run(many_connections, NULL);
+	run_task(many_connections, NULL);
 }
 
 /* ---- extra info, write_eof ------------------------------------------ */
@@ -343,18 +293,16 @@ static int extra_info(void *arg)
 		.alpn = server_protos, .nalpn = 2 });
 	rill_tls_ctx *cctx = alpn_client(client_protos, 2);
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	rill_server *srv = tls_serve(record_info, &seen, sctx);
 	const struct sockaddr_in *peer;
 	const char *cipher;
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
 	SSL *ssl;
-	int err;
 
 	(void)arg;
-	err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "version", NULL), "TLSv1.3");
 	cipher = rill_writer_get_extra_info(w, "cipher", NULL);
 	cr_assert_not_null(cipher);
@@ -380,7 +328,7 @@ static int extra_info(void *arg)
 	cr_assert_eq(rill_writer_write(w, "info\n", 5), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 5);
 	cr_assert_arr_eq(line.data, "info\n", 5);
-	tls_close(w);
+	close_and_free(w);
 	rill_server_free(srv);
 
 	cr_assert_eq(seen.calls, 1);
@@ -395,7 +343,7 @@ static int extra_info(void *arg)
 
 Test(tls_echo, extra_info_keys, .timeout = 30)
 {
-	tls_run(extra_info, NULL);
+	run_task(extra_info, NULL);
 }
 
 static int no_alpn_agreed(void *arg)
@@ -407,19 +355,19 @@ static int no_alpn_agreed(void *arg)
 	rill_tls_ctx *cctx = alpn_client(client_protos, 1);
 	rill_tls_ctx *plain = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	rill_server *srv = tls_serve(record_info, &seen, sctx);
 	rill_reader *r;
 	rill_writer *w;
 
 	(void)arg;
 	/* Nothing in common: the server does not answer ALPN at all. */
-	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	cr_assert_null(rill_writer_get_extra_info(w, "alpn_protocol", NULL));
-	tls_close(w);
+	close_and_free(w);
 	/* A client that offers nothing. */
-	cr_assert_eq(tls_connect(rill_server_port(srv), plain, "localhost", &r, &w), 0);
+	tls_connect_ok(rill_server_port(srv), plain, "localhost", &r, &w);
 	cr_assert_null(rill_writer_get_extra_info(w, "alpn_protocol", NULL));
-	tls_close(w);
+	close_and_free(w);
 	rill_server_free(srv);
 	cr_assert_eq(seen.calls, 2);
 	cr_assert_str_eq(seen.alpn, "(null)");
@@ -431,7 +379,7 @@ static int no_alpn_agreed(void *arg)
 
 Test(tls_echo, alpn_without_agreement_is_null, .timeout = 30)
 {
-	tls_run(no_alpn_agreed, NULL);
+	run_task(no_alpn_agreed, NULL);
 }
 
 /* ---- session resumption --------------------------------------------- */
@@ -445,14 +393,13 @@ static bool round_trip(int port, rill_tls_ctx *ctx, const char *name)
 	rill_bytes line;
 	SSL *ssl;
 	bool reused;
-	int err = tls_connect(port, ctx, name, &r, &w);
 
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(port, ctx, name, &r, &w);
 	ssl = (SSL *)rill_writer_get_extra_info(w, "ssl_object", NULL);
 	reused = SSL_session_reused(ssl) == 1;
 	cr_assert_eq(rill_writer_write(w, "ticket?\n", 8), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 8);
-	tls_close(w);
+	close_and_free(w);
 	return reused;
 }
 
@@ -461,7 +408,7 @@ static int resumption(void *arg)
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem"), *other = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	rill_server *srv = tls_serve(record_info, &seen, sctx);
 	int port = rill_server_port(srv);
 
 	(void)arg;
@@ -483,7 +430,7 @@ static int resumption(void *arg)
 
 Test(tls_echo, client_session_resumption, .timeout = 30)
 {
-	tls_run(resumption, NULL);
+	run_task(resumption, NULL);
 }
 
 /* A server that verifies client certificates resumes sessions too (it
@@ -497,7 +444,7 @@ static int resumption_with_client_cert(void *arg)
 				.key_file = tls_file("client.key") };
 	rill_tls_ctx *cctx;
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
+	rill_server *srv = tls_serve(record_info, &seen, sctx);
 	int port = rill_server_port(srv);
 
 	(void)arg;
@@ -515,7 +462,7 @@ static int resumption_with_client_cert(void *arg)
 
 Test(tls_echo, resumption_with_client_certificates, .timeout = 30)
 {
-	tls_run(resumption_with_client_cert, NULL);
+	run_task(resumption_with_client_cert, NULL);
 }
 
 /* ---- truncation and back-pressure ----------------------------------- */
@@ -539,12 +486,12 @@ static int abort_is_truncation(void *arg)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct seen seen = { 0, .last_read = 1 };
-	rill_server *srv = start_tls_server(read_to_end, &seen, sctx);
+	rill_server *srv = tls_serve(read_to_end, &seen, sctx);
 	rill_reader *r;
 	rill_writer *w;
 
 	(void)arg;
-	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	cr_assert_eq(rill_writer_write(w, "some data", 9), 0);
 	cr_assert_eq(rill_writer_drain(w), 0);
 	rill_sleep_ms(20);
@@ -563,7 +510,7 @@ static int abort_is_truncation(void *arg)
 
 Test(tls_echo, abort_is_a_truncation_not_an_eof, .timeout = 30)
 {
-	tls_run(abort_is_truncation, NULL);
+	run_task(abort_is_truncation, NULL);
 }
 
 /* Well above what loopback sockets buffer (a few MiB). */
@@ -582,7 +529,7 @@ static int flood_writer(rill_reader *r, rill_writer *w, void *arg)
 
 	(void)r;
 	for (size_t off = 0; off < FLOOD; off += sizeof(buf)) {
-		fill(buf, off, sizeof(buf));
+		fill_pat(buf, off, sizeof(buf));
 		if ((f->err = rill_writer_write(w, buf, sizeof(buf))) < 0 ||
 		    (f->err = rill_writer_drain(w)) < 0)
 			break;
@@ -596,14 +543,14 @@ static int back_pressure(void *arg)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct flood f = { 0 };
-	rill_server *srv = start_tls_server(flood_writer, &f, sctx);
+	rill_server *srv = tls_serve(flood_writer, &f, sctx);
 	static uint8_t buf[256 * 1024];
 	size_t got = 0;
 	rill_reader *r;
 	rill_writer *w;
 
 	(void)arg;
-	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	/* Not reading: the reader stops receiving past twice its limit, the
 	 * sockets fill, and the server waits in drain(). */
 	rill_sleep_ms(300);
@@ -612,18 +559,17 @@ static int back_pressure(void *arg)
 	cr_assert_lt(f.drained, FLOOD / 2, "the server got %zu bytes out", f.drained);
 	/* Reading lets everything through, in order, then a clean EOF. */
 	for (;;) {
-		ssize_t n = rill_reader_read(r, buf, sizeof(buf)), bad;
+		ssize_t n = rill_reader_read(r, buf, sizeof(buf));
 
 		cr_assert_geq(n, 0, "read at %zu: %s", got, rill_strerror((int)n));
 		if (n == 0)
 			break;
-		bad = check(buf, got, (size_t)n);
-		cr_assert_eq(bad, -1, "byte %zd differs", bad);
+		check_pat(buf, got, (size_t)n);
 		got += (size_t)n;
 	}
 	cr_assert_eq(got, FLOOD);
 	cr_assert_eq(f.err, 0, "%s", rill_strerror(f.err));
-	tls_close(w);
+	close_and_free(w);
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
@@ -632,5 +578,5 @@ static int back_pressure(void *arg)
 
 Test(tls_echo, a_reader_that_does_not_read_holds_the_writer, .timeout = 30)
 {
-	tls_run(back_pressure, NULL);
+	run_task(back_pressure, NULL);
 }

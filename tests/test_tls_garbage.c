@@ -44,17 +44,12 @@ static void log_hook(int level, const char *msg, void *arg)
 	v.handshake_failures++;
 }
 
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+/* Echoes lines; notes how the reading ended, and why, in v. */
+static int echo_noted(rill_reader *r, rill_writer *w, void *arg)
 {
-	rill_bytes line;
-	ssize_t n;
+	ssize_t n = echo_each_line(r, w);
 
 	(void)arg;
-	while ((n = rill_reader_readline(r, &line)) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
 	v.last_end = n;
 	snprintf(v.end_reason, sizeof(v.end_reason), "%s", n < 0 ? rill_tls_last_error() : "");
 	v.ended++;
@@ -79,16 +74,14 @@ struct raw {
 	atomic_bool done;
 };
 
+/* tcp_connect, with reads that give up after 5 s. */
 static int raw_connect(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = { .tv_sec = 5 };
+	int fd = tcp_connect(port);
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return fd;
 }
 
@@ -261,13 +254,11 @@ static int garbage_body(void *arg)
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
-	int port, err;
+	int port;
 
 	(void)arg;
-	for (size_t i = 0; i < sizeof(random_bytes); i++) {
-		seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
-		random_bytes[i] = (unsigned char)seed;
-	}
+	for (size_t i = 0; i < sizeof(random_bytes); i++)
+		random_bytes[i] = (unsigned char)xorshift32(&seed);
 	/* A handshake record claiming 20480 bytes: more than 2^14 + 2048. */
 	memcpy(oversized, "\x16\x03\x01\x50\x00\x01\x00\x4f\xfc\x03\x03", 11);
 	/* An application data record that decrypts to nothing good. */
@@ -292,10 +283,9 @@ static int garbage_body(void *arg)
 	};
 
 	rill_set_log_handler(log_hook, NULL);
-	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &so, &s), 0);
+	cr_assert_eq(rill_start_server(echo_noted, NULL, "127.0.0.1", 0, &so, &s), 0);
 	port = rill_server_port(s);
-	err = tls_connect(port, cctx, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "good client: %s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(port, cctx, "localhost", &r, &w);
 	good_roundtrip(r, w, "the start");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		struct garbage *g = &cases[i];
@@ -307,7 +297,7 @@ static int garbage_body(void *arg)
 		check_case(g);
 		good_roundtrip(r, w, g->name);
 	}
-	tls_close(w);
+	close_and_free(w);
 	rill_server_close(s);
 	cr_assert_eq(rill_server_wait_closed(s), 0);
 	rill_server_free(s);
@@ -318,7 +308,7 @@ static int garbage_body(void *arg)
 
 Test(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 {
-	tls_run(garbage_body, NULL);
+	run_task(garbage_body, NULL);
 }
 
 /* ---- renegotiation --------------------------------------------------
@@ -376,9 +366,9 @@ static int reneg_body(void *arg)
 	(void)arg;
 	signal(SIGPIPE, SIG_IGN);	/* s_client may be gone before "after" */
 	rill_set_log_handler(log_hook, NULL);
-	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &so, &s), 0);
+	cr_assert_eq(rill_start_server(echo_noted, NULL, "127.0.0.1", 0, &so, &s), 0);
 	snprintf(rn.target, sizeof(rn.target), "127.0.0.1:%d", rill_server_port(s));
-	cr_assert_eq(tls_connect(rill_server_port(s), cctx, "localhost", &r, &w), 0);
+	tls_connect_ok(rill_server_port(s), cctx, "localhost", &r, &w);
 	cr_assert_eq(pthread_create(&t, NULL, reneg_thread, &rn), 0);
 	for (int i = 0; i < 2500 && !atomic_load(&rn.done); i++)
 		rill_sleep_ms(10);
@@ -397,7 +387,7 @@ static int reneg_body(void *arg)
 	cr_assert(is_tls_error((int)v.last_end), "handler read ended with %s",
 		  rill_err_name((int)v.last_end));
 	good_roundtrip(r, w, "renegotiation");
-	tls_close(w);
+	close_and_free(w);
 	rill_server_close(s);
 	cr_assert_eq(rill_server_wait_closed(s), 0);
 	rill_server_free(s);
@@ -408,5 +398,5 @@ static int reneg_body(void *arg)
 
 Test(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
 {
-	tls_run(reneg_body, NULL);
+	run_task(reneg_body, NULL);
 }

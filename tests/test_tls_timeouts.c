@@ -12,7 +12,7 @@ static rill_time elapsed_ms(rill_time since)
 static int client_timeout(void *arg)
 {
 	rill_tls_ctx *ctx = tls_client_ctx("ca.pem");
-	int port, lfd = tls_listen_local(&port), fd;
+	int port, lfd = listen_loopback(&port, 16), fd;
 	rill_open_options o = { .ssl_context = ctx, .server_hostname = "localhost",
 				.ssl_handshake_timeout = 200 * MS };
 	unsigned char hello[4096];
@@ -23,6 +23,7 @@ static int client_timeout(void *arg)
 	int err;
 
 	(void)arg;
+	cr_assert_geq(lfd, 0);
 	/* The kernel completes the TCP handshake from the backlog; nobody
 	 * ever answers the ClientHello. */
 	err = rill_open_connection("127.0.0.1", port, &o, &r, &w);
@@ -58,7 +59,7 @@ static int client_timeout(void *arg)
 
 Test(tls_timeouts, client_handshake_timeout, .timeout = 30)
 {
-	tls_run(client_timeout, NULL);
+	run_task(client_timeout, NULL);
 }
 
 /* ---- the server's handshake timeout --------------------------------- */
@@ -69,33 +70,15 @@ struct served {
 	bool release;		/* the holding callback may close now */
 };
 
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+/* Echoes lines until EOF, counting the calls and keeping the last read. */
+static int echo_served(rill_reader *r, rill_writer *w, void *arg)
 {
 	struct served *s = arg;
-	rill_bytes line;
-	ssize_t n;
 
 	s->calls++;
-	while ((n = rill_reader_readline(r, &line)) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	s->last_read = n;
+	s->last_read = echo_each_line(r, w);
 	rill_writer_close(w);
 	return 0;
-}
-
-static void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
-{
-	rill_bytes line;
-	ssize_t n;
-
-	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
-	n = rill_reader_readline(r, &line);
-	cr_assert_eq(n, (ssize_t)strlen(msg), "readline: %s (%s)", rill_strerror((int)n),
-		     rill_tls_last_error());
-	cr_assert_arr_eq(line.data, msg, strlen(msg));
 }
 
 static int server_timeout(void *arg)
@@ -112,7 +95,7 @@ static int server_timeout(void *arg)
 	int port;
 
 	(void)arg;
-	cr_assert_eq(rill_start_server(echo_lines, &seen, "127.0.0.1", 0, &so, &srv), 0);
+	cr_assert_eq(rill_start_server(echo_served, &seen, "127.0.0.1", 0, &so, &srv), 0);
 	port = rill_server_port(srv);
 	/* A plain TCP client that never says a word. */
 	t0 = rill_now();
@@ -130,10 +113,10 @@ static int server_timeout(void *arg)
 	rill_writer_free(sw);
 	/* The good one is still fine, and the server accepts more. */
 	expect_echo(r, w, "still fine\n");
-	tls_close(w);
-	cr_assert_eq(tls_connect(port, cctx, "localhost", &r, &w), 0);
+	close_and_free(w);
+	tls_connect_ok(port, cctx, "localhost", &r, &w);
 	expect_echo(r, w, "another\n");
-	tls_close(w);
+	close_and_free(w);
 	rill_server_close(srv);
 	cr_assert_eq(rill_server_wait_closed(srv), 0);
 	rill_server_free(srv);
@@ -145,7 +128,7 @@ static int server_timeout(void *arg)
 
 Test(tls_timeouts, server_handshake_timeout, .timeout = 30)
 {
-	tls_run(server_timeout, NULL);
+	run_task(server_timeout, NULL);
 }
 
 /* ---- closing without waiting for the peer --------------------------- */
@@ -210,7 +193,7 @@ static int close_without_answer(void *arg)
 
 Test(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout = 30)
 {
-	tls_run(close_without_answer, NULL);
+	run_task(close_without_answer, NULL);
 }
 
 /* ---- start_tls ------------------------------------------------------- */
@@ -283,7 +266,7 @@ static int start_tls(void *arg)
 	cr_assert_str_eq(u.version, "TLSv1.3");
 	/* Upgrading twice is a state error. */
 	cr_assert_eq(rill_start_tls(w, cctx, "localhost", NULL), RILL_ESTATE);
-	tls_close(w);
+	close_and_free(w);
 	for (int i = 0; i < 200 && u.last_read != 0; i++)
 		rill_sleep_ms(5);
 	cr_assert_eq(u.last_read, 0, "clean EOF after close_notify: %s",
@@ -297,7 +280,7 @@ static int start_tls(void *arg)
 
 Test(tls_timeouts, start_tls_with_the_client_hello_already_buffered, .timeout = 30)
 {
-	tls_run(start_tls, NULL);
+	run_task(start_tls, NULL);
 }
 
 /* start_tls's own handshake timeout, on a plain peer that never answers. */
@@ -346,5 +329,5 @@ static int start_tls_timeout(void *arg)
 
 Test(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
 {
-	tls_run(start_tls_timeout, NULL);
+	run_task(start_tls_timeout, NULL);
 }

@@ -20,45 +20,18 @@ static void capture_log(int level, const char *msg, void *arg)
 	snprintf(logged + n, sizeof(logged) - n, "%s\n", msg);
 }
 
-/* Echoes lines until EOF. */
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+/* Echoes lines until EOF; counts the calls in seen (if not NULL) and
+ * notes the client certificate's subject there. */
+static int echo_seen(rill_reader *r, rill_writer *w, void *arg)
 {
 	struct seen *s = arg;
 	const char *subject = rill_writer_get_extra_info(w, "peercert_subject", NULL);
-	rill_bytes line;
 
 	if (s) {
 		s->calls++;
 		snprintf(s->subject, sizeof(s->subject), "%s", subject ? subject : "(none)");
 	}
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
-static rill_server *serve(rill_tls_ctx *ctx, struct seen *seen)
-{
-	rill_server_options o = { .ssl = ctx };
-	rill_server *s;
-
-	cr_assert_eq(rill_start_server(echo_lines, seen, "127.0.0.1", 0, &o, &s), 0);
-	return s;
-}
-
-static void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
-{
-	rill_bytes line;
-	ssize_t n;
-
-	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
-	n = rill_reader_readline(r, &line);
-	cr_assert_eq(n, (ssize_t)strlen(msg), "readline: %s (%s)", rill_strerror((int)n),
-		     rill_tls_last_error());
-	cr_assert_arr_eq(line.data, msg, strlen(msg));
+	return echo_lines(r, w, NULL);
 }
 
 /* ---- one failing connection ------------------------------------------ */
@@ -76,7 +49,7 @@ static int bad_connection(void *arg)
 	const struct bad_case *bc = arg;
 	rill_tls_ctx *sctx = tls_server_ctx(bc->server_cert), *cctx = tls_client_ctx(bc->ca);
 	struct seen seen = { 0 };
-	rill_server *srv = serve(sctx, &seen);
+	rill_server *srv = tls_serve(echo_seen, &seen, sctx);
 	rill_reader *r = NULL;
 	rill_writer *w = NULL;
 	int err;
@@ -108,7 +81,7 @@ Test(tls_verify, unknown_ca, .timeout = 30)
 	struct bad_case bc = { "server", "other-ca.pem", "localhost", RILL_ETLS_VERIFY,
 			       "unable to get local issuer certificate" };
 
-	tls_run(bad_connection, &bc);
+	run_task(bad_connection, &bc);
 }
 
 Test(tls_verify, expired_certificate, .timeout = 30)
@@ -116,7 +89,7 @@ Test(tls_verify, expired_certificate, .timeout = 30)
 	struct bad_case bc = { "expired", "ca.pem", "localhost", RILL_ETLS_VERIFY,
 			       "certificate has expired" };
 
-	tls_run(bad_connection, &bc);
+	run_task(bad_connection, &bc);
 }
 
 Test(tls_verify, wrong_host, .timeout = 30)
@@ -124,7 +97,7 @@ Test(tls_verify, wrong_host, .timeout = 30)
 	struct bad_case bc = { "wronghost", "ca.pem", "localhost", RILL_ETLS_HOSTNAME,
 			       "hostname mismatch" };
 
-	tls_run(bad_connection, &bc);
+	run_task(bad_connection, &bc);
 }
 
 Test(tls_verify, wrong_ip_address, .timeout = 30)
@@ -133,7 +106,7 @@ Test(tls_verify, wrong_ip_address, .timeout = 30)
 	struct bad_case bc = { "wronghost", "ca.pem", NULL, RILL_ETLS_HOSTNAME,
 			       "IP address mismatch" };
 
-	tls_run(bad_connection, &bc);
+	run_task(bad_connection, &bc);
 }
 
 Test(tls_verify, empty_server_hostname_still_checks_the_chain, .timeout = 30)
@@ -141,7 +114,7 @@ Test(tls_verify, empty_server_hostname_still_checks_the_chain, .timeout = 30)
 	struct bad_case bc = { "wronghost", "other-ca.pem", "", RILL_ETLS_VERIFY,
 			       "unable to get local issuer certificate" };
 
-	tls_run(bad_connection, &bc);
+	run_task(bad_connection, &bc);
 }
 
 /* ---- connections that succeed --------------------------------------- */
@@ -155,14 +128,13 @@ static int good_connection(void *arg)
 {
 	const struct good_case *gc = arg;
 	rill_tls_ctx *sctx = tls_server_ctx(gc->server_cert), *cctx = tls_client_ctx("ca.pem");
-	rill_server *srv = serve(sctx, NULL);
+	rill_server *srv = tls_serve(echo_seen, NULL, sctx);
 	rill_reader *r;
 	rill_writer *w;
-	int err = tls_connect(rill_server_port(srv), cctx, gc->name, &r, &w);
 
-	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(rill_server_port(srv), cctx, gc->name, &r, &w);
 	expect_echo(r, w, "verified\n");
-	tls_close(w);
+	close_and_free(w);
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
@@ -173,7 +145,7 @@ Test(tls_verify, empty_server_hostname_skips_the_name_check, .timeout = 30)
 {
 	struct good_case gc = { "wronghost", "" };
 
-	tls_run(good_connection, &gc);
+	run_task(good_connection, &gc);
 }
 
 Test(tls_verify, ip_address_in_the_certificate, .timeout = 30)
@@ -181,14 +153,14 @@ Test(tls_verify, ip_address_in_the_certificate, .timeout = 30)
 	/* No server_hostname: 127.0.0.1 is checked against the IP SAN. */
 	struct good_case gc = { "server", NULL };
 
-	tls_run(good_connection, &gc);
+	run_task(good_connection, &gc);
 }
 
 Test(tls_verify, matching_host_name, .timeout = 30)
 {
 	struct good_case gc = { "server", "localhost" };
 
-	tls_run(good_connection, &gc);
+	run_task(good_connection, &gc);
 }
 
 /* ---- the default context (ssl = true) -------------------------------- */
@@ -200,7 +172,7 @@ static int default_context(void *arg)
 {
 	int want = *(int *)arg;
 	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = serve(sctx, NULL);
+	rill_server *srv = tls_serve(echo_seen, NULL, sctx);
 	rill_open_options o = { .ssl = true, .family = AF_INET };
 	rill_reader *r;
 	rill_writer *w;
@@ -211,7 +183,7 @@ static int default_context(void *arg)
 	if (err == 0) {
 		cr_assert_not_null(rill_writer_get_extra_info(w, "sslcontext", NULL));
 		expect_echo(r, w, "default context\n");
-		tls_close(w);
+		close_and_free(w);
 	}
 	rill_server_free(srv);
 	rill_tls_ctx_free(sctx);
@@ -224,7 +196,7 @@ Test(tls_verify, default_context_honours_ssl_cert_file, .timeout = 30)
 
 	cr_assert_eq(setenv("SSL_CERT_FILE", tls_file("ca.pem"), 1), 0);
 	unsetenv("SSL_CERT_DIR");
-	tls_run(default_context, &want);
+	run_task(default_context, &want);
 }
 
 Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
@@ -234,7 +206,7 @@ Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
 	/* The system store, which has never heard of our throwaway CA. */
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
-	tls_run(default_context, &want);
+	run_task(default_context, &want);
 }
 
 /* ---- client certificates --------------------------------------------- */
@@ -248,7 +220,7 @@ static int client_certificates(void *arg)
 				  .key_file = tls_file("client.key") };
 	rill_tls_ctx *anon = tls_client_ctx("ca.pem"), *cctx;
 	struct seen seen = { 0 };
-	rill_server *srv = serve(sctx, &seen);
+	rill_server *srv = tls_serve(echo_seen, &seen, sctx);
 	int port = rill_server_port(srv);
 	rill_reader *r;
 	rill_writer *w;
@@ -273,10 +245,9 @@ static int client_certificates(void *arg)
 	}
 	cr_assert_eq(seen.calls, 0, "the callback never ran");
 	/* With one: served, and the server sees who we are. */
-	err = tls_connect(port, cctx, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(port, cctx, "localhost", &r, &w);
 	expect_echo(r, w, "certified\n");
-	tls_close(w);
+	close_and_free(w);
 	cr_assert_eq(seen.calls, 1);
 	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");
 	rill_server_free(srv);
@@ -288,7 +259,7 @@ static int client_certificates(void *arg)
 
 Test(tls_verify, client_certificate_required, .timeout = 30)
 {
-	tls_run(client_certificates, NULL);
+	run_task(client_certificates, NULL);
 }
 
 /* ---- argument errors ------------------------------------------------- */
@@ -296,10 +267,8 @@ Test(tls_verify, client_certificate_required, .timeout = 30)
 static int bad_arguments(void *arg)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = serve(sctx, NULL);
-	int port = rill_server_port(srv), fd;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	rill_server *srv = tls_serve(echo_seen, NULL, sctx);
+	int port = rill_server_port(srv);
 	rill_reader *r;
 	rill_writer *w;
 	rill_open_options o;
@@ -314,9 +283,7 @@ static int bad_arguments(void *arg)
 	cr_assert_neq(*rill_tls_last_error(), '\0');
 
 	/* sock= with ssl: no host to check, so server_hostname is needed. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	o = (rill_open_options){ .sock = fd, .ssl = true };
+	o = (rill_open_options){ .sock = tcp_client(port), .ssl = true };
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL);
 	o.ssl = false;
 	o.ssl_context = tls_client_ctx("ca.pem");
@@ -325,7 +292,7 @@ static int bad_arguments(void *arg)
 	o.server_hostname = "localhost";
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0, "%s", rill_tls_last_error());
 	expect_echo(r, w, "adopted\n");
-	tls_close(w);
+	close_and_free(w);
 	rill_tls_ctx_free(o.ssl_context);
 	rill_server_free(srv);
 	rill_tls_ctx_free(sctx);
@@ -334,7 +301,7 @@ static int bad_arguments(void *arg)
 
 Test(tls_verify, argument_errors, .timeout = 30)
 {
-	tls_run(bad_arguments, NULL);
+	run_task(bad_arguments, NULL);
 }
 
 Test(tls_verify, context_errors, .timeout = 30)
@@ -379,17 +346,15 @@ static int isolation(void *arg)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	struct seen seen = { 0 };
-	rill_server *srv = serve(sctx, &seen);
+	rill_server *srv = tls_serve(echo_seen, &seen, sctx);
 	struct pair p = { .port = rill_server_port(srv), .good = tls_client_ctx("ca.pem"),
 			  .bad = tls_client_ctx("other-ca.pem") };
 	rill_reader *r;
 	rill_writer *w;
 	rill_task *t;
-	int err;
 
 	(void)arg;
-	err = tls_connect(p.port, p.good, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(p.port, p.good, "localhost", &r, &w);
 	/* The bad one fails while the good one is mid-conversation. */
 	cr_assert_eq(rill_spawn(rill_loop_current(), bad_client, &p, &t), 0);
 	for (int i = 0; i < 50 && !rill_task_done(t); i++) {
@@ -401,11 +366,11 @@ static int isolation(void *arg)
 	cr_assert_eq(rill_task_join(t, NULL), 0);
 	cr_assert_eq(p.bad_err, RILL_ETLS_VERIFY, "%s", rill_strerror(p.bad_err));
 	expect_echo(r, w, "after the failure\n");
-	tls_close(w);
+	close_and_free(w);
 	/* And the server goes on accepting. */
-	cr_assert_eq(tls_connect(p.port, p.good, "localhost", &r, &w), 0);
+	tls_connect_ok(p.port, p.good, "localhost", &r, &w);
 	expect_echo(r, w, "next\n");
-	tls_close(w);
+	close_and_free(w);
 	cr_assert_eq(seen.calls, 2);
 	rill_server_free(srv);
 	rill_tls_ctx_free(p.good);
@@ -416,5 +381,5 @@ static int isolation(void *arg)
 
 Test(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
 {
-	tls_run(isolation, NULL);
+	run_task(isolation, NULL);
 }

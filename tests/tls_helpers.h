@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared by the test_tls_* programs: throwaway certificates (tls_certs.sh,
  * made once per test program), contexts made from them, peer processes
- * (openssl, curl, nginx) on pipes, and small task helpers.
+ * (openssl, curl, nginx) on pipes, TLS servers and connections. The
+ * helpers of every test program come with it, from tests/helpers.h.
  *
  * Include it once per test program: it defines Criterion's PRE_ALL and
  * POST_ALL hooks. The certificates are made in the runner process before
@@ -11,32 +12,15 @@
 #ifndef RILL_TESTS_TLS_HELPERS_H
 #define RILL_TESTS_TLS_HELPERS_H
 
-#include <criterion/criterion.h>
+#include "tests/helpers.h"
+
 #include <criterion/hooks.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "rill/error.h"
-#include "rill/stream.h"
-#include "rill/task.h"
 #include "rill/tls.h"
-
-#define MS RILL_NSEC_PER_MSEC
 
 /* ---- certificates --------------------------------------------------- */
 
@@ -277,30 +261,18 @@ static inline void peer_run_in_task(struct peer_run *r)
 	pthread_join(th, NULL);
 }
 
-/* ---- sockets and tasks ---------------------------------------------- */
+/* ---- servers and connections --------------------------------------- */
 
-/* A plain listening socket on 127.0.0.1 with a free port. */
-static inline int tls_listen_local(int *portp)
+/* A TLS server on 127.0.0.1 with context ctx, port chosen by the kernel,
+ * calling cb(arg) per connection. The caller frees it. */
+static inline rill_server *tls_serve(rill_client_connected_fn cb, void *arg, rill_tls_ctx *ctx)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rill_server_options o = { .ssl = ctx };
+	rill_server *s;
+	int err = rill_start_server(cb, arg, "127.0.0.1", 0, &o, &s);
 
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 16), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	*portp = ntohs(a.sin_port);
-	return fd;
-}
-
-static inline void tls_run(rill_task_fn fn, void *arg)
-{
-	int result = -1, err = rill_run(fn, arg, &result);
-
-	cr_assert_eq(err, 0, "rill_run: %s", rill_strerror(err));
-	cr_assert_eq(result, 0, "task failed: %d", result);
+	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
+	return s;
 }
 
 /* open_connection to 127.0.0.1:port with TLS: ctx, name. */
@@ -312,11 +284,26 @@ static inline int tls_connect(int port, rill_tls_ctx *ctx, const char *name,
 	return rill_open_connection("127.0.0.1", port, &o, r, w);
 }
 
-static inline void tls_close(rill_writer *w)
+/* tls_connect; fails the test, with OpenSSL's reason, if it fails. */
+static inline void tls_connect_ok(int port, rill_tls_ctx *ctx, const char *name,
+				  rill_reader **r, rill_writer **w)
 {
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
+	int err = tls_connect(port, ctx, name, r, w);
+
+	cr_assert_eq(err, 0, "connect: %s (%s)", rill_strerror(err), rill_tls_last_error());
+}
+
+/* Writes msg, a line, and fails the test unless the same line comes back. */
+static inline void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
+{
+	rill_bytes line;
+	ssize_t n;
+
+	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
+	n = rill_reader_readline(r, &line);
+	cr_assert_eq(n, (ssize_t)strlen(msg), "readline: %s (%s)", rill_strerror((int)n),
+		     rill_tls_last_error());
+	cr_assert_arr_eq(line.data, msg, strlen(msg));
 }
 
 #endif
