@@ -413,6 +413,23 @@ static inline int fd_limited_server(void *arg)
 
 /* ---- tasks ----------------------------------------------------------- */
 
+/* The loop of a suite whose tests each run on a fresh one: declare it
+ * with TestSuite(name, .init = loop_setup, .fini = loop_teardown). */
+static rill_loop *loop __attribute__((unused));
+
+/* Makes loop; fails the test if it cannot. */
+static inline void loop_setup(void)
+{
+	int ret = rill_loop_new(&loop, NULL);
+
+	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
+}
+
+static inline void loop_teardown(void)
+{
+	rill_loop_free(loop);
+}
+
 /* Runs fn(arg) as the main task of a loop of its own (rill_run); fails
  * the test unless the loop ran and fn returned 0. */
 static inline void run_task(rill_task_fn fn, void *arg)

@@ -12,22 +12,9 @@
 #include "engine/internal.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "tests/helpers.h"
 
-static rill_loop *loop;
-
-static void setup(void)
-{
-	int ret = rill_loop_new(&loop, NULL);
-
-	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
-}
-
-static void teardown(void)
-{
-	rill_loop_free(loop);
-}
-
-TestSuite(engine_task, .init = setup, .fini = teardown);
+TestSuite(engine_task, .init = loop_setup, .fini = loop_teardown);
 
 static int ret_arg(void *arg)
 {

@@ -7,8 +7,8 @@
 #include "engine/internal.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "tests/helpers.h"
 
-#define MS RILL_NSEC_PER_MSEC
 /* How late a wake-up may be: the kernel's timer slack plus a busy machine
  * running tests in parallel. Early is never allowed. */
 #define LATE_MARGIN (15 * MS)
@@ -28,24 +28,10 @@ static rill_time overslept;
 		}						\
 	} while (0)
 
-static rill_loop *loop;
-
-static void setup(void)
-{
-	int ret = rill_loop_new(&loop, NULL);
-
-	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
-}
-
-static void teardown(void)
-{
-	rill_loop_free(loop);
-}
-
-TestSuite(engine_timer, .init = setup, .fini = teardown);
+TestSuite(engine_timer, .init = loop_setup, .fini = loop_teardown);
 
 /* Runs fn in a task on the suite's loop and returns its result. */
-static int run_task(rill_task_fn fn, void *arg)
+static int run_on_loop(rill_task_fn fn, void *arg)
 {
 	rill_task *t;
 	int res = -1;
@@ -61,7 +47,7 @@ static void run_timed(rill_task_fn fn, void *arg)
 	int res = LATE;
 
 	for (int i = 0; i < ATTEMPTS && res == LATE; i++)
-		res = run_task(fn, arg);
+		res = run_on_loop(fn, arg);
 	cr_assert_neq(res, LATE, "late on all %d attempts, the last by %llu ns",
 		      ATTEMPTS, (unsigned long long)overslept);
 	cr_assert_eq(res, 0);
@@ -97,7 +83,7 @@ static int sleep_ns_checks(void *arg)
 
 Test(engine_timer, sleep_ns_and_zero)
 {
-	cr_assert_eq(run_task(sleep_ns_checks, NULL), 0);
+	cr_assert_eq(run_on_loop(sleep_ns_checks, NULL), 0);
 }
 
 #define NSLEEPERS 40
@@ -216,7 +202,7 @@ static int deadline_not_reached(void *arg)
 
 Test(engine_timer, deadline_not_reached_and_pop_restores)
 {
-	cr_assert_eq(run_task(deadline_not_reached, NULL), 0);
+	cr_assert_eq(run_on_loop(deadline_not_reached, NULL), 0);
 }
 
 static int nested_inner_shorter(void *arg)
@@ -303,7 +289,7 @@ static int never_deadline(void *arg)
 
 Test(engine_timer, push_of_never_changes_nothing)
 {
-	cr_assert_eq(run_task(never_deadline, NULL), 0);
+	cr_assert_eq(run_on_loop(never_deadline, NULL), 0);
 }
 
 static int sleep_forever(void *arg)
@@ -364,5 +350,5 @@ Test(engine_timer, deadline_applies_to_join)
 	rill_task *sleeper;
 
 	cr_assert_eq(rill_spawn(loop, sleep_long, NULL, &sleeper), 0);
-	cr_assert_eq(run_task(deadline_on_join, sleeper), 0);
+	cr_assert_eq(run_on_loop(deadline_on_join, sleeper), 0);
 }
