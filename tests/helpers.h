@@ -469,6 +469,31 @@ static inline void run_isolated(rill_task_fn fn, void *arg)
 		  "isolated child failed (status %#x)", status);
 }
 
+/* Test(suite, name, options...) whose body, written after it, runs as
+ * the main task of a loop of its own (run_task) and returns 0 when all
+ * went well; its argument, arg, is NULL:
+ *
+ *	TASK_TEST(streams_reader, peek_then_consume)
+ *	{
+ *		...
+ *		return 0;
+ *	}
+ */
+#define TASK_TEST(suite, name, ...) TEST_RUN_BY_(run_task, suite, name, ##__VA_ARGS__)
+
+/* As TASK_TEST, with the body run by run_isolated: in a forked child, in a
+ * network namespace of its own, checking with CHECK. */
+#define ISOLATED_TEST(suite, name, ...) \
+	TEST_RUN_BY_(run_isolated, suite, name, ##__VA_ARGS__)
+
+#define TEST_RUN_BY_(runner, suite, name, ...)                                \
+	static int suite##_##name##_body(void *arg);                          \
+	Test(suite, name, ##__VA_ARGS__)                                      \
+	{                                                                     \
+		runner(suite##_##name##_body, NULL);                          \
+	}                                                                     \
+	static int suite##_##name##_body(void *arg __attribute__((unused)))
+
 /* A task running fn(arg) on the current loop; join it. Call from a task. */
 static inline rill_task *spawn(rill_task_fn fn, void *arg)
 {

@@ -215,7 +215,9 @@ static int one_round(struct storm *st, uint32_t *seed)
 	return 0;
 }
 
-static int storm_child(void *arg)
+/* In a forked child with a network namespace of its own where unshare is
+ * allowed: the blackholed SYNs disturb nothing else. */
+ISOLATED_TEST(reliability_cancel, storm_of_cancellations_and_timeouts, .timeout = 120)
 {
 	struct storm st = { 0 };
 	rill_server *echo, *quiet;
@@ -224,7 +226,6 @@ static int storm_child(void *arg)
 	int before, after;
 	rill_time t0 = rill_now();
 
-	(void)arg;
 	rill_set_log_handler(count_warnings, NULL);
 	before = count_fds();
 	CHECK(blackhole_open(&dead) == 0, "blackhole");
@@ -252,13 +253,6 @@ static int storm_child(void *arg)
 	CHECK(after == before, "fds leaked: %d -> %d", before, after);
 	CHECK(st.cancelled && st.timed_out, "both ways of interrupting happened");
 	return 0;
-}
-
-/* In a forked child with a network namespace of its own where unshare is
- * allowed: the blackholed SYNs disturb nothing else. */
-Test(reliability_cancel, storm_of_cancellations_and_timeouts, .timeout = 120)
-{
-	run_isolated(storm_child, NULL);
 }
 
 /* ---- freeing a loop with operations no task waits for ---------------

@@ -13,7 +13,7 @@ TestSuite(reliability_peers, .timeout = 60);
 /* ---- RST in the middle of a write ----------------------------------- */
 
 /* The peer takes a little of a long write, then resets. */
-static int rst_body(void *arg)
+TASK_TEST(reliability_peers, reset_in_the_middle_of_a_write)
 {
 	static unsigned char chunk[64 * KIB];
 	rill_server *echo;
@@ -24,7 +24,6 @@ static int rst_body(void *arg)
 	char got[4096];
 	ssize_t n;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &echo), 0);
 	fds = count_fds();
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &r, &w), 0);
@@ -59,11 +58,6 @@ static int rst_body(void *arg)
 	return 0;
 }
 
-Test(reliability_peers, reset_in_the_middle_of_a_write)
-{
-	run_task(rst_body, NULL);
-}
-
 /* ---- FIN in the middle of readexactly -------------------------------- */
 
 #define EXACT 100
@@ -90,12 +84,11 @@ static int fin_handler(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int fin_body(void *arg)
+TASK_TEST(reliability_peers, fin_in_the_middle_of_readexactly)
 {
 	static const size_t sizes[] = { 0, 1, EXACT / 2, EXACT - 1 };
 	char msg[EXACT], reply[32];
 
-	(void)arg;
 	for (size_t i = 0; i < EXACT; i++)
 		msg[i] = (char)('a' + i % 26);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(*sizes); k++) {
@@ -140,23 +133,17 @@ static int fin_body(void *arg)
 	return 0;
 }
 
-Test(reliability_peers, fin_in_the_middle_of_readexactly)
-{
-	run_task(fin_body, NULL);
-}
-
 /* ---- refused connects ---------------------------------------------- */
 
 #define REFUSED 200
 
-static int refused_body(void *arg)
+TASK_TEST(reliability_peers, closed_port_refuses_every_time_and_leaks_nothing)
 {
 	rill_server *echo;
 	rill_reader *r;
 	rill_writer *w;
 	int port, ls = listen_loopback(&port, 1), fds, refused = 0, err = 0;
 
-	(void)arg;
 	cr_assert_geq(ls, 0);
 	close(ls);	/* nobody listens on port now */
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &echo), 0);
@@ -173,11 +160,6 @@ static int refused_body(void *arg)
 	cr_assert_eq(echo_once(rill_server_port(echo)), 0);
 	rill_server_free(echo);
 	return 0;
-}
-
-Test(reliability_peers, closed_port_refuses_every_time_and_leaks_nothing)
-{
-	run_task(refused_body, NULL);
 }
 
 /* ---- connect timeout to a blackholed address ------------------------
@@ -210,7 +192,7 @@ static int dead_connect(void *arg)
 	return 0;
 }
 
-static int blackhole_child(void *arg)
+ISOLATED_TEST(reliability_peers, connect_to_a_blackholed_address_times_out)
 {
 	struct dead d[DEAD_CONNECTS];
 	rill_task *t[DEAD_CONNECTS];
@@ -218,7 +200,6 @@ static int blackhole_child(void *arg)
 	struct blackhole bh;
 	int fds;
 
-	(void)arg;
 	CHECK(blackhole_open(&bh) == 0, "blackhole");
 	fds = count_fds();
 	for (int i = 0; i < DEAD_CONNECTS; i++) {
@@ -238,11 +219,6 @@ static int blackhole_child(void *arg)
 	       (double)worst / 1e6);
 	blackhole_close(&bh);
 	return 0;
-}
-
-Test(reliability_peers, connect_to_a_blackholed_address_times_out)
-{
-	run_isolated(blackhole_child, NULL);
 }
 
 /* ---- half-close in both directions ---------------------------------- */

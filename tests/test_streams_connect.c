@@ -34,7 +34,7 @@ static rill_server *echo_server(const char *host)
 
 /* ---- plain connections --------------------------------------------- */
 
-static int connect_v4(void *arg)
+TASK_TEST(streams_connect, ipv4_loopback, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	const struct sockaddr_in *peer, *local;
@@ -43,7 +43,6 @@ static int connect_v4(void *arg)
 	int one = 0, fd;
 	socklen_t len = sizeof(one);
 
-	(void)arg;
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w), 0);
 	cr_assert_eq(echo_roundtrip(r, w, "hello v4\n"), 0);
 	peer = rill_writer_get_extra_info(w, "peername", NULL);
@@ -62,11 +61,6 @@ static int connect_v4(void *arg)
 	return 0;
 }
 
-Test(streams_connect, ipv4_loopback, .timeout = 30)
-{
-	run_task(connect_v4, NULL);
-}
-
 static int ticker(void *arg)
 {
 	int *ticks = arg;
@@ -76,7 +70,7 @@ static int ticker(void *arg)
 	return 0;
 }
 
-static int connect_by_name(void *arg)
+TASK_TEST(streams_connect, localhost_by_name, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	rill_open_options o = { .family = AF_INET };
@@ -86,7 +80,6 @@ static int connect_by_name(void *arg)
 	rill_writer *w;
 	int err;
 
-	(void)arg;
 	cr_assert_eq(rill_spawn(rill_loop_current(), ticker, &ticks, &tick), 0);
 	err = rill_open_connection("localhost", rill_server_port(s), &o, &r, &w);
 	cr_assert_eq(err, 0, "localhost: %s %s", rill_strerror(err), rill_error_detail());
@@ -98,27 +91,16 @@ static int connect_by_name(void *arg)
 	return 0;
 }
 
-Test(streams_connect, localhost_by_name, .timeout = 30)
-{
-	run_task(connect_by_name, NULL);
-}
-
-static int connect_unknown_name(void *arg)
+TASK_TEST(streams_connect, unknown_name_fails_with_detail, .timeout = 30)
 {
 	rill_reader *r;
 	rill_writer *w;
 	int err;
 
-	(void)arg;
 	err = rill_open_connection("no-such-host.invalid", 80, NULL, &r, &w);
 	cr_assert_lt(err, 0);
 	cr_assert_neq(rill_error_detail()[0], '\0', "no detail for a failed lookup");
 	return 0;
-}
-
-Test(streams_connect, unknown_name_fails_with_detail, .timeout = 30)
-{
-	run_task(connect_unknown_name, NULL);
 }
 
 static int connect_v6(void *arg)
@@ -146,22 +128,16 @@ Test(streams_connect, ipv6_loopback, .timeout = 30)
 	run_task(connect_v6, NULL);
 }
 
-static int connect_refused(void *arg)
+TASK_TEST(streams_connect, closed_port_is_refused, .timeout = 30)
 {
 	rill_reader *r = NULL;
 	rill_writer *w = NULL;
 	int fd, port = refusing_port(&fd);
 
-	(void)arg;
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &r, &w), -ECONNREFUSED);
 	cr_assert_null(w);
 	close(fd);
 	return 0;
-}
-
-Test(streams_connect, closed_port_is_refused, .timeout = 30)
-{
-	run_task(connect_refused, NULL);
 }
 
 static int bad_args(void *arg)
@@ -202,7 +178,7 @@ Test(streams_connect, invalid_arguments, .timeout = 30)
 
 /* ---- sock= --------------------------------------------------------- */
 
-static int adopt_tcp(void *arg)
+TASK_TEST(streams_connect, adopt_connected_tcp_socket, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	struct sockaddr_in a = loopback4(rill_server_port(s));
@@ -211,7 +187,6 @@ static int adopt_tcp(void *arg)
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
 	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	o.sock = fd;
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
@@ -225,11 +200,6 @@ static int adopt_tcp(void *arg)
 	rill_writer_free(w);
 	rill_server_free(s);
 	return 0;
-}
-
-Test(streams_connect, adopt_connected_tcp_socket, .timeout = 30)
-{
-	run_task(adopt_tcp, NULL);
 }
 
 /* Reads what the peer end of a socketpair got, waiting up to 2 s. */
@@ -297,23 +267,17 @@ Test(streams_connect, adopt_nonblocking_socketpair_end, .timeout = 30)
 	run_task(adopt_pair, &flags);
 }
 
-static int adopt_bad(void *arg)
+TASK_TEST(streams_connect, adopt_rejects_datagram_socket, .timeout = 30)
 {
 	rill_open_options o = { 0 };
 	rill_reader *r;
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
 	o.sock = fd;
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL, "a datagram socket");
 	close(fd);
 	return 0;
-}
-
-Test(streams_connect, adopt_rejects_datagram_socket, .timeout = 30)
-{
-	run_task(adopt_bad, NULL);
 }
 
 /* ---- local_addr ---------------------------------------------------- */
@@ -333,7 +297,7 @@ static int say_peer_port(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int local_addr(void *arg)
+TASK_TEST(streams_connect, local_addr_is_bound, .timeout = 30)
 {
 	rill_server *s;
 	struct sockaddr_in local = loopback4(0);
@@ -346,7 +310,6 @@ static int local_addr(void *arg)
 	char want[32];
 	int hold, port;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(say_peer_port, NULL, "127.0.0.1", 0, NULL, &s), 0);
 	/* A free port: bound by hold, released just before use. */
 	port = refusing_port(&hold);
@@ -370,14 +333,9 @@ static int local_addr(void *arg)
 	return 0;
 }
 
-Test(streams_connect, local_addr_is_bound, .timeout = 30)
-{
-	run_task(local_addr, NULL);
-}
-
 /* ---- connect_timeout ----------------------------------------------- */
 
-static int timeout_child(void *arg)
+ISOLATED_TEST(streams_connect, connect_timeout_on_dead_address, .timeout = 30)
 {
 	struct blackhole bh;
 	rill_open_options o = { .connect_timeout = 300 * MS };
@@ -386,7 +344,6 @@ static int timeout_child(void *arg)
 	rill_time t0;
 	int err, before;
 
-	(void)arg;
 	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
 	before = count_fds();
 	t0 = rill_now();
@@ -401,14 +358,9 @@ static int timeout_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, connect_timeout_on_dead_address, .timeout = 30)
-{
-	run_isolated(timeout_child, NULL);
-}
-
 /* ---- happy eyeballs ------------------------------------------------ */
 
-static int eyeballs_child(void *arg)
+ISOLATED_TEST(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30)
 {
 	struct blackhole bh;
 	rill_server *s;
@@ -421,7 +373,6 @@ static int eyeballs_child(void *arg)
 	rill_time t0;
 	int err, fd, before;
 
-	(void)arg;
 	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
 	CHECK(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &s) == 0, "server");
 	live = loopback4(rill_server_port(s));
@@ -463,14 +414,9 @@ static int eyeballs_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30)
-{
-	run_isolated(eyeballs_child, NULL);
-}
-
 /* Every address dead and a connect_timeout: the race is given up at the
  * timeout, its attempts cancelled and joined. */
-static int eyeballs_timeout_child(void *arg)
+ISOLATED_TEST(streams_connect, happy_eyeballs_all_dead_times_out, .timeout = 30)
 {
 	struct blackhole bh1, bh2;
 	const struct sockaddr *addrs[3];
@@ -481,7 +427,6 @@ static int eyeballs_timeout_child(void *arg)
 	rill_time t0;
 	int err, before;
 
-	(void)arg;
 	CHECK(blackhole_open(&bh1) == 0 && blackhole_open(&bh2) == 0, "blackholes");
 	addrs[0] = (struct sockaddr *)&bh1.addr;
 	addrs[1] = (struct sockaddr *)&bh2.addr;
@@ -505,12 +450,7 @@ static int eyeballs_timeout_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, happy_eyeballs_all_dead_times_out, .timeout = 30)
-{
-	run_isolated(eyeballs_timeout_child, NULL);
-}
-
-static int all_refused(void *arg)
+TASK_TEST(streams_connect, every_address_refused_gives_emulti, .timeout = 30)
 {
 	int f1, f2, p1 = refusing_port(&f1), p2 = refusing_port(&f2);
 	struct sockaddr_in a1 = loopback4(p1), a2 = loopback4(p2);
@@ -520,7 +460,6 @@ static int all_refused(void *arg)
 	const rill_open_options *opts[2] = { &seq, &race };
 	char want1[64], want2[64];
 
-	(void)arg;
 	snprintf(want1, sizeof(want1), "127.0.0.1:%d", p1);
 	snprintf(want2, sizeof(want2), "127.0.0.1:%d", p2);
 	for (int i = 0; i < 2; i++) {
@@ -545,11 +484,6 @@ static int all_refused(void *arg)
 	close(f1);
 	close(f2);
 	return 0;
-}
-
-Test(streams_connect, every_address_refused_gives_emulti, .timeout = 30)
-{
-	run_task(all_refused, NULL);
 }
 
 /* ---- cancellation storm -------------------------------------------- */
@@ -589,14 +523,13 @@ static int storm_connect(void *arg)
 	return 0;
 }
 
-static int storm_child(void *arg)
+ISOLATED_TEST(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
 {
 	struct blackhole bh[2];
 	struct storm st[STORM];
 	rill_task *t[STORM];
 	int before;
 
-	(void)arg;
 	CHECK(blackhole_open(&bh[0]) == 0 && blackhole_open(&bh[1]) == 0, "blackholes");
 	before = count_fds();
 	for (int round = 0; round < 3; round++) {
@@ -628,11 +561,6 @@ static int storm_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
-{
-	run_isolated(storm_child, NULL);
-}
-
 /* A cancellation that lands just as the resolver's answer arrives must
  * still win: the connect must not go on (and hang on the dead address). */
 static int resolve_race_connect(void *arg)
@@ -646,14 +574,13 @@ static int resolve_race_connect(void *arg)
 	return 0;
 }
 
-static int resolve_race_child(void *arg)
+ISOLATED_TEST(streams_connect, cancel_racing_name_resolution, .timeout = 30)
 {
 	struct blackhole bh;
 	struct storm st[8];
 	rill_task *t[8];
 	int before;
 
-	(void)arg;
 	CHECK(blackhole_open(&bh) == 0, "blackhole");
 	before = count_fds();
 	for (int round = 0; round < 400; round++) {
@@ -676,9 +603,4 @@ static int resolve_race_child(void *arg)
 	CHECK(settle_fds(before) == before, "fd leaked: %d -> %d", before, count_fds());
 	blackhole_close(&bh);
 	return 0;
-}
-
-Test(streams_connect, cancel_racing_name_resolution, .timeout = 30)
-{
-	run_isolated(resolve_race_child, NULL);
 }

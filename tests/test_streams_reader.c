@@ -54,7 +54,7 @@ static int script_task(void *arg)
 
 /* ---- read(n) ------------------------------------------------------- */
 
-static int read_n_body(void *arg)
+TASK_TEST(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
 {
 	struct conn c;
 	struct script s = { .parts = { "hello world", "!!" }, .delay_ms = 30,
@@ -63,7 +63,6 @@ static int read_n_body(void *arg)
 	rill_time saved;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	/* n == 0 returns 0 at once, though nothing is buffered. */
 	saved = rill_deadline_push(1000 * RILL_NSEC_PER_MSEC);
@@ -89,14 +88,9 @@ static int read_n_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
-{
-	run_task(read_n_body, NULL);
-}
-
 /* ---- read_all ------------------------------------------------------ */
 
-static int read_all_body(void *arg)
+TASK_TEST(streams_reader, read_all_collects_every_part_until_eof)
 {
 	struct conn c;
 	struct script s = { .parts = { "one ", "two ", "three" }, .delay_ms = 20,
@@ -104,7 +98,6 @@ static int read_all_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -116,11 +109,6 @@ static int read_all_body(void *arg)
 	c.peer = -1;
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, read_all_collects_every_part_until_eof)
-{
-	run_task(read_all_body, NULL);
 }
 
 struct bulk {
@@ -146,14 +134,13 @@ static int bulk_task(void *arg)
 	return 0;
 }
 
-static int read_all_big_body(void *arg)
+TASK_TEST(streams_reader, read_all_far_beyond_twice_the_limit)
 {
 	struct conn c;
 	struct bulk b = { .n = 1 << 20, .close_after = true };
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 4096);	/* 1 MiB is 256 x the limit */
 	b.fd = c.peer;
 	t = spawn(bulk_task, &b);
@@ -165,21 +152,15 @@ static int read_all_big_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, read_all_far_beyond_twice_the_limit)
-{
-	run_task(read_all_big_body, NULL);
-}
-
 /* ---- readexactly --------------------------------------------------- */
 
-static int readexactly_body(void *arg)
+TASK_TEST(streams_reader, readexactly_waits_for_exactly_n)
 {
 	struct conn c;
 	struct script s = { .parts = { "hel", "lo wor", "ld" }, .delay_ms = 20 };
 	char buf[16];
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -194,12 +175,7 @@ static int readexactly_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readexactly_waits_for_exactly_n)
-{
-	run_task(readexactly_body, NULL);
-}
-
-static int readexactly_eof_body(void *arg)
+TASK_TEST(streams_reader, readexactly_eof_gives_incomplete_with_partial)
 {
 	struct conn c;
 	struct script s = { .parts = { "abc" }, .close_after = true };
@@ -207,7 +183,6 @@ static int readexactly_eof_body(void *arg)
 	char buf[16];
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -230,12 +205,7 @@ static int readexactly_eof_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readexactly_eof_gives_incomplete_with_partial)
-{
-	run_task(readexactly_eof_body, NULL);
-}
-
-static int readexactly_big_body(void *arg)
+TASK_TEST(streams_reader, readexactly_of_five_limits_does_not_deadlock)
 {
 	const size_t limit = 16 * 1024, n = 5 * limit;
 	struct conn c;
@@ -243,7 +213,6 @@ static int readexactly_big_body(void *arg)
 	unsigned char *buf = malloc(n);
 	rill_task *t;
 
-	(void)arg;
 	cr_assert_not_null(buf);
 	open_unix(&c, limit);
 	b.fd = c.peer;
@@ -256,14 +225,9 @@ static int readexactly_big_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readexactly_of_five_limits_does_not_deadlock)
-{
-	run_task(readexactly_big_body, NULL);
-}
-
 /* ---- readuntil ----------------------------------------------------- */
 
-static int readuntil_split_body(void *arg)
+TASK_TEST(streams_reader, readuntil_separator_split_across_receives)
 {
 	struct conn c;
 	struct script s = { .parts = { "ab", "c\r", "\nrest" }, .delay_ms = 20,
@@ -271,7 +235,6 @@ static int readuntil_split_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -285,12 +248,7 @@ static int readuntil_split_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readuntil_separator_split_across_receives)
-{
-	run_task(readuntil_split_body, NULL);
-}
-
-static int readuntil_any_body(void *arg)
+TASK_TEST(streams_reader, readuntil_several_separators)
 {
 	static const rill_bytes seps[] = {
 		{ "END", 3 }, { "\r\n", 2 }, { "\n", 1 }, { ";", 1 },
@@ -303,7 +261,6 @@ static int readuntil_any_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 0, &v), -EINVAL);
 	cr_assert_eq(rill_reader_readuntil_any(c.r, empty, 2, &v), -EINVAL);
@@ -333,11 +290,6 @@ static int readuntil_any_body(void *arg)
 	c.peer = -1;
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, readuntil_several_separators)
-{
-	run_task(readuntil_any_body, NULL);
 }
 
 /* ---- limits at the boundary ---------------------------------------- */
@@ -389,36 +341,24 @@ static void check_limit_boundary(rill_reader *r, int peer)
 	cr_assert_eq(buf[L + 1], '\n');
 }
 
-static int limit_unix_body(void *arg)
+TASK_TEST(streams_reader, limit_at_and_one_past_the_boundary_unix)
 {
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, SMALL_LIMIT);
 	check_limit_boundary(c.r, c.peer);
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, limit_at_and_one_past_the_boundary_unix)
-{
-	run_task(limit_unix_body, NULL);
-}
-
-static int limit_tcp_body(void *arg)
+TASK_TEST(streams_reader, limit_at_and_one_past_the_boundary_tcp)
 {
 	struct conn c;
 
-	(void)arg;
 	open_tcp(&c, SMALL_LIMIT);
 	check_limit_boundary(c.r, c.peer);
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, limit_at_and_one_past_the_boundary_tcp)
-{
-	run_task(limit_tcp_body, NULL);
 }
 
 struct limit_srv {
@@ -438,14 +378,13 @@ static int limit_client_cb(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int limit_server_body(void *arg)
+TASK_TEST(streams_reader, limit_from_server_option)
 {
 	rill_server_options so = { .limit = SMALL_LIMIT };
 	struct limit_srv ls = { .peer = -1 };
 	rill_server *srv;
 	int fd;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(limit_client_cb, &ls, "127.0.0.1", 0, &so, &srv), 0);
 	fd = tcp_client(rill_server_port(srv));
 	set_nonblock(fd);
@@ -461,20 +400,14 @@ static int limit_server_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, limit_from_server_option)
-{
-	run_task(limit_server_body, NULL);
-}
-
 /* ---- readline ------------------------------------------------------ */
 
-static int overrun_newline_body(void *arg)
+TASK_TEST(streams_reader, readline_overrun_drops_the_line_and_its_newline)
 {
 	struct conn c;
 	char line[64];
 	rill_bytes v;
 
-	(void)arg;
 	open_unix(&c, SMALL_LIMIT);
 	/* One send: the long line, its newline and the next line arrive
 	 * together, so the overrun sees the newline and drops up to it. */
@@ -488,12 +421,7 @@ static int overrun_newline_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readline_overrun_drops_the_line_and_its_newline)
-{
-	run_task(overrun_newline_body, NULL);
-}
-
-static int overrun_no_newline_body(void *arg)
+TASK_TEST(streams_reader, readline_overrun_without_newline_drops_the_buffer)
 {
 	struct conn c;
 	struct script s = { .parts = { "tail\nnext\n" }, .delay_ms = 50,
@@ -501,7 +429,6 @@ static int overrun_no_newline_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, SMALL_LIMIT);
 	peer_sends(c.peer, repeat('x', 40));
 	cr_assert_eq(rill_reader_readline(c.r, &v), RILL_ELIMIT);
@@ -521,19 +448,13 @@ static int overrun_no_newline_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readline_overrun_without_newline_drops_the_buffer)
-{
-	run_task(overrun_no_newline_body, NULL);
-}
-
-static int readline_eof_body(void *arg)
+TASK_TEST(streams_reader, readline_partial_at_eof_then_zero)
 {
 	struct conn c;
 	struct script s = { .parts = { "a\nb" }, .close_after = true };
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -548,11 +469,6 @@ static int readline_eof_body(void *arg)
 	c.peer = -1;
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, readline_partial_at_eof_then_zero)
-{
-	run_task(readline_eof_body, NULL);
 }
 
 #define NLINES 2000
@@ -582,7 +498,7 @@ static int lines_task(void *arg)
 	return 0;
 }
 
-static int lines_body(void *arg)
+TASK_TEST(streams_reader, line_iteration_until_zero)
 {
 	struct conn c;
 	char want[64];
@@ -591,7 +507,6 @@ static int lines_body(void *arg)
 	rill_task *t;
 	int i = 0;
 
-	(void)arg;
 	open_unix(&c, 0);
 	t = spawn(lines_task, &c.peer);
 	while ((n = rill_reader_readline(c.r, &v)) > 0) {
@@ -607,11 +522,6 @@ static int lines_body(void *arg)
 	c.peer = -1;
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, line_iteration_until_zero)
-{
-	run_task(lines_body, NULL);
 }
 
 /* ---- exception ----------------------------------------------------- */
@@ -632,7 +542,7 @@ static int exc_waiter(void *arg)
 	return 0;
 }
 
-static int exception_body(void *arg)
+TASK_TEST(streams_reader, set_exception_beats_buffered_data)
 {
 	struct conn c;
 	struct exc e = { 0 };
@@ -640,7 +550,6 @@ static int exception_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	/* A waiting reader is woken with the exception. */
 	e.r = c.r;
@@ -667,14 +576,9 @@ static int exception_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, set_exception_beats_buffered_data)
-{
-	run_task(exception_body, NULL);
-}
-
 /* ---- one waiter at a time ------------------------------------------ */
 
-static int busy_body(void *arg)
+TASK_TEST(streams_reader, second_waiter_gets_ebusy_at_once)
 {
 	struct conn c;
 	struct exc e = { 0 };
@@ -683,7 +587,6 @@ static int busy_body(void *arg)
 	rill_task *t;
 	rill_time t0;
 
-	(void)arg;
 	open_unix(&c, 0);
 	e.r = c.r;
 	t = spawn(exc_waiter, &e);
@@ -705,11 +608,6 @@ static int busy_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, second_waiter_gets_ebusy_at_once)
-{
-	run_task(busy_body, NULL);
-}
-
 /* ---- cancellation and deadlines ----------------------------------- */
 
 struct exact_reader {
@@ -726,7 +624,7 @@ static int exact_reader_task(void *arg)
 	return 0;
 }
 
-static int cancel_body(void *arg)
+TASK_TEST(streams_reader, cancelled_or_timed_out_read_keeps_the_data)
 {
 	struct exact_reader er = { .got = 1 };
 	struct conn c;
@@ -735,7 +633,6 @@ static int cancel_body(void *arg)
 	rill_task *t;
 	rill_time saved;
 
-	(void)arg;
 	open_unix(&c, 0);
 	peer_sends(c.peer, "12345");
 	er.r = c.r;
@@ -764,14 +661,9 @@ static int cancel_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, cancelled_or_timed_out_read_keeps_the_data)
-{
-	run_task(cancel_body, NULL);
-}
-
 /* ---- views --------------------------------------------------------- */
 
-static int views_body(void *arg)
+TASK_TEST(streams_reader, views_stay_valid_while_more_data_arrives)
 {
 	const size_t part = 256 * 1024;
 	struct conn c;
@@ -780,7 +672,6 @@ static int views_body(void *arg)
 	rill_bytes line, peek;
 	rill_task *t;
 
-	(void)arg;
 	cr_assert(buf && copy);
 	open_unix(&c, 1 << 20);	/* nothing pauses: every byte comes in */
 	peer_sends(c.peer, "first line\nsecond");
@@ -819,12 +710,7 @@ static int views_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, views_stay_valid_while_more_data_arrives)
-{
-	run_task(views_body, NULL);
-}
-
-static int peek_body(void *arg)
+TASK_TEST(streams_reader, peek_then_consume)
 {
 	struct conn c;
 	struct script s = { .parts = { "hello world" }, .close_after = true };
@@ -832,7 +718,6 @@ static int peek_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -852,11 +737,6 @@ static int peek_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, peek_then_consume)
-{
-	run_task(peek_body, NULL);
-}
-
 /* ---- standalone reader --------------------------------------------- */
 
 static int feeder_task(void *arg)
@@ -874,7 +754,7 @@ static int feeder_task(void *arg)
 	return 0;
 }
 
-static int standalone_body(void *arg)
+TASK_TEST(streams_reader, standalone_reader_fed_by_another_task)
 {
 	static char big[200 * 1024];
 	rill_reader *r;
@@ -882,7 +762,6 @@ static int standalone_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	cr_assert_eq(rill_reader_new(0, NULL), -EINVAL);
 	cr_assert_eq(rill_reader_new(0, &r), 0);
 	t = spawn(feeder_task, r);
@@ -907,11 +786,6 @@ static int standalone_body(void *arg)
 	check_pat(v.data, 0, v.len);
 	rill_reader_free(r);
 	return 0;
-}
-
-Test(streams_reader, standalone_reader_fed_by_another_task)
-{
-	run_task(standalone_body, NULL);
 }
 
 /* ---- read-side flow control ---------------------------------------- */
@@ -1016,11 +890,10 @@ static void check_flow_control(struct conn *c, size_t total, bool paced,
 	c->peer = -1;
 }
 
-static int flow_unix_body(void *arg)
+TASK_TEST(streams_reader, flow_control_pauses_reading_above_twice_the_limit_unix)
 {
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, FLOW_LIMIT);
 	/* Kernel buffers as small as they go: what rill holds, not what the
 	 * kernel queues, decides how much the peer gets to send. */
@@ -1030,26 +903,15 @@ static int flow_unix_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_unix)
-{
-	run_task(flow_unix_body, NULL);
-}
-
-static int flow_tcp_body(void *arg)
+TASK_TEST(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
 {
 	struct conn c;
 
-	(void)arg;
 	open_tcp_small(&c, FLOW_LIMIT, SO_RCVBUF);
 	small_buffer(c.peer, SO_SNDBUF);
 	check_flow_control(&c, 20 * FLOW_LIMIT, true, FLOW_SLACK);
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
-{
-	run_task(flow_tcp_body, NULL);
 }
 
 /* A peer sending 64 MiB as fast as loopback goes. Without DEFER_TASKRUN
@@ -1059,32 +921,25 @@ Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
  * still stop, not take in whatever the peer sends. */
 #define RING_BYTES (512u * 16 * 1024)
 
-static int flow_fast_body(void *arg)
+TASK_TEST(streams_reader, flow_control_holds_against_a_fast_peer)
 {
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, FLOW_LIMIT);
 	check_flow_control(&c, 64u << 20, false, RING_BYTES + (1u << 20));
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, flow_control_holds_against_a_fast_peer)
-{
-	run_task(flow_fast_body, NULL);
-}
-
 /* ---- end of stream ------------------------------------------------- */
 
-static int peer_close_body(void *arg)
+TASK_TEST(streams_reader, peer_close_is_eof)
 {
 	struct conn c;
 	struct script s = { .parts = { "bye" }, .close_after = true };
 	char buf[8];
 	rill_task *t;
 
-	(void)arg;
 	open_tcp(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -1099,17 +954,11 @@ static int peer_close_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, peer_close_is_eof)
-{
-	run_task(peer_close_body, NULL);
-}
-
-static int peer_reset_body(void *arg)
+TASK_TEST(streams_reader, peer_reset_is_econnreset)
 {
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
 	open_tcp(&c, 0);
 	peer_reset(c.peer);
 	c.peer = -1;
@@ -1120,19 +969,13 @@ static int peer_reset_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, peer_reset_is_econnreset)
-{
-	run_task(peer_reset_body, NULL);
-}
-
-static int half_close_body(void *arg)
+TASK_TEST(streams_reader, eof_keeps_the_writer_usable)
 {
 	struct conn c;
 	struct script s = { .parts = { "question" }, .shut_after = true };
 	char buf[16];
 	rill_task *t;
 
-	(void)arg;
 	open_tcp(&c, 0);
 	s.fd = c.peer;
 	t = spawn(script_task, &s);
@@ -1151,9 +994,4 @@ static int half_close_body(void *arg)
 	rill_writer_free(c.w);
 	close(c.peer);
 	return 0;
-}
-
-Test(streams_reader, eof_keeps_the_writer_usable)
-{
-	run_task(half_close_body, NULL);
 }

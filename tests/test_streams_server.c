@@ -81,7 +81,7 @@ Test(streams_server, every_interface_one_socket_per_family, .timeout = 30)
 	run_task(every_interface, NULL);
 }
 
-static int several_hosts(void *arg)
+TASK_TEST(streams_server, list_of_hosts_share_the_port, .timeout = 30)
 {
 	static const char *const hosts[] = { "127.0.0.1", "127.0.0.2" };
 	rill_server_options o = { .hosts = hosts, .nhosts = 2 };
@@ -90,7 +90,6 @@ static int several_hosts(void *arg)
 	rill_writer *w;
 	int port;
 
-	(void)arg;
 	/* host is ignored when hosts is given */
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "ignored.invalid", 0, &o, &s), 0);
 	cr_assert_eq(rill_server_nsockets(s), 2);
@@ -108,11 +107,6 @@ static int several_hosts(void *arg)
 	}
 	rill_server_free(s);
 	return 0;
-}
-
-Test(streams_server, list_of_hosts_share_the_port, .timeout = 30)
-{
-	run_task(several_hosts, NULL);
 }
 
 static int bad_server_args(void *arg)
@@ -211,13 +205,12 @@ static int many_client(void *arg)
 	return c->result = err;
 }
 
-static int fifty_clients(void *arg)
+TASK_TEST(streams_server, fifty_concurrent_clients_each_echoed, .timeout = 30)
 {
 	struct many m = { .main_task = rill_task_current(), .own_task_ok = true };
 	struct one_client c[NCLIENTS];
 	rill_task *t[NCLIENTS];
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(counting_echo, &m, "127.0.0.1", 0, NULL, &m.s), 0);
 	for (int i = 0; i < NCLIENTS; i++) {
 		c[i] = (struct one_client){ .m = &m, .index = i, .result = 1 };
@@ -234,11 +227,6 @@ static int fifty_clients(void *arg)
 	cr_assert(m.own_task_ok, "a callback did not run in a task of its own");
 	rill_server_free(m.s);
 	return 0;
-}
-
-Test(streams_server, fifty_concurrent_clients_each_echoed, .timeout = 30)
-{
-	run_task(fifty_clients, NULL);
 }
 
 /* ---- socket options ------------------------------------------------ */
@@ -259,7 +247,7 @@ static int report_opts(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int socket_options(void *arg)
+TASK_TEST(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
 {
 	rill_server_options keep = { .keep_alive = RILL_ON, .reuse_port = RILL_ON };
 	rill_server_options off = { .reuse_address = RILL_OFF };
@@ -267,7 +255,6 @@ static int socket_options(void *arg)
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
 	/* defaults: nodelay on both ends, no keepalive, reuse_address only */
 	cr_assert_eq(rill_start_server(report_opts, NULL, "127.0.0.1", 0, NULL, &s), 0);
 	cr_assert_eq(sockopt(rill_server_socket(s, 0), SOL_SOCKET, SO_REUSEPORT), 0);
@@ -291,21 +278,15 @@ static int socket_options(void *arg)
 	return 0;
 }
 
-Test(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
-{
-	run_task(socket_options, NULL);
-}
-
 /* ---- serving states ------------------------------------------------ */
 
-static int start_serving_off(void *arg)
+TASK_TEST(streams_server, start_serving_off_until_asked, .timeout = 30)
 {
 	rill_server_options o = { .start_serving = RILL_OFF };
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), 0);
 	cr_assert_not(rill_server_is_serving(s));
 	/* The kernel completes the handshake into the backlog... */
@@ -326,11 +307,6 @@ static int start_serving_off(void *arg)
 	return 0;
 }
 
-Test(streams_server, start_serving_off_until_asked, .timeout = 30)
-{
-	run_task(start_serving_off, NULL);
-}
-
 struct closer {
 	rill_server *s;
 	bool returned;
@@ -346,7 +322,7 @@ static int wait_closed_task(void *arg)
 	return 0;
 }
 
-static int close_keeps_connections(void *arg)
+TASK_TEST(streams_server, close_stops_listening_and_wait_closed_waits_for_clients, .timeout = 30)
 {
 	struct closer c = { 0 };
 	rill_reader *r, *r2;
@@ -354,7 +330,6 @@ static int close_keeps_connections(void *arg)
 	rill_task *t;
 	int port;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &c.s), 0);
 	port = rill_server_port(c.s);
 	client("127.0.0.1", port, &r, &w);
@@ -380,11 +355,6 @@ static int close_keeps_connections(void *arg)
 	cr_assert_eq(rill_server_wait_closed(c.s), 0, "wait_closed is repeatable");
 	rill_server_free(c.s);
 	return 0;
-}
-
-Test(streams_server, close_stops_listening_and_wait_closed_waits_for_clients, .timeout = 30)
-{
-	run_task(close_keeps_connections, NULL);
 }
 
 /* Greets, then waits for the client's data (or the end). */
@@ -464,7 +434,7 @@ static int forever_task(void *arg)
 	return 0;
 }
 
-static int serve_forever(void *arg)
+TASK_TEST(streams_server, serve_forever_states_and_cancel, .timeout = 30)
 {
 	rill_server_options o = { .start_serving = RILL_OFF };
 	struct forever f = { .result = 1 }, g = { .result = 1 };
@@ -473,7 +443,6 @@ static int serve_forever(void *arg)
 	rill_task *t, *t2;
 	int port;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &f.s), 0);
 	g.s = f.s;
 	port = rill_server_port(f.s);
@@ -512,14 +481,9 @@ static int serve_forever(void *arg)
 	return 0;
 }
 
-Test(streams_server, serve_forever_states_and_cancel, .timeout = 30)
-{
-	run_task(serve_forever, NULL);
-}
-
 /* ---- sock= --------------------------------------------------------- */
 
-static int adopt_listener(void *arg)
+TASK_TEST(streams_server, adopt_listening_socket, .timeout = 30)
 {
 	rill_server_options o = { 0 };
 	rill_server *s;
@@ -527,7 +491,6 @@ static int adopt_listener(void *arg)
 	rill_writer *w;
 	int port, fd, notlistening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
 	o.sock = notlistening;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), -EINVAL);
 	close(notlistening);
@@ -548,11 +511,6 @@ static int adopt_listener(void *arg)
 	cr_assert_eq(fcntl(fd, F_GETFD), -1, "the adopted listener was not closed");
 	rill_server_free(s);
 	return 0;
-}
-
-Test(streams_server, adopt_listening_socket, .timeout = 30)
-{
-	run_task(adopt_listener, NULL);
 }
 
 /* ---- the callback leaves the writer open ---------------------------- */
@@ -615,14 +573,13 @@ Test(streams_server, callback_leaving_writer_open_warns_and_closes, .timeout = 3
 
 /* ---- rill_server_free with live connections ------------------------- */
 
-static int free_live(void *arg)
+TASK_TEST(streams_server, free_with_live_connections_aborts_them, .timeout = 30)
 {
 	int ended = 0;
 	rill_server *s;
 	rill_reader *r[4];
 	rill_writer *w[4];
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(greet_then_read, &ended, "127.0.0.1", 0, NULL, &s), 0);
 	for (int i = 0; i < 4; i++) {
 		client("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
@@ -640,11 +597,6 @@ static int free_live(void *arg)
 		rill_sleep_ms(5);
 	cr_assert_eq(ended, 4, "callbacks did not end");
 	return 0;
-}
-
-Test(streams_server, free_with_live_connections_aborts_them, .timeout = 30)
-{
-	run_task(free_live, NULL);
 }
 
 /* ---- EMFILE ----------------------------------------------------------

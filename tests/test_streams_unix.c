@@ -43,13 +43,12 @@ static bool is_socket_file(const char *p)
 	return stat(p, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-static int path_echo(void *arg)
+TASK_TEST(streams_unix, echo_over_a_path_and_unlink_on_close)
 {
 	const struct sockaddr_un *sun;
 	rill_server *s;
 	socklen_t len;
 
-	(void)arg;
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), 0);
 	cr_assert(is_socket_file(path));
 	cr_assert_eq(rill_server_nsockets(s), 1);
@@ -67,18 +66,12 @@ static int path_echo(void *arg)
 	return 0;
 }
 
-Test(streams_unix, echo_over_a_path_and_unlink_on_close)
-{
-	run_task(path_echo, NULL);
-}
-
-static int stale_file(void *arg)
+TASK_TEST(streams_unix, stale_socket_file_is_replaced)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	rill_server *s;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
 	/* A socket file whose server is gone. */
 	strcpy(sun.sun_path, path);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
@@ -91,17 +84,11 @@ static int stale_file(void *arg)
 	return 0;
 }
 
-Test(streams_unix, stale_socket_file_is_replaced)
-{
-	run_task(stale_file, NULL);
-}
-
-static int not_a_socket(void *arg)
+TASK_TEST(streams_unix, regular_file_is_never_removed)
 {
 	rill_server *s;
 	int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 
-	(void)arg;
 	cr_assert_geq(fd, 0);
 	close(fd);
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), -EADDRINUSE);
@@ -109,18 +96,12 @@ static int not_a_socket(void *arg)
 	return 0;
 }
 
-Test(streams_unix, regular_file_is_never_removed)
-{
-	run_task(not_a_socket, NULL);
-}
-
-static int replaced(void *arg)
+TASK_TEST(streams_unix, replaced_path_is_not_unlinked)
 {
 	char other[160], buf[16] = { 0 };
 	rill_server *s;
 	int fd;
 
-	(void)arg;
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), 0);
 	/* Someone else puts a file of theirs at the path. */
 	snprintf(other, sizeof(other), "%s/other", dir);
@@ -139,17 +120,11 @@ static int replaced(void *arg)
 	return 0;
 }
 
-Test(streams_unix, replaced_path_is_not_unlinked)
-{
-	run_task(replaced, NULL);
-}
-
-static int abstract(void *arg)
+TASK_TEST(streams_unix, abstract_name_leaves_no_file)
 {
 	char name[64];
 	rill_server *s, *s2;
 
-	(void)arg;
 	snprintf(name, sizeof(name), "@rill-test-%d-%ld", getpid(), random());
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, name, NULL, &s), 0);
 	roundtrip(name, "abstract\n");
@@ -168,12 +143,7 @@ static int abstract(void *arg)
 	return 0;
 }
 
-Test(streams_unix, abstract_name_leaves_no_file)
-{
-	run_task(abstract, NULL);
-}
-
-static int unix_errors(void *arg)
+TASK_TEST(streams_unix, errors)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char longpath[200];
@@ -182,7 +152,6 @@ static int unix_errors(void *arg)
 	rill_writer *w;
 	int fd;
 
-	(void)arg;
 	cr_assert_eq(rill_open_unix_connection(path, NULL, &r, &w), -ENOENT);
 	/* A socket file nobody listens on. */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -205,12 +174,7 @@ static int unix_errors(void *arg)
 	return 0;
 }
 
-Test(streams_unix, errors)
-{
-	run_task(unix_errors, NULL);
-}
-
-static int adopt_unix(void *arg)
+TASK_TEST(streams_unix, adopt_connected_unix_socket)
 {
 	rill_open_options o = { 0 };
 	rill_reader *r;
@@ -219,7 +183,6 @@ static int adopt_unix(void *arg)
 	char buf[16];
 	int sv[2];
 
-	(void)arg;
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	o.sock = sv[0];
 	cr_assert_eq(rill_open_unix_connection(NULL, &o, &r, &w), 0);
@@ -235,9 +198,4 @@ static int adopt_unix(void *arg)
 	rill_writer_free(w);
 	close(sv[1]);
 	return 0;
-}
-
-Test(streams_unix, adopt_connected_unix_socket)
-{
-	run_task(adopt_unix, NULL);
 }

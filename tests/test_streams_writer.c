@@ -57,13 +57,12 @@ static size_t peer_drain_n(int fd, size_t n)
 
 /* ---- write and writelines ------------------------------------------ */
 
-static int order_body(void *arg)
+TASK_TEST(streams_writer, write_and_writelines_keep_order)
 {
 	const rill_bytes lines[] = { { "b", 1 }, { "cd", 2 }, { "", 0 }, { "e", 1 } };
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
 	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_write(c.w, "a", 1), 0);
 	cr_assert_eq(rill_writer_writelines(c.w, lines, 4), 0);
@@ -77,11 +76,6 @@ static int order_body(void *arg)
 	cr_assert_arr_eq(buf, "abcdef", 6);
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_writer, write_and_writelines_keep_order)
-{
-	run_task(order_body, NULL);
 }
 
 #define BIG (64u << 20)
@@ -108,7 +102,7 @@ static int big_writer_task(void *arg)
 	return 0;
 }
 
-static int big_body(void *arg)
+TASK_TEST(streams_writer, sixty_four_mib_arrive_intact)
 {
 	struct big_send b = { .src = malloc(BIG) };
 	unsigned char *buf = malloc(256 * 1024);
@@ -120,7 +114,6 @@ static int big_body(void *arg)
 	ssize_t n;
 	rill_task *t;
 
-	(void)arg;
 	cr_assert(b.src && buf);
 	fill_pat(b.src, 0, BIG);
 	/* Both ends are rill's: our writer, a reader task on the other end. */
@@ -143,14 +136,9 @@ static int big_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, sixty_four_mib_arrive_intact)
-{
-	run_task(big_body, NULL);
-}
-
 /* ---- gathered writes ----------------------------------------------- */
 
-static int gathered_body(void *arg)
+TASK_TEST(streams_writer, many_small_writes_before_a_drain_arrive_intact)
 {
 	static const char ref[] = "<ref>";
 	const int nwrites = 10000;
@@ -159,7 +147,6 @@ static int gathered_body(void *arg)
 	char rec[16];
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(want);
 	open_unix(&c, 0);
 	/* Many small copies, with zero-copy pieces in between: more chunks
@@ -187,11 +174,6 @@ static int gathered_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, many_small_writes_before_a_drain_arrive_intact)
-{
-	run_task(gathered_body, NULL);
-}
-
 /* ---- write_ref ----------------------------------------------------- */
 
 struct released {
@@ -210,14 +192,13 @@ static void on_release(void *arg)
 		rel->queued_at_release = n;
 }
 
-static int write_ref_body(void *arg)
+TASK_TEST(streams_writer, write_ref_released_once_after_sending)
 {
 	static unsigned char data[64 * 1024];
 	struct conn c;
 	struct released rel = { .queued_at_release = -1 };
 	static unsigned char buf[sizeof(data)];
 
-	(void)arg;
 	open_unix(&c, 0);
 	rel.peer = c.peer;
 	fill_pat(data, 0, sizeof(data));
@@ -235,19 +216,13 @@ static int write_ref_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_ref_released_once_after_sending)
-{
-	run_task(write_ref_body, NULL);
-}
-
-static int write_ref_abort_body(void *arg)
+TASK_TEST(streams_writer, write_ref_released_once_on_abort)
 {
 	const size_t n = 4u << 20;
 	unsigned char *data = malloc(n);
 	struct released rel = { .peer = -1 }, late = { .peer = -1 };
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	/* The peer never reads: most of it stays queued. */
@@ -267,19 +242,13 @@ static int write_ref_abort_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_ref_released_once_on_abort)
-{
-	run_task(write_ref_abort_body, NULL);
-}
-
 /* ---- drain and the write buffer limits ----------------------------- */
 
-static int drain_at_once_body(void *arg)
+TASK_TEST(streams_writer, drain_returns_at_once_below_high_water)
 {
 	static char data[1000];
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_write(c.w, data, sizeof(data)), 0);
 	cr_assert_eq(rill_writer_drain(c.w), 0);
@@ -287,11 +256,6 @@ static int drain_at_once_body(void *arg)
 	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), sizeof(data));
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_writer, drain_returns_at_once_below_high_water)
-{
-	run_task(drain_at_once_body, NULL);
 }
 
 struct drainer {
@@ -313,7 +277,7 @@ static int drainer_task(void *arg)
 
 #define NDRAINERS 10
 
-static int drain_blocks_body(void *arg)
+TASK_TEST(streams_writer, drain_blocks_until_the_peer_reads_and_releases_every_waiter)
 {
 	const size_t n = 1u << 20;
 	unsigned char *data = malloc(n), *buf = malloc(n);
@@ -322,7 +286,6 @@ static int drain_blocks_body(void *arg)
 	size_t low, high;
 	struct conn c;
 
-	(void)arg;
 	cr_assert(data && buf);
 	open_unix_small(&c);
 	fill_pat(data, 0, n);
@@ -351,12 +314,7 @@ static int drain_blocks_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_blocks_until_the_peer_reads_and_releases_every_waiter)
-{
-	run_task(drain_blocks_body, NULL);
-}
-
-static int drain_cancel_body(void *arg)
+TASK_TEST(streams_writer, cancelled_drain_leaves_the_other_drainers)
 {
 	const size_t n = 1u << 20;
 	unsigned char *data = calloc(1, n);
@@ -364,7 +322,6 @@ static int drain_cancel_body(void *arg)
 	rill_task *t[2];
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	cr_assert_eq(rill_writer_write(c.w, data, n), 0);
@@ -386,18 +343,12 @@ static int drain_cancel_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, cancelled_drain_leaves_the_other_drainers)
-{
-	run_task(drain_cancel_body, NULL);
-}
-
-static int limits_body(void *arg)
+TASK_TEST(streams_writer, set_write_buffer_limits_rules)
 {
 	static char buf[1000];
 	struct conn c;
 	size_t low, high;
 
-	(void)arg;
 	open_unix(&c, 0);
 	rill_writer_get_write_buffer_limits(c.w, &low, &high);
 	cr_assert_eq(high, 64 * 1024);
@@ -440,17 +391,11 @@ static int limits_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, set_write_buffer_limits_rules)
-{
-	run_task(limits_body, NULL);
-}
-
-static int buffer_size_body(void *arg)
+TASK_TEST(streams_writer, get_write_buffer_size_counts_unsent_bytes)
 {
 	struct conn c;
 	char buf[32];
 
-	(void)arg;
 	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), 0);
 	cr_assert_eq(rill_writer_write(c.w, "0123456789", 10), 0);
@@ -466,11 +411,6 @@ static int buffer_size_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, get_write_buffer_size_counts_unsent_bytes)
-{
-	run_task(buffer_size_body, NULL);
-}
-
 static int reset_later_task(void *arg)
 {
 	int fd = *(int *)arg;
@@ -480,7 +420,7 @@ static int reset_later_task(void *arg)
 	return 0;
 }
 
-static int reset_during_drain_body(void *arg)
+TASK_TEST(streams_writer, peer_reset_during_drain_fails_the_drain)
 {
 	const size_t n = 16u << 20;
 	unsigned char *data = calloc(1, n);
@@ -488,7 +428,6 @@ static int reset_during_drain_body(void *arg)
 	rill_task *t;
 	int ret, exc;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_tcp(&c, 0);
 	small_buffer(c.peer, SO_RCVBUF);
@@ -510,16 +449,10 @@ static int reset_during_drain_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, peer_reset_during_drain_fails_the_drain)
-{
-	run_task(reset_during_drain_body, NULL);
-}
-
-static int drain_reader_exception_body(void *arg)
+TASK_TEST(streams_writer, drain_returns_the_reader_exception_first)
 {
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, 0);
 	rill_reader_set_exception(c.r, -EPROTO);
 	cr_assert_eq(rill_writer_drain(c.w), -EPROTO);
@@ -532,17 +465,11 @@ static int drain_reader_exception_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_returns_the_reader_exception_first)
-{
-	run_task(drain_reader_exception_body, NULL);
-}
-
-static int drain_after_close_body(void *arg)
+TASK_TEST(streams_writer, drain_after_close_is_econnreset)
 {
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
 	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_write(c.w, "tail", 4), 0);
 	rill_writer_close(c.w);
@@ -556,12 +483,7 @@ static int drain_after_close_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_after_close_is_econnreset)
-{
-	run_task(drain_after_close_body, NULL);
-}
-
-static int deadline_body(void *arg)
+TASK_TEST(streams_writer, drain_with_a_deadline_times_out)
 {
 	const size_t n = 4u << 20;
 	unsigned char *data = calloc(1, n);
@@ -569,7 +491,6 @@ static int deadline_body(void *arg)
 	rill_time saved, t0, took;
 	int ret;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	cr_assert_eq(rill_writer_write(c.w, data, n), 0);
@@ -590,21 +511,15 @@ static int deadline_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_with_a_deadline_times_out)
-{
-	run_task(deadline_body, NULL);
-}
-
 /* ---- write_eof ----------------------------------------------------- */
 
-static int write_eof_body(void *arg)
+TASK_TEST(streams_writer, write_eof_half_closes_and_refuses_later_writes)
 {
 	struct conn c;
 	struct released rel = { .peer = -1 };
 	const rill_bytes one = { "x", 1 };
 	char buf[16];
 
-	(void)arg;
 	open_unix(&c, 0);
 	cr_assert(rill_writer_can_write_eof(c.w));
 	cr_assert_eq(rill_writer_write(c.w, "request", 7), 0);
@@ -628,11 +543,6 @@ static int write_eof_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_eof_half_closes_and_refuses_later_writes)
-{
-	run_task(write_eof_body, NULL);
-}
-
 /* ---- close and abort ----------------------------------------------- */
 
 struct closer {
@@ -648,7 +558,7 @@ static int wait_closed_task(void *arg)
 	return 0;
 }
 
-static int close_body(void *arg)
+TASK_TEST(streams_writer, close_is_idempotent_and_delivers_the_queue)
 {
 	const size_t n = 1u << 20;
 	unsigned char *data = malloc(n), *buf = malloc(n);
@@ -656,7 +566,6 @@ static int close_body(void *arg)
 	struct conn c;
 	rill_task *t;
 
-	(void)arg;
 	cr_assert(data && buf);
 	open_unix(&c, 0);
 	fill_pat(data, 0, n);
@@ -685,18 +594,12 @@ static int close_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, close_is_idempotent_and_delivers_the_queue)
-{
-	run_task(close_body, NULL);
-}
-
-static int close_unread_body(void *arg)
+TASK_TEST(streams_writer, close_with_unread_data_in_our_reader)
 {
 	struct conn c;
 	char buf[32];
 	int err;
 
-	(void)arg;
 	open_tcp(&c, 0);
 	peer_send(c.peer, "unread data", 11);
 	while (rill_reader_buffered(c.r) < 11)
@@ -715,11 +618,6 @@ static int close_unread_body(void *arg)
 	rill_writer_free(c.w);
 	close(c.peer);
 	return 0;
-}
-
-Test(streams_writer, close_with_unread_data_in_our_reader)
-{
-	run_task(close_unread_body, NULL);
 }
 
 struct line_reader {
@@ -762,27 +660,20 @@ static void check_close_wakes_reader(bool abort)
 	conn_done(&c);
 }
 
-static int close_wakes_body(void *arg)
+TASK_TEST(streams_writer, close_and_abort_end_a_pending_read_with_eof)
 {
-	(void)arg;
 	check_close_wakes_reader(false);
 	check_close_wakes_reader(true);
 	return 0;
 }
 
-Test(streams_writer, close_and_abort_end_a_pending_read_with_eof)
-{
-	run_task(close_wakes_body, NULL);
-}
-
-static int abort_body(void *arg)
+TASK_TEST(streams_writer, abort_drops_the_queue)
 {
 	const size_t n = 4u << 20;
 	unsigned char *data = calloc(1, n);
 	struct conn c;
 	size_t got;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	cr_assert_eq(rill_writer_write(c.w, data, n), 0);
@@ -803,19 +694,13 @@ static int abort_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, abort_drops_the_queue)
-{
-	run_task(abort_body, NULL);
-}
-
-static int write_after_lost_body(void *arg)
+TASK_TEST(streams_writer, write_after_the_connection_is_lost_is_dropped)
 {
 	const rill_bytes one = { "y", 1 };
 	struct released rel = { .peer = -1 };
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
 	open_tcp(&c, 0);
 	peer_reset(c.peer);
 	c.peer = -1;
@@ -833,19 +718,13 @@ static int write_after_lost_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_after_the_connection_is_lost_is_dropped)
-{
-	run_task(write_after_lost_body, NULL);
-}
-
 /* rill_writer_free() without a close first, once the peer has gone:
  * nothing is in flight, so the connection is freed within the call. */
-static int free_after_peer_gone_body(void *arg)
+TASK_TEST(streams_writer, free_without_close_after_the_peer_is_gone)
 {
 	struct conn c;
 	char buf[4];
 
-	(void)arg;
 	open_unix(&c, 0);
 	close(c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
@@ -858,21 +737,15 @@ static int free_after_peer_gone_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, free_without_close_after_the_peer_is_gone)
-{
-	run_task(free_after_peer_gone_body, NULL);
-}
-
 /* Freed with a large queue still flushing; the peer then resets: the
  * failed send is the last thing the connection does. */
-static int free_then_reset_body(void *arg)
+TASK_TEST(streams_writer, freed_writer_flushing_when_the_peer_resets)
 {
 	const size_t n = 16u << 20;
 	unsigned char *data = calloc(1, n);
 	struct released rel = { .peer = -1 };
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_tcp(&c, 0);
 	small_buffer(c.peer, SO_RCVBUF);
@@ -888,11 +761,6 @@ static int free_then_reset_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, freed_writer_flushing_when_the_peer_resets)
-{
-	run_task(free_then_reset_body, NULL);
-}
-
 /* ---- get_extra_info ------------------------------------------------ */
 
 static void assert_same_inet(const struct sockaddr *a, const struct sockaddr_in *b)
@@ -905,7 +773,7 @@ static void assert_same_inet(const struct sockaddr *a, const struct sockaddr_in 
 	cr_assert_eq(ai->sin_addr.s_addr, b->sin_addr.s_addr);
 }
 
-static int extra_info_body(void *arg)
+TASK_TEST(streams_writer, get_extra_info_names_both_ends_and_the_socket)
 {
 	struct sockaddr_in peer_local, peer_remote, mine;
 	socklen_t len = sizeof(peer_local);
@@ -914,7 +782,6 @@ static int extra_info_body(void *arg)
 	struct conn c;
 	size_t n = 0;
 
-	(void)arg;
 	open_tcp(&c, 0);
 	cr_assert_eq(getsockname(c.peer, (struct sockaddr *)&peer_local, &len), 0);
 	len = sizeof(peer_remote);
@@ -947,21 +814,15 @@ static int extra_info_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, get_extra_info_names_both_ends_and_the_socket)
-{
-	run_task(extra_info_body, NULL);
-}
-
 /* As in asyncio, the addresses are those of the connection as it was
  * made: still there after the peer reset it and after close. */
-static int extra_info_after_reset_body(void *arg)
+TASK_TEST(streams_writer, get_extra_info_survives_a_reset_and_close)
 {
 	struct sockaddr_in peer_local, peer_remote;
 	socklen_t len = sizeof(peer_local);
 	struct conn c;
 	char buf[4];
 
-	(void)arg;
 	open_tcp(&c, 0);
 	cr_assert_eq(getsockname(c.peer, (struct sockaddr *)&peer_local, &len), 0);
 	len = sizeof(peer_remote);
@@ -976,11 +837,6 @@ static int extra_info_after_reset_body(void *arg)
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_free(c.w);
 	return 0;
-}
-
-Test(streams_writer, get_extra_info_survives_a_reset_and_close)
-{
-	run_task(extra_info_after_reset_body, NULL);
 }
 
 /* ---- unclosed writers ---------------------------------------------- */

@@ -217,7 +217,7 @@ static int one_client(void *arg)
 	return err;
 }
 
-static int many_connections(void *arg)
+TASK_TEST(tls_echo, hundred_concurrent_connections, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	rill_server *srv = tls_serve(echo_lines, NULL, sctx);
@@ -225,7 +225,6 @@ static int many_connections(void *arg)
 	struct one ones[NCONNS];
 	rill_task *tasks[NCONNS];
 
-	(void)arg;
 	for (int i = 0; i < NCONNS; i++) {
 		ones[i] = (struct one){ &m, i };
 		cr_assert_eq(rill_spawn(rill_loop_current(), one_client, &ones[i], &tasks[i]), 0);
@@ -242,11 +241,6 @@ static int many_connections(void *arg)
 	rill_tls_ctx_free(m.ctx);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_echo, hundred_concurrent_connections, .timeout = 30)
-{
-	run_task(many_connections, NULL);
 }
 
 /* ---- extra info, write_eof ------------------------------------------ */
@@ -285,7 +279,7 @@ static rill_tls_ctx *alpn_client(const char *const *protos, size_t n)
 	return ctx;
 }
 
-static int extra_info(void *arg)
+TASK_TEST(tls_echo, extra_info_keys, .timeout = 30)
 {
 	static const char *const server_protos[] = { "h2", "http/1.1" };
 	static const char *const client_protos[] = { "http/1.1", "spdy/1" };
@@ -301,7 +295,6 @@ static int extra_info(void *arg)
 	rill_bytes line;
 	SSL *ssl;
 
-	(void)arg;
 	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "version", NULL), "TLSv1.3");
 	cipher = rill_writer_get_extra_info(w, "cipher", NULL);
@@ -341,12 +334,7 @@ static int extra_info(void *arg)
 	return 0;
 }
 
-Test(tls_echo, extra_info_keys, .timeout = 30)
-{
-	run_task(extra_info, NULL);
-}
-
-static int no_alpn_agreed(void *arg)
+TASK_TEST(tls_echo, alpn_without_agreement_is_null, .timeout = 30)
 {
 	static const char *const server_protos[] = { "h2" };
 	static const char *const client_protos[] = { "http/1.1" };
@@ -359,7 +347,6 @@ static int no_alpn_agreed(void *arg)
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
 	/* Nothing in common: the server does not answer ALPN at all. */
 	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	cr_assert_null(rill_writer_get_extra_info(w, "alpn_protocol", NULL));
@@ -375,11 +362,6 @@ static int no_alpn_agreed(void *arg)
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_echo, alpn_without_agreement_is_null, .timeout = 30)
-{
-	run_task(no_alpn_agreed, NULL);
 }
 
 /* ---- session resumption --------------------------------------------- */
@@ -403,7 +385,7 @@ static bool round_trip(int port, rill_tls_ctx *ctx, const char *name)
 	return reused;
 }
 
-static int resumption(void *arg)
+TASK_TEST(tls_echo, client_session_resumption, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem"), *other = tls_client_ctx("ca.pem");
@@ -411,7 +393,6 @@ static int resumption(void *arg)
 	rill_server *srv = tls_serve(record_info, &seen, sctx);
 	int port = rill_server_port(srv);
 
-	(void)arg;
 	cr_assert_not(round_trip(port, cctx, "localhost"), "a first connection is full");
 	cr_assert_not(seen.reused);
 	cr_assert(round_trip(port, cctx, "localhost"), "the same context and name resume");
@@ -428,14 +409,9 @@ static int resumption(void *arg)
 	return 0;
 }
 
-Test(tls_echo, client_session_resumption, .timeout = 30)
-{
-	run_task(resumption, NULL);
-}
-
 /* A server that verifies client certificates resumes sessions too (it
  * needs a session id context for that, or the resumption fails). */
-static int resumption_with_client_cert(void *arg)
+TASK_TEST(tls_echo, resumption_with_client_certificates, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
 		.ca_file = tls_file("ca.pem"), .verify_client = true });
@@ -447,7 +423,6 @@ static int resumption_with_client_cert(void *arg)
 	rill_server *srv = tls_serve(record_info, &seen, sctx);
 	int port = rill_server_port(srv);
 
-	(void)arg;
 	cr_assert_eq(rill_tls_ctx_new_client(&co, &cctx), 0, "%s", rill_tls_last_error());
 	cr_assert_not(round_trip(port, cctx, "localhost"));
 	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");
@@ -458,11 +433,6 @@ static int resumption_with_client_cert(void *arg)
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_echo, resumption_with_client_certificates, .timeout = 30)
-{
-	run_task(resumption_with_client_cert, NULL);
 }
 
 /* ---- truncation and back-pressure ----------------------------------- */
@@ -482,7 +452,7 @@ static int read_to_end(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int abort_is_truncation(void *arg)
+TASK_TEST(tls_echo, abort_is_a_truncation_not_an_eof, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct seen seen = { 0, .last_read = 1 };
@@ -490,7 +460,6 @@ static int abort_is_truncation(void *arg)
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
 	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	cr_assert_eq(rill_writer_write(w, "some data", 9), 0);
 	cr_assert_eq(rill_writer_drain(w), 0);
@@ -506,11 +475,6 @@ static int abort_is_truncation(void *arg)
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_echo, abort_is_a_truncation_not_an_eof, .timeout = 30)
-{
-	run_task(abort_is_truncation, NULL);
 }
 
 /* Well above what loopback sockets buffer (a few MiB). */
@@ -539,7 +503,7 @@ static int flood_writer(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int back_pressure(void *arg)
+TASK_TEST(tls_echo, a_reader_that_does_not_read_holds_the_writer, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct flood f = { 0 };
@@ -549,7 +513,6 @@ static int back_pressure(void *arg)
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
 	tls_connect_ok(rill_server_port(srv), cctx, "localhost", &r, &w);
 	/* Not reading: the reader stops receiving past twice its limit, the
 	 * sockets fill, and the server waits in drain(). */
@@ -574,9 +537,4 @@ static int back_pressure(void *arg)
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_echo, a_reader_that_does_not_read_holds_the_writer, .timeout = 30)
-{
-	run_task(back_pressure, NULL);
 }

@@ -241,7 +241,7 @@ static void check_case(struct garbage *g)
 	cr_assert_str_empty(g->raw.client_error, "%s", g->raw.client_error);
 }
 
-static int garbage_body(void *arg)
+TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 {
 	static unsigned char random_bytes[4096], hello[2048], oversized[64],
 		bad_record[64];
@@ -256,7 +256,6 @@ static int garbage_body(void *arg)
 	rill_writer *w;
 	int port;
 
-	(void)arg;
 	for (size_t i = 0; i < sizeof(random_bytes); i++)
 		random_bytes[i] = (unsigned char)xorshift32(&seed);
 	/* A handshake record claiming 20480 bytes: more than 2^14 + 2048. */
@@ -306,11 +305,6 @@ static int garbage_body(void *arg)
 	return 0;
 }
 
-Test(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
-{
-	run_task(garbage_body, NULL);
-}
-
 /* ---- renegotiation --------------------------------------------------
  *
  * rill's contexts refuse renegotiation (SSL_OP_NO_RENEGOTIATION). s_client
@@ -352,7 +346,7 @@ static void *reneg_thread(void *arg)
 	return NULL;
 }
 
-static int reneg_body(void *arg)
+TASK_TEST(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
 {
 	rill_server_options so = { .ssl = tls_server_ctx("server") };
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
@@ -363,7 +357,6 @@ static int reneg_body(void *arg)
 	pthread_t t;
 	int ended = v.ended;
 
-	(void)arg;
 	signal(SIGPIPE, SIG_IGN);	/* s_client may be gone before "after" */
 	rill_set_log_handler(log_hook, NULL);
 	cr_assert_eq(rill_start_server(echo_noted, NULL, "127.0.0.1", 0, &so, &s), 0);
@@ -394,9 +387,4 @@ static int reneg_body(void *arg)
 	rill_tls_ctx_free(so.ssl);
 	rill_tls_ctx_free(cctx);
 	return 0;
-}
-
-Test(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
-{
-	run_task(reneg_body, NULL);
 }

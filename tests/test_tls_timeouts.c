@@ -9,7 +9,7 @@ static rill_time elapsed_ms(rill_time since)
 
 /* ---- the client's handshake timeout --------------------------------- */
 
-static int client_timeout(void *arg)
+TASK_TEST(tls_timeouts, client_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *ctx = tls_client_ctx("ca.pem");
 	int port, lfd = listen_loopback(&port, 16), fd;
@@ -22,7 +22,6 @@ static int client_timeout(void *arg)
 	ssize_t n, total = 0;
 	int err;
 
-	(void)arg;
 	cr_assert_geq(lfd, 0);
 	/* The kernel completes the TCP handshake from the backlog; nobody
 	 * ever answers the ClientHello. */
@@ -57,11 +56,6 @@ static int client_timeout(void *arg)
 	return 0;
 }
 
-Test(tls_timeouts, client_handshake_timeout, .timeout = 30)
-{
-	run_task(client_timeout, NULL);
-}
-
 /* ---- the server's handshake timeout --------------------------------- */
 
 struct served {
@@ -81,7 +75,7 @@ static int echo_served(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int server_timeout(void *arg)
+TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct served seen = { 0 };
@@ -94,7 +88,6 @@ static int server_timeout(void *arg)
 	ssize_t n;
 	int port;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_served, &seen, "127.0.0.1", 0, &so, &srv), 0);
 	port = rill_server_port(srv);
 	/* A plain TCP client that never says a word. */
@@ -126,11 +119,6 @@ static int server_timeout(void *arg)
 	return 0;
 }
 
-Test(tls_timeouts, server_handshake_timeout, .timeout = 30)
-{
-	run_task(server_timeout, NULL);
-}
-
 /* ---- closing without waiting for the peer --------------------------- */
 
 /* Reads to EOF and then holds the connection open, never sending its own
@@ -151,7 +139,7 @@ static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int close_without_answer(void *arg)
+TASK_TEST(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct served seen = { 0 };
@@ -164,7 +152,6 @@ static int close_without_answer(void *arg)
 	rill_bytes line;
 	rill_time t0;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(read_and_hold, &seen, "127.0.0.1", 0, &so, &srv), 0);
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), &o, &r, &w), 0);
 	cr_assert_eq(rill_writer_write(w, "hi\n", 3), 0);
@@ -189,11 +176,6 @@ static int close_without_answer(void *arg)
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout = 30)
-{
-	run_task(close_without_answer, NULL);
 }
 
 /* ---- start_tls ------------------------------------------------------- */
@@ -238,7 +220,7 @@ static int starttls_server(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int start_tls(void *arg)
+TASK_TEST(tls_timeouts, start_tls_with_the_client_hello_already_buffered, .timeout = 30)
 {
 	struct upgrade u = { .sctx = tls_server_ctx("server"), .last_read = -1 };
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
@@ -247,7 +229,6 @@ static int start_tls(void *arg)
 	rill_server *srv;
 	int err;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(starttls_server, &u, "127.0.0.1", 0, NULL, &srv), 0);
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), NULL, &r, &w), 0);
 	cr_assert_null(rill_writer_get_extra_info(w, "ssl_object", NULL), "plain so far");
@@ -278,11 +259,6 @@ static int start_tls(void *arg)
 	return 0;
 }
 
-Test(tls_timeouts, start_tls_with_the_client_hello_already_buffered, .timeout = 30)
-{
-	run_task(start_tls, NULL);
-}
-
 /* start_tls's own handshake timeout, on a plain peer that never answers. */
 static int silent_plain(rill_reader *r, rill_writer *w, void *arg)
 {
@@ -298,7 +274,7 @@ static int silent_plain(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int start_tls_timeout(void *arg)
+TASK_TEST(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
 	rill_tls_timeouts to = { .handshake = 150 * MS };
@@ -309,7 +285,6 @@ static int start_tls_timeout(void *arg)
 	rill_time t0;
 	int err;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(silent_plain, &seen, "127.0.0.1", 0, NULL, &srv), 0);
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), NULL, &r, &w), 0);
 	t0 = rill_now();
@@ -325,9 +300,4 @@ static int start_tls_timeout(void *arg)
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);
 	return 0;
-}
-
-Test(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
-{
-	run_task(start_tls_timeout, NULL);
 }

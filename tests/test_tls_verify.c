@@ -211,7 +211,7 @@ Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
 
 /* ---- client certificates --------------------------------------------- */
 
-static int client_certificates(void *arg)
+TASK_TEST(tls_verify, client_certificate_required, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
 		.ca_file = tls_file("ca.pem"), .verify_client = true });
@@ -228,7 +228,6 @@ static int client_certificates(void *arg)
 	ssize_t n;
 	int err;
 
-	(void)arg;
 	cr_assert_eq(rill_tls_ctx_new_client(&with, &cctx), 0, "%s", rill_tls_last_error());
 	/* Without a certificate: TLS 1.3 finishes the client's handshake
 	 * first, so the server's refusal (an alert) comes with the first
@@ -257,14 +256,9 @@ static int client_certificates(void *arg)
 	return 0;
 }
 
-Test(tls_verify, client_certificate_required, .timeout = 30)
-{
-	run_task(client_certificates, NULL);
-}
-
 /* ---- argument errors ------------------------------------------------- */
 
-static int bad_arguments(void *arg)
+TASK_TEST(tls_verify, argument_errors, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	rill_server *srv = tls_serve(echo_seen, NULL, sctx);
@@ -273,7 +267,6 @@ static int bad_arguments(void *arg)
 	rill_writer *w;
 	rill_open_options o;
 
-	(void)arg;
 	/* server_hostname means nothing without ssl. */
 	o = (rill_open_options){ .server_hostname = "localhost" };
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &r, &w), -EINVAL);
@@ -297,11 +290,6 @@ static int bad_arguments(void *arg)
 	rill_server_free(srv);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_verify, argument_errors, .timeout = 30)
-{
-	run_task(bad_arguments, NULL);
 }
 
 Test(tls_verify, context_errors, .timeout = 30)
@@ -342,7 +330,7 @@ static int bad_client(void *arg)
 	return 0;
 }
 
-static int isolation(void *arg)
+TASK_TEST(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	struct seen seen = { 0 };
@@ -353,7 +341,6 @@ static int isolation(void *arg)
 	rill_writer *w;
 	rill_task *t;
 
-	(void)arg;
 	tls_connect_ok(p.port, p.good, "localhost", &r, &w);
 	/* The bad one fails while the good one is mid-conversation. */
 	cr_assert_eq(rill_spawn(rill_loop_current(), bad_client, &p, &t), 0);
@@ -377,9 +364,4 @@ static int isolation(void *arg)
 	rill_tls_ctx_free(p.bad);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
-{
-	run_task(isolation, NULL);
 }
