@@ -221,6 +221,21 @@ static inline void blackhole_close(struct blackhole *b)
 	close(b->lfd);
 }
 
+/* ---- rill connections ------------------------------------------------ */
+
+/* Closes w, waits for its socket to close and frees it (and its reader):
+ * the end of a client. Returns wait_closed's result; w is freed either
+ * way. */
+static inline int writer_done(rill_writer *w)
+{
+	int err;
+
+	rill_writer_close(w);
+	err = rill_writer_wait_closed(w);
+	rill_writer_free(w);
+	return err;
+}
+
 /* ---- echo ------------------------------------------------------------ */
 
 /* Echoes line after line until EOF, an error or a failed drain; returns
@@ -277,9 +292,7 @@ static inline int echo_once(int port)
 	if (err < 0)
 		return err;
 	err = echo_roundtrip(r, w, "still here\n");
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return err;
 }
 
@@ -402,9 +415,7 @@ static inline int fd_limited_server(void *arg)
 		setrlimit(RLIMIT_NOFILE, &old);
 		fd_limited_answer(w, "%d %d %d\n", before, count_fds(), fl->accept_errors);
 	}
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return 0;
 }
 
@@ -512,11 +523,11 @@ static inline void join(rill_task *t)
 	cr_assert_eq(res, 0);
 }
 
-/* ---- rill connections ------------------------------------------------ */
+/* ---- rill connections: asserting ------------------------------------ */
 
 /* open_connection to host:port with the default options; fails the test,
  * with the error's detail, if it fails. */
-static inline void client(const char *host, int port, rill_reader **r, rill_writer **w)
+static inline void connect_to(const char *host, int port, rill_reader **r, rill_writer **w)
 {
 	int err = rill_open_connection(host, port, NULL, r, w);
 
@@ -524,12 +535,28 @@ static inline void client(const char *host, int port, rill_reader **r, rill_writ
 		     rill_error_detail());
 }
 
-/* Closes w, waits for its socket to close and frees it (and its reader). */
+/* writer_done(w); fails the test unless the socket closed cleanly. */
 static inline void close_and_free(rill_writer *w)
 {
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
+	cr_assert_eq(writer_done(w), 0);
+}
+
+/* A readline waiting in a task of its own: readline_task(arg) sets
+ * started, then got (readline's result) and line (its view) from r. */
+struct pending_line {
+	rill_reader *r;
+	bool started;
+	ssize_t got;
+	rill_bytes line;
+};
+
+static inline int readline_task(void *arg)
+{
+	struct pending_line *pl = arg;
+
+	pl->started = true;
+	pl->got = rill_reader_readline(pl->r, &pl->line);
+	return 0;
 }
 
 /* Reads one line; fails the test unless it is want. */

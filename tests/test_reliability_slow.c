@@ -228,9 +228,7 @@ static int echo_client(void *arg)
 		if (rill_now() - t0 > f->worst_rtt)
 			f->worst_rtt = rill_now() - t0;
 	}
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return 0;
 }
 

@@ -526,26 +526,10 @@ TASK_TEST(streams_reader, line_iteration_until_zero)
 
 /* ---- exception ----------------------------------------------------- */
 
-struct exc {
-	rill_reader *r;
-	ssize_t got;
-	bool started;
-};
-
-static int exc_waiter(void *arg)
-{
-	struct exc *e = arg;
-	rill_bytes v;
-
-	e->started = true;
-	e->got = rill_reader_readline(e->r, &v);
-	return 0;
-}
-
 TASK_TEST(streams_reader, set_exception_beats_buffered_data)
 {
 	struct conn c;
-	struct exc e = { 0 };
+	struct pending_line e = { 0 };
 	char buf[16];
 	rill_bytes v;
 	rill_task *t;
@@ -553,7 +537,7 @@ TASK_TEST(streams_reader, set_exception_beats_buffered_data)
 	open_unix(&c, 0);
 	/* A waiting reader is woken with the exception. */
 	e.r = c.r;
-	t = spawn(exc_waiter, &e);
+	t = spawn(readline_task, &e);
 	cr_assert_eq(rill_sleep_ms(10), 0);
 	cr_assert(e.started);
 	rill_reader_set_exception(c.r, -EPROTO);
@@ -581,7 +565,7 @@ TASK_TEST(streams_reader, set_exception_beats_buffered_data)
 TASK_TEST(streams_reader, second_waiter_gets_ebusy_at_once)
 {
 	struct conn c;
-	struct exc e = { 0 };
+	struct pending_line e = { 0 };
 	char buf[8];
 	rill_bytes v;
 	rill_task *t;
@@ -589,7 +573,7 @@ TASK_TEST(streams_reader, second_waiter_gets_ebusy_at_once)
 
 	open_unix(&c, 0);
 	e.r = c.r;
-	t = spawn(exc_waiter, &e);
+	t = spawn(readline_task, &e);
 	cr_assert_eq(rill_sleep_ms(10), 0);
 	cr_assert(e.started);
 	t0 = rill_now();

@@ -62,10 +62,10 @@ static int every_interface(void *arg)
 		cr_assert_eq(sockopt(fd, SOL_SOCKET, SO_ACCEPTCONN), 1);
 	}
 	cr_assert(seen4 && seen6);
-	client("127.0.0.1", port, &r, &w);
+	connect_to("127.0.0.1", port, &r, &w);
 	cr_assert_eq(echo_roundtrip(r, w, "v4\n"), 0);
 	close_and_free(w);
-	client("::1", port, &r, &w);
+	connect_to("::1", port, &r, &w);
 	cr_assert_eq(echo_roundtrip(r, w, "v6\n"), 0);
 	close_and_free(w);
 	cr_assert_null(rill_server_sockname(s, 2, NULL));
@@ -101,7 +101,7 @@ TASK_TEST(streams_server, list_of_hosts_share_the_port, .timeout = 30)
 		inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof(addr));
 		cr_assert_str_eq(addr, hosts[i]);
 		cr_assert_eq(ntohs(sa->sin_port), port);
-		client(hosts[i], port, &r, &w);
+		connect_to(hosts[i], port, &r, &w);
 		cr_assert_eq(echo_roundtrip(r, w, "hi\n"), 0);
 		close_and_free(w);
 	}
@@ -199,9 +199,7 @@ static int many_client(void *arg)
 			while (c->m->connected < NCLIENTS && rill_sleep_ms(1) == 0)
 				;
 	}
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return c->result = err;
 }
 
@@ -259,7 +257,7 @@ TASK_TEST(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
 	cr_assert_eq(rill_start_server(report_opts, NULL, "127.0.0.1", 0, NULL, &s), 0);
 	cr_assert_eq(sockopt(rill_server_socket(s, 0), SOL_SOCKET, SO_REUSEPORT), 0);
 	cr_assert_eq(sockopt(rill_server_socket(s, 0), SOL_SOCKET, SO_REUSEADDR), 1);
-	client("127.0.0.1", rill_server_port(s), &r, &w);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
 	cr_assert_eq(sockopt(writer_fd(w), IPPROTO_TCP, TCP_NODELAY), 1);
 	expect_line(r, "1 0\n");
 	close_and_free(w);
@@ -267,7 +265,7 @@ TASK_TEST(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
 
 	cr_assert_eq(rill_start_server(report_opts, NULL, "127.0.0.1", 0, &keep, &s), 0);
 	cr_assert_eq(sockopt(rill_server_socket(s, 0), SOL_SOCKET, SO_REUSEPORT), 1);
-	client("127.0.0.1", rill_server_port(s), &r, &w);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
 	expect_line(r, "1 1\n");
 	close_and_free(w);
 	rill_server_free(s);
@@ -290,7 +288,7 @@ TASK_TEST(streams_server, start_serving_off_until_asked, .timeout = 30)
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), 0);
 	cr_assert_not(rill_server_is_serving(s));
 	/* The kernel completes the handshake into the backlog... */
-	client("127.0.0.1", rill_server_port(s), &r, &w);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
 	cr_assert_eq(rill_writer_write(w, "early\n", 6), 0);
 	/* ...but nobody accepts, so nothing comes back. */
 	cr_assert_eq(rill_sleep_ms(200), 0);
@@ -332,7 +330,7 @@ TASK_TEST(streams_server, close_stops_listening_and_wait_closed_waits_for_client
 
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &c.s), 0);
 	port = rill_server_port(c.s);
-	client("127.0.0.1", port, &r, &w);
+	connect_to("127.0.0.1", port, &r, &w);
 	cr_assert_eq(echo_roundtrip(r, w, "before\n"), 0);
 	cr_assert_eq(rill_spawn(rill_loop_current(), wait_closed_task, &c, &t), 0);
 	cr_assert_eq(rill_sleep_ms(50), 0);
@@ -380,7 +378,7 @@ static int close_or_abort(void *arg)
 
 	cr_assert_eq(rill_start_server(greet_then_read, &ended, "127.0.0.1", 0, NULL, &s), 0);
 	for (int i = 0; i < 3; i++) {
-		client("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
+		connect_to("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
 		expect_line(r[i], "welcome\n");
 	}
 	rill_server_close(s);
@@ -449,7 +447,7 @@ TASK_TEST(streams_server, serve_forever_states_and_cancel, .timeout = 30)
 	cr_assert_eq(rill_spawn(rill_loop_current(), forever_task, &f, &t), 0);
 	cr_assert_eq(rill_yield(), 0);
 	cr_assert(rill_server_is_serving(f.s), "serve_forever did not start serving");
-	client("127.0.0.1", port, &r, &w);
+	connect_to("127.0.0.1", port, &r, &w);
 	cr_assert_eq(echo_roundtrip(r, w, "served\n"), 0);
 	/* A second serve_forever fails at once. */
 	cr_assert_eq(rill_spawn(rill_loop_current(), forever_task, &g, &t2), 0);
@@ -502,7 +500,7 @@ TASK_TEST(streams_server, adopt_listening_socket, .timeout = 30)
 	cr_assert_eq(rill_server_nsockets(s), 1);
 	cr_assert_eq(rill_server_socket(s, 0), fd);
 	cr_assert_eq(rill_server_port(s), port);
-	client("127.0.0.1", port, &r, &w);
+	connect_to("127.0.0.1", port, &r, &w);
 	cr_assert_eq(sockopt(writer_fd(w), IPPROTO_TCP, TCP_NODELAY), 1);
 	cr_assert_eq(echo_roundtrip(r, w, "adopted listener\n"), 0);
 	close_and_free(w);
@@ -550,7 +548,7 @@ static int unclosed_writer(void *arg)
 
 	(void)arg;
 	cr_assert_eq(rill_start_server(leave_open, NULL, "127.0.0.1", 0, NULL, &s), 0);
-	client("127.0.0.1", rill_server_port(s), &r, &w);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
 	cr_assert_eq(echo_roundtrip(r, w, "last words\n"), 0, "queued data lost");
 	cr_assert_eq(rill_reader_readline(r, &line), 0, "connection not closed");
 	close_and_free(w);
@@ -582,7 +580,7 @@ TASK_TEST(streams_server, free_with_live_connections_aborts_them, .timeout = 30)
 
 	cr_assert_eq(rill_start_server(greet_then_read, &ended, "127.0.0.1", 0, NULL, &s), 0);
 	for (int i = 0; i < 4; i++) {
-		client("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
+		connect_to("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
 		expect_line(r[i], "welcome\n");
 	}
 	rill_server_free(s);	/* s is gone for the caller from here */

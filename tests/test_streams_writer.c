@@ -620,31 +620,17 @@ TASK_TEST(streams_writer, close_with_unread_data_in_our_reader)
 	return 0;
 }
 
-struct line_reader {
-	rill_reader *r;
-	ssize_t got;
-	rill_bytes v;
-};
-
-static int line_reader_task(void *arg)
-{
-	struct line_reader *lr = arg;
-
-	lr->got = rill_reader_readline(lr->r, &lr->v);
-	return 0;
-}
-
 /* close() and abort() end a pending read with EOF: the partial line. */
 static void check_close_wakes_reader(bool abort)
 {
-	struct line_reader lr = { .got = -1 };
+	struct pending_line lr = { .got = -1 };
 	struct conn c;
 	rill_task *t;
 
 	open_unix(&c, 0);
 	lr.r = c.r;
 	peer_send(c.peer, "partial", 7);
-	t = spawn(line_reader_task, &lr);
+	t = spawn(readline_task, &lr);
 	for (int i = 0; i < 5000 && rill_reader_buffered(c.r) < 7; i++)
 		cr_assert_eq(rill_sleep_ms(1), 0);
 	cr_assert_eq(rill_sleep_ms(5), 0);
@@ -654,7 +640,7 @@ static void check_close_wakes_reader(bool abort)
 		rill_writer_close(c.w);
 	join(t);
 	cr_assert_eq(lr.got, 7);
-	cr_assert_arr_eq(lr.v.data, "partial", 7);
+	cr_assert_arr_eq(lr.line.data, "partial", 7);
 	cr_assert_eq(rill_reader_exception(c.r), 0);
 	cr_assert(rill_reader_at_eof(c.r));
 	conn_done(&c);
