@@ -263,6 +263,40 @@ static inline int echo_lines(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
+/* What a server callback saw, for the test to check afterwards. */
+struct served {
+	int calls;		/* connections it was called for */
+	ssize_t last_read;	/* the read that ended the last one: 0 at EOF */
+};
+
+/* A server callback (arg: struct served): echoes lines until EOF, then
+ * closes. */
+static inline int echo_served(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct served *s = arg;
+
+	s->calls++;
+	s->last_read = echo_each_line(r, w);
+	rill_writer_close(w);
+	return 0;
+}
+
+/* A server callback (arg: struct served): reads and drops everything
+ * until the connection ends, answering nothing, then closes. */
+static inline int read_to_end(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct served *s = arg;
+	char buf[4096];
+	ssize_t n;
+
+	s->calls++;
+	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
+		;
+	s->last_read = n;
+	rill_writer_close(w);
+	return 0;
+}
+
 /* Writes msg, a line, and reads one line back: 0 if it is msg, -EIO if the
  * write failed, -EBADMSG if another line came, else readline's error. */
 static inline int echo_roundtrip(rill_reader *r, rill_writer *w, const char *msg)

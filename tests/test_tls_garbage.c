@@ -246,15 +246,12 @@ TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 	static unsigned char random_bytes[4096], hello[2048], oversized[64],
 		bad_record[64];
 	static const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	rill_server_options so = { .ssl = tls_server_ctx("server"),
-				   .ssl_handshake_timeout = HANDSHAKE_TIMEOUT };
-	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	rill_server_options so = { .ssl_handshake_timeout = HANDSHAKE_TIMEOUT };
+	struct tls_env e = { 0 };
 	size_t nhello = client_hello(hello, sizeof(hello));
 	uint32_t seed = 2463534242u;
-	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
-	int port;
 
 	for (size_t i = 0; i < sizeof(random_bytes); i++)
 		random_bytes[i] = (unsigned char)xorshift32(&seed);
@@ -282,26 +279,21 @@ TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 	};
 
 	rill_set_log_handler(log_hook, NULL);
-	cr_assert_eq(rill_start_server(echo_noted, NULL, "127.0.0.1", 0, &so, &s), 0);
-	port = rill_server_port(s);
-	tls_connect_ok(port, cctx, "localhost", &r, &w);
+	tls_env_start(&e, echo_noted, NULL, &so);
+	tls_env_connect(&e, &r, &w);
 	good_roundtrip(r, w, "the start");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		struct garbage *g = &cases[i];
 		int failures = v.handshake_failures, ended = v.ended;
 
-		g->raw.port = port;
+		g->raw.port = e.port;
 		raw_run(&g->raw);
 		await_verdict(g, failures, ended);
 		check_case(g);
 		good_roundtrip(r, w, g->name);
 	}
 	close_and_free(w);
-	rill_server_close(s);
-	cr_assert_eq(rill_server_wait_closed(s), 0);
-	rill_server_free(s);
-	rill_tls_ctx_free(so.ssl);
-	rill_tls_ctx_free(cctx);
+	tls_env_wait_stop(&e);
 	return 0;
 }
 
@@ -348,10 +340,8 @@ static void *reneg_thread(void *arg)
 
 TASK_TEST(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
 {
-	rill_server_options so = { .ssl = tls_server_ctx("server") };
-	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	struct tls_env e = { 0 };
 	static struct reneg rn;
-	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
 	pthread_t t;
@@ -359,9 +349,9 @@ TASK_TEST(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
 
 	signal(SIGPIPE, SIG_IGN);	/* s_client may be gone before "after" */
 	rill_set_log_handler(log_hook, NULL);
-	cr_assert_eq(rill_start_server(echo_noted, NULL, "127.0.0.1", 0, &so, &s), 0);
-	snprintf(rn.target, sizeof(rn.target), "127.0.0.1:%d", rill_server_port(s));
-	tls_connect_ok(rill_server_port(s), cctx, "localhost", &r, &w);
+	tls_env_start(&e, echo_noted, NULL, NULL);
+	snprintf(rn.target, sizeof(rn.target), "127.0.0.1:%d", e.port);
+	tls_env_connect(&e, &r, &w);
 	cr_assert_eq(pthread_create(&t, NULL, reneg_thread, &rn), 0);
 	for (int i = 0; i < 2500 && !atomic_load(&rn.done); i++)
 		rill_sleep_ms(10);
@@ -381,10 +371,6 @@ TASK_TEST(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
 		  rill_err_name((int)v.last_end));
 	good_roundtrip(r, w, "renegotiation");
 	close_and_free(w);
-	rill_server_close(s);
-	cr_assert_eq(rill_server_wait_closed(s), 0);
-	rill_server_free(s);
-	rill_tls_ctx_free(so.ssl);
-	rill_tls_ctx_free(cctx);
+	tls_env_wait_stop(&e);
 	return 0;
 }

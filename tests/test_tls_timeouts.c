@@ -58,44 +58,23 @@ TASK_TEST(tls_timeouts, client_handshake_timeout, .timeout = 30)
 
 /* ---- the server's handshake timeout --------------------------------- */
 
-struct served {
-	int calls;
-	ssize_t last_read;
-	bool release;		/* the holding callback may close now */
-};
-
-/* Echoes lines until EOF, counting the calls and keeping the last read. */
-static int echo_served(rill_reader *r, rill_writer *w, void *arg)
-{
-	struct served *s = arg;
-
-	s->calls++;
-	s->last_read = echo_each_line(r, w);
-	rill_writer_close(w);
-	return 0;
-}
-
 TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct served seen = { 0 };
-	rill_server_options so = { .ssl = sctx, .ssl_handshake_timeout = 200 * MS };
+	struct tls_env e = { 0 };
+	rill_server_options so = { .ssl_handshake_timeout = 200 * MS };
 	rill_reader *sr, *r;
 	rill_writer *sw, *w;
-	rill_server *srv;
 	rill_time t0;
 	char byte;
 	ssize_t n;
-	int port;
 
-	cr_assert_eq(rill_start_server(echo_served, &seen, "127.0.0.1", 0, &so, &srv), 0);
-	port = rill_server_port(srv);
+	tls_env_start(&e, echo_served, &seen, &so);
 	/* A plain TCP client that never says a word. */
 	t0 = rill_now();
-	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &sr, &sw), 0);
+	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, NULL, &sr, &sw), 0);
 	/* Meanwhile the server serves a real client. */
-	cr_assert_eq(tls_connect(port, cctx, "localhost", &r, &w), 0, "%s",
-		     rill_tls_last_error());
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "served while another stalls\n");
 	/* The silent one is dropped once its handshake time is up. */
 	n = rill_reader_read(sr, &byte, 1);
@@ -107,33 +86,34 @@ TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 	/* The good one is still fine, and the server accepts more. */
 	expect_echo(r, w, "still fine\n");
 	close_and_free(w);
-	tls_connect_ok(port, cctx, "localhost", &r, &w);
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "another\n");
 	close_and_free(w);
-	rill_server_close(srv);
-	cr_assert_eq(rill_server_wait_closed(srv), 0);
-	rill_server_free(srv);
+	tls_env_wait_stop(&e);
 	cr_assert_eq(seen.calls, 2, "the silent client never reached the callback");
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
 	return 0;
 }
 
 /* ---- closing without waiting for the peer --------------------------- */
 
+struct hold {
+	struct served seen;
+	bool release;		/* read_and_hold may close now */
+};
+
 /* Reads to EOF and then holds the connection open, never sending its own
  * close_notify, until the test lets go. */
 static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 {
-	struct served *s = arg;
+	struct hold *h = arg;
 	char buf[256];
 	ssize_t n;
 
-	s->calls++;
+	h->seen.calls++;
 	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
 		rill_writer_write(w, buf, (size_t)n);
-	s->last_read = n;
-	for (int i = 0; i < 500 && !s->release; i++)
+	h->seen.last_read = n;
+	for (int i = 0; i < 500 && !h->release; i++)
 		rill_sleep_ms(10);
 	rill_writer_close(w);
 	return 0;
@@ -141,19 +121,18 @@ static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 
 TASK_TEST(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	struct served seen = { 0 };
-	rill_server_options so = { .ssl = sctx };
-	rill_open_options o = { .ssl_context = cctx, .server_hostname = "localhost",
+	struct hold h = { 0 };
+	struct tls_env e = { 0 };
+	rill_open_options o = { .server_hostname = "localhost",
 				.ssl_shutdown_timeout = 1000 * MS };
 	rill_reader *r;
 	rill_writer *w;
-	rill_server *srv;
 	rill_bytes line;
 	rill_time t0;
 
-	cr_assert_eq(rill_start_server(read_and_hold, &seen, "127.0.0.1", 0, &so, &srv), 0);
-	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), &o, &r, &w), 0);
+	tls_env_start(&e, read_and_hold, &h, NULL);
+	o.ssl_context = e.cctx;
+	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, &o, &r, &w), 0);
 	cr_assert_eq(rill_writer_write(w, "hi\n", 3), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 3);
 	t0 = rill_now();
@@ -165,16 +144,12 @@ TASK_TEST(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout
 		     (long long)elapsed_ms(t0));
 	rill_writer_free(w);
 	/* The server saw our close_notify: a clean EOF. */
-	for (int i = 0; i < 200 && seen.last_read != 0; i++)
+	for (int i = 0; i < 200 && h.seen.last_read != 0; i++)
 		rill_sleep_ms(5);
-	cr_assert_eq(seen.last_read, 0, "server's last read: %s",
-		     rill_strerror((int)seen.last_read));
-	seen.release = true;
-	rill_server_close(srv);
-	cr_assert_eq(rill_server_wait_closed(srv), 0);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	cr_assert_eq(h.seen.last_read, 0, "server's last read: %s",
+		     rill_strerror((int)h.seen.last_read));
+	h.release = true;
+	tls_env_wait_stop(&e);
 	return 0;
 }
 
@@ -260,20 +235,6 @@ TASK_TEST(tls_timeouts, start_tls_with_the_client_hello_already_buffered, .timeo
 }
 
 /* start_tls's own handshake timeout, on a plain peer that never answers. */
-static int silent_plain(rill_reader *r, rill_writer *w, void *arg)
-{
-	struct served *s = arg;
-	char buf[4096];
-	ssize_t n;
-
-	s->calls++;
-	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
-		;	/* swallow the ClientHello, answer nothing */
-	s->last_read = n;
-	rill_writer_close(w);
-	return 0;
-}
-
 TASK_TEST(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
@@ -285,7 +246,8 @@ TASK_TEST(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
 	rill_time t0;
 	int err;
 
-	cr_assert_eq(rill_start_server(silent_plain, &seen, "127.0.0.1", 0, NULL, &srv), 0);
+	/* A plain peer that swallows the ClientHello and answers nothing. */
+	cr_assert_eq(rill_start_server(read_to_end, &seen, "127.0.0.1", 0, NULL, &srv), 0);
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), NULL, &r, &w), 0);
 	t0 = rill_now();
 	err = rill_start_tls(w, cctx, "localhost", &to);

@@ -47,15 +47,16 @@ struct bad_case {
 static int bad_connection(void *arg)
 {
 	const struct bad_case *bc = arg;
-	rill_tls_ctx *sctx = tls_server_ctx(bc->server_cert), *cctx = tls_client_ctx(bc->ca);
+	struct tls_env e = { .sctx = tls_server_ctx(bc->server_cert),
+			     .cctx = tls_client_ctx(bc->ca) };
 	struct seen seen = { 0 };
-	rill_server *srv = tls_serve(echo_seen, &seen, sctx);
 	rill_reader *r = NULL;
 	rill_writer *w = NULL;
 	int err;
 
+	tls_env_start(&e, echo_seen, &seen, NULL);
 	rill_set_log_handler(capture_log, NULL);
-	err = tls_connect(rill_server_port(srv), cctx, bc->name, &r, &w);
+	err = tls_connect(e.port, e.cctx, bc->name, &r, &w);
 	cr_assert_eq(err, bc->want, "got %s, want %s (%s)", rill_strerror(err),
 		     rill_strerror(bc->want), rill_tls_last_error());
 	cr_assert_null(w, "no writer on failure");
@@ -70,9 +71,7 @@ static int bad_connection(void *arg)
 	cr_assert(strstr(logged, rill_strerror(RILL_ETLS_ALERT)), "server logged: %s", logged);
 	cr_assert_eq(seen.calls, 0);
 	rill_set_log_handler(NULL, NULL);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	tls_env_stop(&e);
 	return 0;
 }
 
@@ -127,17 +126,15 @@ struct good_case {
 static int good_connection(void *arg)
 {
 	const struct good_case *gc = arg;
-	rill_tls_ctx *sctx = tls_server_ctx(gc->server_cert), *cctx = tls_client_ctx("ca.pem");
-	rill_server *srv = tls_serve(echo_seen, NULL, sctx);
+	struct tls_env e = { .sctx = tls_server_ctx(gc->server_cert) };
 	rill_reader *r;
 	rill_writer *w;
 
-	tls_connect_ok(rill_server_port(srv), cctx, gc->name, &r, &w);
+	tls_env_start(&e, echo_seen, NULL, NULL);
+	tls_connect_ok(e.port, e.cctx, gc->name, &r, &w);
 	expect_echo(r, w, "verified\n");
 	close_and_free(w);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	tls_env_stop(&e);
 	return 0;
 }
 
@@ -213,26 +210,25 @@ Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
 
 TASK_TEST(tls_verify, client_certificate_required, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = tls_file("ca.pem"), .verify_client = true });
 	rill_tls_options with = { .ca_file = tls_file("ca.pem"),
 				  .cert_file = tls_file("client.pem"),
 				  .key_file = tls_file("client.key") };
-	rill_tls_ctx *anon = tls_client_ctx("ca.pem"), *cctx;
+	struct tls_env e = { .sctx = tls_server_ctx_opts("server", (rill_tls_options){
+		.ca_file = tls_file("ca.pem"), .verify_client = true }) };
+	rill_tls_ctx *anon = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
-	rill_server *srv = tls_serve(echo_seen, &seen, sctx);
-	int port = rill_server_port(srv);
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
 	ssize_t n;
 	int err;
 
-	cr_assert_eq(rill_tls_ctx_new_client(&with, &cctx), 0, "%s", rill_tls_last_error());
+	cr_assert_eq(rill_tls_ctx_new_client(&with, &e.cctx), 0, "%s", rill_tls_last_error());
+	tls_env_start(&e, echo_seen, &seen, NULL);
 	/* Without a certificate: TLS 1.3 finishes the client's handshake
 	 * first, so the server's refusal (an alert) comes with the first
 	 * read. */
-	err = tls_connect(port, anon, "localhost", &r, &w);
+	err = tls_connect(e.port, anon, "localhost", &r, &w);
 	if (err == 0) {
 		rill_writer_write(w, "let me in\n", 10);
 		n = rill_reader_readline(r, &line);
@@ -244,15 +240,13 @@ TASK_TEST(tls_verify, client_certificate_required, .timeout = 30)
 	}
 	cr_assert_eq(seen.calls, 0, "the callback never ran");
 	/* With one: served, and the server sees who we are. */
-	tls_connect_ok(port, cctx, "localhost", &r, &w);
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "certified\n");
 	close_and_free(w);
 	cr_assert_eq(seen.calls, 1);
 	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
+	tls_env_stop(&e);
 	rill_tls_ctx_free(anon);
-	rill_tls_ctx_free(sctx);
 	return 0;
 }
 
@@ -313,37 +307,37 @@ Test(tls_verify, context_errors, .timeout = 30)
 
 /* ---- isolation ------------------------------------------------------- */
 
-struct pair {
+/* A client that trusts another CA; what its connect gave. */
+struct bad_client {
 	int port;
-	rill_tls_ctx *good, *bad;
-	int bad_err;
-	bool good_done;
+	rill_tls_ctx *ctx;
+	int err;
 };
 
 static int bad_client(void *arg)
 {
-	struct pair *p = arg;
+	struct bad_client *b = arg;
 	rill_reader *r;
 	rill_writer *w;
 
-	p->bad_err = tls_connect(p->port, p->bad, "localhost", &r, &w);
+	b->err = tls_connect(b->port, b->ctx, "localhost", &r, &w);
 	return 0;
 }
 
 TASK_TEST(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server");
+	struct tls_env e = { 0 };
 	struct seen seen = { 0 };
-	rill_server *srv = tls_serve(echo_seen, &seen, sctx);
-	struct pair p = { .port = rill_server_port(srv), .good = tls_client_ctx("ca.pem"),
-			  .bad = tls_client_ctx("other-ca.pem") };
+	struct bad_client b = { .ctx = tls_client_ctx("other-ca.pem") };
 	rill_reader *r;
 	rill_writer *w;
 	rill_task *t;
 
-	tls_connect_ok(p.port, p.good, "localhost", &r, &w);
+	tls_env_start(&e, echo_seen, &seen, NULL);
+	b.port = e.port;
+	tls_env_connect(&e, &r, &w);
 	/* The bad one fails while the good one is mid-conversation. */
-	cr_assert_eq(rill_spawn(rill_loop_current(), bad_client, &p, &t), 0);
+	cr_assert_eq(rill_spawn(rill_loop_current(), bad_client, &b, &t), 0);
 	for (int i = 0; i < 50 && !rill_task_done(t); i++) {
 		char msg[32];
 
@@ -351,17 +345,15 @@ TASK_TEST(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
 		expect_echo(r, w, msg);
 	}
 	cr_assert_eq(rill_task_join(t, NULL), 0);
-	cr_assert_eq(p.bad_err, RILL_ETLS_VERIFY, "%s", rill_strerror(p.bad_err));
+	cr_assert_eq(b.err, RILL_ETLS_VERIFY, "%s", rill_strerror(b.err));
 	expect_echo(r, w, "after the failure\n");
 	close_and_free(w);
 	/* And the server goes on accepting. */
-	tls_connect_ok(p.port, p.good, "localhost", &r, &w);
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "next\n");
 	close_and_free(w);
 	cr_assert_eq(seen.calls, 2);
-	rill_server_free(srv);
-	rill_tls_ctx_free(p.good);
-	rill_tls_ctx_free(p.bad);
-	rill_tls_ctx_free(sctx);
+	tls_env_stop(&e);
+	rill_tls_ctx_free(b.ctx);
 	return 0;
 }

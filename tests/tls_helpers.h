@@ -293,6 +293,56 @@ static inline void tls_connect_ok(int port, rill_tls_ctx *ctx, const char *name,
 	cr_assert_eq(err, 0, "connect: %s (%s)", rill_strerror(err), rill_tls_last_error());
 }
 
+/* A TLS server for a test, and a client context to reach it. */
+struct tls_env {
+	rill_tls_ctx *sctx;	/* NULL before tls_env_start: server.pem's */
+	rill_tls_ctx *cctx;	/* NULL before tls_env_start: trusting ca.pem */
+	rill_server *srv;
+	int port;
+};
+
+/* Starts e's server on 127.0.0.1 with the options o (NULL: the defaults)
+ * and e->sctx, calling cb(arg) per connection; makes the contexts the test
+ * has not set. */
+static inline void tls_env_start(struct tls_env *e, rill_client_connected_fn cb, void *arg,
+				 const rill_server_options *o)
+{
+	rill_server_options so = o ? *o : (rill_server_options){ 0 };
+	int err;
+
+	if (!e->sctx)
+		e->sctx = tls_server_ctx("server");
+	if (!e->cctx)
+		e->cctx = tls_client_ctx("ca.pem");
+	so.ssl = e->sctx;
+	err = rill_start_server(cb, arg, "127.0.0.1", 0, &so, &e->srv);
+	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
+	e->port = rill_server_port(e->srv);
+}
+
+/* tls_connect_ok to e's server with e->cctx, for the name "localhost". */
+static inline void tls_env_connect(const struct tls_env *e, rill_reader **r, rill_writer **w)
+{
+	tls_connect_ok(e->port, e->cctx, "localhost", r, w);
+}
+
+/* Frees e's server (aborting what it still serves), then its contexts. */
+static inline void tls_env_stop(struct tls_env *e)
+{
+	rill_server_free(e->srv);
+	rill_tls_ctx_free(e->cctx);
+	rill_tls_ctx_free(e->sctx);
+}
+
+/* Closes e's server, waits until its callbacks have all returned (failing
+ * the test if wait_closed fails), then tls_env_stop. */
+static inline void tls_env_wait_stop(struct tls_env *e)
+{
+	rill_server_close(e->srv);
+	cr_assert_eq(rill_server_wait_closed(e->srv), 0);
+	tls_env_stop(e);
+}
+
 /* Writes msg, a line, and fails the test unless the same line comes back. */
 static inline void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
 {
