@@ -41,6 +41,18 @@ static int run_on_loop(rill_task_fn fn, void *arg)
 	return res;
 }
 
+/* Sleeps until the task's deadline cuts the sleep short, at or after at
+ * (ns since t0); returns the time since t0 (ON_TIME says if it is late). */
+static rill_time sleep_until_deadline(rill_time t0, rill_time at)
+{
+	rill_time dt;
+
+	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
+	dt = rill_now() - t0;
+	cr_assert_geq(dt, at);
+	return dt;
+}
+
 /* Runs a timing body until it is on time once (see ATTEMPTS). */
 static void run_timed(rill_task_fn fn, void *arg)
 {
@@ -165,9 +177,7 @@ static int deadline_cuts_sleep(void *arg)
 	cr_assert_not(rill_deadline_expired());
 	saved = rill_deadline_push(10 * MS);
 	cr_assert_eq(saved, RILL_TIME_NEVER);
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 10 * MS);
+	dt = sleep_until_deadline(t0, 10 * MS);
 	ON_TIME(dt, 10 * MS + LATE_MARGIN);
 	cr_assert(rill_deadline_expired());
 	/* Every wait in the scope keeps failing. */
@@ -213,15 +223,11 @@ static int nested_inner_shorter(void *arg)
 	outer = rill_deadline_push(60 * MS);
 	inner = rill_deadline_push(10 * MS);
 	cr_assert_neq(inner, RILL_TIME_NEVER, "push returns the outer deadline");
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 10 * MS);
+	dt = sleep_until_deadline(t0, 10 * MS);
 	ON_TIME(dt, 10 * MS + LATE_MARGIN);
 	rill_deadline_pop(inner);
 	cr_assert_not(rill_deadline_expired(), "outer scope has time left");
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 60 * MS);
+	dt = sleep_until_deadline(t0, 60 * MS);
 	ON_TIME(dt, 60 * MS + LATE_MARGIN);
 	rill_deadline_pop(outer);
 	cr_assert_eq(rill_sleep_ms(1), 0);
@@ -240,9 +246,7 @@ static int nested_inner_longer(void *arg)
 	(void)arg;
 	outer = rill_deadline_push(10 * MS);
 	inner = rill_deadline_push(1000 * MS);	/* cannot extend the outer one */
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 10 * MS);
+	dt = sleep_until_deadline(t0, 10 * MS);
 	ON_TIME(dt, 10 * MS + LATE_MARGIN);
 	rill_deadline_pop(inner);
 	cr_assert(rill_deadline_expired(), "outer deadline has passed too");
