@@ -782,6 +782,13 @@ static inline void conn_done(struct conn *c)
 		close(c->peer);
 }
 
+/* Closes the plain peer *peerp and marks it closed (-1) for conn_done. */
+static inline void peer_close(int *peerp)
+{
+	close(*peerp);
+	*peerp = -1;
+}
+
 /* Sends all of p from the plain peer, sleeping while its socket is full. */
 static inline void peer_send(int fd, const void *p, size_t n)
 {

@@ -28,10 +28,11 @@ static void assert_view(rill_bytes v, const char *s)
 				 (int)v.len, (const char *)v.data, s);
 }
 
-/* A peer script: each part is sent after delay_ms; then the peer's socket
- * is closed (close_after) or shut down for writing (shut_after). */
+/* A peer script: each part is sent from *peer after delay_ms; then the
+ * peer's socket is closed (close_after: *peer becomes -1) or shut down
+ * for writing (shut_after). */
 struct script {
-	int fd;
+	int *peer;
 	const char *parts[8];
 	int delay_ms;
 	bool close_after, shut_after;
@@ -43,12 +44,12 @@ static int script_task(void *arg)
 
 	for (size_t i = 0; i < 8 && s->parts[i]; i++) {
 		cr_assert_eq(rill_sleep_ms((uint64_t)s->delay_ms), 0);
-		peer_sends(s->fd, s->parts[i]);
+		peer_sends(*s->peer, s->parts[i]);
 	}
 	if (s->close_after)
-		close(s->fd);
+		peer_close(s->peer);
 	else if (s->shut_after)
-		shutdown(s->fd, SHUT_WR);
+		shutdown(*s->peer, SHUT_WR);
 	return 0;
 }
 
@@ -68,7 +69,7 @@ TASK_TEST(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
 	saved = rill_deadline_push(1000 * RILL_NSEC_PER_MSEC);
 	cr_assert_eq(rill_reader_read(c.r, buf, 0), 0);
 	rill_deadline_pop(saved);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	/* Up to n: what is buffered, without waiting for the rest. */
 	cr_assert_eq(rill_reader_read(c.r, buf, 5), 5);
@@ -83,7 +84,6 @@ TASK_TEST(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
 	cr_assert(rill_reader_at_eof(c.r));
 	cr_assert_eq(rill_reader_exception(c.r), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -99,25 +99,25 @@ TASK_TEST(streams_reader, read_all_collects_every_part_until_eof)
 	rill_task *t;
 
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_read_all(c.r, &v), 13);
 	assert_view(v, "one two three");
 	cr_assert_eq(rill_reader_read_all(c.r, &v), 0);
 	cr_assert_eq(v.len, 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
 struct bulk {
-	int fd;
+	int *peer;
 	size_t off, n;		/* pattern bytes [off, off + n) */
 	bool close_after;
 };
 
-/* Sends n pattern bytes in 7 KiB pieces, then closes if asked. */
+/* Sends n pattern bytes from *peer in 7 KiB pieces, then closes it if
+ * asked (*peer becomes -1). */
 static int bulk_task(void *arg)
 {
 	struct bulk *b = arg;
@@ -127,10 +127,10 @@ static int bulk_task(void *arg)
 		size_t k = b->n - i < sizeof(piece) ? b->n - i : sizeof(piece);
 
 		fill_pat(piece, b->off + i, k);
-		peer_send(b->fd, piece, k);
+		peer_send(*b->peer, piece, k);
 	}
 	if (b->close_after)
-		close(b->fd);
+		peer_close(b->peer);
 	return 0;
 }
 
@@ -142,12 +142,11 @@ TASK_TEST(streams_reader, read_all_far_beyond_twice_the_limit)
 	rill_task *t;
 
 	open_unix(&c, 4096);	/* 1 MiB is 256 x the limit */
-	b.fd = c.peer;
+	b.peer = &c.peer;
 	t = spawn(bulk_task, &b);
 	cr_assert_eq(rill_reader_read_all(c.r, &v), (ssize_t)b.n);
 	check_pat(v.data, 0, v.len);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -162,7 +161,7 @@ TASK_TEST(streams_reader, readexactly_waits_for_exactly_n)
 	rill_task *t;
 
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, 5), 5);
 	cr_assert_arr_eq(buf, "hello", 5);
@@ -184,7 +183,7 @@ TASK_TEST(streams_reader, readexactly_eof_gives_incomplete_with_partial)
 	rill_task *t;
 
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	memset(buf, 0, sizeof(buf));
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, 10), RILL_EINCOMPLETE);
@@ -200,7 +199,6 @@ TASK_TEST(streams_reader, readexactly_eof_gives_incomplete_with_partial)
 	cr_assert_eq(rill_reader_error_info(c.r)->partial_len, 0);
 	cr_assert_eq(rill_reader_error_info(c.r)->expected, 1);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -215,7 +213,7 @@ TASK_TEST(streams_reader, readexactly_of_five_limits_does_not_deadlock)
 
 	cr_assert_not_null(buf);
 	open_unix(&c, limit);
-	b.fd = c.peer;
+	b.peer = &c.peer;
 	t = spawn(bulk_task, &b);
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, n), (ssize_t)n);
 	check_pat(buf, 0, n);
@@ -236,14 +234,13 @@ TASK_TEST(streams_reader, readuntil_separator_split_across_receives)
 	rill_task *t;
 
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readuntil(c.r, "\r\n", 2, &v), 5);
 	assert_view(v, "abc\r\n");
 	cr_assert_eq(rill_reader_read_all(c.r, &v), 4);
 	assert_view(v, "rest");
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -265,7 +262,7 @@ TASK_TEST(streams_reader, readuntil_several_separators)
 	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 0, &v), -EINVAL);
 	cr_assert_eq(rill_reader_readuntil_any(c.r, empty, 2, &v), -EINVAL);
 	cr_assert_eq(rill_reader_readuntil(c.r, "", 0, &v), -EINVAL);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	/* The match that ends first wins. */
 	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), 2);
@@ -287,7 +284,6 @@ TASK_TEST(streams_reader, readuntil_several_separators)
 	cr_assert_eq(rill_reader_readuntil(c.r, "\n", 1, &v), RILL_EINCOMPLETE);
 	cr_assert_eq(v.len, 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -435,7 +431,7 @@ TASK_TEST(streams_reader, readline_overrun_without_newline_drops_the_buffer)
 	cr_assert_eq(rill_reader_error_info(c.r)->consumed, 40);
 	/* No newline in the buffer: all of it was dropped. */
 	cr_assert_eq(rill_reader_buffered(c.r), 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readline(c.r, &v), 5);
 	assert_view(v, "tail\n");
@@ -443,7 +439,6 @@ TASK_TEST(streams_reader, readline_overrun_without_newline_drops_the_buffer)
 	assert_view(v, "next\n");
 	cr_assert_eq(rill_reader_readline(c.r, &v), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -456,7 +451,7 @@ TASK_TEST(streams_reader, readline_partial_at_eof_then_zero)
 	rill_task *t;
 
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readline(c.r, &v), 2);
 	assert_view(v, "a\n");
@@ -466,17 +461,17 @@ TASK_TEST(streams_reader, readline_partial_at_eof_then_zero)
 	cr_assert_eq(v.len, 0);
 	cr_assert_eq(rill_reader_readline(c.r, &v), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
 #define NLINES 2000
 
-/* Sends NLINES numbered lines in pieces of changing size. */
+/* Sends NLINES numbered lines from *arg, the peer, in pieces of changing
+ * size; then closes it (*arg becomes -1). */
 static int lines_task(void *arg)
 {
-	int fd = *(int *)arg;
+	int *peer = arg;
 	char *all = malloc(NLINES * 32);
 	size_t len = 0, off = 0, step = 1;
 
@@ -487,13 +482,13 @@ static int lines_task(void *arg)
 	while (off < len) {
 		size_t k = len - off < step ? len - off : step;
 
-		peer_send(fd, all + off, k);
+		peer_send(*peer, all + off, k);
 		off += k;
 		step = step * 3 % 997 + 1;
 		if (off % 5 == 0)
 			cr_assert_eq(rill_yield(), 0);
 	}
-	close(fd);
+	peer_close(peer);
 	free(all);
 	return 0;
 }
@@ -519,7 +514,6 @@ TASK_TEST(streams_reader, line_iteration_until_zero)
 	cr_assert_eq(n, 0);
 	cr_assert_eq(i, NLINES);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -662,7 +656,7 @@ TASK_TEST(streams_reader, views_stay_valid_while_more_data_arrives)
 	cr_assert_eq(rill_reader_readline(c.r, &line), 11);
 	assert_view(line, "first line\n");
 	/* 256 KiB arrive before the next call: the view must not change. */
-	b.fd = c.peer;
+	b.peer = &c.peer;
 	t = spawn(bulk_task, &b);
 	join(t);
 	wait_buffered(c.r, 6 + part);
@@ -703,7 +697,7 @@ TASK_TEST(streams_reader, peek_then_consume)
 	rill_task *t;
 
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_peek(c.r, &v), 11);
 	assert_view(v, "hello world");
@@ -716,7 +710,6 @@ TASK_TEST(streams_reader, peek_then_consume)
 	cr_assert_eq(rill_reader_peek(c.r, &v), 0);
 	cr_assert(rill_reader_at_eof(c.r));
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -925,7 +918,7 @@ TASK_TEST(streams_reader, peer_close_is_eof)
 	rill_task *t;
 
 	open_tcp(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 3);
 	cr_assert_arr_eq(buf, "bye", 3);
@@ -933,7 +926,6 @@ TASK_TEST(streams_reader, peer_close_is_eof)
 	cr_assert(rill_reader_at_eof(c.r));
 	cr_assert_eq(rill_reader_exception(c.r), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
@@ -961,7 +953,7 @@ TASK_TEST(streams_reader, eof_keeps_the_writer_usable)
 	rill_task *t;
 
 	open_tcp(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, 8), 8);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);

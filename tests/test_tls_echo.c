@@ -392,14 +392,10 @@ TASK_TEST(tls_echo, client_session_resumption, .timeout = 30)
  * needs a session id context for that, or the resumption fails). */
 TASK_TEST(tls_echo, resumption_with_client_certificates, .timeout = 30)
 {
-	rill_tls_options co = { .ca_file = tls_file("ca.pem"),
-				.cert_file = tls_file("client.pem"),
-				.key_file = tls_file("client.key") };
-	struct tls_env e = { .sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = tls_file("ca.pem"), .verify_client = true }) };
+	struct tls_env e = { .sctx = tls_server_ctx_verifying(),
+			     .cctx = tls_client_ctx_with_cert() };
 	struct seen seen = { 0 };
 
-	cr_assert_eq(rill_tls_ctx_new_client(&co, &e.cctx), 0, "%s", rill_tls_last_error());
 	tls_env_start(&e, record_info, &seen, NULL);
 	cr_assert_not(round_trip(e.port, e.cctx, "localhost"));
 	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");

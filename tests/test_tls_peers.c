@@ -39,8 +39,7 @@ struct s_server_case {
 static int client_vs_s_server(void *arg)
 {
 	const struct s_server_case *sc = arg;
-	rill_tls_options o = { .ca_file = tls_file("ca.pem") };
-	rill_tls_ctx *ctx;
+	rill_tls_ctx *ctx = sc->client_cert ? tls_client_ctx_with_cert() : tls_client_ctx("ca.pem");
 	struct peer p;
 	rill_reader *r;
 	rill_writer *w;
@@ -49,11 +48,6 @@ static int client_vs_s_server(void *arg)
 	int port = s_server_start(&p, sc->extra, sc->nextra);
 	ssize_t n;
 
-	if (sc->client_cert) {
-		o.cert_file = tls_file("client.pem");
-		o.key_file = tls_file("client.key");
-	}
-	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), 0, "%s", rill_tls_last_error());
 	tls_connect_ok(port, ctx, "localhost", &r, &w);
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "version", NULL), sc->version);
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "peercert_subject", NULL), "/CN=localhost");
@@ -79,29 +73,34 @@ static int client_vs_s_server(void *arg)
 	return 0;
 }
 
-Test(tls_peers, rill_client_with_s_server_tls13, .timeout = 30)
+/* Runs client_vs_s_server on the case given by its fields. */
+static void with_s_server(const char *const *extra, size_t nextra, const char *version,
+			  bool client_cert)
 {
-	struct s_server_case sc = { NULL, 0, "TLSv1.3", false };
+	struct s_server_case sc = { extra, nextra, version, client_cert };
 
 	run_task(client_vs_s_server, &sc);
+}
+
+Test(tls_peers, rill_client_with_s_server_tls13, .timeout = 30)
+{
+	with_s_server(NULL, 0, "TLSv1.3", false);
 }
 
 Test(tls_peers, rill_client_with_s_server_tls12, .timeout = 30)
 {
 	static const char *const extra[] = { "-tls1_2" };
-	struct s_server_case sc = { extra, 1, "TLSv1.2", false };
 
-	run_task(client_vs_s_server, &sc);
+	with_s_server(extra, 1, "TLSv1.2", false);
 }
 
 Test(tls_peers, rill_client_certificate_with_s_server, .timeout = 30)
 {
 	char ca[PATH_MAX];
 	const char *extra[] = { "-Verify", "1", "-verify_return_error", "-CAfile", ca };
-	struct s_server_case sc = { extra, 5, "TLSv1.3", true };
 
 	snprintf(ca, sizeof(ca), "%s", tls_file("ca.pem"));
-	run_task(client_vs_s_server, &sc);
+	with_s_server(extra, 5, "TLSv1.3", true);
 }
 
 /* ---- openssl s_client, rill's server -------------------------------- */
@@ -164,9 +163,8 @@ static void s_client_argv(char **argv, char *connect, int port, const struct s_c
 static int s_client_vs_server(void *arg)
 {
 	const struct s_client_case *sc = arg;
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = sc->verify_client ? tls_file("ca.pem") : NULL,
-		.verify_client = sc->verify_client });
+	rill_tls_ctx *sctx = sc->verify_client ? tls_server_ctx_verifying()
+					       : tls_server_ctx("server");
 	struct seen seen = { 0 };
 	rill_server *srv = tls_serve(answer_once, &seen, sctx);
 	char *argv[24], connect[64];
@@ -190,39 +188,37 @@ static int s_client_vs_server(void *arg)
 	return 0;
 }
 
-Test(tls_peers, s_client_with_rill_server_tls13, .timeout = 30)
+/* Runs s_client_vs_server on the case given by its fields. */
+static void with_s_client(const char *proto, bool verify_client, bool send_cert)
 {
-	struct s_client_case sc = { "-tls1_3", false, false };
+	struct s_client_case sc = { proto, verify_client, send_cert };
 
 	run_task(s_client_vs_server, &sc);
+}
+
+Test(tls_peers, s_client_with_rill_server_tls13, .timeout = 30)
+{
+	with_s_client("-tls1_3", false, false);
 }
 
 Test(tls_peers, s_client_with_rill_server_tls12, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_2", false, false };
-
-	run_task(s_client_vs_server, &sc);
+	with_s_client("-tls1_2", false, false);
 }
 
 Test(tls_peers, client_certificate_missing_is_refused, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_3", true, false };
-
-	run_task(s_client_vs_server, &sc);
+	with_s_client("-tls1_3", true, false);
 }
 
 Test(tls_peers, client_certificate_missing_is_refused_tls12, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_2", true, false };
-
-	run_task(s_client_vs_server, &sc);
+	with_s_client("-tls1_2", true, false);
 }
 
 Test(tls_peers, client_certificate_present_is_accepted, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_3", true, true };
-
-	run_task(s_client_vs_server, &sc);
+	with_s_client("-tls1_3", true, true);
 }
 
 /* ---- curl, rill's server -------------------------------------------- */

@@ -75,45 +75,44 @@ static int bad_connection(void *arg)
 	return 0;
 }
 
-Test(tls_verify, unknown_ca, .timeout = 30)
+/* Runs bad_connection on the case given by its fields. */
+static void expect_failure(const char *server_cert, const char *ca, const char *name,
+			   int want, const char *reason)
 {
-	struct bad_case bc = { "server", "other-ca.pem", "localhost", RILL_ETLS_VERIFY,
-			       "unable to get local issuer certificate" };
+	struct bad_case bc = { server_cert, ca, name, want, reason };
 
 	run_task(bad_connection, &bc);
+}
+
+Test(tls_verify, unknown_ca, .timeout = 30)
+{
+	expect_failure("server", "other-ca.pem", "localhost", RILL_ETLS_VERIFY,
+		       "unable to get local issuer certificate");
 }
 
 Test(tls_verify, expired_certificate, .timeout = 30)
 {
-	struct bad_case bc = { "expired", "ca.pem", "localhost", RILL_ETLS_VERIFY,
-			       "certificate has expired" };
-
-	run_task(bad_connection, &bc);
+	expect_failure("expired", "ca.pem", "localhost", RILL_ETLS_VERIFY,
+		       "certificate has expired");
 }
 
 Test(tls_verify, wrong_host, .timeout = 30)
 {
-	struct bad_case bc = { "wronghost", "ca.pem", "localhost", RILL_ETLS_HOSTNAME,
-			       "hostname mismatch" };
-
-	run_task(bad_connection, &bc);
+	expect_failure("wronghost", "ca.pem", "localhost", RILL_ETLS_HOSTNAME,
+		       "hostname mismatch");
 }
 
 Test(tls_verify, wrong_ip_address, .timeout = 30)
 {
 	/* NULL: the host itself, 127.0.0.1, is the name to check. */
-	struct bad_case bc = { "wronghost", "ca.pem", NULL, RILL_ETLS_HOSTNAME,
-			       "IP address mismatch" };
-
-	run_task(bad_connection, &bc);
+	expect_failure("wronghost", "ca.pem", NULL, RILL_ETLS_HOSTNAME,
+		       "IP address mismatch");
 }
 
 Test(tls_verify, empty_server_hostname_still_checks_the_chain, .timeout = 30)
 {
-	struct bad_case bc = { "wronghost", "other-ca.pem", "", RILL_ETLS_VERIFY,
-			       "unable to get local issuer certificate" };
-
-	run_task(bad_connection, &bc);
+	expect_failure("wronghost", "other-ca.pem", "", RILL_ETLS_VERIFY,
+		       "unable to get local issuer certificate");
 }
 
 /* ---- connections that succeed --------------------------------------- */
@@ -138,26 +137,28 @@ static int good_connection(void *arg)
 	return 0;
 }
 
-Test(tls_verify, empty_server_hostname_skips_the_name_check, .timeout = 30)
+/* Runs good_connection on the case given by its fields. */
+static void expect_success(const char *server_cert, const char *name)
 {
-	struct good_case gc = { "wronghost", "" };
+	struct good_case gc = { server_cert, name };
 
 	run_task(good_connection, &gc);
+}
+
+Test(tls_verify, empty_server_hostname_skips_the_name_check, .timeout = 30)
+{
+	expect_success("wronghost", "");
 }
 
 Test(tls_verify, ip_address_in_the_certificate, .timeout = 30)
 {
 	/* No server_hostname: 127.0.0.1 is checked against the IP SAN. */
-	struct good_case gc = { "server", NULL };
-
-	run_task(good_connection, &gc);
+	expect_success("server", NULL);
 }
 
 Test(tls_verify, matching_host_name, .timeout = 30)
 {
-	struct good_case gc = { "server", "localhost" };
-
-	run_task(good_connection, &gc);
+	expect_success("server", "localhost");
 }
 
 /* ---- the default context (ssl = true) -------------------------------- */
@@ -210,11 +211,8 @@ Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
 
 TASK_TEST(tls_verify, client_certificate_required, .timeout = 30)
 {
-	rill_tls_options with = { .ca_file = tls_file("ca.pem"),
-				  .cert_file = tls_file("client.pem"),
-				  .key_file = tls_file("client.key") };
-	struct tls_env e = { .sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = tls_file("ca.pem"), .verify_client = true }) };
+	struct tls_env e = { .sctx = tls_server_ctx_verifying(),
+			     .cctx = tls_client_ctx_with_cert() };
 	rill_tls_ctx *anon = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
 	rill_reader *r;
@@ -223,7 +221,6 @@ TASK_TEST(tls_verify, client_certificate_required, .timeout = 30)
 	ssize_t n;
 	int err;
 
-	cr_assert_eq(rill_tls_ctx_new_client(&with, &e.cctx), 0, "%s", rill_tls_last_error());
 	tls_env_start(&e, echo_seen, &seen, NULL);
 	/* Without a certificate: TLS 1.3 finishes the client's handshake
 	 * first, so the server's refusal (an alert) comes with the first

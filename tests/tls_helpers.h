@@ -108,6 +108,29 @@ static inline rill_tls_ctx *tls_server_ctx(const char *name)
 	return tls_server_ctx_opts(name, (rill_tls_options){ 0 });
 }
 
+/* A server context for server.pem that asks for a client certificate and
+ * requires one signed by ca.pem. */
+static inline rill_tls_ctx *tls_server_ctx_verifying(void)
+{
+	return tls_server_ctx_opts("server", (rill_tls_options){
+		.ca_file = tls_file("ca.pem"), .verify_client = true });
+}
+
+/* A client context trusting ca.pem that shows client.pem as its
+ * certificate. */
+static inline rill_tls_ctx *tls_client_ctx_with_cert(void)
+{
+	rill_tls_options o = { .ca_file = tls_file("ca.pem"),
+			       .cert_file = tls_file("client.pem"),
+			       .key_file = tls_file("client.key") };
+	rill_tls_ctx *ctx = NULL;
+	int err = rill_tls_ctx_new_client(&o, &ctx);
+
+	cr_assert_eq(err, 0, "client context: %s %s", rill_strerror(err),
+		     rill_tls_last_error());
+	return ctx;
+}
+
 /* A client context trusting CA file ca ("ca.pem", "other-ca.pem"). */
 static inline rill_tls_ctx *tls_client_ctx(const char *ca)
 {
