@@ -485,6 +485,14 @@ static inline void run_task(rill_task_fn fn, void *arg)
 	cr_assert_eq(result, 0, "task failed: %d (%s)", result, rill_err_name(result));
 }
 
+/* run_task(fn, arg), or skips the test where ::1 cannot be bound. */
+static inline void run_task_with_ipv6(rill_task_fn fn, void *arg)
+{
+	if (!ipv6_loopback_works())
+		cr_skip_test("IPv6 loopback (::1) is not available here");
+	run_task(fn, arg);
+}
+
 /* Runs fn(arg) with rill_run in a forked child, in a network namespace of
  * its own where unshare is allowed (with "lo" up), so that its stuck SYNs
  * disturb nothing else. The child dies with the test and after 100 s at

@@ -123,9 +123,7 @@ static int connect_v6(void *arg)
 
 Test(streams_connect, ipv6_loopback, .timeout = 30)
 {
-	if (!ipv6_loopback_works())
-		cr_skip_test("IPv6 loopback (::1) is not available here");
-	run_task(connect_v6, NULL);
+	run_task_with_ipv6(connect_v6, NULL);
 }
 
 TASK_TEST(streams_connect, closed_port_is_refused, .timeout = 30)

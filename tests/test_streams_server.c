@@ -76,9 +76,7 @@ static int every_interface(void *arg)
 
 Test(streams_server, every_interface_one_socket_per_family, .timeout = 30)
 {
-	if (!ipv6_loopback_works())
-		cr_skip_test("IPv6 is not available here");
-	run_task(every_interface, NULL);
+	run_task_with_ipv6(every_interface, NULL);
 }
 
 TASK_TEST(streams_server, list_of_hosts_share_the_port, .timeout = 30)
