@@ -628,13 +628,15 @@ static inline void small_buffer(int fd, int opt)
 	cr_assert_eq(setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)), 0);
 }
 
-/* Closes fd with a reset (SO_LINGER 0) instead of a FIN. */
-static inline void peer_reset(int fd)
+/* Closes the plain peer *peerp with a reset (SO_LINGER 0) instead of a
+ * FIN, and marks it closed (-1) for conn_done. */
+static inline void peer_reset(int *peerp)
 {
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-	close(fd);
+	cr_assert_eq(setsockopt(*peerp, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(*peerp);
+	*peerp = -1;
 }
 
 /* Sends all of s on a blocking fd. */

@@ -36,7 +36,7 @@ TASK_TEST(reliability_peers, reset_in_the_middle_of_a_write)
 			err = rill_writer_drain(w);
 		if (++writes == 8) {
 			cr_assert_gt(recv(peer, got, sizeof(got), MSG_DONTWAIT), 0);
-			peer_reset(peer);
+			peer_reset(&peer);
 		}
 	}
 	printf("peers: RST after %u writes of 64 KiB: drain returned %s\n", writes,

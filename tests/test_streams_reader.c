@@ -936,8 +936,7 @@ TASK_TEST(streams_reader, peer_reset_is_econnreset)
 	char buf[8];
 
 	open_tcp(&c, 0);
-	peer_reset(c.peer);
-	c.peer = -1;
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	cr_assert_eq(rill_reader_exception(c.r), -ECONNRESET);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);

@@ -411,12 +411,11 @@ TASK_TEST(streams_writer, get_write_buffer_size_counts_unsent_bytes)
 	return 0;
 }
 
+/* Resets the plain peer *arg 50 ms from now. */
 static int reset_later_task(void *arg)
 {
-	int fd = *(int *)arg;
-
 	cr_assert_eq(rill_sleep_ms(50), 0);
-	peer_reset(fd);
+	peer_reset(arg);
 	return 0;
 }
 
@@ -435,7 +434,6 @@ TASK_TEST(streams_writer, peer_reset_during_drain_fails_the_drain)
 	t = spawn(reset_later_task, &c.peer);
 	ret = rill_writer_drain(c.w);
 	join(t);
-	c.peer = -1;
 	cr_assert(ret == -ECONNRESET || ret == -EPIPE, "drain: %s", rill_err_name(ret));
 	/* The reader's stored error comes first, and stays. */
 	exc = rill_reader_exception(c.r);
@@ -688,8 +686,7 @@ TASK_TEST(streams_writer, write_after_the_connection_is_lost_is_dropped)
 	char buf[8];
 
 	open_tcp(&c, 0);
-	peer_reset(c.peer);
-	c.peer = -1;
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	cr_assert(rill_writer_is_closing(c.w));
 	/* Accepted and dropped, as asyncio does. */
@@ -717,7 +714,7 @@ TASK_TEST(streams_writer, free_without_close_after_the_peer_is_gone)
 	rill_writer_free(c.w);
 
 	open_tcp(&c, 0);
-	peer_reset(c.peer);
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	rill_writer_free(c.w);
 	return 0;
@@ -739,7 +736,7 @@ TASK_TEST(streams_writer, freed_writer_flushing_when_the_peer_resets)
 	rill_writer_free(c.w);
 	cr_assert_eq(rill_sleep_ms(30), 0);
 	cr_assert_eq(rel.calls, 0, "released while still queued");
-	peer_reset(c.peer);
+	peer_reset(&c.peer);
 	for (int i = 0; i < 5000 && !rel.calls; i++)
 		cr_assert_eq(rill_sleep_ms(1), 0);
 	cr_assert_eq(rel.calls, 1);
@@ -813,8 +810,7 @@ TASK_TEST(streams_writer, get_extra_info_survives_a_reset_and_close)
 	cr_assert_eq(getsockname(c.peer, (struct sockaddr *)&peer_local, &len), 0);
 	len = sizeof(peer_remote);
 	cr_assert_eq(getpeername(c.peer, (struct sockaddr *)&peer_remote, &len), 0);
-	peer_reset(c.peer);
-	c.peer = -1;
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_close(c.w);
