@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers shared by the test programs: fd counts, loopback sockets, a dead
- * address, echo servers and clients, byte patterns, isolated children, an
- * echo server short of fds, tasks, and connections whose far end is a
- * plain socket.
+ * address, echo servers and clients, byte patterns, an echo server short
+ * of fds; tests whose body is a task (TASK_TEST), isolated children, a
+ * loop per test, and connections whose far end is a plain socket.
  *
  * The first part does not use Criterion: its functions return codes, so
- * that forked children (where Criterion's asserts do not reach) and plain
- * programs can use them. Define RILL_TEST_NO_CRITERION before including
- * this header to leave out the second part, which asserts with Criterion.
- * Everything is static inline: a program compiles only what it uses.
+ * that forked children (where Criterion's asserts do not reach) and the
+ * plain programs of tests/tsan/ can use them. Define
+ * RILL_TEST_NO_CRITERION before including this header to leave out the
+ * second part, which asserts with Criterion. Everything is static inline:
+ * a program compiles only what it uses.
  */
 #ifndef RILL_TESTS_HELPERS_H
 #define RILL_TESTS_HELPERS_H
@@ -39,14 +40,15 @@
 
 #define MS RILL_NSEC_PER_MSEC
 
-/* Fails the enclosing int function with 1 and a message on stderr: the
- * check for forked children, where Criterion's asserts do not reach. */
+/* Fails the enclosing int function with 1 and a message on stderr (an
+ * optional printf format and its arguments): the check for forked
+ * children, where Criterion's asserts do not reach, and plain programs. */
 #define CHECK(cond, ...)                                                      \
 	do {                                                                  \
 		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed:", __FILE__,  \
 				__LINE__, #cond);                             \
-			fprintf(stderr, __VA_ARGS__);                         \
+			fprintf(stderr, " " __VA_ARGS__);                     \
 			fputc('\n', stderr);                                  \
 			return 1;                                             \
 		}                                                             \
@@ -210,11 +212,13 @@ static inline int blackhole_open(struct blackhole *b)
 	return poll(&p, 1, 2000) == 1 ? 0 : -ETIMEDOUT;
 }
 
+/* The dead address's port. */
 static inline int blackhole_port(const struct blackhole *b)
 {
 	return ntohs(b->addr.sin_port);
 }
 
+/* Closes both sockets of b. */
 static inline void blackhole_close(struct blackhole *b)
 {
 	close(b->filler);
@@ -388,6 +392,7 @@ struct fd_limited {
 	int accept_errors;
 };
 
+/* The child's log handler: counts the accept failures in *(int *)arg. */
 static inline void fd_limited_log(int level, const char *msg, void *arg)
 {
 	if (level == RILL_LOG_ERROR && strstr(msg, "accept failed"))
@@ -405,6 +410,7 @@ static inline rlim_t limit_with_room(int room)
 	return (rlim_t)fd;
 }
 
+/* Writes the answer fmt (up to three ints) on the control connection. */
 static inline void fd_limited_answer(rill_writer *w, const char *fmt, int a, int b, int c)
 {
 	char msg[64];
@@ -470,6 +476,7 @@ static inline void loop_setup(void)
 	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
 }
 
+/* Frees loop. */
 static inline void loop_teardown(void)
 {
 	rill_loop_free(loop);
@@ -539,6 +546,7 @@ static inline void run_isolated(rill_task_fn fn, void *arg)
 #define ISOLATED_TEST(suite, name, ...) \
 	TEST_RUN_BY_(run_isolated, suite, name, ##__VA_ARGS__)
 
+/* TASK_TEST and ISOLATED_TEST with the runner (run_task, run_isolated). */
 #define TEST_RUN_BY_(runner, suite, name, ...)                                \
 	static int suite##_##name##_body(void *arg);                          \
 	Test(suite, name, ##__VA_ARGS__)                                      \
@@ -592,6 +600,7 @@ struct pending_line {
 	rill_bytes line;
 };
 
+/* The task of a struct pending_line (arg). */
 static inline int readline_task(void *arg)
 {
 	struct pending_line *pl = arg;
@@ -614,6 +623,7 @@ static inline void expect_line(rill_reader *r, const char *want)
 
 /* ---- plain sockets ----------------------------------------------------- */
 
+/* Makes fd non-blocking. */
 static inline void set_nonblock(int fd)
 {
 	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
@@ -626,17 +636,6 @@ static inline void small_buffer(int fd, int opt)
 	int v = 4096;
 
 	cr_assert_eq(setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)), 0);
-}
-
-/* Closes the plain peer *peerp with a reset (SO_LINGER 0) instead of a
- * FIN, and marks it closed (-1) for conn_done. */
-static inline void peer_reset(int *peerp)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	cr_assert_eq(setsockopt(*peerp, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-	close(*peerp);
-	*peerp = -1;
 }
 
 /* Sends all of s on a blocking fd. */
@@ -799,6 +798,17 @@ static inline void peer_close(int *peerp)
 	*peerp = -1;
 }
 
+/* Closes the plain peer *peerp with a reset (SO_LINGER 0) instead of a
+ * FIN, and marks it closed (-1) for conn_done. */
+static inline void peer_reset(int *peerp)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	cr_assert_eq(setsockopt(*peerp, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(*peerp);
+	*peerp = -1;
+}
+
 /* Sends all of p from the plain peer, sleeping while its socket is full. */
 static inline void peer_send(int fd, const void *p, size_t n)
 {
@@ -815,6 +825,7 @@ static inline void peer_send(int fd, const void *p, size_t n)
 	}
 }
 
+/* peer_send of the string s. */
 static inline void peer_sends(int fd, const char *s)
 {
 	peer_send(fd, s, strlen(s));

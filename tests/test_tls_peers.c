@@ -166,7 +166,7 @@ static int s_client_vs_server(void *arg)
 	rill_tls_ctx *sctx = sc->verify_client ? tls_server_ctx_verifying()
 					       : tls_server_ctx("server");
 	struct seen seen = { 0 };
-	rill_server *srv = tls_serve(answer_once, &seen, sctx);
+	rill_server *srv = tls_serve(answer_once, &seen, sctx, NULL);
 	char *argv[24], connect[64];
 	struct peer_run run = { .argv = argv, .input = "hello from s_client\n" };
 	bool refused = sc->verify_client && !sc->send_cert;
@@ -257,7 +257,7 @@ static int curl_vs_server(void *arg)
 	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
 		.alpn = protos, .nalpn = 1 });
 	struct seen seen = { 0 };
-	rill_server *srv = tls_serve(http_once, &seen, sctx);
+	rill_server *srv = tls_serve(http_once, &seen, sctx, NULL);
 	int port = rill_server_port(srv);
 	char url[128], resolve[128];
 	char *argv[] = { "curl", "-sS", "--max-time", "10", "--cacert", (char *)tls_file(ca),

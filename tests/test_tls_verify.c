@@ -170,7 +170,7 @@ static int default_context(void *arg)
 {
 	int want = *(int *)arg;
 	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = tls_serve(echo_seen, NULL, sctx);
+	rill_server *srv = tls_serve(echo_seen, NULL, sctx, NULL);
 	rill_open_options o = { .ssl = true, .family = AF_INET };
 	rill_reader *r;
 	rill_writer *w;
@@ -252,7 +252,7 @@ TASK_TEST(tls_verify, client_certificate_required, .timeout = 30)
 TASK_TEST(tls_verify, argument_errors, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = tls_serve(echo_seen, NULL, sctx);
+	rill_server *srv = tls_serve(echo_seen, NULL, sctx, NULL);
 	int port = rill_server_port(srv);
 	rill_reader *r;
 	rill_writer *w;

@@ -103,6 +103,7 @@ static inline rill_tls_ctx *tls_server_ctx_opts(const char *name, rill_tls_optio
 	return ctx;
 }
 
+/* A server context for NAME.pem and NAME.key with the default options. */
 static inline rill_tls_ctx *tls_server_ctx(const char *name)
 {
 	return tls_server_ctx_opts(name, (rill_tls_options){ 0 });
@@ -151,6 +152,7 @@ struct peer {
 	int out;	/* its stdout (and stderr if merged) */
 };
 
+/* CLOCK_MONOTONIC in milliseconds. */
 static inline long long tls_now_ms(void)
 {
 	struct timespec ts;
@@ -212,6 +214,7 @@ static inline size_t peer_read(struct peer *p, char *buf, size_t cap,
 	return n;
 }
 
+/* Closes the peer's stdin (once): EOF for it. */
 static inline void peer_close_stdin(struct peer *p)
 {
 	if (p->in >= 0)
@@ -238,6 +241,7 @@ static inline int peer_wait(struct peer *p, int timeout_ms)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Asks the peer to end (SIGTERM) and waits for it, 5 s at most. */
 static inline void peer_stop(struct peer *p)
 {
 	kill(p->pid, SIGTERM);
@@ -256,6 +260,7 @@ struct peer_run {
 	atomic_bool done;
 };
 
+/* The thread of peer_run_in_task (arg: struct peer_run). */
 static inline void *peer_run_thread(void *arg)
 {
 	struct peer_run *r = arg;
@@ -286,14 +291,18 @@ static inline void peer_run_in_task(struct peer_run *r)
 
 /* ---- servers and connections --------------------------------------- */
 
-/* A TLS server on 127.0.0.1 with context ctx, port chosen by the kernel,
- * calling cb(arg) per connection. The caller frees it. */
-static inline rill_server *tls_serve(rill_client_connected_fn cb, void *arg, rill_tls_ctx *ctx)
+/* A TLS server on 127.0.0.1 with context ctx and the options o (NULL: the
+ * defaults), port chosen by the kernel, calling cb(arg) per connection.
+ * The caller frees it. */
+static inline rill_server *tls_serve(rill_client_connected_fn cb, void *arg, rill_tls_ctx *ctx,
+				     const rill_server_options *o)
 {
-	rill_server_options o = { .ssl = ctx };
+	rill_server_options so = o ? *o : (rill_server_options){ 0 };
 	rill_server *s;
-	int err = rill_start_server(cb, arg, "127.0.0.1", 0, &o, &s);
+	int err;
 
+	so.ssl = ctx;
+	err = rill_start_server(cb, arg, "127.0.0.1", 0, &so, &s);
 	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
 	return s;
 }
@@ -330,16 +339,11 @@ struct tls_env {
 static inline void tls_env_start(struct tls_env *e, rill_client_connected_fn cb, void *arg,
 				 const rill_server_options *o)
 {
-	rill_server_options so = o ? *o : (rill_server_options){ 0 };
-	int err;
-
 	if (!e->sctx)
 		e->sctx = tls_server_ctx("server");
 	if (!e->cctx)
 		e->cctx = tls_client_ctx("ca.pem");
-	so.ssl = e->sctx;
-	err = rill_start_server(cb, arg, "127.0.0.1", 0, &so, &e->srv);
-	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
+	e->srv = tls_serve(cb, arg, e->sctx, o);
 	e->port = rill_server_port(e->srv);
 }
 
