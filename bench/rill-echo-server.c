@@ -2,7 +2,7 @@
 /* rill-echo-server: the benchmark server, written with the public streams
  * API exactly as a user would write it.
  *
- *   rill-echo-server --port P [--host H] [--mode echo|sink|http]
+ *   rill-echo-server [--port P] [--host H] [--mode echo|sink|http]
  *                    [--threads N] [--tls CERT KEY]
  *
  * echo: read into a buffer, write it back, drain. sink: read and discard.
@@ -11,6 +11,7 @@
  * Prints "Serving on HOST:PORT" when ready; SIGINT/SIGTERM stop it cleanly.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -119,7 +120,8 @@ static int tls_context(const struct config *cfg, rill_tls_ctx **ctxp)
 	if (!cfg->cert)
 		return 0;
 #ifdef RILL_HAVE_TLS
-	rill_tls_options o = { .cert_file = cfg->cert, .key_file = cfg->key };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .cert_file = cfg->cert,
+		.key_file = cfg->key };
 	int err = rill_tls_ctx_new_server(&o, ctxp);
 
 	if (err < 0)
@@ -142,8 +144,8 @@ static int serve(void *arg)
 	if (tls_context(cfg, &tls) < 0)
 		return 1;
 	err = rill_start_server(handlers[cfg->mode], NULL, cfg->host, cfg->port,
-				&(rill_server_options){ .backlog = 4096, .ssl = tls,
-							.threads = cfg->threads > 1 ? cfg->threads : 0 },
+				RILL_SERVER_OPTIONS(.backlog = 4096, .ssl = tls,
+							.threads = cfg->threads > 1 ? cfg->threads : 0),
 				&server);
 	if (err < 0) {
 		fprintf(stderr, "rill-echo-server: %s: %s\n", rill_strerror(err),
@@ -160,44 +162,73 @@ static int serve(void *arg)
 	return err == -ECANCELED ? 0 : 1;
 }
 
-static void usage(void)
+#define USAGE "rill-echo-server [--port P] [--host H] [--mode echo|sink|http]\n" \
+	"                        [--threads N] [--tls CERT KEY]"
+#define OPTIONS \
+	"  --port P          listen on port P (default 8888; 0: any free port)\n" \
+	"  --host H          listen on address H (default 127.0.0.1)\n" \
+	"  --mode M          echo: write back what arrives (default);\n" \
+	"                    sink: read and discard; http: HTTP/1.1 keep-alive\n" \
+	"  --threads N       serve on N loops, a thread each (default 1)\n" \
+	"  --tls CERT KEY    serve TLS with this certificate chain and key\n" \
+	"  -h, --help        print this and exit\n"
+
+static enum mode parse_mode(const char *s)
 {
-	fprintf(stderr, "usage: rill-echo-server --port P [--host H] "
-		"[--mode echo|sink|http] [--threads N] [--tls CERT KEY]\n");
-	exit(2);
+	if (!strcmp(s, "echo"))
+		return MODE_ECHO;
+	if (!strcmp(s, "sink"))
+		return MODE_SINK;
+	if (!strcmp(s, "http"))
+		return MODE_HTTP;
+	fprintf(stderr, "%s: --mode is echo, sink or http, not '%s'\n",
+		program_invocation_name, s);
+	bench_usage_error(USAGE);
 }
 
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+	static const struct option longopts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "tls", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c;
 
-		if (!strcmp(a, "--port") && v)
-			cfg->port = atoi(v), i++;
-		else if (!strcmp(a, "--host") && v)
-			cfg->host = v, i++;
-		else if (!strcmp(a, "--threads") && v)
-			cfg->threads = atoi(v), i++;
-		else if (!strcmp(a, "--mode") && v) {
-			i++;
-			if (!strcmp(v, "echo"))
-				cfg->mode = MODE_ECHO;
-			else if (!strcmp(v, "sink"))
-				cfg->mode = MODE_SINK;
-			else if (!strcmp(v, "http"))
-				cfg->mode = MODE_HTTP;
-			else
-				usage();
-		} else if (!strcmp(a, "--tls") && v && i + 2 < argc) {
-			cfg->cert = v;
-			cfg->key = argv[i + 2];
-			i += 2;
-		} else {
-			usage();
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			cfg->port = (int)bench_int(USAGE, "--port", optarg, 0, 65535);
+			break;
+		case 'H':
+			cfg->host = optarg;
+			break;
+		case 'm':
+			cfg->mode = parse_mode(optarg);
+			break;
+		case 't':
+			cfg->threads = (int)bench_int(USAGE, "--threads", optarg, 1, 1024);
+			break;
+		case 'T':	/* two arguments: the second is the next word */
+			if (optind >= argc) {
+				fprintf(stderr, "%s: --tls needs CERT and KEY\n",
+					program_invocation_name);
+				bench_usage_error(USAGE);
+			}
+			cfg->cert = optarg;
+			cfg->key = argv[optind++];
+			break;
+		case 'h':
+			bench_help(USAGE, OPTIONS);
+		default:
+			bench_usage_error(USAGE);
 		}
 	}
-	if (cfg->port < 0 || cfg->port > 65535)
-		usage();
+	bench_no_operands(USAGE, argc, argv, optind);
 }
 
 int main(int argc, char **argv)
@@ -214,7 +245,7 @@ int main(int argc, char **argv)
 	sigaddset(&st.set, SIGINT);
 	sigaddset(&st.set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &st.set, NULL);
-	err = rill_loop_new(&st.loop, NULL);
+	err = rill_loop_new(NULL, &st.loop);
 	if (err < 0) {
 		fprintf(stderr, "rill-echo-server: %s\n", rill_error_detail());
 		return 1;

@@ -111,7 +111,8 @@ struct conn_arg {
 
 static int open_conn(struct run *run, rill_reader **r, rill_writer **w)
 {
-	rill_open_options o = { .ssl_context = run->cfg->tls,
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = run->cfg->tls,
 				.server_hostname = run->cfg->tls ? "localhost" : NULL };
 	int err = rill_open_connection(run->cfg->host, run->cfg->port, &o, r, w);
 
@@ -373,8 +374,8 @@ static int run_threads(struct config *cfg)
 		runs[i].cfg = cfg;
 		runs[i].first_conn = cfg->conns * i / n;
 		runs[i].nconns = cfg->conns * (i + 1) / n - runs[i].first_conn;
-		err = rill_thread_start(&th[i], NULL, n > 1 ? i % rill_cpu_count() : -1,
-					run_load, &runs[i]);
+		err = rill_thread_start(NULL, n > 1 ? i % rill_cpu_count() : -1, run_load,
+					&runs[i], &th[i]);
 		if (err < 0) {
 			fprintf(stderr, "rill-load: %s\n", rill_error_detail());
 			n = i;
@@ -455,7 +456,7 @@ static int tls_context(struct config *c)
 	if (!c->cafile)
 		return 0;
 #ifdef RILL_HAVE_TLS
-	rill_tls_options o = { .ca_file = c->cafile };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = c->cafile };
 	int err = rill_tls_ctx_new_client(&o, &c->tls);
 
 	if (err < 0)

@@ -16,10 +16,13 @@
  * Usage: rill-micro [--iterations N]
  */
 #include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "engine/internal.h"
 #include "rill/loop.h"
 #include "rill/task.h"
@@ -35,7 +38,7 @@ static rill_loop *loop;
 static rill_loop *loop_new(void)
 {
 	rill_loop *l;
-	int ret = rill_loop_new(&l, NULL);
+	int ret = rill_loop_new(NULL, &l);
 
 	if (ret < 0) {
 		fprintf(stderr, "rill-micro: %s\n%s\n", rill_strerror(ret),
@@ -227,33 +230,34 @@ static void features(void)
 	rill_loop_free(l);
 }
 
-static void usage(FILE *out)
-{
-	fprintf(out, "usage: rill-micro [--iterations N]\n");
-}
+#define USAGE "rill-micro [--iterations N]"
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "iterations", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
 	uint64_t n = DEFAULT_ITERATIONS;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--iterations") && i + 1 < argc) {
-			char *end;
-
-			n = strtoull(argv[++i], &end, 10);
-			if (*end || n < BATCH) {
-				fprintf(stderr, "rill-micro: --iterations needs "
-					"a number >= %d\n", BATCH);
-				return 2;
-			}
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
-			return 2;
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			n = (uint64_t)bench_int(USAGE, "--iterations", optarg,
+						BATCH, LLONG_MAX);
+			break;
+		case 'h':
+			bench_help(USAGE, "  --iterations N    operations per run "
+				   "(default " BENCH_STR(DEFAULT_ITERATIONS) ", at least "
+				   BENCH_STR(BATCH) ")\n"
+				   "  -h, --help        print this and exit\n");
+		default:
+			bench_usage_error(USAGE);
 		}
 	}
+	bench_no_operands(USAGE, argc, argv, optind);
 	printf("rill-micro: %llu iterations, median of %d runs\n",
 	       (unsigned long long)n, RUNS);
 	features();

@@ -14,10 +14,13 @@
  *
  *   rill-soak -t 600 -s 256 -b 0 -m 2000 -d 16
  */
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "bench/bench.h"
 #include "bench/soak.h"
 
 static struct soak_config cfg = {
@@ -28,50 +31,83 @@ static struct soak_config cfg = {
 };
 static struct soak_stats stats;
 
-static int usage(void)
+#define USAGE "rill-soak [-t SECS] [-c CONCURRENCY] [-m MAX_MSGS] [-s MAX_LEN]\n" \
+	"                 [-b BIG_LEN] [-d DEPTH] [-p PAUSE_MS] [--seed N] [--threads N]"
+#define OPTIONS \
+	"  -t SECS           run for SECS seconds (default 300)\n" \
+	"  -c CONCURRENCY    connections open at a time (default 200)\n" \
+	"  -m MAX_MSGS       messages per connection: 1..MAX_MSGS (default 400)\n" \
+	"  -s MAX_LEN        message body length: 0..MAX_LEN (default 8192)\n" \
+	"  -b BIG_LEN        one message in 32 up to BIG_LEN (default 262144)\n" \
+	"  -d DEPTH          messages in flight before reading an echo (default 4)\n" \
+	"  -p PAUSE_MS       one step in 8 sleeps 0..PAUSE_MS ms (default 5)\n" \
+	"  --seed N          random seed (default 1)\n" \
+	"  --threads N       server loops: N threads, 0 this loop (default),\n" \
+	"                    -1 one per CPU\n" \
+	"  -h, --help        print this and exit\n"
+
+static double seconds(const char *arg)
 {
-	fprintf(stderr, "usage: rill-soak [-t SECS] [-c CONCURRENCY] [-m MAX_MSGS] "
-		"[-s MAX_LEN] [-b BIG_LEN] [-d DEPTH] [-p PAUSE_MS] [--seed N] "
-		"[--threads N]\n");
-	return 2;
+	char *end;
+	double v = strtod(arg, &end);
+
+	if (end == arg || *end || !isfinite(v) || v <= 0) {
+		fprintf(stderr, "%s: -t needs a number of seconds above 0, "
+			"not '%s'\n", program_invocation_name, arg);
+		bench_usage_error(USAGE);
+	}
+	return v;
 }
 
-static int parse(int argc, char **argv)
+static void parse(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "seed", required_argument, NULL, 'S' },
+		{ "threads", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
 	double secs = 300;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i];
-		unsigned long long v;
-
-		if (i + 1 >= argc)
-			return -1;
-		v = strtoull(argv[++i], NULL, 0);
-		if (!strcmp(o, "-t"))
-			secs = atof(argv[i]);
-		else if (!strcmp(o, "-c"))
-			cfg.concurrency = (unsigned)v;
-		else if (!strcmp(o, "-m"))
-			cfg.max_msgs = (unsigned)v;
-		else if (!strcmp(o, "-s"))
-			cfg.max_len = v;
-		else if (!strcmp(o, "-b"))
-			cfg.big_len = v;
-		else if (!strcmp(o, "-d"))
-			cfg.max_depth = (unsigned)v;
-		else if (!strcmp(o, "-p"))
-			cfg.pause_ms = (unsigned)v;
-		else if (!strcmp(o, "--seed"))
-			cfg.seed = v;
-		else if (!strcmp(o, "--threads"))
-			cfg.server_threads = (int)v;
-		else
-			return -1;
+	while ((c = getopt_long(argc, argv, "+t:c:m:s:b:d:p:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			secs = seconds(optarg);
+			break;
+		case 'c':
+			cfg.concurrency = (unsigned)bench_int(USAGE, "-c", optarg, 1, INT_MAX);
+			break;
+		case 'm':
+			cfg.max_msgs = (unsigned)bench_int(USAGE, "-m", optarg, 1, INT_MAX);
+			break;
+		case 's':
+			cfg.max_len = (size_t)bench_int(USAGE, "-s", optarg, 0, INT_MAX);
+			break;
+		case 'b':
+			cfg.big_len = (size_t)bench_int(USAGE, "-b", optarg, 0, INT_MAX);
+			break;
+		case 'd':
+			cfg.max_depth = (unsigned)bench_int(USAGE, "-d", optarg, 1, INT_MAX);
+			break;
+		case 'p':
+			cfg.pause_ms = (unsigned)bench_int(USAGE, "-p", optarg, 0, INT_MAX);
+			break;
+		case 'S':
+			cfg.seed = (uint64_t)bench_int(USAGE, "--seed", optarg, 0, LLONG_MAX);
+			break;
+		case 'T':
+			cfg.server_threads = (int)bench_int(USAGE, "--threads", optarg,
+							    RILL_THREADS_PER_CPU, 1024);
+			break;
+		case 'h':
+			bench_help(USAGE, OPTIONS);
+		default:
+			bench_usage_error(USAGE);
+		}
 	}
-	if (secs <= 0 || !cfg.concurrency || !cfg.max_msgs || !cfg.max_depth)
-		return -1;
+	bench_no_operands(USAGE, argc, argv, optind);
 	cfg.duration = (rill_time)(secs * 1e9);
-	return 0;
 }
 
 static int main_task(void *arg)
@@ -104,8 +140,7 @@ int main(int argc, char **argv)
 {
 	int result = 1, err;
 
-	if (parse(argc, argv) < 0)
-		return usage();
+	parse(argc, argv);
 	err = rill_run(main_task, NULL, &result);
 	if (err < 0) {
 		fprintf(stderr, "rill-soak: %s\n%s\n", rill_strerror(err), rill_error_detail());

@@ -511,7 +511,8 @@ static int soak_clients(void *arg)
 static int soak_run(const struct soak_config *cfg, struct soak_stats *st)
 {
 	void *sarg[2] = { (void *)cfg, st };
-	rill_server_options so = { .backlog = 4096, .threads = cfg->server_threads };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.backlog = 4096, .threads = cfg->server_threads };
 	struct soak_run run = { .cfg = cfg, .st = st, .start = rill_now() };
 	rill_thread *clients;
 	rill_server *s;
@@ -522,7 +523,7 @@ static int soak_run(const struct soak_config *cfg, struct soak_stats *st)
 	if ((err = rill_start_server(soak_serve, sarg, "127.0.0.1", 0, &so, &s)) < 0)
 		return err;
 	run.port = rill_server_port(s);
-	if ((err = rill_thread_start(&clients, NULL, -1, soak_clients, &run)) == 0)
+	if ((err = rill_thread_start(NULL, -1, soak_clients, &run, &clients)) == 0)
 		err = rill_thread_join(clients, &res);
 	if (err == 0)
 		err = res;

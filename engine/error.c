@@ -60,40 +60,34 @@ static const struct rill__errdesc *rill_errdesc(int code)
 	return NULL;
 }
 
-const char *rill_strerror(int code)
+/* code's name (name true) or message: rill's own codes from the table,
+ * -errno from the C library. */
+static const char *describe(int code, bool name)
 {
-	const struct rill__errdesc *d;
+	const struct rill__errdesc *d = rill_errdesc(code);
+	const char *s = NULL;
 
 	if (code == 0)
-		return "success";
-	d = rill_errdesc(code);
+		return name ? "OK" : "success";
 	if (d)
-		return d->msg;
-	if (code < 0 && code > -4096) {
-		/* strerror() of glibc returns static strings for known codes;
-		 * strerrordesc_np() is the thread-safe form. */
-		const char *s = strerrordesc_np(-code);
-		if (s)
-			return s;
-	}
-	return "unknown error";
+		return name ? d->name : d->msg;
+	/* strerror() of glibc returns static strings for known codes;
+	 * strerrordesc_np() is the thread-safe form. */
+	if (code < 0 && code > -4096)
+		s = name ? strerrorname_np(-code) : strerrordesc_np(-code);
+	if (s)
+		return s;
+	return name ? "UNKNOWN" : "unknown error";
+}
+
+const char *rill_strerror(int code)
+{
+	return describe(code, false);
 }
 
 const char *rill_err_name(int code)
 {
-	const struct rill__errdesc *d;
-
-	if (code == 0)
-		return "OK";
-	d = rill_errdesc(code);
-	if (d)
-		return d->name;
-	if (code < 0 && code > -4096) {
-		const char *s = strerrorname_np(-code);
-		if (s)
-			return s;
-	}
-	return "UNKNOWN";
+	return describe(code, true);
 }
 
 static __thread char rill_detail[1024];

@@ -4,8 +4,9 @@
  * The stream layer talks to the engine through three things only:
  *  - operations (struct rill__op): an SQE whose user_data points at an op;
  *    its complete() runs on the loop for every CQE of that operation;
- *  - waits: a task parks on a struct rill__wait and is woken by whoever
- *    owns the condition (or by its deadline, or by cancellation);
+ *  - waits: a task parks on a struct rill__wait, or on an object's struct
+ *    rill__waitq, and is woken by whoever owns the condition (or by its
+ *    deadline, or by cancellation);
  *  - the provided-buffer ring of the loop.
  */
 #ifndef RILL_ENGINE_INTERNAL_H
@@ -86,7 +87,14 @@ struct rill__wait {
 	rill__interrupt_fn interrupt;
 	rill_time until;	/* wake with 0 at this time; RILL_TIME_NEVER: no */
 	int interrupted;	/* reason given to interrupt(), or 0 */
-	struct rill__list link;	/* for the owner's waiter list */
+	struct rill__list link;	/* on a struct rill__waitq while parked */
+};
+
+/* Tasks waiting for a condition of an object (a drain, a close, a join, a
+ * handshake). Whoever may have made the condition true wakes them, and
+ * each checks it again, parking anew if it still does not hold. */
+struct rill__waitq {
+	struct rill__list waiters;	/* struct rill__wait, by link */
 };
 
 enum rill__task_state {
@@ -104,6 +112,12 @@ struct rill__stack {
 	struct rill__stack *next; /* pool link */
 };
 
+/* A handle's magic tells a live task from one already joined or detached
+ * (kept in the loop's graveyard for a while, so that checking it reads
+ * memory that is still the loop's). */
+#define RILL__TASK_LIVE 0x7461736bu	/* "task" */
+#define RILL__TASK_DEAD 0x64656164u	/* "dead" */
+
 struct rill_task {
 	void *sp;			/* saved stack pointer while switched out */
 	rill_loop *loop;
@@ -112,7 +126,9 @@ struct rill_task {
 	void *arg;
 	int result;
 	enum rill__task_state state;
+	uint32_t magic;			/* RILL__TASK_LIVE until handed back */
 	bool detached;
+	bool joining;			/* a task is in rill_task_join() on it */
 	bool cancel_pending;		/* delivered at the next wait */
 	int wake_res;			/* what park() returns */
 	rill_time deadline;		/* RILL_TIME_NEVER: none */
@@ -120,7 +136,7 @@ struct rill_task {
 	size_t heap_index;		/* in the timer heap, or SIZE_MAX */
 	struct rill__list ready_link;	/* ready queue */
 	struct rill__list all_link;	/* every live task of the loop */
-	struct rill__list joiners;	/* rill__wait of tasks joining it */
+	struct rill__waitq joiners;	/* tasks joining it */
 	void *asan_fake_stack;
 	struct rill__list resources;	/* released when the task ends */
 };
@@ -145,6 +161,20 @@ RILL_SPI int rill__park(struct rill__wait *w);
 /* Makes a parked task runnable; park() will return res. Loop thread only. */
 RILL_SPI void rill__wake(rill_task *task, int res);
 
+static inline void rill__waitq_init(struct rill__waitq *q)
+{
+	rill__list_init(&q->waiters);
+}
+
+/* Parks the current task on q until a wake-up (0), a cancellation or a
+ * deadline (-ECANCELED / -ETIMEDOUT, as rill__park), or returns -EPERM
+ * outside a task. On every return the task is off q again. */
+RILL_SPI int rill__waitq_park(struct rill__waitq *q);
+/* Wakes the longest waiting task of q; false if there was none. */
+bool rill__waitq_wake_one(struct rill__waitq *q);
+/* Wakes every task waiting on q. */
+RILL_SPI void rill__waitq_wake_all(struct rill__waitq *q);
+
 /* Submits op's SQE (already prepared, user_data set to op) and parks until
  * its final CQE. On cancellation or deadline the operation is cancelled in
  * the kernel and both CQEs are awaited before returning. Returns the CQE's
@@ -168,7 +198,35 @@ void rill__op_cancel(rill_loop *loop, struct rill__op *target,
 
 /* The current task, or NULL on the loop's own stack. */
 RILL_SPI rill_task *rill__current(void);
-rill_loop *rill__task_loop(rill_task *task);
+
+/* Runs t until it parks, yields or ends (loop.c's run queue; the loop's
+ * own stack only). */
+void rill__task_run(rill_loop *loop, rill_task *t);
+/* t's wake time has come (timer.c): its deadline interrupts its wait with
+ * -ETIMEDOUT, the end of a sleep wakes it with 0. */
+void rill__task_timer_fired(rill_task *t, rill_time now);
+
+/* ---- blocking calls on the thread pool ------------------------------ */
+
+/* A call that blocks (getaddrinfo), run on a pool thread (engine/pool.c)
+ * so that the loop never waits for it. The submitter owns the struct and
+ * fills in the three functions. */
+struct rill__work {
+	void (*run)(struct rill__work *w);	/* on a pool thread */
+	void (*done)(struct rill__work *w);	/* on the loop, after run */
+	void (*drop)(struct rill__work *w);	/* frees abandoned work */
+	rill_loop *loop;
+	struct rill__list link;
+	int state;			/* under the pool's lock */
+};
+
+/* Queues w for a pool thread; done(w) runs on loop's thread afterwards.
+ * Returns 0, or -errno when no thread could be started. */
+int rill__work_submit(rill_loop *loop, struct rill__work *w);
+/* Loop thread: gives w up. done() will not run; drop(w) runs instead, now
+ * if w had not started, else once its run() returns (on the pool thread:
+ * drop must be safe there). The loop does not wait for it. */
+void rill__work_abandon(struct rill__work *w);
 
 /* ---- timers -------------------------------------------------------- */
 
@@ -270,6 +328,14 @@ struct rill_loop {
 	 * rill_loop_free() waits for them. */
 	atomic_int foreign;
 
+	/* Handed-back task and connection structs, freed RILL__GRAVES
+	 * burials later: a handle used again soon after join, detach or
+	 * free still points at memory of ours, marked dead, and the misuse
+	 * is named instead of corrupting the heap. */
+#define RILL__GRAVES 64
+	void *graves[RILL__GRAVES];
+	unsigned grave_next;
+
 	/* provided buffers for recv */
 	struct rill__bufring bufs;
 	bool has_bufs;
@@ -278,6 +344,9 @@ struct rill_loop {
 };
 
 void rill__defer(rill_loop *loop, struct rill__deferred *d);
+/* Runs the loop until t has ended: rill_task_join() outside a task.
+ * Returns 0, or -EPERM / -EBUSY as rill_loop_run(). */
+int rill__loop_run_until(rill_loop *loop, const rill_task *t);
 
 /* ---- fibers -------------------------------------------------------- */
 
@@ -300,7 +369,30 @@ void rill__asan_finish_switch(void *fake, const void **bottom, size_t *size);
 /* ---- features and errors ------------------------------------------- */
 
 unsigned rill__disabled_from_env(void);
+
+/* Reads the caller's options struct src (NULL: nothing to read), whose
+ * first member is its size_t size, into dst (dst_size bytes, holding the
+ * defaults): as much of it as both know; dst's size becomes dst_size.
+ * Returns 0, or -EINVAL (size unset) / -E2BIG (fields unknown here set)
+ * with the detail naming type. */
+RILL_SPI int rill__options_load(void *dst, size_t dst_size, const void *src,
+				const char *type);
 RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Reports what no caller can be told (a connection the server dropped, an
+ * unclosed writer) to the rill_set_log_handler() handler, or stderr.
+ * level is an enum rill_log_level. */
+RILL_SPI void rill__log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A call that would corrupt memory if it went on (a handle used after it
+ * was handed back): says so through the log hook and aborts. */
+RILL_SPI void rill__misuse(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+/* Frees p (malloc'd, its magic already set to dead) RILL__GRAVES burials
+ * later, or when the loop is freed (engine/graves.c). */
+RILL_SPI void rill__bury(rill_loop *loop, void *p);
+void rill__graves_free(rill_loop *loop);
 
 #endif

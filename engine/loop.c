@@ -3,7 +3,6 @@
  * completion dispatch, callbacks from this and other threads. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/internal.h"
+#include "rill/stream.h"	/* the log levels */
 
 /* Defaults. The SQ holds one iteration's submissions; at 1024 a loop can
  * start that many operations before a forced flush. The CQ is sized 16x:
@@ -27,6 +27,7 @@
 /* Task stacks are mapped, not committed: only touched pages cost memory.
  * 256 KiB leaves room for sanitizer builds and deep user code. */
 #define RILL_STACK_DEFAULT (256 * 1024)
+#define RILL_STACK_MAX ((size_t)1 << 30)
 
 static __thread rill_loop *thread_loop;
 
@@ -45,12 +46,20 @@ rill_loop *rill_loop_current(void)
 
 unsigned rill_loop_features(const rill_loop *loop)
 {
-	return loop->features;
+	return loop ? loop->features : 0;
 }
 
-void rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
+int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
 {
-	*stats = loop->stats;
+	rill_loop_stats all = loop ? loop->stats : (rill_loop_stats){ 0 };
+	size_t n;
+
+	if (!loop || !stats || stats->size < sizeof(stats->size))
+		return -EINVAL;
+	n = stats->size < sizeof(all) ? stats->size : sizeof(all);
+	all.size = stats->size;
+	memcpy(stats, &all, n);
+	return 0;
 }
 
 /* ---- setup --------------------------------------------------------- */
@@ -137,6 +146,10 @@ static int options_check(const rill_loop_options *o)
 		return rill__set_detail(-EINVAL, "buf_size must be at least 64");
 	if (o->stack_size && o->stack_size < 16 * 1024)
 		return rill__set_detail(-EINVAL, "stack_size must be at least 16 KiB");
+	/* Beyond this a stack is a mistake, and rounding it up to pages would
+	 * overflow near SIZE_MAX. */
+	if (o->stack_size > RILL_STACK_MAX)
+		return rill__set_detail(-EINVAL, "stack_size must be at most 1 GiB");
 	if (o->sq_entries > 32768)
 		return rill__set_detail(-EINVAL, "sq_entries must be at most 32768");
 	return 0;
@@ -177,17 +190,18 @@ static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
 	loop->wake_fd = -1;
 }
 
-int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts)
+int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 {
-	static const rill_loop_options defaults;
-	const rill_loop_options *o = opts ? opts : &defaults;
+	rill_loop_options copy = RILL_LOOP_OPTIONS_INIT;
+	const rill_loop_options *o = &copy;
 	unsigned sq, feat;
 	rill_loop *loop;
 	int ret;
 
 	if (!loopp)
 		return -EINVAL;
-	if ((ret = options_check(o)) < 0)
+	if ((ret = rill__options_load(&copy, sizeof(copy), opts, "rill_loop_options")) < 0 ||
+	    (ret = options_check(o)) < 0)
 		return ret;
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
@@ -212,7 +226,8 @@ int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts)
 		rill_loop_free(loop);
 		return ret;
 	}
-	rill__stack_guard_install();
+	if (!o->no_signal_handler)
+		rill__stack_guard_install();
 	wake_arm(loop);
 	thread_loop = loop;
 	*loopp = loop;
@@ -232,7 +247,7 @@ struct io_uring_sqe *rill__sqe(rill_loop *loop)
 		loop->stats.enters++;
 		sqe = io_uring_get_sqe(&loop->ring);
 		if (!sqe) {
-			fprintf(stderr, "rill: no submission queue entry\n");
+			rill__log(RILL_LOG_ERROR, "no submission queue entry");
 			abort();
 		}
 	}
@@ -482,8 +497,6 @@ static void wake_arm(rill_loop *loop)
 
 /* ---- running ------------------------------------------------------- */
 
-void rill__task_run(rill_loop *loop, rill_task *t);
-
 /* Runs the tasks that are ready now; tasks they wake run next iteration,
  * after I/O, so a chatty pair of tasks cannot starve the network. */
 static void run_ready(rill_loop *loop)
@@ -550,15 +563,16 @@ int rill_loop_run(rill_loop *loop)
 		return err;
 	thread_loop = loop;
 	loop->running = true;
-	loop->stopping = false;
-	while (!loop->stopping && has_work(loop))
+	/* A stop that came before the run makes it one iteration that does
+	 * not wait, as asyncio's run_forever() after stop(). */
+	do
 		iterate(loop);
+	while (!loop->stopping && has_work(loop));
 	loop->running = false;
 	loop->stopping = false;
 	return 0;
 }
 
-/* Runs the loop until t has ended (rill_task_join from outside a task). */
 int rill__loop_run_until(rill_loop *loop, const rill_task *t)
 {
 	int err = run_check(loop);
@@ -597,13 +611,19 @@ static void tasks_drain(rill_loop *loop)
 	}
 }
 
-void rill_loop_free(rill_loop *loop)
+int rill_loop_free(rill_loop *loop)
 {
 	if (!loop)
-		return;
+		return 0;
+	if (!pthread_equal(loop->thread, pthread_self()))
+		return rill__set_detail(-EPERM, "rill_loop_free from another thread");
+	/* From a task or callback of the loop it would free the stack or
+	 * the queue it runs on. */
+	if (loop->running || rill__current())
+		return rill__set_detail(-EBUSY, "rill_loop_free inside the loop's own "
+					"task or callback");
 	loop->freeing = true;
-	if (!loop->running && !rill__current())
-		tasks_drain(loop);
+	tasks_drain(loop);
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);
@@ -619,6 +639,7 @@ void rill_loop_free(rill_loop *loop)
 	if (loop->wake_fd >= 0)
 		close(loop->wake_fd);
 	rill__stack_pool_free(loop);
+	rill__graves_free(loop);
 	free(loop->heap);
 	free(loop->soon.v);
 	free(loop->ts_queue.v);
@@ -626,13 +647,14 @@ void rill_loop_free(rill_loop *loop)
 	if (thread_loop == loop)
 		thread_loop = NULL;
 	free(loop);
+	return 0;
 }
 
 int rill_run(rill_task_fn fn, void *arg, int *resultp)
 {
 	rill_loop *loop;
 	rill_task *t;
-	int ret = rill_loop_new(&loop, NULL);
+	int ret = rill_loop_new(NULL, &loop);
 
 	if (ret < 0)
 		return ret;

@@ -11,7 +11,9 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
@@ -89,7 +91,6 @@ static int xwait(struct rill__list *list, pthread_mutex_t *lock)
 		pthread_mutex_unlock(lock);
 		return -EPERM;
 	}
-	rill__list_init(&w.wait.link);
 	rill__list_add_tail(list, &w.link);
 	pthread_mutex_unlock(lock);
 	err = rill__park(&w.wait);
@@ -144,6 +145,8 @@ void rill_event_free(rill_event *ev)
 
 void rill_event_set(rill_event *ev)
 {
+	if (!ev)
+		return;
 	pthread_mutex_lock(&ev->lock);
 	ev->set = true;
 	xsignal_all(&ev->waiters);
@@ -152,6 +155,8 @@ void rill_event_set(rill_event *ev)
 
 void rill_event_clear(rill_event *ev)
 {
+	if (!ev)
+		return;
 	pthread_mutex_lock(&ev->lock);
 	ev->set = false;
 	pthread_mutex_unlock(&ev->lock);
@@ -161,6 +166,8 @@ bool rill_event_is_set(const rill_event *ev)
 {
 	bool set;
 
+	if (!ev)
+		return false;
 	pthread_mutex_lock((pthread_mutex_t *)&ev->lock);
 	set = ev->set;
 	pthread_mutex_unlock((pthread_mutex_t *)&ev->lock);
@@ -245,68 +252,48 @@ static int queue_pop(rill_queue *q, void **itemp)
 	return 0;
 }
 
-int rill_queue_try_put(rill_queue *q, void *item)
+/* A put (*itemp goes in) or a get (*itemp comes out). While the queue is
+ * full for a put, or empty for a get, it waits (wait) or answers -EAGAIN. */
+static int queue_op(rill_queue *q, bool put, void **itemp, bool wait)
 {
 	int err;
 
-	if (!q)
-		return -EINVAL;
-	pthread_mutex_lock(&q->lock);
-	err = queue_push(q, item);
-	pthread_mutex_unlock(&q->lock);
-	return err;
+	for (;;) {
+		pthread_mutex_lock(&q->lock);
+		err = put ? queue_push(q, *itemp) : queue_pop(q, itemp);
+		if (err != -EAGAIN || !wait) {
+			pthread_mutex_unlock(&q->lock);
+			return err;
+		}
+		if ((err = xwait(put ? &q->putters : &q->getters, &q->lock)) < 0)
+			return err;
+	}
+}
+
+int rill_queue_try_put(rill_queue *q, void *item)
+{
+	return q ? queue_op(q, true, &item, false) : -EINVAL;
 }
 
 int rill_queue_try_get(rill_queue *q, void **itemp)
 {
-	int err;
-
-	if (!q || !itemp)
-		return -EINVAL;
-	pthread_mutex_lock(&q->lock);
-	err = queue_pop(q, itemp);
-	pthread_mutex_unlock(&q->lock);
-	return err;
+	return q && itemp ? queue_op(q, false, itemp, false) : -EINVAL;
 }
 
 int rill_queue_put(rill_queue *q, void *item)
 {
-	int err;
-
-	if (!q)
-		return -EINVAL;
-	for (;;) {
-		pthread_mutex_lock(&q->lock);
-		err = queue_push(q, item);
-		if (err != -EAGAIN) {
-			pthread_mutex_unlock(&q->lock);
-			return err;
-		}
-		if ((err = xwait(&q->putters, &q->lock)) < 0)
-			return err;
-	}
+	return q ? queue_op(q, true, &item, true) : -EINVAL;
 }
 
 int rill_queue_get(rill_queue *q, void **itemp)
 {
-	int err;
-
-	if (!q || !itemp)
-		return -EINVAL;
-	for (;;) {
-		pthread_mutex_lock(&q->lock);
-		err = queue_pop(q, itemp);
-		if (err != -EAGAIN) {
-			pthread_mutex_unlock(&q->lock);
-			return err;
-		}
-		if ((err = xwait(&q->getters, &q->lock)) < 0)
-			return err;
-	}
+	return q && itemp ? queue_op(q, false, itemp, true) : -EINVAL;
 }
 
 void rill_queue_close(rill_queue *q)
 {
+	if (!q)
+		return;
 	pthread_mutex_lock(&q->lock);
 	q->closed = true;
 	xsignal_all(&q->getters);
@@ -318,6 +305,8 @@ size_t rill_queue_len(const rill_queue *q)
 {
 	size_t n;
 
+	if (!q)
+		return 0;
 	pthread_mutex_lock((pthread_mutex_t *)&q->lock);
 	n = q->len;
 	pthread_mutex_unlock((pthread_mutex_t *)&q->lock);
@@ -335,6 +324,7 @@ struct rill_thread {
 	void *arg;
 	int result;
 	int start_err;
+	char start_detail[256];	/* rill_error_detail() of a failed start */
 	bool started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -351,6 +341,9 @@ int rill_cpu_count(void)
 static void thread_started(rill_thread *t, int err)
 {
 	pthread_mutex_lock(&t->lock);
+	if (err < 0)	/* the detail is per thread: carry it to the starter */
+		snprintf(t->start_detail, sizeof(t->start_detail), "%s",
+			 rill_error_detail());
 	t->start_err = err;
 	t->started = true;
 	pthread_cond_signal(&t->cond);
@@ -361,16 +354,20 @@ static void *thread_main(void *arg)
 {
 	rill_thread *t = arg;
 	rill_task *task;
-	int err;
+	int err = 0;
 
 	if (t->cpu >= 0) {
 		cpu_set_t set;
 
 		CPU_ZERO(&set);
 		CPU_SET(t->cpu, &set);
-		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		err = -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		if (err < 0)
+			rill__set_detail(err, "cannot pin the thread to CPU %d: %s",
+					 t->cpu, strerror(-err));
 	}
-	err = rill_loop_new(&t->loop, t->opts);
+	if (err == 0)
+		err = rill_loop_new(t->opts, &t->loop);
 	if (err == 0 && (err = rill_spawn(t->loop, t->fn, t->arg, &task)) < 0)
 		rill_loop_free(t->loop);
 	thread_started(t, err);	/* t->opts is the caller's no longer */
@@ -382,14 +379,17 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-int rill_thread_start(rill_thread **threadp, const rill_loop_options *opts,
-		      int cpu, rill_task_fn fn, void *arg)
+int rill_thread_start(const rill_loop_options *opts, int cpu, rill_task_fn fn,
+		      void *arg, rill_thread **threadp)
 {
 	rill_thread *t;
 	int err;
 
 	if (!threadp || !fn)
-		return -EINVAL;
+		return rill__set_detail(-EINVAL, "rill_thread_start needs fn and threadp");
+	if (cpu < -1 || cpu >= CPU_SETSIZE || cpu >= sysconf(_SC_NPROCESSORS_CONF))
+		return rill__set_detail(-EINVAL, "CPU %d: this machine has CPUs 0 to %ld",
+					cpu, sysconf(_SC_NPROCESSORS_CONF) - 1);
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
@@ -412,6 +412,7 @@ int rill_thread_start(rill_thread **threadp, const rill_loop_options *opts,
 	pthread_mutex_unlock(&t->lock);
 	if ((err = t->start_err) < 0) {
 		pthread_join(t->th, NULL);
+		rill__set_detail(err, "%s", t->start_detail);
 		goto fail;
 	}
 	*threadp = t;
@@ -426,7 +427,7 @@ fail:
 
 rill_loop *rill_thread_loop(const rill_thread *t)
 {
-	return t->loop;
+	return t ? t->loop : NULL;
 }
 
 int rill_thread_join(rill_thread *t, int *resultp)

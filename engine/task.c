@@ -22,16 +22,6 @@ rill_task *rill_task_current(void)
 	return current_task;
 }
 
-rill_loop *rill__task_loop(rill_task *task)
-{
-	return task->loop;
-}
-
-int rill_task_done(const rill_task *task)
-{
-	return task->state == RILL__TASK_DONE;
-}
-
 /* Leaves the task for the loop's stack; returns when the loop resumes it. */
 static void task_suspend(rill_task *t)
 {
@@ -51,12 +41,7 @@ static void task_finish(rill_task *t)
 	t->state = RILL__TASK_DONE;
 	rill__list_del(&t->all_link);
 	loop->ntasks--;
-	while (!rill__list_empty(&t->joiners)) {
-		struct rill__wait *w = rill__container_of(t->joiners.next,
-							  struct rill__wait, link);
-		rill__list_del(&w->link);
-		rill__wake(w->task, 0);
-	}
+	rill__waitq_wake_all(&t->joiners);
 }
 
 void rill__resource_add(struct rill__resource *res)
@@ -103,7 +88,12 @@ static void task_entry(void *arg)
 	__builtin_unreachable();
 }
 
-/* Runs t until it parks, yields or ends. Loop stack only. */
+static void task_bury(rill_loop *loop, rill_task *t)
+{
+	t->magic = RILL__TASK_DEAD;
+	rill__bury(loop, t);
+}
+
 void rill__task_run(rill_loop *loop, rill_task *t)
 {
 	loop->current = t;
@@ -120,8 +110,21 @@ void rill__task_run(rill_loop *loop, rill_task *t)
 		rill__stack_put(loop, t->stack);
 		t->stack = NULL;
 		if (t->detached)
-			free(t);
+			task_bury(loop, t);
 	}
+}
+
+/* A handle given back (joined, or detached and ended) must not be used. */
+static void task_check(const rill_task *t, const char *call)
+{
+	if (t && t->magic != RILL__TASK_LIVE)
+		rill__misuse("%s: the task handle was already joined or detached", call);
+}
+
+bool rill_task_done(const rill_task *task)
+{
+	task_check(task, "rill_task_done");
+	return !task || task->state == RILL__TASK_DONE;
 }
 
 int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
@@ -141,13 +144,14 @@ int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 		return -ENOMEM;
 	}
 	t->loop = loop;
+	t->magic = RILL__TASK_LIVE;
 	t->fn = fn;
 	t->arg = arg;
 	t->deadline = RILL_TIME_NEVER;
 	t->heap_index = SIZE_MAX;
 	t->detached = taskp == NULL;
 	t->state = RILL__TASK_READY;
-	rill__list_init(&t->joiners);
+	rill__waitq_init(&t->joiners);
 	rill__list_init(&t->resources);
 	t->sp = rill__fiber_init(t->stack->lo + t->stack->size,
 				 task_entry, t);
@@ -198,10 +202,12 @@ void rill__task_timer_fired(rill_task *t, rill_time now)
 		rill__wake(t, 0);
 }
 
-/* What a wait must return at once, before parking: a pending cancellation
- * or a deadline already passed. */
+/* What a wait must return at once, before parking: -EPERM outside a task
+ * (t NULL), a pending cancellation or a deadline already passed. */
 static int park_check(rill_task *t)
 {
+	if (!t)
+		return -EPERM;
 	if (t->cancel_pending) {
 		t->cancel_pending = false;
 		return -ECANCELED;
@@ -215,17 +221,10 @@ int rill__park(struct rill__wait *w)
 {
 	rill_task *t = current_task;
 	rill_time when;
-	int err;
+	int err = park_check(t);
 
-	if (!t)
-		return -EPERM;
-	err = park_check(t);
-	if (err) {
-		/* Not parked: take the waiter off the owner's list. */
-		if (w->link.next && !rill__list_empty(&w->link))
-			rill__list_del(&w->link);
+	if (err)
 		return err;
-	}
 	w->task = t;
 	w->interrupted = 0;
 	t->wait = w;
@@ -239,6 +238,7 @@ int rill__park(struct rill__wait *w)
 
 int rill_task_cancel(rill_task *t)
 {
+	task_check(t, "rill_task_cancel");
 	if (!t)
 		return -EINVAL;
 	if (t->state == RILL__TASK_DONE)
@@ -249,51 +249,37 @@ int rill_task_cancel(rill_task *t)
 	return 0;
 }
 
-static void join_interrupt(struct rill__wait *w, int reason)
-{
-	rill__list_del(&w->link);
-	rill__wake(w->task, reason);
-}
-
-int rill__loop_run_until(rill_loop *loop, const rill_task *t);
-
 int rill_task_join(rill_task *t, int *resultp)
 {
 	rill_task *self = current_task;
+	int err = 0;
 
+	task_check(t, "rill_task_join");
 	if (!t || t->detached || t == self)
 		return -EINVAL;
-	while (self && t->state != RILL__TASK_DONE) {
-		struct rill__wait w = { .interrupt = join_interrupt,
-					.until = RILL_TIME_NEVER };
-		int err = park_check(self);
-
-		if (err)
-			return err;
-		rill__list_init(&w.link);
-		rill__list_add_tail(&t->joiners, &w.link);
-		err = rill__park(&w);
-		if (err < 0)
-			return err;
-	}
-	if (!self && t->state != RILL__TASK_DONE) {
-		int err = rill__loop_run_until(t->loop, t);
-
-		if (err < 0)
-			return err;
-	}
+	if (t->joining)		/* the handle has one owner: one join */
+		return -EBUSY;
+	t->joining = true;
+	while (self && t->state != RILL__TASK_DONE && err == 0)
+		err = rill__waitq_park(&t->joiners);
+	if (!self && t->state != RILL__TASK_DONE)
+		err = rill__loop_run_until(t->loop, t);
+	t->joining = false;
+	if (err < 0)
+		return err;
 	if (resultp)
 		*resultp = t->result;
-	free(t);
+	task_bury(t->loop, t);
 	return 0;
 }
 
 void rill_task_detach(rill_task *t)
 {
+	task_check(t, "rill_task_detach");
 	if (!t)
 		return;
 	if (t->state == RILL__TASK_DONE)
-		free(t);
+		task_bury(t->loop, t);
 	else
 		t->detached = true;
 }
@@ -301,11 +287,8 @@ void rill_task_detach(rill_task *t)
 int rill_yield(void)
 {
 	rill_task *t = current_task;
-	int err;
+	int err = park_check(t);
 
-	if (!t)
-		return -EPERM;
-	err = park_check(t);
 	if (err)
 		return err;
 	t->state = RILL__TASK_READY;
@@ -364,7 +347,7 @@ void rill_deadline_pop(rill_time saved)
 		current_task->deadline = saved;
 }
 
-int rill_deadline_expired(void)
+bool rill_deadline_expired(void)
 {
 	rill_task *t = current_task;
 
@@ -424,7 +407,7 @@ int rill__op_wait(struct io_uring_sqe *sqe, unsigned *flagsp)
 		.wait = { .interrupt = opwait_interrupt, .until = RILL_TIME_NEVER },
 		.pending = 1,
 	};
-	int err = t ? park_check(t) : -EPERM;
+	int err = park_check(t);
 
 	if (err) {
 		/* An SQE cannot be taken back: make it a no-op. */

@@ -101,8 +101,6 @@ rill_time rill__timer_next(const rill_loop *loop)
 	return loop->heap_len ? wake_time(loop->heap[0]) : RILL_TIME_NEVER;
 }
 
-void rill__task_timer_fired(rill_task *t, rill_time now);
-
 void rill__timers_run(rill_loop *loop, rill_time now)
 {
 	while (loop->heap_len && wake_time(loop->heap[0]) <= now) {

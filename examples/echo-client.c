@@ -30,7 +30,7 @@ static int client_options(const struct args *a, rill_open_options *o)
 	if (!a->cafile)
 		return 0;
 #ifdef RILL_HAVE_TLS
-	rill_tls_options t = { .ca_file = a->cafile };
+	rill_tls_options t = { .size = sizeof(rill_tls_options), .ca_file = a->cafile };
 	int err = rill_tls_ctx_new_client(&t, &o->ssl_context);
 
 	if (err < 0) {
@@ -49,7 +49,7 @@ static int client_options(const struct args *a, rill_open_options *o)
 static int tcp_echo_client(void *arg)
 {
 	struct args *a = arg;
-	rill_open_options opts = { 0 };
+	rill_open_options opts = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *reader;
 	rill_writer *writer;
 	char data[100];
@@ -91,7 +91,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--tls")) {
 		if (argc < 3) {
-			fprintf(stderr, "usage: echo-client [--tls CAFILE] [host] [port] [message]\n");
+			fprintf(stderr,
+				"usage: echo-client [--tls CAFILE] [host] [port] [message]\n");
 			return 2;
 		}
 		a.cafile = argv[2];

@@ -72,7 +72,8 @@ static int server_options(const struct args *a, rill_server_options *o)
 	if (!a->cert)
 		return 0;
 #ifdef RILL_HAVE_TLS
-	rill_tls_options t = { .cert_file = a->cert, .key_file = a->key };
+	rill_tls_options t = { .size = sizeof(rill_tls_options), .cert_file = a->cert,
+		.key_file = a->key };
 	int err = rill_tls_ctx_new_server(&t, &o->ssl);
 
 	if (err < 0) {
@@ -91,7 +92,7 @@ static int server_options(const struct args *a, rill_server_options *o)
 static int main_task(void *arg)
 {
 	struct args *a = arg;
-	rill_server_options opts = { 0 };
+	rill_server_options opts = RILL_SERVER_OPTIONS_INIT;
 	rill_server *server;
 	char addr[80];
 	int err;

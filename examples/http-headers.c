@@ -79,7 +79,7 @@ static int rstrip_len(rill_bytes line)
 static int print_http_headers(void *arg)
 {
 	const struct url *u = arg;
-	rill_open_options opts = { .ssl = u->https };
+	rill_open_options opts = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *reader;
 	rill_writer *writer;
 	rill_bytes line;
@@ -87,6 +87,7 @@ static int print_http_headers(void *arg)
 	ssize_t n;
 	int err;
 
+	opts.ssl = u->https;
 	err = rill_open_connection(u->host, u->port, &opts, &reader, &writer);
 	if (err == RILL_ETLS_NOT_AVAILABLE) {
 		fprintf(stderr, "http-headers: TLS not available in this build\n");

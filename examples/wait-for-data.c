@@ -25,7 +25,7 @@ static void send_abc(void *arg)
 
 static int wait_for_data(void *arg)
 {
-	rill_open_options opts = { 0 };
+	rill_open_options opts = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *reader;
 	rill_writer *writer;
 	char data[100];

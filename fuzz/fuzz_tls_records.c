@@ -100,7 +100,8 @@ static SSL_CTX *client_ctx(int version)
 static void setup(void)
 {
 	char dir[] = "/tmp/rill-fuzz-tls-XXXXXX", cert[64], key[64];
-	rill_tls_options o = { .cert_file = cert, .key_file = key };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .cert_file = cert,
+		.key_file = key };
 	int err;
 
 	CHECK(mkdtemp(dir), "mkdtemp");
@@ -112,7 +113,7 @@ static void setup(void)
 	unlink(cert);
 	unlink(key);
 	rmdir(dir);
-	err = rill_loop_new(&loop, NULL);
+	err = rill_loop_new(NULL, &loop);
 	CHECK(err == 0, "loop: %s", rill_strerror(err));
 	client13 = client_ctx(TLS1_3_VERSION);
 	client12 = client_ctx(TLS1_2_VERSION);
@@ -155,8 +156,9 @@ static void read_all(struct run *run, rill_reader *r)
 static int server_task(void *arg)
 {
 	struct run *run = arg;
-	rill_open_options o = { .sock = run->server_fd };
-	rill_tls_timeouts t = { .handshake = 10 * RILL_NSEC_PER_SEC };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = run->server_fd };
+	rill_tls_timeouts t = { .size = sizeof(rill_tls_timeouts),
+		.handshake = 10 * RILL_NSEC_PER_SEC };
 	rill_reader *r;
 	rill_writer *w;
 	int err = rill_open_connection(NULL, 0, &o, &r, &w);

@@ -9,41 +9,11 @@
  * a freed connection.
  */
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "streams/internal.h"
-
-/* ---- log hook ------------------------------------------------------ */
-
-static rill_log_fn log_fn;
-static void *log_arg;
-
-void rill_set_log_handler(rill_log_fn fn, void *arg)
-{
-	log_fn = fn;
-	log_arg = arg;
-}
-
-void rill__log(int level, const char *fmt, ...)
-{
-	static const char *const names[] = { "error", "warning", "info" };
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (log_fn)
-		log_fn(level, msg, log_arg);
-	else
-		fprintf(stderr, "rill: %s: %s\n", names[level], msg);
-}
-
-/* ---- lifecycle ----------------------------------------------------- */
 
 /* ---- transports ---------------------------------------------------- */
 
@@ -52,16 +22,6 @@ const struct rill__tls_hooks *rill__tls;
 void rill__tls_register(const struct rill__tls_hooks *hooks)
 {
 	rill__tls = hooks;
-}
-
-void rill__conn_on_data_plain(struct rill__conn *c, const char *p, size_t n)
-{
-	rill__reader_on_data(c, p, n);
-}
-
-void rill__conn_on_eof_plain(struct rill__conn *c)
-{
-	rill_reader_feed_eof(&c->reader);	/* half-close: writer stays */
 }
 
 static void conn_on_data(void *ctx, const char *p, size_t n)
@@ -117,16 +77,21 @@ static void conn_task_ended(struct rill__resource *res)
 	rill__conn_release(c, true);
 }
 
-/* Both addresses are taken when the connection is made, as asyncio does:
- * once the peer has reset it, or it is closed, the socket cannot say. */
-static void conn_get_names(struct rill__conn *c)
+/* Asks the socket for n, which is c->peer or c->local. Both are asked
+ * when the connection is made, as asyncio does: once the peer has reset
+ * it, or it is closed, the socket cannot say. */
+static void conn_get_name(struct rill__conn *c, struct rill__sockname *n)
 {
-	c->peerlen = sizeof(c->peer);
-	if (getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
-		c->peerlen = 0;
-	c->locallen = sizeof(c->local);
-	if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->locallen) < 0)
-		c->locallen = 0;
+	struct sockaddr *sa = (struct sockaddr *)&n->addr;
+	int err;
+
+	n->len = sizeof(n->addr);
+	if (n == &c->peer)
+		err = getpeername(c->fd, sa, &n->len);
+	else
+		err = getsockname(c->fd, sa, &n->len);
+	if (err < 0)
+		n->len = 0;
 }
 
 struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
@@ -136,9 +101,11 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	if (!c)
 		return NULL;
 	c->loop = loop;
+	c->magic = RILL__CONN_LIVE;
 	c->fd = fd;
 	c->fd_info = fd;
-	conn_get_names(c);
+	conn_get_name(c, &c->peer);
+	conn_get_name(c, &c->local);
 	rill__reader_init(&c->reader, limit, c);
 	rill__writer_init(&c->writer);
 	rill__list_init(&c->server_link);
@@ -166,7 +133,8 @@ static void conn_free(struct rill__conn *c)
 	rill__recv_free(&c->recv);
 	rill__reader_destroy(&c->reader);
 	rill__writer_destroy(&c->writer);
-	free(c);
+	c->magic = RILL__CONN_DEAD;
+	rill__bury(c->loop, c);
 }
 
 static bool conn_busy(const struct rill__conn *c)
@@ -271,11 +239,36 @@ void rill__conn_release(struct rill__conn *c, bool warn)
 
 void rill_writer_free(rill_writer *w)
 {
-	if (w)
-		rill__conn_release(rill__writer_conn(w), false);
+	struct rill__conn *c;
+
+	if (!w)
+		return;
+	c = rill__writer_conn(w);
+	if (c->magic != RILL__CONN_LIVE || c->released)
+		rill__misuse("rill_writer_free: the writer was already freed");
+	if (c->borrowed) {
+		/* Freeing it here would pull it from under the server, which
+		 * frees it when the callback returns: close it instead. */
+		rill__log(RILL_LOG_WARNING, "rill_writer_free on the writer of a "
+			  "server callback: it is borrowed; closed instead");
+		rill_writer_close(w);
+		return;
+	}
+	rill__conn_release(c, false);
 }
 
 /* ---- extra info ---------------------------------------------------- */
+
+/* "peername" and "sockname": asked again if that failed at creation. */
+static const void *conn_name_info(struct rill__conn *c, struct rill__sockname *n,
+				  size_t *lenp)
+{
+	if (!n->len && !c->fd_closed)
+		conn_get_name(c, n);
+	if (lenp)
+		*lenp = n->len;
+	return n->len ? &n->addr : NULL;
+}
 
 const void *rill_writer_get_extra_info(rill_writer *w, const char *name,
 				       size_t *lenp)
@@ -296,26 +289,9 @@ const void *rill_writer_get_extra_info(rill_writer *w, const char *name,
 			*lenp = sizeof(int);
 		return &c->fd_info;
 	}
-	if (!strcmp(name, "peername")) {
-		/* Taken at creation; asked again if that failed. */
-		if (!c->peerlen && !c->fd_closed) {
-			c->peerlen = sizeof(c->peer);
-			if (getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peerlen) < 0)
-				c->peerlen = 0;
-		}
-		if (lenp)
-			*lenp = c->peerlen;
-		return c->peerlen ? &c->peer : NULL;
-	}
-	if (!strcmp(name, "sockname")) {
-		if (!c->locallen && !c->fd_closed) {
-			c->locallen = sizeof(c->local);
-			if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->locallen) < 0)
-				c->locallen = 0;
-		}
-		if (lenp)
-			*lenp = c->locallen;
-		return c->locallen ? &c->local : NULL;
-	}
+	if (!strcmp(name, "peername"))
+		return conn_name_info(c, &c->peer, lenp);
+	if (!strcmp(name, "sockname"))
+		return conn_name_info(c, &c->local, lenp);
 	return NULL;
 }

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* streams/connect.c: open_connection and open_unix_connection.
  *
- * Numeric addresses are parsed in place; host names are resolved with
- * getaddrinfo on a short-lived thread, so the loop never blocks on DNS.
- * Addresses are tried one after the other, or, with a happy eyeballs
+ * The host is resolved by rill__resolve() (streams/net.c). Its addresses
+ * are tried one after the other, or, with a happy eyeballs
  * delay, staggered and raced (RFC 8305): each attempt is a task, the first
  * to connect wins and the others are cancelled and joined.
  */
@@ -12,7 +11,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,136 +20,7 @@
 #include "streams/internal.h"
 #include "streams/net.h"
 
-/* ---- name resolution ----------------------------------------------- */
-
-struct resolve {
-	rill_loop *loop;
-	char *host;
-	char port[16];
-	struct addrinfo hints;
-	struct addrinfo *res;
-	int err;
-	rill_task *task;	/* NULL once the task gave up waiting */
-	bool done;
-};
-
-static void resolve_free(struct resolve *rq)
-{
-	if (rq->res)
-		freeaddrinfo(rq->res);
-	free(rq->host);
-	free(rq);
-}
-
-static void resolve_done(void *arg)
-{
-	struct resolve *rq = arg;
-
-	atomic_fetch_sub(&rq->loop->foreign, 1);
-	if (!rq->task) {	/* abandoned: nobody wants the answer */
-		resolve_free(rq);
-		return;
-	}
-	rq->done = true;
-	rill__wake(rq->task, 0);
-}
-
-static void *resolve_thread(void *arg)
-{
-	struct resolve *rq = arg;
-
-	rq->err = getaddrinfo(rq->host, rq->port, &rq->hints, &rq->res);
-	rill_loop_call_soon_threadsafe(rq->loop, resolve_done, rq);
-	return NULL;
-}
-
-static void resolve_interrupt(struct rill__wait *w, int reason)
-{
-	rill__wake(w->task, reason);
-}
-
-static int resolve_error(int err, const char *host)
-{
-	return rill__set_detail(err == EAI_NONAME ? -ENOENT : -EHOSTUNREACH,
-				"getaddrinfo(%s): %s", host, gai_strerror(err));
-}
-
-/* Waits for the resolver thread; on cancellation the request is left to
- * free itself when the thread's answer arrives. An answer that arrives
- * after the cancellation but before the task resumes does not undo it. */
-static int resolve_wait(struct resolve *rq, struct addrinfo **resp)
-{
-	struct rill__wait w = { .interrupt = resolve_interrupt,
-				.until = RILL_TIME_NEVER };
-	int err = 0;
-
-	rq->task = rill_task_current();
-	while (!rq->done && err == 0)
-		err = rill__park(&w);
-	if (!rq->done) {
-		rq->task = NULL;
-		return err;
-	}
-	if (err == 0 && rq->err)
-		err = resolve_error(rq->err, rq->host);
-	if (err == 0) {
-		*resp = rq->res;
-		rq->res = NULL;
-	}
-	resolve_free(rq);
-	return err;
-}
-
-int rill__resolve(const char *host, int port, const struct addrinfo *hints,
-		  struct addrinfo **resp)
-{
-	struct addrinfo h = *hints;
-	struct resolve *rq;
-	pthread_t th;
-	pthread_attr_t attr;
-	char portbuf[16];
-	int err;
-
-	if (port < 0 || port > 65535)
-		return rill__set_detail(-EINVAL, "port %d out of range", port);
-	snprintf(portbuf, sizeof(portbuf), "%d", port);
-	h.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
-	err = getaddrinfo(host, portbuf, &h, resp);
-	if (err != EAI_NONAME)
-		return err ? resolve_error(err, host ? host : "") : 0;
-	if (!rill_task_current())
-		return -EPERM;
-	rq = calloc(1, sizeof(*rq));
-	if (!rq || !(rq->host = strdup(host))) {
-		free(rq);
-		return -ENOMEM;
-	}
-	rq->loop = rill_loop_current();
-	memcpy(rq->port, portbuf, sizeof(portbuf));
-	rq->hints = *hints;
-	rq->hints.ai_flags |= AI_NUMERICSERV;
-	atomic_fetch_add(&rq->loop->foreign, 1);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	err = pthread_create(&th, &attr, resolve_thread, rq);
-	pthread_attr_destroy(&attr);
-	if (err) {
-		atomic_fetch_sub(&rq->loop->foreign, 1);
-		free(rq->host);
-		free(rq);
-		return -err;
-	}
-	return resolve_wait(rq, resp);
-}
-
 /* ---- one attempt --------------------------------------------------- */
-
-void rill__sock_nodelay(int fd)
-{
-	int one = 1;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 /* Connects a new socket to addr through io_uring. Returns the fd or
  * -errno; the socket is closed on failure. */
@@ -513,16 +382,20 @@ static int tls_name_check(const rill_open_options *o, const char *host)
 	return 0;
 }
 
-/* Adopts an already-connected socket: ownership passes to rill. */
+/* Checks and prepares an already-connected socket for adoption. */
 static int adopt_sock(int fd)
 {
-	int type = 0, flags;
+	int type = 0, listening = 0, flags;
 	socklen_t len = sizeof(type);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-		return -errno;
+		return rill__set_detail(-errno, "sock %d: %s", fd, strerror(errno));
 	if (type != SOCK_STREAM)
 		return rill__set_detail(-EINVAL, "sock must be a stream socket");
+	len = sizeof(listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+		return rill__set_detail(-EINVAL, "sock is a listening socket: "
+					"open_connection needs a connected one");
 	/* io_uring waits on the socket itself; a non-blocking one would only
 	 * make it return -EAGAIN. */
 	flags = fcntl(fd, F_GETFL);
@@ -531,25 +404,35 @@ static int adopt_sock(int fd)
 	return 0;
 }
 
+/* sock=: a connection on the socket given, whose ownership passes to rill,
+ * instead of connecting. peer is the host or path, which must be NULL;
+ * what names it for the error. */
+static int open_sock(const rill_open_options *o, const char *peer, const char *what,
+		     rill_reader **readerp, rill_writer **writerp)
+{
+	int err;
+
+	if (peer)
+		return rill__set_detail(-EINVAL, "%s and sock are mutually exclusive", what);
+	if ((err = adopt_sock(o->sock)) < 0)
+		return err;
+	return conn_wrap(o->sock, o, NULL, readerp, writerp);
+}
+
 int rill_open_connection(const char *host, int port, const rill_open_options *opts,
 			 rill_reader **readerp, rill_writer **writerp)
 {
-	static const rill_open_options defaults;
-	const rill_open_options *o = opts ? opts : &defaults;
+	rill_open_options copy = RILL_OPEN_OPTIONS_INIT;
+	const rill_open_options *o = &copy;
 	rill_time saved;
-	int fd = open_check(o, readerp, writerp);
+	int fd = rill__options_load(&copy, sizeof(copy), opts, "rill_open_options");
 
-	if (fd < 0)
+	if (fd < 0 || (fd = open_check(o, readerp, writerp)) < 0)
 		return fd;
 	if ((fd = tls_name_check(o, host)) < 0)
 		return fd;
-	if (o->sock > 0) {
-		if (host)
-			return rill__set_detail(-EINVAL, "host and sock are mutually exclusive");
-		if ((fd = adopt_sock(o->sock)) < 0)
-			return fd;
-		return conn_wrap(o->sock, o, NULL, readerp, writerp);
-	}
+	if (o->sock >= 0)
+		return open_sock(o, host, "host", readerp, writerp);
 	if (!host || !*host)
 		return rill__set_detail(-EINVAL, "host is required without sock");
 	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);
@@ -560,43 +443,21 @@ int rill_open_connection(const char *host, int port, const rill_open_options *op
 	return conn_wrap(fd, o, host, readerp, writerp);
 }
 
-int rill__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *lenp)
-{
-	size_t n = path ? strlen(path) : 0;
-
-	if (n == 0 || n >= sizeof(sun->sun_path))
-		return rill__set_detail(-EINVAL, "unix socket path empty or too long");
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, path, n);
-	if (path[0] == '@') {	/* abstract: no file, leading NUL */
-		sun->sun_path[0] = '\0';
-		*lenp = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-	} else {
-		*lenp = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-	}
-	return 0;
-}
-
 int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 			      rill_reader **readerp, rill_writer **writerp)
 {
-	static const rill_open_options defaults;
-	const rill_open_options *o = opts ? opts : &defaults;
+	rill_open_options copy = RILL_OPEN_OPTIONS_INIT;
+	const rill_open_options *o = &copy;
 	struct sockaddr_un sun;
 	socklen_t len = 0;
 	rill_time saved;
-	int fd = open_check(o, readerp, writerp);
+	int fd = rill__options_load(&copy, sizeof(copy), opts, "rill_open_options");
 
-	if (fd < 0 || (fd = tls_name_check(o, NULL)) < 0)
+	if (fd < 0 || (fd = open_check(o, readerp, writerp)) < 0 ||
+	    (fd = tls_name_check(o, NULL)) < 0)
 		return fd;
-	if (o->sock > 0) {
-		if (path)
-			return rill__set_detail(-EINVAL, "path and sock are mutually exclusive");
-		if ((fd = adopt_sock(o->sock)) < 0)
-			return fd;
-		return conn_wrap(o->sock, o, NULL, readerp, writerp);
-	}
+	if (o->sock >= 0)
+		return open_sock(o, path, "path", readerp, writerp);
 	if ((fd = rill__unix_addr(path, &sun, &len)) < 0)
 		return fd;
 	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);

@@ -42,7 +42,6 @@ struct rill__group {
 	rill_event *all_closed;
 	size_t running;
 	int start_err;
-	bool closed;
 };
 
 /* One worker: start the server on this loop, serve until told to stop,
@@ -119,8 +118,8 @@ static int worker_start(struct rill__group *g, size_t i)
 	pthread_mutex_lock(&g->lock);
 	g->running++;
 	pthread_mutex_unlock(&g->lock);
-	err = rill_thread_start(&w->thread, NULL, (int)(i % (size_t)rill_cpu_count()),
-				worker_main, w);
+	err = rill_thread_start(NULL, (int)(i % (size_t)rill_cpu_count()), worker_main,
+				w, &w->thread);
 	if (err < 0) {
 		w->alive = false;
 		pthread_mutex_lock(&g->lock);
@@ -163,7 +162,7 @@ int rill__group_start(rill_client_connected_fn cb, void *arg, const char *host,
 						      : (size_t)o->threads;
 	int err;
 
-	if (o->sock > 0 || o->threads < RILL_THREADS_PER_CPU || o->threads == 0)
+	if (o->sock >= 0 || o->threads < RILL_THREADS_PER_CPU || o->threads == 0)
 		return -EINVAL;
 	if ((err = group_alloc(&g, n)) < 0)
 		return err;
@@ -191,11 +190,6 @@ int rill__group_start(rill_client_connected_fn cb, void *arg, const char *host,
 int rill__group_port(const struct rill__group *g)
 {
 	return g->port;
-}
-
-size_t rill__group_size(const struct rill__group *g)
-{
-	return g->n;
 }
 
 /* Runs fn(server) on every worker's loop. */
@@ -227,13 +221,7 @@ static void on_worker_abort_clients(void *arg)
 
 void rill__group_close(struct rill__group *g)
 {
-	g->closed = true;
 	rill_event_set(g->stop);
-}
-
-bool rill__group_closed(const struct rill__group *g)
-{
-	return g->closed;
 }
 
 void rill__group_close_clients(struct rill__group *g)

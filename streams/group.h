@@ -13,9 +13,7 @@ int rill__group_start(rill_client_connected_fn cb, void *arg, const char *host,
 		      int port, const rill_server_options *o,
 		      struct rill__group **gp);
 int rill__group_port(const struct rill__group *g);
-size_t rill__group_size(const struct rill__group *g);
 void rill__group_close(struct rill__group *g);
-bool rill__group_closed(const struct rill__group *g);
 void rill__group_close_clients(struct rill__group *g);
 void rill__group_abort_clients(struct rill__group *g);
 int rill__group_wait_closed(struct rill__group *g);

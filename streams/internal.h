@@ -55,11 +55,20 @@ struct rill_writer {
 	struct msghdr msg;
 	struct rill__op send_op;
 	struct rill__deferred flush;
-	struct rill__list drainers;
-	struct rill__list closers;	/* wait_closed() waiters */
+	struct rill__waitq drainers;
+	struct rill__waitq closers;	/* wait_closed() waiters */
+	/* Woken when the queue is empty with no send in flight (sent, or
+	 * dropped with the connection): start_tls waits for that. */
+	struct rill__waitq flushed;
 };
 
 struct rill__conn;
+
+/* A socket's address as getpeername() or getsockname() gives it. */
+struct rill__sockname {
+	struct sockaddr_storage addr;
+	socklen_t len;		/* 0: unknown */
+};
 
 /* What lies between the socket and the reader and writer: plain bytes, or
  * TLS (installed by rill-tls). The stream code calls these and never asks
@@ -85,12 +94,15 @@ struct rill__transport {
 	void (*destroy)(struct rill__conn *c);
 };
 
+/* Bytes as they are (streams/plain.c): what every connection starts with. */
 RILL_SPI extern const struct rill__transport rill__plain_transport;
-void rill__conn_on_data_plain(struct rill__conn *c, const char *p, size_t n);
-void rill__conn_on_eof_plain(struct rill__conn *c);
+
+#define RILL__CONN_LIVE 0x636f6e6eu	/* "conn" */
+#define RILL__CONN_DEAD 0x64656164u	/* "dead" */
 
 struct rill__conn {
 	rill_loop *loop;
+	uint32_t magic;		/* RILL__CONN_LIVE until freed */
 	int fd;
 	const struct rill__transport *tp;
 	void *tp_data;
@@ -102,10 +114,10 @@ struct rill__conn {
 	bool lost;		/* connection_lost: no more I/O */
 	bool fd_closed;
 	bool released;		/* the user gave the handles back */
+	bool borrowed;		/* a server callback holds the handles */
 	bool warned;
 	struct rill__resource res;	/* owned by the task that opened it */
-	struct sockaddr_storage peer, local;
-	socklen_t peerlen, locallen;
+	struct rill__sockname peer, local;
 	int fd_info;		/* "socket" extra info */
 	struct rill_server *server;
 	struct rill__list server_link;
@@ -138,15 +150,15 @@ static inline struct rill__conn *rill__writer_conn(rill_writer *w)
 	return rill__container_of(w, struct rill__conn, writer);
 }
 
-RILL_SPI void rill__log(int level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
 /* ---- for transports (rill-tls is a separate library) -------------- */
 
 /* The bytes of the writer's first queued chunk (0: queue empty), and
  * dropping n of them once a transport took them. */
 RILL_SPI size_t rill__writer_peek(rill_writer *w, const char **p);
 RILL_SPI void rill__writer_consume(rill_writer *w, size_t n);
+/* The queued chunks, up to max of them, as iovecs (what the plain
+ * transport sends); returns how many. They stay valid until consumed. */
+size_t rill__writer_iov(rill_writer *w, struct iovec *iov, size_t max);
 /* The transport holds n bytes not yet sent: they count for drain(). */
 RILL_SPI void rill__writer_set_wire(rill_writer *w, size_t n);
 /* Something to send (handshake records): flush at the end of the

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* streams/net.h: socket helpers shared by connect.c and server.c. */
+/* streams/net.h: socket helpers (streams/net.c) shared by connect.c and
+ * server.c, and connect.c's test hook. */
 #ifndef RILL_STREAMS_NET_H
 #define RILL_STREAMS_NET_H
 
@@ -16,10 +17,12 @@ int rill__resolve(const char *host, int port, const struct addrinfo *hints,
 /* Fills a Unix address from path ('@' first: abstract). */
 int rill__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *lenp);
 void rill__sock_nodelay(int fd);
-/* Test hook: open_connection's connect logic (sequential, or raced with
- * happy_eyeballs_delay; connect_timeout; local_addr) on n given addresses,
- * in that order, instead of a resolved name. Returns the connected fd
- * (caller owns) or the error open_connection would return. Task only. */
+
+/* Test hook, in connect.c: open_connection's connect logic (sequential,
+ * or raced with happy_eyeballs_delay; connect_timeout; local_addr) on n
+ * given addresses, in that order, instead of a resolved name. Returns the
+ * connected fd (caller owns) or the error open_connection would return.
+ * Task only. */
 int rill__connect_addrs(const struct sockaddr *const *addrs, const socklen_t *lens,
 			size_t n, const rill_open_options *opts);
 

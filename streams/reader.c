@@ -197,22 +197,24 @@ void rill_reader_set_exception(rill_reader *r, int err)
 
 int rill_reader_exception(const rill_reader *r)
 {
-	return r->exception;
+	return r ? r->exception : -EINVAL;
 }
 
 bool rill_reader_at_eof(const rill_reader *r)
 {
-	return r->eof && rill__rbuf_len(&r->buf) == r->consume_later;
+	return !r || (r->eof && rill__rbuf_len(&r->buf) == r->consume_later);
 }
 
 size_t rill_reader_buffered(const rill_reader *r)
 {
-	return rill__rbuf_len(&r->buf) - r->consume_later;
+	return r ? rill__rbuf_len(&r->buf) - r->consume_later : 0;
 }
 
 const rill_read_error *rill_reader_error_info(const rill_reader *r)
 {
-	return &r->info;
+	static const rill_read_error none;
+
+	return r ? &r->info : &none;
 }
 
 /* ---- waiting ------------------------------------------------------- */
@@ -247,7 +249,6 @@ static int reader_wait(rill_reader *r)
 	if (r->eof)
 		return 0;
 	reader_resume(r);
-	rill__list_init(&rw.wait.link);
 	r->waiter = &rw.wait;
 	err = rill__park(&rw.wait);
 	r->waiter = NULL;
@@ -292,7 +293,9 @@ ssize_t rill_reader_read(rill_reader *r, void *buf, size_t n)
 	}
 }
 
-ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
+/* A view of everything buffered: read_all's at EOF, consumed at the next
+ * call; peek's as soon as there is a byte (or EOF), consumed by nothing. */
+static ssize_t reader_view_all(rill_reader *r, rill_bytes *out, bool peek)
 {
 	int err = reader_begin(r);
 
@@ -301,17 +304,22 @@ ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
 	if (!out)
 		return -EINVAL;
 	for (;;) {
+		size_t n = rill__rbuf_len(&r->buf);
+
 		if (r->exception)
 			return r->exception;
-		if (r->eof) {
-			size_t n = rill__rbuf_len(&r->buf);
-
-			reader_view(r, n, n, out);
+		if (r->eof || (peek && n)) {
+			reader_view(r, n, peek ? 0 : n, out);
 			return (ssize_t)n;
 		}
 		if ((err = reader_wait(r)) < 0)
 			return err;
 	}
+}
+
+ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
+{
+	return reader_view_all(r, out, false);
 }
 
 ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
@@ -392,8 +400,11 @@ ssize_t rill_reader_readuntil_any(rill_reader *r, const rill_bytes *seps,
 
 	if (ret)
 		return ret;
-	if (!out || (nseps && !seps))
+	if (!out || (nseps && !seps) || nseps > SIZE_MAX / sizeof(*pv))
 		return -EINVAL;
+	for (size_t i = 0; i < nseps; i++)
+		if (!seps[i].data && seps[i].len)
+			return -EINVAL;
 	if (nseps > RILL__SEPS_SMALL) {
 		pv = malloc(nseps * sizeof(*pv));
 		lv = malloc(nseps * sizeof(*lv));
@@ -445,24 +456,7 @@ ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out)
 
 ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out)
 {
-	int err = reader_begin(r);
-
-	if (err)
-		return err;
-	if (!out)
-		return -EINVAL;
-	for (;;) {
-		size_t n = rill__rbuf_len(&r->buf);
-
-		if (r->exception)
-			return r->exception;
-		if (n || r->eof) {
-			reader_view(r, n, 0, out);
-			return (ssize_t)n;
-		}
-		if ((err = reader_wait(r)) < 0)
-			return err;
-	}
+	return reader_view_all(r, out, true);
 }
 
 void rill_reader_consume(rill_reader *r, size_t n)

@@ -44,13 +44,14 @@ struct rill_server {
 	size_t limit;
 	bool keep_alive, is_tcp;
 	bool serving, closed, freed, forever;
+	unsigned waiting;	/* tasks in serve_forever() or wait_closed() */
 	char *unix_path;
 	dev_t unix_dev;
 	ino_t unix_ino;
 	struct rill__list conns;
 	size_t nconns;
 	size_t armed;		/* acceptors not yet settled after stop */
-	struct rill__list waiters;
+	struct rill__waitq waiters;	/* wait_closed, serve_forever */
 	rill_task *retry;	/* the pause after EMFILE */
 	struct rill__group *group;	/* threads: the loops doing the work */
 	rill_tls_ctx *tls;		/* a reference, for ssl= */
@@ -66,30 +67,15 @@ static bool server_done(const rill_server *s)
 	return s->closed && s->nconns == 0 && s->armed == 0;
 }
 
-static void server_wake(rill_server *s)
-{
-	while (!rill__list_empty(&s->waiters)) {
-		struct rill__wait *w = rill__container_of(s->waiters.next,
-						struct rill__wait, link);
-		rill__list_del(&w->link);
-		rill__wake(w->task, 0);
-	}
-}
-
 static void server_progress(rill_server *s)
 {
 	if (server_done(s)) {
-		server_wake(s);
+		rill__waitq_wake_all(&s->waiters);
 		server_maybe_free(s);
 	}
 }
 
 /* ---- connections --------------------------------------------------- */
-
-struct client {
-	rill_server *server;
-	struct rill__conn *conn;
-};
 
 static int client_task(void *arg)
 {
@@ -107,7 +93,9 @@ static int client_task(void *arg)
 		rill__conn_release(c, false);
 		return 0;
 	}
+	c->borrowed = true;
 	s->cb(&c->reader, &c->writer, s->arg);
+	c->borrowed = false;
 	rill__conn_release(c, true);
 	return 0;
 }
@@ -332,11 +320,18 @@ static int adopt_listener(rill_server *s, int fd)
 
 /* ---- creation ------------------------------------------------------ */
 
+/* Loads the caller's options (opts, may be NULL) into *o, which holds the
+ * defaults, checks them and makes the server object: 0 with *sp set, or an
+ * error with nothing to free. */
 static int server_alloc(rill_client_connected_fn cb, void *arg,
-			const rill_server_options *o, rill_server **sp)
+			const rill_server_options *opts, rill_server_options *o,
+			rill_server **sp)
 {
 	rill_server *s;
+	int err = rill__options_load(o, sizeof(*o), opts, "rill_server_options");
 
+	if (err < 0)
+		return err;
 	if (!cb || !sp)
 		return -EINVAL;
 	if (o->ssl && !rill__tls)
@@ -345,6 +340,8 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 					"CMake rill::tls) and call rill_tls_init()");
 	if (o->backlog < 0)
 		return rill__set_detail(-EINVAL, "backlog must not be negative");
+	if (!rill_loop_current())
+		return -EPERM;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -359,9 +356,9 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 		s->tls_shutdown = o->ssl_shutdown_timeout;
 	}
 	rill__list_init(&s->conns);
-	rill__list_init(&s->waiters);
+	rill__waitq_init(&s->waiters);
 	*sp = s;
-	return s->loop ? 0 : -EPERM;
+	return 0;
 }
 
 static void server_discard(rill_server *s)
@@ -402,7 +399,7 @@ static int start_group(rill_server *s, const char *host, int port,
 {
 	int err;
 
-	if (o->sock > 0 || o->threads < RILL_THREADS_PER_CPU)
+	if (o->sock >= 0 || o->threads < RILL_THREADS_PER_CPU)
 		err = rill__set_detail(-EINVAL, "threads must be >= 1 or "
 				       "RILL_THREADS_PER_CPU, without sock");
 	else
@@ -420,20 +417,21 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 		      int port, const rill_server_options *opts,
 		      rill_server **serverp)
 {
-	static const rill_server_options defaults;
-	const rill_server_options *o = opts ? opts : &defaults;
-	rill_server *s = NULL;
-	int err = server_alloc(cb, arg, o, serverp ? &s : NULL);
+	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
+	const rill_server_options *o = &copy;
+	rill_server *s;
+	int err = server_alloc(cb, arg, opts, &copy, serverp ? &s : NULL);
 
-	if (err < 0) {
-		if (s)
-			server_discard(s);
+	if (err < 0)
 		return err;
-	}
+	if (o->nhosts && !o->hosts)
+		return server_finish(s, o, serverp,
+				     rill__set_detail(-EINVAL, "nhosts is %zu but hosts is NULL",
+						      o->nhosts));
 	if (o->threads)
 		return start_group(s, host, port, o, serverp);
 	s->is_tcp = true;
-	if (o->sock > 0)
+	if (o->sock >= 0)
 		err = adopt_listener(s, o->sock);
 	else if (o->nhosts)
 		for (size_t i = 0; i < o->nhosts && err == 0; i++)
@@ -457,20 +455,17 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 			   const char *path, const rill_server_options *opts,
 			   rill_server **serverp)
 {
-	static const rill_server_options defaults;
-	const rill_server_options *o = opts ? opts : &defaults;
+	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
+	const rill_server_options *o = &copy;
 	struct sockaddr_un sun;
 	struct stat st;
 	socklen_t len = 0;
-	rill_server *s = NULL;
-	int err = server_alloc(cb, arg, o, serverp ? &s : NULL);
+	rill_server *s;
+	int err = server_alloc(cb, arg, opts, &copy, serverp ? &s : NULL);
 
-	if (err < 0) {
-		if (s)
-			server_discard(s);
+	if (err < 0)
 		return err;
-	}
-	if (o->sock > 0)
+	if (o->sock >= 0)
 		return server_finish(s, o, serverp, adopt_listener(s, o->sock));
 	if ((err = rill__unix_addr(path, &sun, &len)) < 0)
 		return server_finish(s, o, serverp, err);
@@ -553,7 +548,7 @@ void rill_server_close(rill_server *s)
 	if (s->group) {
 		s->serving = false;
 		rill__group_close(s->group);
-		server_wake(s);
+		rill__waitq_wake_all(&s->waiters);
 		return;
 	}
 	s->serving = false;
@@ -574,7 +569,7 @@ void rill_server_close(rill_server *s)
 		}
 	}
 	unix_unlink_if_ours(s);
-	server_wake(s);		/* serve_forever returns */
+	rill__waitq_wake_all(&s->waiters);	/* serve_forever returns */
 	server_progress(s);
 }
 
@@ -606,38 +601,43 @@ void rill_server_abort_clients(rill_server *s)
 		server_each_conn(s, rill_writer_abort);
 }
 
-static void list_wait_interrupt(struct rill__wait *w, int reason)
+/* A task waiting in serve_forever() or wait_closed() holds the server:
+ * rill_server_free() from another task then frees it only once that
+ * call has returned, which leave_wait() does as its last act. */
+static void enter_wait(rill_server *s)
 {
-	rill__list_del(&w->link);
-	rill__wake(w->task, reason);
+	s->waiting++;
 }
 
-static int server_park(rill_server *s)
+static int leave_wait(rill_server *s, int err)
 {
-	struct rill__wait w = { .interrupt = list_wait_interrupt,
-				.until = RILL_TIME_NEVER };
-
-	rill__list_init(&w.link);
-	rill__list_add_tail(&s->waiters, &w.link);
-	return rill__park(&w);
+	s->waiting--;
+	server_maybe_free(s);
+	return err;
 }
 
-int rill_server_wait_closed(rill_server *s)
+static int wait_closed(rill_server *s)
 {
 	int err;
 
-	if (!s)
-		return -EINVAL;
 	if (s->group) {
 		while (!s->closed)
-			if ((err = server_park(s)) < 0)
+			if ((err = rill__waitq_park(&s->waiters)) < 0)
 				return err;
 		return rill__group_wait_closed(s->group);
 	}
 	while (!server_done(s))
-		if ((err = server_park(s)) < 0)
+		if ((err = rill__waitq_park(&s->waiters)) < 0)
 			return err;
 	return 0;
+}
+
+int rill_server_wait_closed(rill_server *s)
+{
+	if (!s)
+		return -EINVAL;
+	enter_wait(s);
+	return leave_wait(s, wait_closed(s));
 }
 
 int rill_server_serve_forever(rill_server *s)
@@ -652,20 +652,27 @@ int rill_server_serve_forever(rill_server *s)
 		return RILL_ECLOSED;
 	rill_server_start_serving(s);
 	s->forever = true;
+	enter_wait(s);
 	while (!s->closed && err == 0)
-		err = server_park(s);
+		err = rill__waitq_park(&s->waiters);
 	s->forever = false;
 	if (err == -ECANCELED) {
 		rill_server_close(s);
-		rill_server_wait_closed(s);
+		wait_closed(s);
 	}
-	return err;
+	return leave_wait(s, err);
 }
 
 static void server_maybe_free(rill_server *s)
 {
-	if (s->freed && server_done(s) && !s->retry)
+	if (!s->freed || s->waiting)
+		return;
+	if (s->group) {
+		rill__group_free(s->group);
 		server_discard(s);
+	} else if (server_done(s) && !s->retry) {
+		server_discard(s);
+	}
 }
 
 void rill_server_free(rill_server *s)
@@ -673,12 +680,8 @@ void rill_server_free(rill_server *s)
 	if (!s)
 		return;
 	rill_server_close(s);
-	if (s->group) {
-		rill__group_free(s->group);
-		server_discard(s);
-		return;
-	}
-	rill_server_abort_clients(s);
+	if (!s->group)
+		rill_server_abort_clients(s);
 	s->freed = true;
 	server_maybe_free(s);
 }

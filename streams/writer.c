@@ -9,6 +9,7 @@
  * server allocates nothing per message.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +35,9 @@ void rill__writer_init(rill_writer *w)
 	w->send_op.complete = send_done;
 	w->flush.fn = writer_flush;
 	rill__list_init(&w->flush.link);
-	rill__list_init(&w->drainers);
-	rill__list_init(&w->closers);
+	rill__waitq_init(&w->drainers);
+	rill__waitq_init(&w->closers);
+	rill__waitq_init(&w->flushed);
 }
 
 static struct rill__chunk *chunk_at(rill_writer *w, size_t i)
@@ -57,6 +59,7 @@ static void chunk_done(rill_writer *w, struct rill__chunk *ch)
 	}
 }
 
+/* Never called with a send in flight, which still points into the queue. */
 void rill__writer_drop_queue(rill_writer *w)
 {
 	while (w->qlen) {
@@ -65,6 +68,7 @@ void rill__writer_drop_queue(rill_writer *w)
 		w->qlen--;
 	}
 	w->buffered = 0;
+	rill__waitq_wake_all(&w->flushed);
 }
 
 void rill__writer_destroy(rill_writer *w)
@@ -100,25 +104,11 @@ static int queue_reserve(rill_writer *w)
 
 /* ---- flow control -------------------------------------------------- */
 
-static void writer_wake_drainers(rill_writer *w)
-{
-	while (!rill__list_empty(&w->drainers)) {
-		struct rill__wait *wt = rill__container_of(w->drainers.next,
-						struct rill__wait, link);
-		rill__list_del(&wt->link);
-		rill__wake(wt->task, 0);
-	}
-}
-
 void rill__writer_wake_all(rill_writer *w)
 {
-	writer_wake_drainers(w);
-	while (!rill__list_empty(&w->closers)) {
-		struct rill__wait *wt = rill__container_of(w->closers.next,
-						struct rill__wait, link);
-		rill__list_del(&wt->link);
-		rill__wake(wt->task, 0);
-	}
+	rill__waitq_wake_all(&w->drainers);
+	rill__waitq_wake_all(&w->closers);
+	rill__waitq_wake_all(&w->flushed);
 }
 
 static void writer_check_pause(rill_writer *w)
@@ -129,14 +119,14 @@ static void writer_check_pause(rill_writer *w)
 		w->paused = true;
 	else if (w->paused && queued <= w->low) {
 		w->paused = false;
-		writer_wake_drainers(w);
+		rill__waitq_wake_all(&w->drainers);
 	}
 }
 
 int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 					ssize_t low)
 {
-	if (!w)
+	if (!w || high < -1 || low < -1 || low > SSIZE_MAX / 4)
 		return -EINVAL;
 	if (high < 0)
 		high = low < 0 ? RILL_WRITE_HIGH_DEFAULT : 4 * low;
@@ -150,18 +140,18 @@ int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 	return 0;
 }
 
-void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *low,
-					 size_t *high)
+void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *high,
+					 size_t *low)
 {
 	if (low)
-		*low = w->low;
+		*low = w ? w->low : 0;
 	if (high)
-		*high = w->high;
+		*high = w ? w->high : 0;
 }
 
 size_t rill_writer_get_write_buffer_size(const rill_writer *w)
 {
-	return w->buffered + w->wire;
+	return w ? w->buffered + w->wire : 0;
 }
 
 /* ---- sending ------------------------------------------------------- */
@@ -171,48 +161,6 @@ static void writer_schedule(rill_writer *w)
 	if (!w->sending)
 		rill__defer(rill__writer_conn(w)->loop, &w->flush);
 }
-
-/* The plain transport sends the queued chunks themselves. */
-static size_t plain_prepare(struct rill__conn *c, struct iovec *iov, size_t max)
-{
-	rill_writer *w = &c->writer;
-	size_t n = w->qlen < max ? w->qlen : max;
-
-	for (size_t i = 0; i < n; i++) {
-		struct rill__chunk *ch = chunk_at(w, i);
-
-		iov[i].iov_base = (void *)(ch->data + ch->off);
-		iov[i].iov_len = ch->len - ch->off;
-	}
-	return n;
-}
-
-static void writer_advance(rill_writer *w, size_t n);
-
-static void plain_sent(struct rill__conn *c, size_t n)
-{
-	writer_advance(&c->writer, n);
-}
-
-static bool plain_pending(struct rill__conn *c)
-{
-	return c->writer.qlen != 0;
-}
-
-static bool plain_can_write_eof(struct rill__conn *c)
-{
-	(void)c;
-	return true;
-}
-
-const struct rill__transport rill__plain_transport = {
-	.on_data = rill__conn_on_data_plain,
-	.on_eof = rill__conn_on_eof_plain,
-	.prepare = plain_prepare,
-	.sent = plain_sent,
-	.pending = plain_pending,
-	.can_write_eof = plain_can_write_eof,
-};
 
 static void writer_idle(rill_writer *w);
 
@@ -247,6 +195,7 @@ static void writer_idle(rill_writer *w)
 {
 	struct rill__conn *c = rill__writer_conn(w);
 
+	rill__waitq_wake_all(&w->flushed);
 	if (w->eof_requested && !w->eof_done && !c->lost) {
 		w->eof_done = true;
 		shutdown(c->fd, SHUT_WR);
@@ -434,22 +383,6 @@ int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 
 /* ---- drain, eof, close --------------------------------------------- */
 
-static void list_wait_interrupt(struct rill__wait *wt, int reason)
-{
-	rill__list_del(&wt->link);
-	rill__wake(wt->task, reason);
-}
-
-static int wait_on(struct rill__list *list)
-{
-	struct rill__wait wt = { .interrupt = list_wait_interrupt,
-				 .until = RILL_TIME_NEVER };
-
-	rill__list_init(&wt.link);
-	rill__list_add_tail(list, &wt.link);
-	return rill__park(&wt);
-}
-
 int rill_writer_drain(rill_writer *w)
 {
 	struct rill__conn *c;
@@ -465,7 +398,7 @@ int rill_writer_drain(rill_writer *w)
 			return -ECONNRESET;
 		if (!w->paused)
 			return 0;
-		if ((err = wait_on(&w->drainers)) < 0)
+		if ((err = rill__waitq_park(&w->drainers)) < 0)
 			return err;
 	}
 }
@@ -494,6 +427,19 @@ bool rill_writer_can_write_eof(const rill_writer *w)
 }
 
 /* ---- for transports ------------------------------------------------ */
+
+size_t rill__writer_iov(rill_writer *w, struct iovec *iov, size_t max)
+{
+	size_t n = w->qlen < max ? w->qlen : max;
+
+	for (size_t i = 0; i < n; i++) {
+		struct rill__chunk *ch = chunk_at(w, i);
+
+		iov[i].iov_base = (void *)(ch->data + ch->off);
+		iov[i].iov_len = ch->len - ch->off;
+	}
+	return n;
+}
 
 size_t rill__writer_peek(rill_writer *w, const char **p)
 {
@@ -531,15 +477,18 @@ int rill_writer_wait_closed(rill_writer *w)
 		return -EINVAL;
 	c = rill__writer_conn(w);
 	while (!c->fd_closed)
-		if ((err = wait_on(&w->closers)) < 0)
+		if ((err = rill__waitq_park(&w->closers)) < 0)
 			return err;
 	return 0;
 }
 
 bool rill_writer_is_closing(const rill_writer *w)
 {
-	const struct rill__conn *c = rill__writer_conn((rill_writer *)w);
+	const struct rill__conn *c;
 
+	if (!w)
+		return true;
+	c = rill__writer_conn((rill_writer *)w);
 	return c->closing || c->lost;
 }
 

@@ -56,10 +56,11 @@
 
 /* ---- file descriptors ---------------------------------------------- */
 
-/* The number of fds this process has open; -1 if /proc cannot tell. */
-static inline int count_fds(void)
+/* The number of entries in the directory path, but . and ..; -1 if it
+ * cannot be read. */
+static inline int count_entries(const char *path)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d = opendir(path);
 	struct dirent *e;
 	int n = 0;
 
@@ -69,6 +70,18 @@ static inline int count_fds(void)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+/* The number of fds this process has open; -1 if /proc cannot tell. */
+static inline int count_fds(void)
+{
+	return count_entries("/proc/self/fd");
+}
+
+/* The number of threads of this process; -1 if /proc cannot tell. */
+static inline int count_threads(void)
+{
+	return count_entries("/proc/self/task");
 }
 
 /* Sockets leave the fd table once their last operation has settled: waits
@@ -424,8 +437,9 @@ static inline void fd_limited_answer(rill_writer *w, const char *fmt, int a, int
 static inline int fd_limited_server(void *arg)
 {
 	struct fd_limited *fl = arg;
-	rill_open_options co = { .sock = fl->ctl };
-	rill_server_options so = { .start_serving = RILL_OFF };
+	rill_open_options co = { .size = sizeof(rill_open_options), .sock = fl->ctl };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.start_serving = RILL_OFF };
 	struct rlimit old, lim;
 	rill_server *s;
 	rill_reader *r;
@@ -471,7 +485,7 @@ static rill_loop *loop __attribute__((unused));
 /* Makes loop; fails the test if it cannot. */
 static inline void loop_setup(void)
 {
-	int ret = rill_loop_new(&loop, NULL);
+	int ret = rill_loop_new(NULL, &loop);
 
 	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
 }
@@ -740,7 +754,7 @@ struct conn {
 static inline void open_unix(struct conn *c, size_t limit)
 {
 	int sv[2];
-	rill_open_options o = { .limit = limit };
+	rill_open_options o = { .size = sizeof(rill_open_options), .limit = limit };
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	o.sock = sv[0];
@@ -753,7 +767,7 @@ static inline void open_unix(struct conn *c, size_t limit)
  * default); the test accepts the far end. */
 static inline void open_tcp(struct conn *c, size_t limit)
 {
-	rill_open_options o = { .limit = limit };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .limit = limit };
 	int port, ls = listen_loopback(&port, 4);
 
 	cr_assert_geq(ls, 0);
@@ -768,7 +782,7 @@ static inline void open_tcp(struct conn *c, size_t limit)
  * reader limit limit; the test accepts the far end. */
 static inline void open_tcp_small(struct conn *c, size_t limit, int opt)
 {
-	rill_open_options o = { .limit = limit };
+	rill_open_options o = { .size = sizeof(rill_open_options), .limit = limit };
 	int port, ls = listen_loopback(&port, 4);
 	struct sockaddr_in a = loopback4(port);
 

@@ -72,7 +72,7 @@ static rill_loop *serve_on_new_loop(struct server *s, const rill_loop_options *o
 {
 	rill_loop *loop;
 
-	cr_assert_eq(rill_loop_new(&loop, o), 0);
+	cr_assert_eq(rill_loop_new(o, &loop), 0);
 	rill__acceptor_init(&s->a, loop, fd, s);
 	s->a.on_accept = on_accept;
 	s->a.on_idle = on_idle;
@@ -105,7 +105,7 @@ static void *connect_clients(void *arg)
 
 static void accept_all(unsigned disable)
 {
-	rill_loop_options o = { .disable = disable };
+	rill_loop_options o = { .size = sizeof(rill_loop_options), .disable = disable };
 	struct server s = { .stop_at = NCLIENTS };
 	struct clients c;
 	bool seen[NCLIENTS] = { false };
@@ -154,7 +154,7 @@ Test(engine_accept, multishot_is_used_where_the_kernel_has_it)
 	rill_loop *loop;
 	bool env_off = getenv("RILL_DISABLE") != NULL;
 
-	cr_assert_eq(rill_loop_new(&loop, NULL), 0);
+	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
 	if (!env_off && (rill_features_probe() & RILL_FEAT_MULTISHOT_ACCEPT))
 		cr_assert(rill_loop_features(loop) & RILL_FEAT_MULTISHOT_ACCEPT);
 	rill_loop_free(loop);

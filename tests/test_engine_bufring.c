@@ -243,10 +243,11 @@ static void unix_pair(int sv[2])
 static rill_loop *new_loop_disable(unsigned count, unsigned size,
 				   unsigned disable)
 {
-	rill_loop_options o = { .buf_count = count, .buf_size = size,
+	rill_loop_options o = { .size = sizeof(rill_loop_options), .buf_count = count,
+		.buf_size = size,
 				.disable = disable };
 	rill_loop *loop;
-	int ret = rill_loop_new(&loop, &o);
+	int ret = rill_loop_new(&o, &loop);
 
 	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
 	return loop;
@@ -335,7 +336,7 @@ Test(engine_bufring, four_buffers_are_recycled)
 Test(engine_bufring, tiny_ring_recovers_from_enobufs)
 {
 	rill_loop *loop = new_loop(2, 256);
-	rill_loop_stats st;
+	rill_loop_stats st = RILL_LOOP_STATS_INIT;
 
 	stream(loop, 8, false, 256 * KiB, false);
 	rill_loop_get_stats(loop, &st);

@@ -335,7 +335,7 @@ Test(engine_cancel, loop_free_with_ops_in_flight)
 	int sv[NTASKS][2], slept = 1;
 	rill_loop *l2;
 
-	cr_assert_eq(rill_loop_new(&l2, NULL), 0);
+	cr_assert_eq(rill_loop_new(NULL, &l2), 0);
 	for (int i = 0; i < NTASKS; i++) {
 		pair(sv[i]);
 		r[i] = (struct recver){ .fd = sv[i][0], .buf = out[i], .res = 1 };

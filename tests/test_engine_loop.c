@@ -23,7 +23,7 @@
 static rill_loop *new_loop(const rill_loop_options *o)
 {
 	rill_loop *loop = NULL;
-	int ret = rill_loop_new(&loop, o);
+	int ret = rill_loop_new(o, &loop);
 
 	cr_assert_eq(ret, 0, "rill_loop_new: %s (%s)", rill_err_name(ret),
 		     rill_error_detail());
@@ -143,26 +143,33 @@ static void expect_einval(rill_loop_options o, const char *what)
 	rill_loop *loop = NULL;
 
 	rill__set_detail(0, "%s", "");
-	cr_assert_eq(rill_loop_new(&loop, &o), -EINVAL, "%s accepted", what);
+	cr_assert_eq(rill_loop_new(&o, &loop), -EINVAL, "%s accepted", what);
 	cr_assert_null(loop);
 	cr_assert_neq(rill_error_detail()[0], '\0', "%s: no detail", what);
 }
 
 Test(engine_loop, options_are_validated)
 {
-	expect_einval((rill_loop_options){ .buf_count = 3 }, "buf_count 3");
-	expect_einval((rill_loop_options){ .buf_count = 100 }, "buf_count 100");
-	expect_einval((rill_loop_options){ .buf_count = 65536 }, "buf_count 65536");
-	expect_einval((rill_loop_options){ .buf_size = 10 }, "buf_size 10");
-	expect_einval((rill_loop_options){ .stack_size = 4096 }, "stack_size 4096");
-	expect_einval((rill_loop_options){ .sq_entries = 65536 }, "sq_entries 65536");
+	expect_einval((rill_loop_options){ .size = sizeof(rill_loop_options), .buf_count = 3 },
+		"buf_count 3");
+	expect_einval((rill_loop_options){ .size = sizeof(rill_loop_options),
+		.buf_count = 100 }, "buf_count 100");
+	expect_einval((rill_loop_options){ .size = sizeof(rill_loop_options),
+		.buf_count = 65536 }, "buf_count 65536");
+	expect_einval((rill_loop_options){ .size = sizeof(rill_loop_options), .buf_size = 10 },
+		"buf_size 10");
+	expect_einval((rill_loop_options){ .size = sizeof(rill_loop_options),
+		.stack_size = 4096 }, "stack_size 4096");
+	expect_einval((rill_loop_options){ .size = sizeof(rill_loop_options),
+		.sq_entries = 65536 }, "sq_entries 65536");
 	cr_assert(strstr(rill_error_detail(), "sq_entries"),
 		  "detail does not name the option: %s", rill_error_detail());
 }
 
 Test(engine_loop, valid_options_work)
 {
-	rill_loop_options o = { .sq_entries = 64, .cq_entries = 256,
+	rill_loop_options o = { .size = sizeof(rill_loop_options), .sq_entries = 64,
+		.cq_entries = 256,
 				.buf_count = 8, .buf_size = 1024,
 				.stack_size = 64 * 1024 };
 	rill_loop *loop = new_loop(&o);
@@ -237,7 +244,7 @@ Test(engine_loop, features_respect_options_disable)
 	unsigned off = env_disabled();
 
 	for (unsigned i = 0; i < 10; i++) {
-		rill_loop_options o = { .disable = 1u << i };
+		rill_loop_options o = { .size = sizeof(rill_loop_options), .disable = 1u << i };
 		rill_loop *loop = new_loop(&o);
 		unsigned f = rill_loop_features(loop);
 
@@ -246,7 +253,8 @@ Test(engine_loop, features_respect_options_disable)
 		rill_loop_free(loop);
 	}
 	{
-		rill_loop_options o = { .disable = RILL_FEAT_ALL };
+		rill_loop_options o = { .size = sizeof(rill_loop_options),
+			.disable = RILL_FEAT_ALL };
 		rill_loop *loop = new_loop(&o);
 
 		cr_assert_eq(rill_loop_features(loop), 0);
@@ -325,13 +333,13 @@ static int nops(void *arg)
 Test(engine_loop, stats_count_enters_and_cqes)
 {
 	rill_loop *loop = new_loop(NULL);
-	rill_loop_stats before, after;
+	rill_loop_stats before = RILL_LOOP_STATS_INIT, after = RILL_LOOP_STATS_INIT;
 	int n = 20;
 
-	rill_loop_get_stats(loop, &before);
+	cr_assert_eq(rill_loop_get_stats(loop, &before), 0);
 	cr_assert_eq(rill_spawn(loop, nops, &n, NULL), 0);
 	cr_assert_eq(rill_loop_run(loop), 0);
-	rill_loop_get_stats(loop, &after);
+	cr_assert_eq(rill_loop_get_stats(loop, &after), 0);
 	cr_assert_geq(after.enters - before.enters, (uint64_t)n,
 		      "one enter per waited op at least");
 	cr_assert_geq(after.cqes - before.cqes, (uint64_t)n);
@@ -374,7 +382,7 @@ static void child_try_loop(int err, int wfd)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		_exit(2);
-	code = rill_loop_new(&loop, NULL);
+	code = rill_loop_new(NULL, &loop);
 	memcpy(out, &code, sizeof(code));
 	snprintf(out + sizeof(code), sizeof(out) - sizeof(code), "%s",
 		 rill_error_detail());

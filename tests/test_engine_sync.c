@@ -22,7 +22,7 @@ Test(engine_sync, thread_runs_task_and_returns_result, .timeout = 30)
 	rill_thread *t;
 	int result = 0;
 
-	cr_assert_eq(rill_thread_start(&t, NULL, -1, return_arg, (void *)(intptr_t)42), 0);
+	cr_assert_eq(rill_thread_start(NULL, -1, return_arg, (void *)(intptr_t)42, &t), 0);
 	cr_assert_not_null(rill_thread_loop(t));
 	cr_assert_eq(rill_thread_join(t, &result), 0);
 	cr_assert_eq(result, 42);
@@ -32,10 +32,10 @@ Test(engine_sync, thread_start_rejects_bad_arguments)
 {
 	rill_thread *t;
 
-	cr_assert_eq(rill_thread_start(NULL, NULL, -1, return_arg, NULL), -EINVAL);
-	cr_assert_eq(rill_thread_start(&t, NULL, -1, NULL, NULL), -EINVAL);
-	cr_assert_eq(rill_thread_start(&t, &(rill_loop_options){ .buf_count = 3 }, -1,
-				       return_arg, NULL), -EINVAL);
+	cr_assert_eq(rill_thread_start(NULL, -1, return_arg, NULL, NULL), -EINVAL);
+	cr_assert_eq(rill_thread_start(NULL, -1, NULL, NULL, &t), -EINVAL);
+	cr_assert_eq(rill_thread_start(RILL_LOOP_OPTIONS(.buf_count = 3), -1, return_arg,
+				       NULL, &t), -EINVAL);
 	cr_assert_gt(rill_cpu_count(), 0);
 }
 
@@ -81,7 +81,7 @@ Test(engine_sync, event_set_on_one_thread_wakes_tasks_on_others, .timeout = 30)
 	cr_assert_eq(rill_event_new(&p.go), 0);
 	cr_assert_eq(rill_event_new(&p.done), 0);
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(rill_thread_start(&th[i], NULL, -1, waiter_thread, &p), 0);
+		cr_assert_eq(rill_thread_start(NULL, -1, waiter_thread, &p, &th[i]), 0);
 	rill_sleep_ns(0);	/* outside a task: a no-op, returns -EPERM */
 	cr_assert(!rill_event_is_set(p.go));
 	rill_event_set(p.go);
@@ -124,7 +124,7 @@ Test(engine_sync, event_wait_times_out_and_is_cancellable, .timeout = 30)
 	int result;
 
 	cr_assert_eq(rill_event_new(&ev), 0);
-	cr_assert_eq(rill_loop_new(&loop, NULL), 0);
+	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
 	rill_spawn(loop, wait_with_deadline, ev, &t);
 	rill_task_join(t, &result);
 	cr_assert_eq(result, -ETIMEDOUT);
@@ -192,10 +192,10 @@ Test(engine_sync, queue_between_loops_keeps_every_item_in_order, .timeout = 60)
 	int result;
 
 	cr_assert_eq(rill_queue_new(64, &cons.q), 0);
-	cr_assert_eq(rill_thread_start(&ct, NULL, -1, consumer, &cons), 0);
+	cr_assert_eq(rill_thread_start(NULL, -1, consumer, &cons, &ct), 0);
 	for (int i = 0; i < PRODUCERS; i++) {
 		prod[i] = (struct qtest){ .q = cons.q, .id = i };
-		cr_assert_eq(rill_thread_start(&pt[i], NULL, -1, producer, &prod[i]), 0);
+		cr_assert_eq(rill_thread_start(NULL, -1, producer, &prod[i], &pt[i]), 0);
 	}
 	for (int i = 0; i < PRODUCERS; i++) {
 		cr_assert_eq(rill_thread_join(pt[i], &result), 0);
@@ -252,7 +252,7 @@ Test(engine_sync, full_queue_blocks_put_until_a_get, .timeout = 30)
 	int result;
 
 	cr_assert_eq(rill_queue_new(1, &q), 0);
-	cr_assert_eq(rill_thread_start(&t, NULL, -1, put_three, q), 0);
+	cr_assert_eq(rill_thread_start(NULL, -1, put_three, q, &t), 0);
 	for (intptr_t want = 1; want <= 3; want++) {
 		while (rill_queue_try_get(q, &item) == -EAGAIN)
 			;

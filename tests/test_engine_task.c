@@ -75,7 +75,7 @@ static int spawn_many(void *arg)
 
 Test(engine_task, ten_thousand_tasks)
 {
-	rill_loop_stats st;
+	rill_loop_stats st = RILL_LOOP_STATS_INIT;
 	rill_task *t;
 	int n = 10000, res = 1;
 
@@ -389,12 +389,12 @@ static int recurse_task(void *arg)
 
 Test(engine_task, deep_recursion_within_the_stack_size)
 {
-	rill_loop_options o = { .stack_size = 2 * 1024 * 1024 };
+	rill_loop_options o = { .size = sizeof(rill_loop_options), .stack_size = 2 * 1024 * 1024 };
 	rill_loop *big;
 	rill_task *t;
 	int depth = 1000, res = -1;	/* ~1 MiB of frames */
 
-	cr_assert_eq(rill_loop_new(&big, &o), 0);
+	cr_assert_eq(rill_loop_new(&o, &big), 0);
 	cr_assert_eq(rill_spawn(big, recurse_task, &depth, &t), 0);
 	cr_assert_eq(rill_task_join(t, &res), 0);
 	cr_assert_eq(res, (int)recurse(depth));	/* same sum on the main stack */
@@ -404,12 +404,12 @@ Test(engine_task, deep_recursion_within_the_stack_size)
 /* In a child whose stderr is the pipe: a task recursing without end. */
 static void child_overflow(int wfd)
 {
-	rill_loop_options o = { .stack_size = 64 * 1024 };
+	rill_loop_options o = { .size = sizeof(rill_loop_options), .stack_size = 64 * 1024 };
 	rill_loop *small;
 	int depth = 1 << 20;
 
 	dup2(wfd, STDERR_FILENO);
-	if (rill_loop_new(&small, &o) < 0)
+	if (rill_loop_new(&o, &small) < 0)
 		_exit(2);
 	rill_spawn(small, recurse_task, &depth, NULL);
 	rill_loop_run(small);

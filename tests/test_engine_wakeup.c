@@ -186,7 +186,7 @@ static int sleep_10s(void *arg)
 
 static void cancel_sleeper(void *arg)
 {
-	rill_loop_stats st;
+	rill_loop_stats st = RILL_LOOP_STATS_INIT;
 
 	(void)arg;
 	rill_loop_get_stats(loop, &st);

@@ -162,16 +162,17 @@ static int main_task(void *arg)
 
 static void ring_case(unsigned count, unsigned size, unsigned disable, const char *name)
 {
-	rill_loop_options o = { .buf_count = count, .buf_size = size, .disable = disable };
+	rill_loop_options o = { .size = sizeof(rill_loop_options), .buf_count = count,
+		.buf_size = size, .disable = disable };
 	struct ring_run run = { 0 };
-	rill_loop_stats st;
+	rill_loop_stats st = RILL_LOOP_STATS_INIT;
 	rill_loop *loop;
 	rill_task *t;
 	rill_time t0 = rill_now();
 	unsigned features;
 	int result = -1;
 
-	cr_assert_eq(rill_loop_new(&loop, &o), 0, "%s", rill_error_detail());
+	cr_assert_eq(rill_loop_new(&o, &loop), 0, "%s", rill_error_detail());
 	features = rill_loop_features(loop);
 	cr_assert_eq(rill_spawn(loop, main_task, &run, &t), 0);
 	cr_assert_eq(rill_task_join(t, &result), 0);

@@ -363,7 +363,7 @@ static int stuck_body(void *arg)
 	/* Our send buffer as small as it goes, so that rill's queue, not the
 	 * kernel's, takes the backlog soon. */
 	open_tcp_small(&c, 0, SO_SNDBUF);
-	rill_writer_get_write_buffer_limits(c.w, &st->low, &st->high);
+	rill_writer_get_write_buffer_limits(c.w, &st->high, &st->low);
 	stuck_write(st, c.w, buf);
 	stuck_read_all(st, c.peer);
 	/* Once the peer has read, drain goes through at once. */

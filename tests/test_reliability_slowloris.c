@@ -195,7 +195,8 @@ struct slowloris {
 static int slowloris_body(void *arg)
 {
 	struct slowloris *sl = arg;
-	rill_server_options so = { .backlog = 4096 };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.backlog = 4096 };
 	rill_server *s;
 	pthread_t t;
 

@@ -73,7 +73,7 @@ static int ticker(void *arg)
 TASK_TEST(streams_connect, localhost_by_name, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
-	rill_open_options o = { .family = AF_INET };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .family = AF_INET };
 	rill_task *tick;
 	int ticks = 0;
 	rill_reader *r;
@@ -140,7 +140,7 @@ TASK_TEST(streams_connect, closed_port_is_refused, .timeout = 30)
 
 static int bad_args(void *arg)
 {
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 
@@ -154,10 +154,11 @@ static int bad_args(void *arg)
 	o.server_hostname = "example.com";
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL);
 	cr_assert_neq(rill_error_detail()[0], '\0');
-	o = (rill_open_options){ .ssl = true };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1, .ssl = true };
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w),
 		     RILL_ETLS_NOT_AVAILABLE);
-	o = (rill_open_options){ .sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = socket(AF_INET,
+		SOCK_STREAM | SOCK_CLOEXEC, 0) };
 	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL,
 		     "host and sock together");
 	close(o.sock);
@@ -180,7 +181,7 @@ TASK_TEST(streams_connect, adopt_connected_tcp_socket, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	struct sockaddr_in a = loopback4(rill_server_port(s));
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -216,7 +217,7 @@ static ssize_t raw_recv(int fd, char *buf, size_t n)
 static int adopt_pair(void *arg)
 {
 	int *type_flags = arg;
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	char buf[64];
@@ -267,7 +268,7 @@ Test(streams_connect, adopt_nonblocking_socketpair_end, .timeout = 30)
 
 TASK_TEST(streams_connect, adopt_rejects_datagram_socket, .timeout = 30)
 {
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -299,7 +300,8 @@ TASK_TEST(streams_connect, local_addr_is_bound, .timeout = 30)
 {
 	rill_server *s;
 	struct sockaddr_in local = loopback4(0);
-	rill_open_options o = { .local_addr = (struct sockaddr *)&local,
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.local_addr = (struct sockaddr *)&local,
 				.local_addrlen = sizeof(local) };
 	const struct sockaddr_in *name;
 	rill_reader *r;
@@ -336,7 +338,8 @@ TASK_TEST(streams_connect, local_addr_is_bound, .timeout = 30)
 ISOLATED_TEST(streams_connect, connect_timeout_on_dead_address, .timeout = 30)
 {
 	struct blackhole bh;
-	rill_open_options o = { .connect_timeout = 300 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.connect_timeout = 300 * MS };
 	rill_reader *r;
 	rill_writer *w;
 	rill_time t0;
@@ -365,7 +368,8 @@ ISOLATED_TEST(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30
 	struct sockaddr_in live;
 	const struct sockaddr *addrs[2];
 	socklen_t lens[2] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in) };
-	rill_open_options o = { .happy_eyeballs_delay = 200 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 200 * MS };
 	rill_reader *r;
 	rill_writer *w;
 	rill_time t0;
@@ -390,7 +394,7 @@ ISOLATED_TEST(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30
 		CHECK(getpeername(fd, (struct sockaddr *)&peer, &len) == 0, "not connected");
 		CHECK(peer.sin_port == live.sin_port, "connected to the dead address");
 	}
-	o = (rill_open_options){ .sock = fd };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = fd };
 	CHECK(rill_open_connection(NULL, 0, &o, &r, &w) == 0, "adopt");
 	CHECK(echo_roundtrip(r, w, "hello eyeballs\n") == 0, "echo");
 	rill_writer_close(w);
@@ -401,7 +405,8 @@ ISOLATED_TEST(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30
 
 	/* Without the delay the dead address blocks: sequential and stuck
 	 * until connect_timeout. */
-	o = (rill_open_options){ .connect_timeout = 300 * MS };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1,
+		.connect_timeout = 300 * MS };
 	t0 = rill_now();
 	fd = rill__connect_addrs(addrs, lens, 2, &o);
 	CHECK(fd == -ETIMEDOUT, "sequential: %s", rill_err_name(fd));
@@ -420,7 +425,8 @@ ISOLATED_TEST(streams_connect, happy_eyeballs_all_dead_times_out, .timeout = 30)
 	const struct sockaddr *addrs[3];
 	socklen_t lens[3] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in),
 			      sizeof(struct sockaddr_in) };
-	rill_open_options o = { .happy_eyeballs_delay = 50 * MS,
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 50 * MS,
 				.connect_timeout = 300 * MS };
 	rill_time t0;
 	int err, before;
@@ -454,7 +460,7 @@ TASK_TEST(streams_connect, every_address_refused_gives_emulti, .timeout = 30)
 	struct sockaddr_in a1 = loopback4(p1), a2 = loopback4(p2);
 	const struct sockaddr *addrs[2] = { (struct sockaddr *)&a1, (struct sockaddr *)&a2 };
 	socklen_t lens[2] = { sizeof(a1), sizeof(a2) };
-	rill_open_options seq = { 0 }, race = { .happy_eyeballs_delay = 500 * MS };
+	rill_open_options seq = RILL_OPEN_OPTIONS_INIT, race = { .happy_eyeballs_delay = 500 * MS };
 	const rill_open_options *opts[2] = { &seq, &race };
 	char want1[64], want2[64];
 
@@ -500,7 +506,8 @@ static int storm_connect(void *arg)
 	const struct sockaddr *addrs[2] = { (struct sockaddr *)&st->bh[0].addr,
 					    (struct sockaddr *)&st->bh[1].addr };
 	socklen_t lens[2] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in) };
-	rill_open_options o = { .happy_eyeballs_delay = 10 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 10 * MS };
 	rill_reader *r;
 	rill_writer *w;
 
@@ -564,7 +571,8 @@ ISOLATED_TEST(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
 static int resolve_race_connect(void *arg)
 {
 	struct storm *st = arg;
-	rill_open_options o = { .connect_timeout = 2000 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.connect_timeout = 2000 * MS };
 	rill_reader *r;
 	rill_writer *w;
 

@@ -376,7 +376,8 @@ static int limit_client_cb(rill_reader *r, rill_writer *w, void *arg)
 
 TASK_TEST(streams_reader, limit_from_server_option)
 {
-	rill_server_options so = { .limit = SMALL_LIMIT };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.limit = SMALL_LIMIT };
 	struct limit_srv ls = { .peer = -1 };
 	rill_server *srv;
 	int fd;

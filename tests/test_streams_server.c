@@ -82,7 +82,8 @@ Test(streams_server, every_interface_one_socket_per_family, .timeout = 30)
 TASK_TEST(streams_server, list_of_hosts_share_the_port, .timeout = 30)
 {
 	static const char *const hosts[] = { "127.0.0.1", "127.0.0.2" };
-	rill_server_options o = { .hosts = hosts, .nhosts = 2 };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
+		.hosts = hosts, .nhosts = 2 };
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
@@ -109,7 +110,7 @@ TASK_TEST(streams_server, list_of_hosts_share_the_port, .timeout = 30)
 
 static int bad_server_args(void *arg)
 {
-	rill_server_options o = { .backlog = -1 };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .backlog = -1 };
 	rill_server *s = NULL;
 	int fd, busy, port;
 
@@ -245,8 +246,10 @@ static int report_opts(rill_reader *r, rill_writer *w, void *arg)
 
 TASK_TEST(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
 {
-	rill_server_options keep = { .keep_alive = RILL_ON, .reuse_port = RILL_ON };
-	rill_server_options off = { .reuse_address = RILL_OFF };
+	rill_server_options keep = { .size = sizeof(rill_server_options), .sock = -1,
+		.keep_alive = RILL_ON, .reuse_port = RILL_ON };
+	rill_server_options off = { .size = sizeof(rill_server_options), .sock = -1,
+		.reuse_address = RILL_OFF };
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
@@ -278,7 +281,8 @@ TASK_TEST(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
 
 TASK_TEST(streams_server, start_serving_off_until_asked, .timeout = 30)
 {
-	rill_server_options o = { .start_serving = RILL_OFF };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
+		.start_serving = RILL_OFF };
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
@@ -432,7 +436,8 @@ static int forever_task(void *arg)
 
 TASK_TEST(streams_server, serve_forever_states_and_cancel, .timeout = 30)
 {
-	rill_server_options o = { .start_serving = RILL_OFF };
+	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
+		.start_serving = RILL_OFF };
 	struct forever f = { .result = 1 }, g = { .result = 1 };
 	rill_reader *r, *r2;
 	rill_writer *w, *w2;
@@ -481,7 +486,7 @@ TASK_TEST(streams_server, serve_forever_states_and_cancel, .timeout = 30)
 
 TASK_TEST(streams_server, adopt_listening_socket, .timeout = 30)
 {
-	rill_server_options o = { 0 };
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;

@@ -168,7 +168,8 @@ TASK_TEST(streams_unix, errors)
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, NULL, &s), -EINVAL);
 	/* path and sock together */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(rill_open_unix_connection(path, &(rill_open_options){ .sock = fd }, &r, &w),
+	cr_assert_eq(rill_open_unix_connection(path,
+		&(rill_open_options){ .size = sizeof(rill_open_options), .sock = fd }, &r, &w),
 		     -EINVAL);
 	close(fd);
 	return 0;
@@ -176,7 +177,7 @@ TASK_TEST(streams_unix, errors)
 
 TASK_TEST(streams_unix, adopt_connected_unix_socket)
 {
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;

@@ -106,7 +106,7 @@ TASK_TEST(streams_writer, sixty_four_mib_arrive_intact)
 {
 	struct big_send b = { .src = malloc(BIG) };
 	unsigned char *buf = malloc(256 * 1024);
-	rill_open_options o = { 0 };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r2;
 	rill_writer *w2;
 	struct conn c;
@@ -296,7 +296,7 @@ TASK_TEST(streams_writer, drain_blocks_until_the_peer_reads_and_releases_every_w
 	}
 	/* The peer does not read: every drainer waits. */
 	cr_assert_eq(rill_sleep_ms(50), 0);
-	rill_writer_get_write_buffer_limits(c.w, &low, &high);
+	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_gt(rill_writer_get_write_buffer_size(c.w), high);
 	for (int i = 0; i < NDRAINERS; i++)
 		cr_assert_not(d[i].done, "drainer %d returned while the peer did not read", i);
@@ -350,22 +350,22 @@ TASK_TEST(streams_writer, set_write_buffer_limits_rules)
 	size_t low, high;
 
 	open_unix(&c, 0);
-	rill_writer_get_write_buffer_limits(c.w, &low, &high);
+	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_eq(high, 64 * 1024);
 	cr_assert_eq(low, 16 * 1024);
 	/* Only low: high = 4 x low. */
 	cr_assert_eq(rill_writer_set_write_buffer_limits(c.w, -1, 1000), 0);
-	rill_writer_get_write_buffer_limits(c.w, &low, &high);
+	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_eq(low, 1000);
 	cr_assert_eq(high, 4000);
 	/* Only high: low = high / 4. */
 	cr_assert_eq(rill_writer_set_write_buffer_limits(c.w, 8001, -1), 0);
-	rill_writer_get_write_buffer_limits(c.w, &low, &high);
+	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_eq(low, 2000);
 	cr_assert_eq(high, 8001);
 	/* high < low: refused, limits unchanged. */
 	cr_assert_eq(rill_writer_set_write_buffer_limits(c.w, 100, 200), -EINVAL);
-	rill_writer_get_write_buffer_limits(c.w, &low, &high);
+	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_eq(low, 2000);
 	cr_assert_eq(high, 8001);
 	/* Paused only above high: a queue of exactly high does not wait. */
@@ -379,12 +379,12 @@ TASK_TEST(streams_writer, set_write_buffer_limits_rules)
 	cr_assert_eq(peer_drain_n(c.peer, 1001), 1001);
 	cr_assert_eq(rill_writer_set_write_buffer_limits(c.w, 10, 10), 0);
 	cr_assert_eq(rill_writer_set_write_buffer_limits(c.w, 0, 0), 0);
-	rill_writer_get_write_buffer_limits(c.w, &low, &high);
+	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_eq(low, 0);
 	cr_assert_eq(high, 0);
 	/* Neither: the defaults. */
 	cr_assert_eq(rill_writer_set_write_buffer_limits(c.w, -1, -1), 0);
-	rill_writer_get_write_buffer_limits(c.w, &low, &high);
+	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_eq(high, 64 * 1024);
 	cr_assert_eq(low, 16 * 1024);
 	conn_done(&c);

@@ -254,7 +254,8 @@ static int record_info(rill_reader *r, rill_writer *w, void *arg)
 
 static rill_tls_ctx *alpn_client(const char *const *protos, size_t n)
 {
-	rill_tls_options o = { .ca_file = tls_file("ca.pem"), .alpn = protos, .nalpn = n };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
+		.alpn = protos, .nalpn = n };
 	rill_tls_ctx *ctx;
 
 	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), 0, "%s", rill_tls_last_error());
@@ -267,7 +268,7 @@ TASK_TEST(tls_echo, extra_info_keys, .timeout = 30)
 	static const char *const client_protos[] = { "http/1.1", "spdy/1" };
 	struct tls_env e = {
 		.sctx = tls_server_ctx_opts("server", (rill_tls_options){
-			.alpn = server_protos, .nalpn = 2 }),
+			.size = sizeof(rill_tls_options), .alpn = server_protos, .nalpn = 2 }),
 		.cctx = alpn_client(client_protos, 2),
 	};
 	struct seen seen = { 0 };
@@ -322,7 +323,7 @@ TASK_TEST(tls_echo, alpn_without_agreement_is_null, .timeout = 30)
 	static const char *const client_protos[] = { "http/1.1" };
 	struct tls_env e = {
 		.sctx = tls_server_ctx_opts("server", (rill_tls_options){
-			.alpn = server_protos, .nalpn = 1 }),
+			.size = sizeof(rill_tls_options), .alpn = server_protos, .nalpn = 1 }),
 		.cctx = alpn_client(client_protos, 1),
 	};
 	rill_tls_ctx *plain = tls_client_ctx("ca.pem");

@@ -246,7 +246,8 @@ TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 	static unsigned char random_bytes[4096], hello[2048], oversized[64],
 		bad_record[64];
 	static const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	rill_server_options so = { .ssl_handshake_timeout = HANDSHAKE_TIMEOUT };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.ssl_handshake_timeout = HANDSHAKE_TIMEOUT };
 	struct tls_env e = { 0 };
 	size_t nhello = client_hello(hello, sizeof(hello));
 	uint32_t seed = 2463534242u;
@@ -261,14 +262,17 @@ TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 	memcpy(bad_record, "\x17\x03\x03\x00\x30", 5);
 	memcpy(bad_record + 5, random_bytes, 48);
 	struct garbage cases[] = {
-		{ .name = "random bytes", .raw = { .data = random_bytes, .len = sizeof(random_bytes) } },
+		{ .name = "random bytes", .raw = { .data = random_bytes,
+			.len = sizeof(random_bytes) } },
 		{ .name = "plain HTTP request", .raw = { .data = http, .len = sizeof(http) - 1 },
 		  .reason = "http request" },
-		{ .name = "oversized record", .raw = { .data = oversized, .len = sizeof(oversized) },
+		{ .name = "oversized record", .raw = { .data = oversized,
+			.len = sizeof(oversized) },
 		  .alert = true },
 		{ .name = "truncated hello, then FIN", .raw = { .data = hello, .len = nhello / 2,
 						 .shut_wr = true }, .want = RILL_ETLS_EOF },
-		{ .name = "truncated hello, then silence", .raw = { .data = hello, .len = nhello - 1 },
+		{ .name = "truncated hello, then silence", .raw = { .data = hello,
+			.len = nhello - 1 },
 		  .want = RILL_ETLS_HANDSHAKE_TIMEOUT },
 		{ .name = "bad record after handshake", .raw = { .data = bad_record, .len = 53,
 						  .plain_tls = true },

@@ -254,8 +254,8 @@ static int curl_vs_server(void *arg)
 {
 	const char *ca = arg;
 	static const char *const protos[] = { "http/1.1" };
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){
-		.alpn = protos, .nalpn = 1 });
+	rill_tls_ctx *sctx = tls_server_ctx_opts("server",
+		(rill_tls_options){ .size = sizeof(rill_tls_options), .alpn = protos, .nalpn = 1 });
 	struct seen seen = { 0 };
 	rill_server *srv = tls_serve(http_once, &seen, sctx, NULL);
 	int port = rill_server_port(srv);

@@ -13,8 +13,9 @@ TASK_TEST(tls_timeouts, client_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *ctx = tls_client_ctx("ca.pem");
 	int port, lfd = listen_loopback(&port, 16), fd;
-	rill_open_options o = { .ssl_context = ctx, .server_hostname = "localhost",
-				.ssl_handshake_timeout = 200 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = ctx, .server_hostname = "localhost",
+		.ssl_handshake_timeout = 200 * MS };
 	unsigned char hello[4096];
 	rill_reader *r = NULL;
 	rill_writer *w = NULL;
@@ -62,7 +63,8 @@ TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 {
 	struct served seen = { 0 };
 	struct tls_env e = { 0 };
-	rill_server_options so = { .ssl_handshake_timeout = 200 * MS };
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+		.ssl_handshake_timeout = 200 * MS };
 	rill_reader *sr, *r;
 	rill_writer *sw, *w;
 	rill_time t0;
@@ -123,8 +125,8 @@ TASK_TEST(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout
 {
 	struct hold h = { 0 };
 	struct tls_env e = { 0 };
-	rill_open_options o = { .server_hostname = "localhost",
-				.ssl_shutdown_timeout = 1000 * MS };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.server_hostname = "localhost", .ssl_shutdown_timeout = 1000 * MS };
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
@@ -238,7 +240,7 @@ TASK_TEST(tls_timeouts, start_tls_with_the_client_hello_already_buffered, .timeo
 TASK_TEST(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
-	rill_tls_timeouts to = { .handshake = 150 * MS };
+	rill_tls_timeouts to = { .size = sizeof(rill_tls_timeouts), .handshake = 150 * MS };
 	struct served seen = { 0 };
 	rill_reader *r;
 	rill_writer *w;

@@ -171,7 +171,8 @@ static int default_context(void *arg)
 	int want = *(int *)arg;
 	rill_tls_ctx *sctx = tls_server_ctx("server");
 	rill_server *srv = tls_serve(echo_seen, NULL, sctx, NULL);
-	rill_open_options o = { .ssl = true, .family = AF_INET };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .ssl = true,
+		.family = AF_INET };
 	rill_reader *r;
 	rill_writer *w;
 	int err = rill_open_connection("localhost", rill_server_port(srv), &o, &r, &w);
@@ -259,15 +260,18 @@ TASK_TEST(tls_verify, argument_errors, .timeout = 30)
 	rill_open_options o;
 
 	/* server_hostname means nothing without ssl. */
-	o = (rill_open_options){ .server_hostname = "localhost" };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1,
+		.server_hostname = "localhost" };
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &r, &w), -EINVAL);
 	/* A server context cannot make a client connection. */
-	o = (rill_open_options){ .ssl_context = sctx };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = sctx };
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &r, &w), -EINVAL);
 	cr_assert_neq(*rill_tls_last_error(), '\0');
 
 	/* sock= with ssl: no host to check, so server_hostname is needed. */
-	o = (rill_open_options){ .sock = tcp_client(port), .ssl = true };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = tcp_client(port),
+		.ssl = true };
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL);
 	o.ssl = false;
 	o.ssl_context = tls_client_ctx("ca.pem");
@@ -285,17 +289,19 @@ TASK_TEST(tls_verify, argument_errors, .timeout = 30)
 
 Test(tls_verify, context_errors, .timeout = 30)
 {
-	rill_tls_options o = { .ca_file = "/nonexistent/ca.pem" };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = "/nonexistent/ca.pem" };
 	rill_tls_ctx *ctx = NULL;
 
 	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), RILL_ETLS);
 	cr_assert_null(ctx);
 	cr_assert_neq(*rill_tls_last_error(), '\0');
-	o = (rill_tls_options){ .cert_file = tls_file("server.pem") };
+	o = (rill_tls_options){ .size = sizeof(rill_tls_options),
+		.cert_file = tls_file("server.pem") };
 	cr_assert_eq(rill_tls_ctx_new_server(&o, &ctx), -EINVAL, "no key");
 	cr_assert_eq(rill_tls_ctx_new_server(NULL, &ctx), -EINVAL);
 	/* A key that is not the certificate's. */
-	o = (rill_tls_options){ .cert_file = tls_file("server.pem"),
+	o = (rill_tls_options){ .size = sizeof(rill_tls_options),
+		.cert_file = tls_file("server.pem"),
 				.key_file = tls_file("client.key") };
 	cr_assert_eq(rill_tls_ctx_new_server(&o, &ctx), RILL_ETLS);
 	cr_assert_neq(*rill_tls_last_error(), '\0');

@@ -106,7 +106,7 @@ static inline rill_tls_ctx *tls_server_ctx_opts(const char *name, rill_tls_optio
 /* A server context for NAME.pem and NAME.key with the default options. */
 static inline rill_tls_ctx *tls_server_ctx(const char *name)
 {
-	return tls_server_ctx_opts(name, (rill_tls_options){ 0 });
+	return tls_server_ctx_opts(name, (rill_tls_options){ .size = sizeof(rill_tls_options) });
 }
 
 /* A server context for server.pem that asks for a client certificate and
@@ -114,14 +114,15 @@ static inline rill_tls_ctx *tls_server_ctx(const char *name)
 static inline rill_tls_ctx *tls_server_ctx_verifying(void)
 {
 	return tls_server_ctx_opts("server", (rill_tls_options){
-		.ca_file = tls_file("ca.pem"), .verify_client = true });
+		.size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
+		.verify_client = true });
 }
 
 /* A client context trusting ca.pem that shows client.pem as its
  * certificate. */
 static inline rill_tls_ctx *tls_client_ctx_with_cert(void)
 {
-	rill_tls_options o = { .ca_file = tls_file("ca.pem"),
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
 			       .cert_file = tls_file("client.pem"),
 			       .key_file = tls_file("client.key") };
 	rill_tls_ctx *ctx = NULL;
@@ -135,7 +136,7 @@ static inline rill_tls_ctx *tls_client_ctx_with_cert(void)
 /* A client context trusting CA file ca ("ca.pem", "other-ca.pem"). */
 static inline rill_tls_ctx *tls_client_ctx(const char *ca)
 {
-	rill_tls_options o = { .ca_file = tls_file(ca) };
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file(ca) };
 	rill_tls_ctx *ctx = NULL;
 	int err = rill_tls_ctx_new_client(&o, &ctx);
 
@@ -297,7 +298,7 @@ static inline void peer_run_in_task(struct peer_run *r)
 static inline rill_server *tls_serve(rill_client_connected_fn cb, void *arg, rill_tls_ctx *ctx,
 				     const rill_server_options *o)
 {
-	rill_server_options so = o ? *o : (rill_server_options){ 0 };
+	rill_server_options so = o ? *o : (rill_server_options)RILL_SERVER_OPTIONS_INIT;
 	rill_server *s;
 	int err;
 
@@ -311,7 +312,8 @@ static inline rill_server *tls_serve(rill_client_connected_fn cb, void *arg, ril
 static inline int tls_connect(int port, rill_tls_ctx *ctx, const char *name,
 			      rill_reader **r, rill_writer **w)
 {
-	rill_open_options o = { .ssl_context = ctx, .server_hostname = name };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.ssl_context = ctx, .server_hostname = name };
 
 	return rill_open_connection("127.0.0.1", port, &o, r, w);
 }

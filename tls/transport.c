@@ -43,7 +43,7 @@ struct tls_conn {
 	bool failed;
 	bool close_notify;	/* the peer's arrived */
 	int err;
-	struct rill__list waiters;	/* tasks waiting for the handshake */
+	struct rill__waitq waiters;	/* tasks waiting for the handshake */
 	char *subject;		/* "peercert_subject", made on demand */
 	char *alpn;		/* "alpn_protocol" */
 };
@@ -51,16 +51,6 @@ struct tls_conn {
 static struct tls_conn *tls_of(struct rill__conn *c)
 {
 	return c->tp_data;
-}
-
-static void tls_wake(struct tls_conn *t)
-{
-	while (!rill__list_empty(&t->waiters)) {
-		struct rill__wait *w = rill__container_of(t->waiters.next,
-						struct rill__wait, link);
-		rill__list_del(&w->link);
-		rill__wake(w->task, 0);
-	}
 }
 
 /* The alert OpenSSL queued for a failure is the peer's only clue to it,
@@ -89,7 +79,7 @@ static void tls_fail(struct tls_conn *t, int err)
 	t->failed = true;
 	t->err = err;
 	tls_last_words(t);
-	tls_wake(t);
+	rill__waitq_wake_all(&t->waiters);
 	rill__conn_lost(t->c, err);
 }
 
@@ -106,7 +96,7 @@ static void tls_handshake_step(struct tls_conn *t)
 
 	if (r == 1) {
 		t->done = true;
-		tls_wake(t);
+		rill__waitq_wake_all(&t->waiters);
 		rill__writer_kick(&t->c->writer);	/* queued plaintext */
 		return;
 	}
@@ -321,7 +311,7 @@ static void tls_destroy(struct rill__conn *c)
 
 	SSL_free(t->ssl);	/* frees its end of the pair */
 	BIO_free(t->net);
-	rill_tls_ctx_free(t->ctx);
+	rill__tls_ctx_unref(t->ctx);
 	OPENSSL_free(t->subject);
 	free(t->alpn);
 	free(t);
@@ -349,7 +339,7 @@ static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
 	if (!t)
 		return NULL;
 	t->c = c;
-	rill__list_init(&t->waiters);
+	rill__waitq_init(&t->waiters);
 	t->ssl = SSL_new(ctx->ssl_ctx);
 	if (!t->ssl || BIO_new_bio_pair(&inner, RILL_TLS_PAIR_SIZE, &t->net,
 					RILL_TLS_PAIR_SIZE) != 1) {
@@ -362,26 +352,14 @@ static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
 	return t;
 }
 
-static void tls_wait_interrupt(struct rill__wait *w, int reason)
-{
-	rill__list_del(&w->link);
-	rill__wake(w->task, reason);
-}
-
 /* Waits for the handshake, at most timeout (0: 60 s). */
 static int tls_wait(struct tls_conn *t, rill_time timeout)
 {
 	rill_time saved = rill_deadline_push(timeout ? timeout : RILL_TLS_HANDSHAKE_DEFAULT);
 	int err = 0;
 
-	while (!t->done && !t->failed && err == 0) {
-		struct rill__wait w = { .interrupt = tls_wait_interrupt,
-					.until = RILL_TIME_NEVER };
-
-		rill__list_init(&w.link);
-		rill__list_add_tail(&t->waiters, &w.link);
-		err = rill__park(&w);
-	}
+	while (!t->done && !t->failed && err == 0)
+		err = rill__waitq_park(&t->waiters);
 	rill_deadline_pop(saved);
 	if (t->failed)
 		return t->err;
@@ -469,16 +447,11 @@ static int tls_server(struct rill__conn *c, rill_tls_ctx *ctx, rill_time handsha
 
 /* ---- public entry points ------------------------------------------- */
 
-static rill_tls_ctx *ctx_ref(rill_tls_ctx *ctx)
-{
-	return rill__tls_ctx_ref(ctx);
-}
-
 static const struct rill__tls_hooks hooks = {
 	.client = tls_client,
 	.server = tls_server,
-	.ctx_ref = ctx_ref,
-	.ctx_unref = rill_tls_ctx_free,
+	.ctx_ref = rill__tls_ctx_ref,
+	.ctx_unref = rill__tls_ctx_unref,
 };
 
 void rill_tls_init(void)
@@ -492,7 +465,8 @@ __attribute__((constructor)) static void tls_autoinit(void)
 	rill_tls_init();
 }
 
-/* start_tls waits for what the writer queued in plain to go first. */
+/* start_tls waits for what the writer queued in plain to go first: the
+ * writer wakes its flushed queue once it has. */
 static int start_check(rill_writer *w, struct rill__conn **cp)
 {
 	struct rill__conn *c;
@@ -504,8 +478,8 @@ static int start_check(rill_writer *w, struct rill__conn **cp)
 		return rill__tls_error_str(RILL_ESTATE, "the connection already runs TLS");
 	if (c->closing || c->lost)
 		return -ECONNRESET;
-	while (c->writer.qlen || c->writer.sending) {
-		int err = rill_sleep_ms(1);
+	while (w->qlen || w->sending) {
+		int err = rill__waitq_park(&w->flushed);
 
 		if (err < 0)
 			return err;
@@ -517,25 +491,26 @@ static int start_check(rill_writer *w, struct rill__conn **cp)
 int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostname,
 		   const rill_tls_timeouts *timeouts)
 {
+	rill_tls_timeouts t = RILL_TLS_TIMEOUTS_INIT;
 	struct rill__conn *c = NULL;
-	int err = start_check(w, &c);
+	int err = rill__options_load(&t, sizeof(t), timeouts, "rill_tls_timeouts");
 
-	if (err < 0)
+	if (err < 0 || (err = start_check(w, &c)) < 0)
 		return err;
-	return tls_client(c, ctx, server_hostname, timeouts ? timeouts->handshake : 0,
-			  timeouts ? timeouts->shutdown : 0);
+	return tls_client(c, ctx, server_hostname, t.handshake, t.shutdown);
 }
 
 int rill_start_tls_server(rill_writer *w, rill_tls_ctx *ctx,
 			  const rill_tls_timeouts *timeouts)
 {
+	rill_tls_timeouts t = RILL_TLS_TIMEOUTS_INIT;
 	struct rill__conn *c = NULL;
 	int err;
 
 	if (!ctx)
 		return -EINVAL;
-	if ((err = start_check(w, &c)) < 0)
+	if ((err = rill__options_load(&t, sizeof(t), timeouts, "rill_tls_timeouts")) < 0 ||
+	    (err = start_check(w, &c)) < 0)
 		return err;
-	return tls_server(c, ctx, timeouts ? timeouts->handshake : 0,
-			  timeouts ? timeouts->shutdown : 0);
+	return tls_server(c, ctx, t.handshake, t.shutdown);
 }

@@ -17,6 +17,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,6 +29,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "../bench.h"
 
 /* 64 KiB: the read size every peer and rill use, so all make the same syscalls. */
 #define READ_SIZE (64 * 1024)
@@ -333,14 +336,15 @@ static void serve(int lfd)
 	}
 }
 
-static void usage(const char *prog)
-{
-	fprintf(stderr, "usage: %s --port P [--host H] [--mode echo|sink|http]\n",
-		prog);
-	exit(2);
-}
+#define USAGE "epoll_echo --port P [--host H] [--mode echo|sink|http]"
+#define OPTIONS \
+	"  --port P          listen on port P (0: any free port)\n" \
+	"  --host H          listen on address H (default 127.0.0.1)\n" \
+	"  --mode M          echo: write back what arrives (default);\n" \
+	"                    sink: read and discard; http: HTTP/1.1 keep-alive\n" \
+	"  -h, --help        print this and exit\n"
 
-static enum mode parse_mode(const char *s, const char *prog)
+static enum mode parse_mode(const char *s)
 {
 	if (!strcmp(s, "echo"))
 		return MODE_ECHO;
@@ -348,27 +352,56 @@ static enum mode parse_mode(const char *s, const char *prog)
 		return MODE_SINK;
 	if (!strcmp(s, "http"))
 		return MODE_HTTP;
-	usage(prog);
-	return MODE_ECHO;
+	fprintf(stderr, "%s: --mode is echo, sink or http, not '%s'\n",
+		program_invocation_name, s);
+	bench_usage_error(USAGE);
+}
+
+/* The port stays a string, for getaddrinfo. */
+static const char *parse_args(int argc, char **argv, const char **host)
+{
+	static const struct option longopts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	const char *port = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			bench_int(USAGE, "--port", optarg, 0, 65535);
+			port = optarg;
+			break;
+		case 'H':
+			*host = optarg;
+			break;
+		case 'm':
+			mode = parse_mode(optarg);
+			break;
+		case 'h':
+			bench_help(USAGE, OPTIONS);
+		default:
+			bench_usage_error(USAGE);
+		}
+	}
+	bench_no_operands(USAGE, argc, argv, optind);
+	if (!port) {
+		fprintf(stderr, "%s: --port is required\n", program_invocation_name);
+		bench_usage_error(USAGE);
+	}
+	return port;
 }
 
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *port = NULL;
+	const char *host = "127.0.0.1", *port;
 	int lfd, sfd;
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--port"))
-			port = argv[i + 1];
-		else if (!strcmp(argv[i], "--host"))
-			host = argv[i + 1];
-		else if (!strcmp(argv[i], "--mode"))
-			mode = parse_mode(argv[i + 1], argv[0]);
-		else
-			usage(argv[0]);
-	}
-	if (!port || argc % 2 == 0)
-		usage(argv[0]);
+	port = parse_args(argc, argv, &host);
 	sfd = signal_open();
 	lfd = listen_on(host, port);
 	epfd = epoll_create1(EPOLL_CLOEXEC);

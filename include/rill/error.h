@@ -12,6 +12,10 @@
 
 #include "rill/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum rill_error {
 	/* Streams: asyncio.IncompleteReadError and LimitOverrunError. */
 	RILL_EINCOMPLETE = -5001,	/* EOF before the read could finish */
@@ -52,5 +56,9 @@ RILL_API const char *rill_err_name(int code);
  * a RILL_ETLS* code. Empty string when there is none. Borrowed: valid until
  * the next rill call on this thread that sets it. */
 RILL_API const char *rill_error_detail(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,7 +9,13 @@
 #ifndef RILL_LOOP_H
 #define RILL_LOOP_H
 
+#include <stdbool.h>
+
 #include "rill/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct rill_loop rill_loop;
 
@@ -34,34 +40,50 @@ enum rill_feature {
 #define RILL_FEAT_MULTISHOT (RILL_FEAT_MULTISHOT_ACCEPT | RILL_FEAT_MULTISHOT_RECV)
 
 typedef struct rill_loop_options {
+	size_t size;		/* set by RILL_LOOP_OPTIONS_INIT (rill/common.h) */
 	unsigned sq_entries;	/* submission queue size; 0: 1024 */
 	unsigned cq_entries;	/* completion queue size; 0: 16 x sq_entries */
 	unsigned buf_count;	/* provided buffers, a power of two; 0: 512 */
 	unsigned buf_size;	/* bytes per provided buffer; 0: 16 KiB */
 	unsigned disable;	/* RILL_FEAT_* bits never to use */
-	size_t stack_size;	/* task stack size in bytes; 0: 256 KiB */
+	size_t stack_size;	/* task stack bytes, 16 KiB to 1 GiB; 0: 256 KiB */
+	/* rill_loop_new() installs a process-wide SIGSEGV handler, on an
+	 * alternate signal stack per loop thread, that names a task stack
+	 * overflow before the process dies (other faults go on to the handler
+	 * installed before it, or the default). true: leave signal handling
+	 * alone, for programs that own their handlers. */
+	bool no_signal_handler;
 } rill_loop_options;
+
+#define RILL_LOOP_OPTIONS_INIT RILL__INIT(rill_loop_options)
+#ifndef __cplusplus
+#define RILL_LOOP_OPTIONS(...) RILL__TEMP(rill_loop_options, __VA_ARGS__)
+#endif
 
 /* Creates a loop for the calling thread. opts may be NULL for defaults; it
  * is read during the call only. On success stores the loop in *loopp and
  * returns 0; the caller owns it and frees it with rill_loop_free() on this
- * thread. Fails with -EINVAL for bad options, -ENOMEM, or one of the
- * RILL_EURING_* codes when io_uring cannot be used here; then
- * rill_error_detail() names the cause and the fix. */
-RILL_API int rill_loop_new(rill_loop **loopp, const rill_loop_options *opts);
+ * thread. Fails with -EINVAL for bad options, -E2BIG (see rill/common.h),
+ * -ENOMEM, or one of the RILL_EURING_* codes when io_uring cannot be used
+ * here; then rill_error_detail() names the cause and the fix. */
+RILL_API int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp);
 
 /* Frees the loop. Tasks still alive are cancelled and run until they end,
- * so every completion lands before memory goes away. Must not be called
- * from inside a task of this loop. */
-RILL_API void rill_loop_free(rill_loop *loop);
+ * so every completion lands before memory goes away. Returns 0 (also for
+ * NULL), -EBUSY from inside a task or callback of the loop (it would free
+ * the stack it runs on), -EPERM from another thread; then nothing is
+ * freed. */
+RILL_API int rill_loop_free(rill_loop *loop);
 
 /* Runs the loop until rill_loop_stop() or until nothing is left that could
  * make progress (no task, no operation in flight, no timer). Returns 0, or
  * -EBUSY when the loop is already running, -EPERM from another thread. */
 RILL_API int rill_loop_run(rill_loop *loop);
 
-/* Makes rill_loop_run() return after the current iteration. Loop thread
- * only. */
+/* Makes rill_loop_run() return after the current iteration. Called before
+ * rill_loop_run(), that run makes one iteration, which does not wait for
+ * I/O, and returns (asyncio's stop() before run_forever()). Loop thread
+ * only; NULL is ignored. */
 RILL_API void rill_loop_stop(rill_loop *loop);
 
 /* The loop running on this thread (or the last one created on it); NULL if
@@ -80,7 +102,8 @@ RILL_API int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn,
 /* As above, from the loop's own thread; cheaper (no wake-up). */
 RILL_API int rill_loop_call_soon(rill_loop *loop, rill_callback fn, void *arg);
 
-/* The features this loop uses: probed, minus the disabled ones. */
+/* The features this loop uses: probed, minus the disabled ones (0 for
+ * NULL). */
 RILL_API unsigned rill_loop_features(const rill_loop *loop);
 
 /* The features the running kernel has (probed once per process). */
@@ -90,6 +113,7 @@ RILL_API unsigned rill_features_probe(void);
 RILL_API const char *rill_feature_name(unsigned feature);
 
 typedef struct rill_loop_stats {
+	size_t size;		/* set by RILL_LOOP_STATS_INIT */
 	uint64_t iterations;	/* loop iterations */
 	uint64_t enters;	/* io_uring_enter calls */
 	uint64_t sqes;		/* submission entries queued */
@@ -101,10 +125,18 @@ typedef struct rill_loop_stats {
 	uint64_t switches;	/* task context switches */
 } rill_loop_stats;
 
-/* Copies the loop's counters into *stats. */
-RILL_API void rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
+#define RILL_LOOP_STATS_INIT RILL__INIT(rill_loop_stats)
+
+/* Copies the loop's counters into *stats, as many as stats->size holds
+ * (start from RILL_LOOP_STATS_INIT). Returns 0, or -EINVAL for a NULL
+ * argument or a size of 0. */
+RILL_API int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
 
 /* Monotonic clock, in nanoseconds. */
 RILL_API rill_time rill_now(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -22,6 +22,10 @@
 #include "rill/common.h"
 #include "rill/loop.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct rill_reader rill_reader;
 typedef struct rill_writer rill_writer;
 typedef struct rill_server rill_server;
@@ -40,12 +44,13 @@ typedef struct rill_bytes {
 /* ---- open_connection ----------------------------------------------- */
 
 typedef struct rill_open_options {
+	size_t size;		/* set by RILL_OPEN_OPTIONS_INIT */
 	size_t limit;		/* reader buffer limit; 0: 64 KiB */
 	int family;		/* AF_INET, AF_INET6; 0: any */
 	int proto;		/* getaddrinfo proto; 0: any */
 	int flags;		/* getaddrinfo flags */
-	int sock;		/* adopt this connected socket (rill closes it);
-				 * 0: none (dup fd 0 first to adopt it) */
+	int sock;		/* adopt this connected socket (rill closes
+				 * it); -1: none */
 	const struct sockaddr *local_addr; /* bind before connecting */
 	socklen_t local_addrlen;
 	rill_time happy_eyeballs_delay;	/* RFC 8305 stagger; 0: one by one */
@@ -59,6 +64,13 @@ typedef struct rill_open_options {
 	rill_time ssl_handshake_timeout;	/* 0: 60 s */
 	rill_time ssl_shutdown_timeout;		/* 0: 30 s */
 } rill_open_options;
+
+#define RILL_OPEN_OPTIONS_INIT RILL__INIT_SOCK(rill_open_options)
+#ifndef __cplusplus
+/* To adopt a socket, start from RILL_OPEN_OPTIONS_INIT and assign .sock:
+ * giving .sock here overrides an initialiser, which -Wextra warns of. */
+#define RILL_OPEN_OPTIONS(...) RILL__TEMP(rill_open_options, .sock = -1, __VA_ARGS__)
+#endif
 
 /* Connects to host:port (names resolved off the loop thread; numeric
  * addresses are not resolved) and stores the new reader and writer. opts
@@ -128,17 +140,20 @@ RILL_API ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out);
 /* Drops n buffered bytes (n <= what peek showed). */
 RILL_API void rill_reader_consume(rill_reader *r, size_t n);
 
-/* Details of the last RILL_EINCOMPLETE / RILL_ELIMIT; borrowed. */
+/* Details of the last RILL_EINCOMPLETE / RILL_ELIMIT; borrowed. For a NULL
+ * reader, a static all-zero record. */
 RILL_API const rill_read_error *rill_reader_error_info(const rill_reader *r);
 
+/* true once EOF was seen and the buffer is empty; true for NULL too. */
 RILL_API bool rill_reader_at_eof(const rill_reader *r);
+/* The exception set on the reader, or 0; -EINVAL for NULL. */
 RILL_API int rill_reader_exception(const rill_reader *r);
 /* Every later read returns err (negative), even with data buffered. */
 RILL_API void rill_reader_set_exception(rill_reader *r, int err);
 /* Adds bytes to the buffer as if received. Returns 0 or -ENOMEM. */
 RILL_API int rill_reader_feed_data(rill_reader *r, const void *p, size_t n);
 RILL_API void rill_reader_feed_eof(rill_reader *r);
-/* Buffered bytes. */
+/* Buffered bytes (0 for NULL). */
 RILL_API size_t rill_reader_buffered(const rill_reader *r);
 
 /* A reader with no connection (asyncio's StreamReader()): fed by the
@@ -170,12 +185,15 @@ RILL_API int rill_writer_drain(rill_writer *w);
 
 /* set_write_buffer_limits(high, low), -1 for None: with only low, high =
  * 4 x low; with only high, low = high / 4; neither: 64 KiB and 16 KiB.
- * -EINVAL unless high >= low >= 0. */
+ * -EINVAL unless high >= low >= 0, for other negative values, and for a
+ * low whose 4 x low would not fit. */
 RILL_API int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 						 ssize_t low);
+/* get_write_buffer_limits(): the marks in force, high first as for set
+ * (0 and 0 for a NULL writer). */
 RILL_API void rill_writer_get_write_buffer_limits(const rill_writer *w,
-						  size_t *low, size_t *high);
-/* Bytes queued and not yet sent. */
+						  size_t *high, size_t *low);
+/* Bytes queued and not yet sent (0 for NULL). */
 RILL_API size_t rill_writer_get_write_buffer_size(const rill_writer *w);
 
 /* write_eof(): shuts the write side down once the queue is sent. Returns
@@ -186,6 +204,7 @@ RILL_API bool rill_writer_can_write_eof(const rill_writer *w);
 /* close(): idempotent, never blocks. Stops reading, sends what is queued,
  * then closes the socket. */
 RILL_API void rill_writer_close(rill_writer *w);
+/* Whether close() or a lost connection has begun closing; true for NULL. */
 RILL_API bool rill_writer_is_closing(const rill_writer *w);
 /* Waits until the socket is really closed. Repeatable. Returns 0 or
  * -ECANCELED / -ETIMEDOUT. Task only. */
@@ -205,7 +224,10 @@ RILL_API rill_reader *rill_writer_reader(rill_writer *w);
 
 /* Releases the connection, reader and writer both: closes it if still
  * open (queued data is still sent), and frees it once the socket is
- * closed. w and its reader are invalid after the call. */
+ * closed. w and its reader are invalid after the call.
+ * Called on the writer a server callback borrows, it closes the
+ * connection instead and says so through the log hook. Called again on a
+ * freed writer, rill aborts with a message naming the misuse. */
 RILL_API void rill_writer_free(rill_writer *w);
 
 /* ---- start_server -------------------------------------------------- */
@@ -222,10 +244,11 @@ typedef int (*rill_client_connected_fn)(rill_reader *r, rill_writer *w,
 #define RILL_OFF (-1)
 
 typedef struct rill_server_options {
+	size_t size;		/* set by RILL_SERVER_OPTIONS_INIT */
 	size_t limit;		/* reader limit per connection; 0: 64 KiB */
 	int family;		/* 0: every family of the host */
 	int flags;		/* getaddrinfo flags */
-	int sock;		/* adopt this listening socket; 0: none */
+	int sock;		/* adopt this listening socket; -1: none */
 	int backlog;		/* 0: 100 */
 	int reuse_address;	/* default on */
 	int reuse_port;		/* default off */
@@ -244,6 +267,13 @@ typedef struct rill_server_options {
 } rill_server_options;
 
 #define RILL_THREADS_PER_CPU (-1)
+
+#define RILL_SERVER_OPTIONS_INIT RILL__INIT_SOCK(rill_server_options)
+#ifndef __cplusplus
+/* As RILL_OPEN_OPTIONS(): assign .sock to a RILL_SERVER_OPTIONS_INIT
+ * struct instead. */
+#define RILL_SERVER_OPTIONS(...) RILL__TEMP(rill_server_options, .sock = -1, __VA_ARGS__)
+#endif
 
 /* Listens on host:port (NULL or "": every interface, one socket per
  * family; port 0: a free port, the same one for every socket) and calls
@@ -282,7 +312,9 @@ RILL_API void rill_server_close_clients(rill_server *s);
 RILL_API void rill_server_abort_clients(rill_server *s);
 /* Waits until the server is closed and every connection has ended. */
 RILL_API int rill_server_wait_closed(rill_server *s);
-/* Closes, aborts the clients and frees the server once they are gone. */
+/* Closes, aborts the clients and frees the server once they are gone.
+ * A task waiting in serve_forever() or wait_closed() on it returns first
+ * (as after rill_server_close()); the server goes after that. */
 RILL_API void rill_server_free(rill_server *s);
 
 /* ---- logging ------------------------------------------------------- */
@@ -292,5 +324,9 @@ typedef void (*rill_log_fn)(int level, const char *msg, void *arg);
 /* Replaces the log hook (default: "rill: warning: ..." on stderr); NULL
  * restores the default. Process-wide. */
 RILL_API void rill_set_log_handler(rill_log_fn fn, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -17,20 +17,27 @@
 #include "rill/loop.h"
 #include "rill/task.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- threads with a loop each -------------------------------------- */
 
 typedef struct rill_thread rill_thread;
 
 /* Starts a thread with a loop of its own (opts may be NULL) running
  * fn(arg) in a task until it returns; cpu >= 0 pins the thread to that
- * CPU. The caller owns the handle: rill_thread_join(). arg is borrowed
- * until fn returns. Returns 0, -EINVAL, -ENOMEM, or a rill_loop_new()
- * error of the new thread. */
-RILL_API int rill_thread_start(rill_thread **threadp, const rill_loop_options *opts,
-			       int cpu, rill_task_fn fn, void *arg);
+ * CPU (-1: not pinned). The caller owns the handle: rill_thread_join().
+ * arg is borrowed until fn returns. Returns 0, -EINVAL (a CPU the machine
+ * does not have, or one the thread may not run on), -ENOMEM, or a
+ * rill_loop_new() error of the new thread, whose rill_error_detail() is
+ * carried to the caller's thread. */
+RILL_API int rill_thread_start(const rill_loop_options *opts, int cpu,
+			       rill_task_fn fn, void *arg, rill_thread **threadp);
 
 /* The thread's loop: valid until rill_thread_join() returns. Pass it to
- * rill_loop_call_soon_threadsafe() to run code on that thread. */
+ * rill_loop_call_soon_threadsafe() to run code on that thread. NULL for a
+ * NULL thread. */
 RILL_API rill_loop *rill_thread_loop(const rill_thread *t);
 
 /* Waits for the thread's task to return and its loop to be freed, stores
@@ -50,9 +57,11 @@ typedef struct rill_event rill_event;
  * task waits on it. */
 RILL_API int rill_event_new(rill_event **evp);
 RILL_API void rill_event_free(rill_event *ev);
-/* Sets the event and wakes every task waiting on it, on any loop. */
+/* Sets the event and wakes every task waiting on it, on any loop. NULL is
+ * ignored, by clear too. */
 RILL_API void rill_event_set(rill_event *ev);
 RILL_API void rill_event_clear(rill_event *ev);
+/* false for NULL. */
 RILL_API bool rill_event_is_set(const rill_event *ev);
 /* Waits until the event is set. Returns 0, -ECANCELED or -ETIMEDOUT. */
 RILL_API int rill_event_wait(rill_event *ev);
@@ -74,8 +83,14 @@ RILL_API int rill_queue_try_put(rill_queue *q, void *item);
 RILL_API int rill_queue_get(rill_queue *q, void **itemp);
 /* Any thread: 0, -EAGAIN when empty, RILL_ECLOSED when closed and empty. */
 RILL_API int rill_queue_try_get(rill_queue *q, void **itemp);
-/* No more puts; getters drain what is left, then get RILL_ECLOSED. */
+/* No more puts; getters drain what is left, then get RILL_ECLOSED. NULL is
+ * ignored. */
 RILL_API void rill_queue_close(rill_queue *q);
+/* Items queued (0 for NULL). */
 RILL_API size_t rill_queue_len(const rill_queue *q);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,8 +14,14 @@
 #ifndef RILL_TASK_H
 #define RILL_TASK_H
 
+#include <stdbool.h>
+
 #include "rill/common.h"
 #include "rill/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct rill_task rill_task;
 
@@ -35,8 +41,12 @@ RILL_API int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg,
  * NULL) and frees the handle. Inside a task it suspends the caller; outside
  * any task, on the loop's thread, it runs the loop until the task ends.
  * Returns 0, or -ECANCELED / -ETIMEDOUT when the waiting task is cancelled
- * or times out (the handle then stays valid and owned by the caller), or
- * -EINVAL for a detached task or a task joining itself. */
+ * or times out (the handle then stays valid and owned by the caller),
+ * -EINVAL for a detached task or a task joining itself, or -EBUSY while
+ * another task is joining it. A handle already joined or detached must not
+ * be used again: rill aborts with a message naming the misuse when it can
+ * tell (soon after the hand-back), as it does for cancel, detach and
+ * done. */
 RILL_API int rill_task_join(rill_task *task, int *resultp);
 
 /* Gives up the handle: the task runs on and frees itself when done. */
@@ -47,8 +57,8 @@ RILL_API void rill_task_detach(rill_task *task);
  * with result -ECANCELED. Returns 0, or -ESRCH when it has already ended. */
 RILL_API int rill_task_cancel(rill_task *task);
 
-/* Whether the task has ended. */
-RILL_API int rill_task_done(const rill_task *task);
+/* Whether the task has ended; true for NULL. */
+RILL_API bool rill_task_done(const rill_task *task);
 
 /* The task running now, or NULL outside tasks. */
 RILL_API rill_task *rill_task_current(void);
@@ -72,11 +82,15 @@ RILL_API void rill_deadline_pop(rill_time saved);
 
 /* Whether the current task's deadline has passed: true after a wait
  * returned -ETIMEDOUT because of it. */
-RILL_API int rill_deadline_expired(void);
+RILL_API bool rill_deadline_expired(void);
 
 /* The asyncio.run() of rill: creates a loop with default options, runs
  * fn(arg) in a task until it ends, frees the loop. Stores the task's
  * result in *resultp (may be NULL). Returns 0 or a rill_loop_new() error. */
 RILL_API int rill_run(rill_task_fn fn, void *arg, int *resultp);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -23,7 +23,12 @@
 #include "rill/common.h"
 #include "rill/stream.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct rill_tls_options {
+	size_t size;		/* set by RILL_TLS_OPTIONS_INIT */
 	/* Certificate chain and key (PEM): a server's, or a client's for
 	 * client-certificate authentication. */
 	const char *cert_file;
@@ -40,6 +45,11 @@ typedef struct rill_tls_options {
 	const char *const *alpn;
 	size_t nalpn;
 } rill_tls_options;
+
+#define RILL_TLS_OPTIONS_INIT RILL__INIT(rill_tls_options)
+#ifndef __cplusplus
+#define RILL_TLS_OPTIONS(...) RILL__TEMP(rill_tls_options, __VA_ARGS__)
+#endif
 
 typedef struct rill_tls_ctx rill_tls_ctx;
 
@@ -61,16 +71,23 @@ RILL_API int rill_tls_ctx_new_server(const rill_tls_options *opts,
 				     rill_tls_ctx **ctxp);
 
 /* Drops the caller's reference; the context lives on while connections
- * use it. */
+ * use it. A second call for the same context is a misuse: rill aborts
+ * with a message naming it. NULL is ignored. */
 RILL_API void rill_tls_ctx_free(rill_tls_ctx *ctx);
 
 /* The OpenSSL reason behind this thread's last RILL_ETLS* code, or "". */
 RILL_API const char *rill_tls_last_error(void);
 
 typedef struct rill_tls_timeouts {
+	size_t size;		/* set by RILL_TLS_TIMEOUTS_INIT */
 	rill_time handshake;	/* 0: 60 s */
 	rill_time shutdown;	/* 0: 30 s */
 } rill_tls_timeouts;
+
+#define RILL_TLS_TIMEOUTS_INIT RILL__INIT(rill_tls_timeouts)
+#ifndef __cplusplus
+#define RILL_TLS_TIMEOUTS(...) RILL__TEMP(rill_tls_timeouts, __VA_ARGS__)
+#endif
 
 /* asyncio's start_tls: upgrades the connection of w in place to TLS as
  * the client side with ctx (NULL: a default client context), and waits
@@ -86,5 +103,9 @@ RILL_API int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx,
 /* As rill_start_tls() for the server side, with a server context. */
 RILL_API int rill_start_tls_server(rill_writer *w, rill_tls_ctx *ctx,
 				   const rill_tls_timeouts *timeouts);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -86,7 +86,7 @@ static int case_threadsafe_calls(void)
 	pthread_t th[POSTERS];
 	rill_task *t;
 
-	CHECK(rill_loop_new(&p.loop, NULL) == 0);
+	CHECK(rill_loop_new(NULL, &p.loop) == 0);
 	CHECK(rill_spawn(p.loop, wait_posts, &p, &t) == 0);
 	for (int i = 0; i < POSTERS; i++) {
 		ps[i] = (struct poster){ &p, i };
@@ -141,11 +141,11 @@ static int case_queue(void)
 	CHECK(rill_queue_new(16, &q) == 0);
 	for (int i = 0; i < 2; i++) {
 		cons[i].q = q;
-		CHECK(rill_thread_start(&ct[i], NULL, -1, q_consumer, &cons[i]) == 0);
+		CHECK(rill_thread_start(NULL, -1, q_consumer, &cons[i], &ct[i]) == 0);
 	}
 	for (int i = 0; i < 3; i++) {
 		prod[i] = (struct qcase){ .q = q, .id = i };
-		CHECK(rill_thread_start(&pt[i], NULL, -1, q_producer, &prod[i]) == 0);
+		CHECK(rill_thread_start(NULL, -1, q_producer, &prod[i], &pt[i]) == 0);
 	}
 	for (int i = 0; i < 3; i++) {
 		CHECK(rill_thread_join(pt[i], &result) == 0);
@@ -195,7 +195,7 @@ static int case_event_cancel_race(void)
 
 		CHECK(rill_event_new(&ev) == 0);
 		for (int i = 0; i < 2; i++)
-			CHECK(rill_thread_start(&th[i], NULL, -1, ev_loop, ev) == 0);
+			CHECK(rill_thread_start(NULL, -1, ev_loop, ev, &th[i]) == 0);
 		rill_event_set(ev);
 		for (int i = 0; i < 2; i++) {
 			CHECK(rill_thread_join(th[i], &result) == 0);
@@ -244,7 +244,7 @@ static int group_main(void *arg)
 
 	(void)arg;
 	if (rill_start_server(echo_cb, NULL, "127.0.0.1", 0,
-			      &(rill_server_options){ .threads = 2 }, &s) < 0)
+			      RILL_SERVER_OPTIONS(.threads = 2), &s) < 0)
 		return -1;
 	for (int i = 0; i < 40; i++)
 		rill_spawn(rill_loop_current(), one_client,

@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: MIT
+# Section-3 man pages: installed with the library, and checked by a test
+# (every exported function has a page, every page renders without a
+# warning). Included from the top-level CMakeLists.txt after the install
+# rules; uses its RILL_BUILD_TESTS, rill_fuzz and RILL_HAVE_TLS.
+
+file(GLOB RILL_MAN3_PAGES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/man/man3/*.3)
+install(FILES ${RILL_MAN3_PAGES} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+
+if(RILL_BUILD_TESTS AND NOT rill_fuzz)
+	set(rill_man_libs $<TARGET_FILE:rill>)
+	if(RILL_HAVE_TLS)
+		list(APPEND rill_man_libs $<TARGET_FILE:rill_tls>)
+	endif()
+	add_test(NAME man_pages_cover_exports
+		COMMAND bash ${PROJECT_SOURCE_DIR}/tests/check-man.sh ${rill_man_libs})
+	set_tests_properties(man_pages_cover_exports PROPERTIES
+		SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "build;doc")
+endif()

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* engine/pool.c: a small process-wide pool of threads for calls that
+ * block and have no io_uring form (getaddrinfo), as libuv's threadpool and
+ * asyncio's default executor run them. */
+#include <errno.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "engine/internal.h"
+
+/* At most this many lookups block at once, whatever the number of loops
+ * or tasks asking: a flood of connects to names cannot become a flood of
+ * threads. libuv uses 4 by default for the same reason. */
+#define RILL__POOL_THREADS 4
+
+enum { WORK_QUEUED, WORK_RUNNING, WORK_POSTED, WORK_ABANDONED };
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t more;
+	struct rill__list queue;
+	int threads, idle;
+	bool ready;
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER };
+
+/* On the loop thread: the answer of work that was not given up. */
+static void work_done(void *arg)
+{
+	struct rill__work *w = arg;
+	bool abandoned;
+
+	atomic_fetch_sub(&w->loop->foreign, 1);
+	pthread_mutex_lock(&pool.lock);
+	abandoned = w->state == WORK_ABANDONED;
+	pthread_mutex_unlock(&pool.lock);
+	if (abandoned)
+		w->drop(w);
+	else
+		w->done(w);
+}
+
+/* Hands finished work back to its loop, which stays alive for it: the loop
+ * counts it as foreign until work_done runs, and rill_loop_free() waits
+ * for that (it runs at the loop's next iteration). */
+static void work_post(struct rill__work *w)
+{
+	static const struct timespec pause = { .tv_nsec = 1000000 };
+
+	pthread_mutex_lock(&pool.lock);
+	if (w->state == WORK_ABANDONED) {
+		pthread_mutex_unlock(&pool.lock);
+		w->drop(w);
+		return;
+	}
+	w->state = WORK_POSTED;
+	atomic_fetch_add(&w->loop->foreign, 1);
+	pthread_mutex_unlock(&pool.lock);
+	while (rill_loop_call_soon_threadsafe(w->loop, work_done, w) < 0)
+		nanosleep(&pause, NULL);	/* -ENOMEM: the answer must arrive */
+}
+
+static void *pool_thread(void *arg)
+{
+	struct rill__work *w;
+
+	(void)arg;
+	pthread_mutex_lock(&pool.lock);
+	for (;;) {
+		pool.idle++;
+		while (rill__list_empty(&pool.queue))
+			pthread_cond_wait(&pool.more, &pool.lock);
+		pool.idle--;
+		w = rill__container_of(pool.queue.next, struct rill__work, link);
+		rill__list_del(&w->link);
+		w->state = WORK_RUNNING;
+		pthread_mutex_unlock(&pool.lock);
+		w->run(w);
+		work_post(w);
+		pthread_mutex_lock(&pool.lock);
+	}
+	return NULL;
+}
+
+/* Called with the lock held: one more thread if every one is busy. */
+static int pool_grow(void)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int err;
+
+	if (pool.idle > 0 || pool.threads >= RILL__POOL_THREADS)
+		return 0;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&th, &attr, pool_thread, NULL);
+	pthread_attr_destroy(&attr);
+	if (err)
+		return pool.threads ? 0 : -err;	/* the others will get to it */
+	pool.threads++;
+	return 0;
+}
+
+int rill__work_submit(rill_loop *loop, struct rill__work *w)
+{
+	int err;
+
+	w->loop = loop;
+	pthread_mutex_lock(&pool.lock);
+	if (!pool.ready) {
+		rill__list_init(&pool.queue);
+		pool.ready = true;
+	}
+	err = pool_grow();
+	if (err == 0) {
+		w->state = WORK_QUEUED;
+		rill__list_add_tail(&pool.queue, &w->link);
+		pthread_cond_signal(&pool.more);
+	}
+	pthread_mutex_unlock(&pool.lock);
+	return err;
+}
+
+void rill__work_abandon(struct rill__work *w)
+{
+	bool queued;
+
+	pthread_mutex_lock(&pool.lock);
+	queued = w->state == WORK_QUEUED;
+	if (queued)
+		rill__list_del(&w->link);
+	w->state = WORK_ABANDONED;
+	pthread_mutex_unlock(&pool.lock);
+	if (queued)
+		w->drop(w);
+}
