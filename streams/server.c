@@ -53,6 +53,7 @@ struct rill_server {
 	size_t armed;		/* acceptors not yet settled after stop */
 	struct rill__waitq waiters;	/* wait_closed, serve_forever */
 	rill_task *retry;	/* the pause after EMFILE */
+	bool exhausted;		/* said so once; quiet until an accept works */
 	struct rill__group *group;	/* threads: the loops doing the work */
 	rill_tls_ctx *tls;		/* a reference, for ssl= */
 	rill_time tls_handshake, tls_shutdown;
@@ -175,6 +176,10 @@ static void on_accept(void *ctx, int fd)
 	rill_server *s = l->server;
 
 	if (fd >= 0) {
+		if (s->exhausted) {
+			s->exhausted = false;
+			rill__log(RILL_LOG_INFO, "accepting again");
+		}
 		if (s->closed)
 			close(fd);
 		else
@@ -183,8 +188,12 @@ static void on_accept(void *ctx, int fd)
 	}
 	if (!accept_resource_error(fd) || s->retry)
 		return;		/* ECONNABORTED and the like: the next one */
-	rill__log(RILL_LOG_ERROR, "accept failed: %s; pausing accepting for 1 s",
-		  rill_strerror(fd));
+	/* One line per exhaustion, not one per retry: a server held at its
+	 * fd limit would otherwise log every second for as long as it lasts. */
+	if (!s->exhausted)
+		rill__log(RILL_LOG_ERROR, "accept failed: %s; pausing accepting, "
+			  "retrying every second", rill_strerror(fd));
+	s->exhausted = true;
 	server_stop_accepting(s);
 	if (rill_spawn(s->loop, accept_retry_task, s, &s->retry) == 0)
 		rill_task_detach(s->retry);
