@@ -689,29 +689,41 @@ static inline void check_pat(const unsigned char *p, uint64_t off, size_t n)
 
 /* ---- an echo server short of fds: the test's side --------------------- */
 
-/* Forks a child running fd_limited_server(room) and waits for its port;
- * *ctlp is the test's end of the control socket. Returns the child. */
-static inline pid_t fd_limited_start(int room, int *ctlp, int *portp)
+/* Forks a child that runs fn(arg) with rill_run and exits with its result
+ * (1 if the loop did not run). A socketpair joins the two: the child's end
+ * is put in *child_end before the fork, the test's in *test_end. Returns
+ * the child. */
+static inline pid_t fork_task(rill_task_fn fn, void *arg, int *child_end, int *test_end)
 {
-	char buf[64];
 	int sv[2];
 	pid_t pid;
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	*child_end = sv[1];
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		struct fd_limited fl = { .ctl = sv[1], .room = room };
 		int result = 1;
 
 		close(sv[0]);
-		rill_run(fd_limited_server, &fl, &result);
+		rill_run(fn, arg, &result);
 		_exit(result);
 	}
 	close(sv[1]);
-	cr_assert_gt(read_line(sv[0], buf, sizeof(buf), 5000), 0, "no port from the child");
+	*test_end = sv[0];
+	return pid;
+}
+
+/* Forks a child running fd_limited_server(room) and waits for its port;
+ * *ctlp is the test's end of the control socket. Returns the child. */
+static inline pid_t fd_limited_start(int room, int *ctlp, int *portp)
+{
+	struct fd_limited fl = { .room = room };
+	pid_t pid = fork_task(fd_limited_server, &fl, &fl.ctl, ctlp);
+	char buf[64];
+
+	cr_assert_gt(read_line(*ctlp, buf, sizeof(buf), 5000), 0, "no port from the child");
 	*portp = atoi(buf);
-	*ctlp = sv[0];
 	return pid;
 }
 

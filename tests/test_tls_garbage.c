@@ -246,8 +246,6 @@ TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 	static unsigned char random_bytes[4096], hello[2048], oversized[64],
 		bad_record[64];
 	static const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
-		.ssl_handshake_timeout = HANDSHAKE_TIMEOUT };
 	struct tls_env e = { 0 };
 	size_t nhello = client_hello(hello, sizeof(hello));
 	uint32_t seed = 2463534242u;
@@ -283,7 +281,8 @@ TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 	};
 
 	rill_set_log_handler(log_hook, NULL);
-	tls_env_start(&e, echo_noted, NULL, &so);
+	tls_env_start(&e, echo_noted, NULL,
+		      RILL_SERVER_OPTIONS(.ssl_handshake_timeout = HANDSHAKE_TIMEOUT));
 	tls_env_connect(&e, &r, &w);
 	good_roundtrip(r, w, "the start");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {

@@ -63,15 +63,14 @@ TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 {
 	struct served seen = { 0 };
 	struct tls_env e = { 0 };
-	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
-		.ssl_handshake_timeout = 200 * MS };
 	rill_reader *sr, *r;
 	rill_writer *sw, *w;
 	rill_time t0;
 	char byte;
 	ssize_t n;
 
-	tls_env_start(&e, echo_served, &seen, &so);
+	tls_env_start(&e, echo_served, &seen,
+		      RILL_SERVER_OPTIONS(.ssl_handshake_timeout = 200 * MS));
 	/* A plain TCP client that never says a word. */
 	t0 = rill_now();
 	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, NULL, &sr, &sw), 0);
@@ -125,16 +124,15 @@ TASK_TEST(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout
 {
 	struct hold h = { 0 };
 	struct tls_env e = { 0 };
-	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
-		.server_hostname = "localhost", .ssl_shutdown_timeout = 1000 * MS };
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
 	rill_time t0;
 
 	tls_env_start(&e, read_and_hold, &h, NULL);
-	o.ssl_context = e.cctx;
-	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, &o, &r, &w), 0);
+	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, RILL_OPEN_OPTIONS(
+		.ssl_context = e.cctx, .server_hostname = "localhost",
+		.ssl_shutdown_timeout = 1000 * MS), &r, &w), 0);
 	cr_assert_eq(rill_writer_write(w, "hi\n", 3), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 3);
 	t0 = rill_now();
