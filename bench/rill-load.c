@@ -1300,7 +1300,7 @@ static int resolve(struct config *c)
 
 	if (err)
 		return fprintf(stderr, "rill-load: %s: %s\n", c->host, gai_strerror(err)), -1;
-	for (ai = res; ai; ai = ai->ai_next)
+	for (ai = res; ai; ai = ai->ai_next)	/* sin_port and sin6_port lie alike */
 		((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)c->port);
 	for (pick = res; pick && res->ai_next && !reachable(pick, timeout);)
 		pick = pick->ai_next;
