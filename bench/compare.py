@@ -228,7 +228,8 @@ def main():
 
 # ---------------------------------------------------- load generator: rill-load against wrk
 
-LOADGEN_CONNS = 50
+LOADGEN_CONNS = [10, 100]
+LOADGEN_CONNS_SHORT = [50]
 STALL_RATE = 1000
 
 
@@ -295,6 +296,13 @@ def median_of(results):
     return med
 
 
+def paired_ratio(row, key):
+    """rill-load over wrk, run by run (each pair ran back to back, so a
+    machine whose speed drifts between runs cancels out), then the median."""
+    pairs = zip(row["runs"]["rill-load"], row["runs"]["wrk"])
+    return statistics.median(r[key] / max(w[key], 1e-9) for r, w in pairs)
+
+
 def tls_files():
     """Throwaway test certificates (tests/tls_certs.sh), or None."""
     if not shutil.which("openssl"):
@@ -314,7 +322,8 @@ def load_generator(a):
     runs = a.runs or (1 if a.short else 5)
     server = servers(a.build)["rill"]
     certs = tls_files()
-    res = {"conns": LOADGEN_CONNS, "secs": secs, "rows": [], "stall": None}
+    res = {"conns": LOADGEN_CONNS_SHORT if a.short else LOADGEN_CONNS, "secs": secs, "runs": runs,
+           "rows": [], "stall": None}
     schemes = [("http", [], "http://127.0.0.1:%d/", [])]
     if certs:
         schemes.append(("https", ["--tls", os.path.join(certs, "server.pem"), os.path.join(certs, "server.key")],
@@ -328,18 +337,19 @@ def load_generator(a):
                 continue
             try:
                 url = url_fmt % srv.port
-                got = {"rill-load": [], "wrk": []}
-                for i in range(runs):
-                    order = ["rill-load", "wrk"] if i % 2 == 0 else ["wrk", "rill-load"]
-                    for tool in order:
-                        print("  load generator %-6s %-9s run %d ..." % (scheme, tool, i + 1), file=sys.stderr,
-                              flush=True)
-                        if tool == "wrk":
-                            got[tool].append(run_wrk(url, LOADGEN_CONNS, secs))
-                        else:
-                            got[tool].append(run_rill_load(a.build, url, LOADGEN_CONNS, secs, load_args))
-                res["rows"].append({"scheme": scheme, "results": {t: median_of(v) for t, v in got.items()},
-                                    "runs": got})
+                for conns in res["conns"]:
+                    got = {"rill-load": [], "wrk": []}
+                    for i in range(runs):
+                        order = ["rill-load", "wrk"] if i % 2 == 0 else ["wrk", "rill-load"]
+                        for tool in order:
+                            print("  load generator %-6s %4d conns %-9s run %d ..." % (scheme, conns, tool, i + 1),
+                                  file=sys.stderr, flush=True)
+                            if tool == "wrk":
+                                got[tool].append(run_wrk(url, conns, secs))
+                            else:
+                                got[tool].append(run_rill_load(a.build, url, conns, secs, load_args))
+                    res["rows"].append({"scheme": scheme, "conns": conns,
+                                        "results": {t: median_of(v) for t, v in got.items()}, "runs": got})
             finally:
                 srv.stop()
         res["stall"] = stall_latency(a, secs)
@@ -377,21 +387,22 @@ def stall_latency(a, secs):
 
 
 def load_generator_md(res):
-    lines = ["Load generator: rill-load http against wrk %s, both on CPU %s with 1 thread and %d connections, "
-             "against rill-echo-server --mode http on CPU %s; %d s runs, interleaved, medians of %d; client CPU "
-             "from /proc/PID/stat (user+system). Spread: max/min CPU per request over the runs." %
-             (wrk_version(), CLIENT_CPU, res["conns"], SERVER_CPU, res["secs"],
-              res["rows"][0]["results"]["wrk"]["runs"] if res["rows"] else 0), "",
-             "| scheme | client | requests/s | client CPU us/request | spread | p99 us | errors | "
+    lines = ["Load generator: rill-load http against wrk %s, both on CPU %s with 1 thread, against "
+             "rill-echo-server --mode http on CPU %s; %d s runs, interleaved, medians of %d; %s. Client CPU from "
+             "/proc/PID/stat (user+system); spread: max/min CPU per request over the runs; the ratios are medians "
+             "of the ratios of runs made back to back. wrk's p99 is after its own coordinated-omission correction "
+             "(stats_correct); rill-load's closed loop reports what it measured." %
+             (wrk_version(), CLIENT_CPU, SERVER_CPU, res["secs"], res["runs"], time.strftime("%Y-%m-%d")), "",
+             "| scheme | conns | client | requests/s | client CPU us/request | spread | p99 us | errors | "
              "rill-load / wrk CPU per request | rill-load / wrk rate |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in res["rows"]:
         rl, wrk = row["results"]["rill-load"], row["results"]["wrk"]
         for name, r in (("rill-load", rl), ("wrk", wrk)):
-            lines.append("| %s | %s | %.0f | %.2f | %.2f | %s | %d | %s | %s |" % (
-                row["scheme"], name, r["rate"], r["cpu_us_per_req"], r["spread"], fmt(r.get("p99_us")),
-                r["errors"], "%.2fx" % (rl["cpu_us_per_req"] / wrk["cpu_us_per_req"]) if name == "rill-load" else "-",
-                "%.2fx" % (rl["rate"] / wrk["rate"]) if name == "rill-load" else "-"))
+            lines.append("| %s | %d | %s | %.0f | %.2f | %.2f | %s | %d | %s | %s |" % (
+                row["scheme"], row["conns"], name, r["rate"], r["cpu_us_per_req"], r["spread"], fmt(r.get("p99_us")),
+                r["errors"], "%.2fx" % paired_ratio(row, "cpu_us_per_req") if name == "rill-load" else "-",
+                "%.2fx" % paired_ratio(row, "rate") if name == "rill-load" else "-"))
     st = res.get("stall")
     if st:
         lines += ["", "A server that stalls 200 ms once a second (bench/peers/http_stall.py, CPU %s), %d connections, "
