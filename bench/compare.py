@@ -363,7 +363,7 @@ def stall_latency(a, secs):
     """A server that stalls 200 ms once a second, at STALL_RATE requests/s
     open loop (rill-load --rate) against the closed loops of wrk and
     rill-load. Each rill-load also writes its percentile distribution."""
-    secs = max(secs, 5)
+    secs = 3 if a.short else max(secs, 5)  # a few stalls at least
     try:
         srv = Server([PY, os.path.join(ROOT, "bench", "peers", "http_stall.py")], "http")
     except RuntimeError as e:
