@@ -959,57 +959,52 @@ static int run_threads(struct config *cfg)
 
 /* ---- options ------------------------------------------------------------ */
 
-static const char usage_line[] =
-	"usage: rill-load http URL [options] | rill-load echo|bulk|connect|idle --port P [options]"
-	" | rill-load --help\n";
-
-static const char help_text[] =
-	"rill-load: a load generator on rill.\n"
-	"\n"
-	"  rill-load http URL [options]        HTTP/1.1 load on http:// or https:// URL\n"
-	"  rill-load echo|bulk|connect|idle --port P [options]\n"
-	"                                      rill's own echo benchmarks\n"
-	"\n"
-	"Load:\n"
-	"  -c, --connections N   connections (http: 10; echo, idle: 100; bulk: 1;\n"
-	"                        connect: tasks opening connections, 10)\n"
-	"  -D, --duration T      how long to run: 10, 10s, 500ms, 2m (default 5s)\n"
-	"  -t SECS               the same, in seconds (older spelling)\n"
-	"      --threads N       loops, one per thread, connections split evenly (1)\n"
-	"  -d, --depth N         requests (messages) in flight per connection: HTTP\n"
-	"                        pipelining (default 1)\n"
-	"  -R, --rate R          open loop: R requests/s in all, on a fixed schedule;\n"
-	"                        latency counts from when each request was due\n"
-	"  -n, --requests N      stop after N requests in all (http)\n"
-	"  -T, --timeout T       a response slower than T is a timeout error and its\n"
-	"                        connection is reopened (http; default 2s, 0: none)\n"
-	"\n"
-	"HTTP requests:\n"
-	"  -m, --method M        request method (GET; HEAD expects no body)\n"
-	"  -H, --header 'K: V'   add a header line; repeatable\n"
-	"  -b, --body TEXT       request body (Content-Length is added)\n"
-	"      --body-file FILE  request body from FILE\n"
-	"  -k, --insecure        https: do not verify the server's certificate\n"
-	"      --tls CAFILE      https: trust CAFILE (default: the system store);\n"
-	"                        echo modes: speak TLS, trusting CAFILE\n"
-	"\n"
-	"Echo modes:\n"
-	"      --host H          server address (127.0.0.1)\n"
-	"  -p, --port P          server port\n"
-	"  -s, --size N          message (bulk: write) size in bytes\n"
-	"\n"
-	"Output:\n"
-	"  -q, --quiet           no progress line each second\n"
-	"  -e, --max-errors N    exit 3 when there were more than N errors (0)\n"
-	"      --latency-file F  write the latency percentile distribution to F\n"
-	"                        (HdrHistogram text format, microseconds)\n"
-	"  -h, --help            this text\n"
-	"\n"
-	"Errors are counted by kind: connect, read (connection lost or closed with\n"
-	"requests unanswered), write, timeout, protocol (unparseable response),\n"
-	"non2xx (a response outside 200-299). The summary and one JSON line go to\n"
-	"stdout. Exit status: 0, 1 when the run could not start, 2 for bad usage,\n"
-	"3 when errors passed --max-errors.\n";
+#define USAGE "rill-load http URL [options]\n" \
+	"       rill-load echo|bulk|connect|idle --port P [options]"
+#define OPTIONS \
+	"http: HTTP/1.1 load on an http:// or https:// URL. echo, bulk, connect,\n" \
+	"idle: rill's own echo benchmarks (see bench/rill-load.c).\n" \
+	"\n" \
+	"Load:\n" \
+	"  -c, --connections N   connections (http: 10; echo, idle: 100; bulk: 1;\n" \
+	"                        connect: tasks opening connections, 10)\n" \
+	"  -D, --duration T      how long to run: 10, 10s, 500ms, 2m (default 5s)\n" \
+	"  -t SECS               the same, in seconds (older spelling)\n" \
+	"      --threads N       loops, one per thread, connections split evenly (1)\n" \
+	"  -d, --depth N         requests (messages) in flight per connection: HTTP\n" \
+	"                        pipelining (default 1)\n" \
+	"  -R, --rate R          open loop: R requests/s in all, on a fixed schedule;\n" \
+	"                        latency counts from when each request was due\n" \
+	"  -n, --requests N      stop after N requests in all (http)\n" \
+	"  -T, --timeout T       a response slower than T is a timeout error and its\n" \
+	"                        connection is reopened (http; default 2s, 0: none)\n" \
+	"\n" \
+	"HTTP requests:\n" \
+	"  -m, --method M        request method (GET; HEAD expects no body)\n" \
+	"  -H, --header 'K: V'   add a header line; repeatable\n" \
+	"  -b, --body TEXT       request body (Content-Length is added)\n" \
+	"      --body-file FILE  request body from FILE\n" \
+	"  -k, --insecure        https: do not verify the server's certificate\n" \
+	"      --tls CAFILE      https: trust CAFILE (default: the system store);\n" \
+	"                        echo modes: speak TLS, trusting CAFILE\n" \
+	"\n" \
+	"Echo modes:\n" \
+	"      --host H          server address (127.0.0.1)\n" \
+	"  -p, --port P          server port\n" \
+	"  -s, --size N          message (bulk: write) size in bytes\n" \
+	"\n" \
+	"Output:\n" \
+	"  -q, --quiet           no progress line each second\n" \
+	"  -e, --max-errors N    exit 3 when there were more than N errors (0)\n" \
+	"      --latency-file F  write the latency percentile distribution to F\n" \
+	"                        (HdrHistogram text format, microseconds)\n" \
+	"  -h, --help            print this and exit\n" \
+	"\n" \
+	"Errors are counted by kind: connect, read (connection lost or closed with\n" \
+	"requests unanswered), write, timeout, protocol (unparseable response),\n" \
+	"non2xx (a response outside 200-299). The summary and one JSON line go to\n" \
+	"stdout. Exit status: 0, 1 when the run could not start, 2 for bad usage,\n" \
+	"3 when errors passed --max-errors.\n"
 
 enum { OPT_THREADS = 256, OPT_TLS, OPT_HOST, OPT_BODY_FILE, OPT_LATENCY_FILE };
 
@@ -1038,27 +1033,11 @@ static const struct option long_options[] = {
 	{ 0 },
 };
 
+/* Bad usage, with what is wrong. */
 static _Noreturn void usage(const char *why)
 {
-	if (why)
-		fprintf(stderr, "rill-load: %s\n", why);
-	fputs(usage_line, stderr);
-	exit(2);
-}
-
-/* A whole number in [min, max], or usage. */
-static long long parse_int(const char *s, long long min, long long max, const char *what)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max) {
-		fprintf(stderr, "rill-load: %s: bad value '%s'\n", what, s);
-		usage(NULL);
-	}
-	return v;
+	fprintf(stderr, "%s: %s\n", program_invocation_name, why);
+	bench_usage_error(USAGE);
 }
 
 /* A duration in seconds: "10", "2.5s", "500ms", "100us", "2m", "1h". */
@@ -1076,8 +1055,8 @@ static double parse_duration(const char *s, const char *what)
 		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
 			if (!strcmp(end, units[i].unit))
 				return v * units[i].secs;
-	fprintf(stderr, "rill-load: %s: bad duration '%s'\n", what, s);
-	usage(NULL);
+	fprintf(stderr, "%s: %s: bad duration '%s'\n", program_invocation_name, what, s);
+	bench_usage_error(USAGE);
 }
 
 static char *read_file(const char *path, size_t *lenp)
@@ -1112,19 +1091,19 @@ static enum mode parse_mode(const char *s)
 	for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
 		if (!strcmp(s, mode_names[i]))
 			return (enum mode)i;
-	fprintf(stderr, "rill-load: unknown mode '%s'\n", s);
-	usage(NULL);
+	fprintf(stderr, "%s: unknown mode '%s'\n", program_invocation_name, s);
+	bench_usage_error(USAGE);
 }
 
 static void parse_option(struct config *c, int opt, const char *v, bool *body_file)
 {
 	switch (opt) {
-	case 'c': c->conns = (int)parse_int(v, 1, 1000000, "--connections"); break;
+	case 'c': c->conns = (int)bench_int(USAGE, "--connections", v, 1, 1000000); break;
 	case 'D': case 't': c->secs = parse_duration(v, "--duration"); break;
-	case OPT_THREADS: c->threads = (int)parse_int(v, 1, 1024, "--threads"); break;
-	case 'd': c->depth = (int)parse_int(v, 1, 1 << 20, "--depth"); break;
-	case 'R': c->rate = (double)parse_int(v, 1, 100000000, "--rate"); break;
-	case 'n': c->requests = (uint64_t)parse_int(v, 1, INT64_MAX, "--requests"); break;
+	case OPT_THREADS: c->threads = (int)bench_int(USAGE, "--threads", v, 1, 1024); break;
+	case 'd': c->depth = (int)bench_int(USAGE, "--depth", v, 1, 1 << 20); break;
+	case 'R': c->rate = (double)bench_int(USAGE, "--rate", v, 1, 100000000); break;
+	case 'n': c->requests = (uint64_t)bench_int(USAGE, "--requests", v, 1, INT64_MAX); break;
 	case 'T': c->timeout = (rill_time)(parse_duration(v, "--timeout") * 1e9); break;
 	case 'm': c->method = v; break;
 	case 'H':
@@ -1137,43 +1116,41 @@ static void parse_option(struct config *c, int opt, const char *v, bool *body_fi
 	case 'k': c->insecure = true; break;
 	case OPT_TLS: c->cafile = v; break;
 	case OPT_HOST: c->host = v; break;
-	case 'p': c->port = (int)parse_int(v, 1, 65535, "--port"); break;
-	case 's': c->size = (int)parse_int(v, 1, 1 << 30, "--size"); break;
+	case 'p': c->port = (int)bench_int(USAGE, "--port", v, 1, 65535); break;
+	case 's': c->size = (int)bench_int(USAGE, "--size", v, 1, 1 << 30); break;
 	case 'q': c->quiet = 1; break;
-	case 'e': c->max_errors = (uint64_t)parse_int(v, 0, INT64_MAX, "--max-errors"); break;
+	case 'e': c->max_errors = (uint64_t)bench_int(USAGE, "--max-errors", v, 0, INT64_MAX); break;
 	case OPT_LATENCY_FILE: c->latency_file = v; break;
-	case 'h': fputs(help_text, stdout); exit(0);
-	default: usage(NULL);
+	case 'h': bench_help(USAGE, OPTIONS);
+	default: bench_usage_error(USAGE);
 	}
 }
 
-/* Mode defaults, then the options, then the checks between them. */
+/* The options (anywhere: GNU getopt moves the operands to the end, and no
+ * option here takes two arguments), the mode and URL, the mode's defaults
+ * for what was not given, then the checks between them. */
 static void parse_args(int argc, char **argv, struct config *c)
 {
 	bool body_file = false;
 	int opt;
 
-	/* The mode comes first; options may follow in any order. */
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-		parse_option(c, 'h', NULL, &body_file);
-	if (argc < 2 || argv[1][0] == '-')
-		usage(NULL);
-	c->mode = parse_mode(argv[1]);
-	if (c->mode == MODE_BULK)
-		c->size = 65536, c->conns = 1;
-	else if (c->mode == MODE_CONNECT || c->mode == MODE_HTTP)
-		c->conns = 10;
-	optind = 2;
 	while ((opt = getopt_long(argc, argv, "c:D:t:d:R:n:T:m:H:b:kp:s:qe:h",
 				  long_options, NULL)) != -1)
 		parse_option(c, opt, optarg, &body_file);
+	if (optind >= argc)
+		usage("which load: http, echo, bulk, connect or idle?");
+	c->mode = parse_mode(argv[optind++]);
 	if (c->mode == MODE_HTTP) {
-		if (optind != argc - 1)
-			usage("http needs one URL");
-		c->url = argv[optind];
-	} else if (optind != argc) {
-		usage("unexpected argument");
+		if (optind >= argc)
+			usage("http needs a URL");
+		c->url = argv[optind++];
 	}
+	bench_no_operands(USAGE, argc, argv, optind);
+	if (!c->conns)
+		c->conns = c->mode == MODE_BULK ? 1 : c->mode == MODE_CONNECT ||
+			   c->mode == MODE_HTTP ? 10 : 100;
+	if (!c->size)
+		c->size = c->mode == MODE_BULK ? 65536 : 64;
 	if (c->mode != MODE_HTTP && !c->port)
 		usage("--port is needed");
 	if (c->secs <= 0 || c->secs > 24 * 3600)
@@ -1183,7 +1160,7 @@ static void parse_args(int argc, char **argv, struct config *c)
 	if (c->mode != MODE_HTTP && (c->rate > 0 || c->requests || c->nheaders || c->body))
 		usage("--rate, --requests, --header and --body are for http");
 	if (body_file && !(c->body = read_file(c->body, &c->body_len))) {
-		fprintf(stderr, "rill-load: --body-file: %s\n", strerror(errno));
+		fprintf(stderr, "%s: --body-file: %s\n", program_invocation_name, strerror(errno));
 		exit(2);
 	}
 	c->body_file = body_file;
@@ -1349,7 +1326,7 @@ static void config_free(struct config *c)
 
 int main(int argc, char **argv)
 {
-	struct config cfg = { .host = "127.0.0.1", .conns = 100, .size = 64, .depth = 1,
+	struct config cfg = { .host = "127.0.0.1", .depth = 1,
 			      .secs = 5, .threads = 1, .method = "GET",
 			      .timeout = 2 * RILL_NSEC_PER_SEC };
 	int result;

@@ -891,18 +891,19 @@ Test(bench_load, help_usage_and_bad_options, .timeout = 60)
 
 	load(&r, 10000, "--help", NULL);
 	cr_assert_eq(exit_code(&r), 0);
+	cr_assert_eq(strncmp(r.out, "Usage: rill-load http URL", 25), 0, "%s", r.out);
 	cr_assert(strstr(r.out, "--rate"), "%s", r.out);
 	cr_assert(strstr(r.out, "--connections"), "%s", r.out);
 	cr_assert_str_eq(r.err, "");
 
 	load(&r, 10000, "http", "http://127.0.0.1:1/", "--no-such-option", NULL);
 	cr_assert_eq(exit_code(&r), 2);
-	cr_assert(strstr(r.err, "usage: rill-load"), "%s", r.err);
+	cr_assert(strstr(r.err, "Usage: rill-load"), "%s", r.err);
 	cr_assert_str_eq(r.out, "");
 
 	load(&r, 10000, "http", NULL);
 	cr_assert_eq(exit_code(&r), 2);
-	cr_assert(strstr(r.err, "usage: rill-load"), "%s", r.err);
+	cr_assert(strstr(r.err, "Usage: rill-load"), "%s", r.err);
 
 	load(&r, 10000, "http", "ftp://127.0.0.1/", NULL);
 	cr_assert_eq(exit_code(&r), 2, "%s", r.err);
@@ -916,6 +917,10 @@ Test(bench_load, help_usage_and_bad_options, .timeout = 60)
 
 	load(&r, 10000, "nosuchmode", NULL);
 	cr_assert_eq(exit_code(&r), 2);
+
+	load(&r, 10000, "http", "http://127.0.0.1:1/", "stray", NULL);
+	cr_assert_eq(exit_code(&r), 2);
+	cr_assert(strstr(r.err, "unexpected argument 'stray'"), "%s", r.err);
 
 	load(&r, 10000, "echo", "-c", "2", NULL);
 	cr_assert_eq(exit_code(&r), 2, "echo needs --port");
