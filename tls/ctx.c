@@ -236,6 +236,7 @@ static int ctx_options(const rill_tls_options *opts, rill_tls_options *o)
 
 int rill_tls_ctx_new_client(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 {
+	rill__detail_clear();
 	rill_tls_options copy;
 	const rill_tls_options *o = &copy;
 	rill_tls_ctx *ctx;
@@ -259,6 +260,7 @@ int rill_tls_ctx_new_client(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 
 int rill_tls_ctx_new_server(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 {
+	rill__detail_clear();
 	rill_tls_options copy;
 	const rill_tls_options *o = &copy;
 	rill_tls_ctx *ctx;
