@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* tls/transport.c: TLS as a transport under rill's streams.
  *
- * OpenSSL talks to a BIO pair instead of the socket: ciphertext the recv
- * brings is written into our end of the pair and SSL_read() turns it into
- * plaintext for the reader; plaintext the writer queued goes through
+ * OpenSSL talks to BIOs instead of the socket. Ciphertext the recv brings
+ * is read by OpenSSL straight out of the received bytes (a BIO that views
+ * them, so the one copy is into OpenSSL's record buffer), and SSL_read()
+ * decrypts it into the reader's buffer; plaintext the writer queued goes
+ * through
  * SSL_write() one record (16 KiB) at a time, and the records are sent
  * straight out of the pair's buffer, which never moves, so the payload is
  * copied once (by the encryption) and nothing is copied twice. The stream
@@ -20,6 +22,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,9 +32,11 @@
 #include "tls/tls.h"
 #include "rill/tls.h"
 
-/* Each direction of the BIO pair holds this much: several records, so
- * that encryption can run ahead of a send in flight. */
+/* The BIO pair carries the output: it holds this much, several records,
+ * so that encryption can run ahead of a send in flight. (Input does not
+ * go through it: see the view below; its input side is the smallest.) */
 #define RILL_TLS_PAIR_SIZE (256 * 1024)
+#define RILL_TLS_PAIR_UNUSED 512
 /* Plaintext per SSL_write: one full record. */
 #define RILL_TLS_RECORD (16 * 1024)
 #define RILL_TLS_HANDSHAKE_DEFAULT (60 * RILL_NSEC_PER_SEC)
@@ -44,6 +50,10 @@ struct tls_conn {
 	bool failed;
 	bool close_notify;	/* the peer's arrived */
 	int err;
+	const char *in;		/* ciphertext OpenSSL reads next (the view) */
+	size_t in_len;
+	char *held;		/* what OpenSSL left unread, kept (malloc'd) */
+	size_t held_len;
 	struct rill__waitq waiters;	/* tasks waiting for the handshake */
 	char *subject;		/* "peercert_subject", made on demand */
 	char *alpn;		/* "alpn_protocol" */
@@ -115,7 +125,7 @@ static size_t tls_read_size(struct tls_conn *t)
 	size_t n = (size_t)SSL_pending(t->ssl);
 
 	if (!n)
-		n = BIO_ctrl_wpending(t->net);
+		n = t->in_len;
 	if (n > RILL_TLS_RECORD)
 		n = RILL_TLS_RECORD;
 	return n ? n : 1;
@@ -166,29 +176,62 @@ static void tls_progress(struct tls_conn *t)
 		tls_kick_if_output(t);	/* tickets, key updates, alerts */
 }
 
+/* Ciphertext OpenSSL left unread goes to t->held, bounded like the pair
+ * it replaces: OpenSSL stops reading only to write first (a full output
+ * pair), and a peer that makes it so for that long is not reading. */
+static int tls_hold(struct tls_conn *t, bool from_held)
+{
+	char *h;
+
+	if (!t->in_len || t->failed || t->close_notify) {
+		free(t->held);
+		t->held = NULL;
+		t->held_len = 0;
+		return 0;
+	}
+	if (t->in_len > RILL_TLS_PAIR_SIZE)
+		return rill__tls_error_str(RILL_ETLS, "TLS input stalled");
+	if (from_held) {
+		memmove(t->held, t->in, t->in_len);
+		t->held_len = t->in_len;
+		return 0;
+	}
+	if (!(h = malloc(t->in_len)))
+		return -ENOMEM;
+	memcpy(h, t->in, t->in_len);
+	free(t->held);
+	t->held = h;
+	t->held_len = t->in_len;
+	return 0;
+}
+
 static void tls_on_data(struct rill__conn *c, const char *p, size_t n)
 {
 	struct tls_conn *t = tls_of(c);
+	int err;
 
-	while (n && !t->failed) {
-		int w = BIO_write(t->net, p, n > INT32_MAX ? INT32_MAX : (int)n);
+	if (t->failed)
+		return;
+	t->in = p;
+	t->in_len = n;
+	if (t->held_len) {	/* rare: after the bytes held back */
+		char *h = realloc(t->held, t->held_len + n);
 
-		if (w <= 0) {
-			/* The pair is full: decrypt some to make room. A full
-			 * pair that decrypts to nothing is a peer sending junk. */
-			size_t before = BIO_ctrl_get_write_guarantee(t->net);
-
-			tls_progress(t);
-			if (BIO_ctrl_get_write_guarantee(t->net) == before) {
-				tls_fail(t, rill__tls_error_str(RILL_ETLS, "TLS input stalled"));
-				return;
-			}
-			continue;
+		if (!h) {
+			tls_fail(t, -ENOMEM);
+			return;
 		}
-		p += w;
-		n -= (size_t)w;
-		tls_progress(t);
+		memcpy(h + t->held_len, p, n);
+		t->held = h;
+		t->in = h;
+		t->in_len = t->held_len + n;
 	}
+	tls_progress(t);
+	err = tls_hold(t, t->held_len);
+	t->in = NULL;
+	t->in_len = 0;
+	if (err < 0)
+		tls_fail(t, err);
 }
 
 static void tls_on_eof(struct rill__conn *c)
@@ -328,8 +371,9 @@ static void tls_destroy(struct rill__conn *c)
 {
 	struct tls_conn *t = tls_of(c);
 
-	SSL_free(t->ssl);	/* frees its end of the pair */
+	SSL_free(t->ssl);	/* frees the view and its end of the pair */
 	BIO_free(t->net);
+	free(t->held);
 	rill__tls_ctx_unref(t->ctx);
 	OPENSSL_free(t->subject);
 	free(t->alpn);
@@ -348,25 +392,81 @@ static const struct rill__transport tls_transport = {
 	.destroy = tls_destroy,
 };
 
+/* ---- the view: OpenSSL's input, read in place ---------------------- */
+
+static BIO_METHOD *view_method;
+
+static int view_read(BIO *b, char *out, int len)
+{
+	struct tls_conn *t = BIO_get_data(b);
+	size_t n = t->in_len < (size_t)len ? t->in_len : (size_t)len;
+
+	BIO_clear_retry_flags(b);
+	if (len > 0 && !n) {
+		BIO_set_retry_read(b);
+		return -1;
+	}
+	memcpy(out, t->in, n);
+	t->in += n;
+	t->in_len -= n;
+	return (int)n;
+}
+
+static long view_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_conn *t = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	if (cmd == BIO_CTRL_PENDING)
+		return (long)t->in_len;
+	return cmd == BIO_CTRL_FLUSH;
+}
+
+static void view_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "rill recv view");
+
+	if (m && (BIO_meth_set_read(m, view_read) != 1 || BIO_meth_set_ctrl(m, view_ctrl) != 1)) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	view_method = m;	/* process-wide, as OpenSSL's own methods */
+}
+
+static BIO *view_new(struct tls_conn *t)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	BIO *b;
+
+	pthread_once(&once, view_method_init);
+	if (!view_method || !(b = BIO_new(view_method)))
+		return NULL;
+	BIO_set_data(b, t);
+	BIO_set_init(b, 1);
+	return b;
+}
+
 /* ---- starting TLS on a connection --------------------------------- */
 
 static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
-	BIO *inner = NULL;
+	BIO *inner = NULL, *view = NULL;
 
 	if (!t)
 		return NULL;
 	t->c = c;
 	rill__waitq_init(&t->waiters);
 	t->ssl = SSL_new(ctx->ssl_ctx);
-	if (!t->ssl || BIO_new_bio_pair(&inner, RILL_TLS_PAIR_SIZE, &t->net,
-					RILL_TLS_PAIR_SIZE) != 1) {
+	if (!t->ssl || !(view = view_new(t)) ||
+	    BIO_new_bio_pair(&inner, RILL_TLS_PAIR_SIZE, &t->net, RILL_TLS_PAIR_UNUSED) != 1) {
+		BIO_free(view);
 		SSL_free(t->ssl);
 		free(t);
 		return NULL;
 	}
-	SSL_set_bio(t->ssl, inner, inner);
+	SSL_set_bio(t->ssl, view, inner);
 	t->ctx = rill__tls_ctx_ref(ctx);
 	return t;
 }
