@@ -4,11 +4,11 @@
  * OpenSSL talks to BIOs instead of the socket. Ciphertext the recv brings
  * is read by OpenSSL straight out of the received bytes (a BIO that views
  * them, so the one copy is into OpenSSL's record buffer), and SSL_read()
- * decrypts it into the reader's buffer; plaintext the writer queued goes
- * through
- * SSL_write() one record (16 KiB) at a time, and the records are sent
- * straight out of the pair's buffer, which never moves, so the payload is
- * copied once (by the encryption) and nothing is copied twice. The stream
+ * decrypts it into the reader's buffer. Plaintext the writer queued goes
+ * through SSL_write() one record (16 KiB) at a time into a BIO pair, and
+ * the records are sent straight out of the pair's buffer, which never
+ * moves, so the payload is copied once (by the encryption) and nothing is
+ * copied twice. The stream
  * code calls this through struct rill__transport and never asks whether
  * it has TLS.
  *
@@ -117,7 +117,7 @@ static void tls_handshake_step(struct tls_conn *t)
 }
 
 /* How much plaintext the next SSL_read may give: what OpenSSL holds
- * decrypted, or the ciphertext waiting in the pair, at most a record.
+ * decrypted, or the ciphertext it has yet to read, at most a record.
  * Asking the reader for more would grow a small-message reader's buffer
  * for nothing; less only splits a record over two reads. */
 static size_t tls_read_size(struct tls_conn *t)
