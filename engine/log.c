@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/stream.h"
 
 static rill_log_fn log_fn;

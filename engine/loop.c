@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/stream.h"	/* the log levels */
 
 /* Defaults. The SQ holds one iteration's submissions; at 1024 a loop can
@@ -64,45 +64,6 @@ int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
 
 /* ---- setup --------------------------------------------------------- */
 
-static int read_sysctl_int(const char *path)
-{
-	char buf[16] = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? atoi(buf) : -1;
-}
-
-/* Turns a failed io_uring_setup into a code that names the cause. */
-static int setup_error(int err)
-{
-	int code = err;
-
-	if (err == -ENOSYS) {
-		code = RILL_EURING_NOSYS;
-	} else if (err == -EPERM || err == -EACCES) {
-		switch (read_sysctl_int("/proc/sys/kernel/io_uring_disabled")) {
-		case 2:
-			code = RILL_EURING_DISABLED;
-			break;
-		case 1:
-			code = RILL_EURING_GROUP;
-			break;
-		default:
-			code = RILL_EURING_DENIED;
-		}
-	} else if (err == -ENOMEM) {
-		return rill__set_detail(err, "io_uring_setup: out of memory "
-			"(older kernels charge rings to RLIMIT_MEMLOCK: raise "
-			"it or lower rill_loop_options.sq_entries)");
-	}
-	return rill__set_detail(code, "rill_loop_new: %s", rill_strerror(code));
-}
-
 /* Tries the best setup flags first and falls back one step at a time:
  * DEFER_TASKRUN (completions run only when we ask, no IPIs), then
  * COOP_TASKRUN, then plain. -EINVAL means "flag unknown": try the next. */
@@ -133,7 +94,7 @@ static int ring_setup(rill_loop *loop, unsigned sq, unsigned cq, unsigned *feat)
 		if (ret != -EINVAL)
 			break;
 	}
-	return setup_error(ret);
+	return rill__uring_setup_error(ret);
 }
 
 static int options_check(const rill_loop_options *o)
@@ -190,11 +151,30 @@ static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
 	loop->wake_fd = -1;
 }
 
+/* io_uring: the ring, its features and the buffer ring. */
+static int uring_setup(rill_loop *loop, const rill_loop_options *o)
+{
+	unsigned sq, feat;
+	int ret;
+
+	feat = rill_features_probe() & ~(o->disable | rill__disabled_from_env());
+	sq = o->sq_entries ? o->sq_entries : RILL_SQ_DEFAULT;
+	ret = ring_setup(loop, sq, o->cq_entries ? o->cq_entries : sq * RILL_CQ_FACTOR, &feat);
+	if (ret < 0)
+		return ret;
+	loop->features = feat;
+	if (!(feat & RILL_FEAT_EXT_ARG))	/* liburing then uses a timeout SQE */
+		loop->ring.features &= ~IORING_FEAT_EXT_ARG;
+	if (!(feat & RILL_FEAT_RING_FD) || io_uring_register_ring_fd(&loop->ring) != 1)
+		loop->features &= ~RILL_FEAT_RING_FD;
+	bufs_setup(loop, o);
+	return 0;
+}
+
 int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 {
 	rill_loop_options copy = RILL_LOOP_OPTIONS_INIT;
 	const rill_loop_options *o = &copy;
-	unsigned sq, feat;
 	rill_loop *loop;
 	int ret;
 
@@ -203,23 +183,18 @@ int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 	if ((ret = rill__options_load(&copy, sizeof(copy), opts, "rill_loop_options")) < 0 ||
 	    (ret = options_check(o)) < 0)
 		return ret;
+	if ((ret = rill__backend_choose(o->backend)) < 0)
+		return ret;
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
 		return -ENOMEM;
 	loop_init_fields(loop, o);
-	feat = rill_features_probe() & ~(o->disable | rill__disabled_from_env());
-	sq = o->sq_entries ? o->sq_entries : RILL_SQ_DEFAULT;
-	ret = ring_setup(loop, sq, o->cq_entries ? o->cq_entries : sq * RILL_CQ_FACTOR, &feat);
+	loop->backend = ret;
+	ret = rill__epoll(loop) ? rill__ep_init(loop) : uring_setup(loop, o);
 	if (ret < 0) {
 		free(loop);
 		return ret;
 	}
-	loop->features = feat;
-	if (!(feat & RILL_FEAT_EXT_ARG))	/* liburing then uses a timeout SQE */
-		loop->ring.features &= ~IORING_FEAT_EXT_ARG;
-	if (!(feat & RILL_FEAT_RING_FD) || io_uring_register_ring_fd(&loop->ring) != 1)
-		loop->features &= ~RILL_FEAT_RING_FD;
-	bufs_setup(loop, o);
 	loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->wake_fd < 0) {
 		ret = -errno;
@@ -456,7 +431,7 @@ int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn, void *arg)
 	return 0;
 }
 
-static void ts_run(rill_loop *loop)
+void rill__loop_ts_run(rill_loop *loop)
 {
 	struct rill__cbqueue q;
 
@@ -478,7 +453,7 @@ static void wake_done(struct rill__op *op, int res, unsigned flags)
 	loop->wake_armed = false;
 	if (res == -ECANCELED)
 		return;
-	ts_run(loop);
+	rill__loop_ts_run(loop);
 	wake_arm(loop);
 }
 
@@ -486,7 +461,13 @@ static void wake_done(struct rill__op *op, int res, unsigned flags)
  * to do returns from rill_loop_run() even though it could be woken. */
 static void wake_arm(rill_loop *loop)
 {
-	struct io_uring_sqe *sqe = rill__sqe(loop);
+	struct io_uring_sqe *sqe;
+
+	if (rill__epoll(loop)) {	/* the eventfd joins the epoll set */
+		rill__ep_wake_add(loop);
+		return;
+	}
+	sqe = rill__sqe(loop);
 
 	loop->wake_op.complete = wake_done;
 	io_uring_prep_read(sqe, loop->wake_fd, &loop->wake_buf,
@@ -539,7 +520,10 @@ static void iterate(rill_loop *loop)
 		rill__list_empty(&loop->deferred) && !loop->stopping &&
 		!(loop->until && loop->until->state == RILL__TASK_DONE) &&
 		!(loop->freeing && !loop->ntasks) && has_work(loop);
-	poll_io(loop, block);
+	if (rill__epoll(loop))
+		rill__ep_poll(loop, block);
+	else
+		poll_io(loop, block);
 	if (loop->heap_len)
 		rill__timers_run(loop, rill_now());
 }
@@ -621,13 +605,16 @@ void rill_loop_free(rill_loop *loop)
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);
-		ts_run(loop);
+		rill__loop_ts_run(loop);
 	}
 	if (loop->soon.len)
 		cbqueue_run(&loop->soon);
 	/* Ring first: once it is gone no recv can pick a buffer, then the
 	 * buffer memory can go. */
-	io_uring_queue_exit(&loop->ring);
+	if (rill__epoll(loop))
+		rill__ep_exit(loop);
+	else
+		io_uring_queue_exit(&loop->ring);
 	if (loop->has_bufs)
 		rill__bufring_exit(NULL, &loop->bufs);
 	if (loop->wake_fd >= 0)

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/sync.h"
 
 enum xstate { XW_WAITING, XW_SIGNALLED, XW_DONE };

@@ -183,7 +183,7 @@ void rill__conn_lost(struct rill__conn *c, int err)
 		rill_reader_set_exception(&c->reader, err);
 	rill__writer_wake_all(&c->writer);
 	if (c->writer.sending)
-		rill__op_cancel(c->loop, &c->writer.send_op, NULL);
+		rill__send_cancel(&c->writer.send);
 	rill__conn_maybe_close(c);
 }
 

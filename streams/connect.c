@@ -22,12 +22,11 @@
 
 /* ---- one attempt --------------------------------------------------- */
 
-/* Connects a new socket to addr through io_uring. Returns the fd or
+/* Connects a new socket to addr. Returns the fd or
  * -errno; the socket is closed on failure. */
 static int connect_addr(const struct sockaddr *addr, socklen_t len,
 			const rill_open_options *o)
 {
-	struct io_uring_sqe *sqe;
 	int fd, err;
 
 	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -39,9 +38,7 @@ static int connect_addr(const struct sockaddr *addr, socklen_t len,
 		err = -errno;
 		goto fail;
 	}
-	sqe = rill__sqe(rill_loop_current());
-	io_uring_prep_connect(sqe, fd, addr, len);
-	err = rill__op_wait(sqe, NULL);
+	err = rill__connect(fd, addr, len);
 	if (err == 0)
 		return fd;
 fail:
@@ -397,9 +394,11 @@ static int adopt_sock(int fd)
 		return rill__set_detail(-EINVAL, "sock is a listening socket: "
 					"open_connection needs a connected one");
 	/* io_uring waits on the socket itself; a non-blocking one would only
-	 * make it return -EAGAIN. */
+	 * make it return -EAGAIN. epoll needs it non-blocking. */
 	flags = fcntl(fd, F_GETFL);
-	if (flags >= 0 && (flags & O_NONBLOCK))
+	if (flags >= 0 && rill_loop_backend(rill_loop_current()) == RILL_BACKEND_EPOLL)
+		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	else if (flags >= 0 && (flags & O_NONBLOCK))
 		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	return 0;
 }

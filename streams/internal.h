@@ -52,8 +52,7 @@ struct rill_writer {
 	char *spare;		/* a sent copy chunk kept for reuse */
 	size_t spare_cap;
 	struct iovec iov[RILL_WRITE_IOV_MAX];
-	struct msghdr msg;
-	struct rill__op send_op;
+	struct rill__send send;
 	struct rill__deferred flush;
 	struct rill__waitq drainers;
 	struct rill__waitq closers;	/* wait_closed() waiters */

@@ -32,7 +32,7 @@ void rill__writer_init(rill_writer *w)
 	memset(w, 0, sizeof(*w));
 	w->high = RILL_WRITE_HIGH_DEFAULT;
 	w->low = RILL_WRITE_HIGH_DEFAULT / 4;
-	w->send_op.complete = send_done;
+	w->send.op.complete = send_done;
 	w->flush.fn = writer_flush;
 	rill__list_init(&w->flush.link);
 	rill__waitq_init(&w->drainers);
@@ -167,26 +167,15 @@ static void writer_idle(rill_writer *w);
 static void writer_send(rill_writer *w)
 {
 	struct rill__conn *c = rill__writer_conn(w);
-	struct io_uring_sqe *sqe;
 	size_t n = c->tp->prepare(c, w->iov, RILL_WRITE_IOV_MAX);
 
 	if (n == 0) {
 		writer_idle(w);
 		return;
 	}
-	sqe = rill__sqe(c->loop);
-	if (n == 1) {
-		io_uring_prep_send(sqe, c->fd, w->iov[0].iov_base,
-				   w->iov[0].iov_len, MSG_NOSIGNAL);
-	} else {
-		memset(&w->msg, 0, sizeof(w->msg));
-		w->msg.msg_iov = w->iov;
-		w->msg.msg_iovlen = n;
-		io_uring_prep_sendmsg(sqe, c->fd, &w->msg, MSG_NOSIGNAL);
-	}
-	io_uring_sqe_set_data(sqe, &w->send_op);
 	w->sending = true;
 	rill__op_started(c->loop);
+	rill__send_start(c->loop, &w->send, c->fd, w->iov, n);
 }
 
 /* After the queue is empty: a requested EOF, then a requested close,
@@ -247,7 +236,7 @@ static void writer_advance(rill_writer *w, size_t n)
 
 static void send_done(struct rill__op *op, int res, unsigned flags)
 {
-	rill_writer *w = rill__container_of(op, rill_writer, send_op);
+	rill_writer *w = rill__container_of(op, rill_writer, send.op);
 	struct rill__conn *c = rill__writer_conn(w);
 
 	(void)flags;

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/error.h"
 #include "rill/loop.h"
 #include "rill/task.h"
