@@ -33,6 +33,9 @@ SERVER_CPU = "0"
 CLIENT_CPU = "1"
 
 
+EPOLL_ROW = "rill (epoll backend)"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,6 +46,8 @@ def servers(build):
     peers = os.path.join(build, "bench", "peers")
     return {
         "rill": [os.path.join(build, "bench", "rill-echo-server")],
+        # The same server on the fallback backend (where io_uring is refused).
+        EPOLL_ROW: ["env", "RILL_BACKEND=epoll", os.path.join(build, "bench", "rill-echo-server")],
         "epoll": [os.path.join(peers, "epoll_echo")],
         "libuv": [os.path.join(peers, "uv_echo")],
         "uvloop": [PY, os.path.join(ROOT, "bench", "peers", "asyncio_echo.py"), "--uvloop"],
@@ -143,6 +148,8 @@ def iperf3(write_size, secs):
 
 
 def available(cmd):
+    while cmd[0] == "env" or "=" in cmd[0]:
+        cmd = cmd[1:]
     if cmd[0] == PY:
         if not os.path.exists(PY):
             return False
@@ -185,12 +192,12 @@ def main():
     ]
     if a.short:
         scenarios = scenarios[:2] + scenarios[3:]
-        all_servers = {k: v for k, v in all_servers.items() if k in ("rill", "epoll", "libuv", "uvloop")}
+        all_servers = {k: v for k, v in all_servers.items() if k in ("rill", EPOLL_ROW, "epoll", "libuv", "uvloop")}
     table = []
     for title, mode, args in scenarios:
         row = {"scenario": title, "results": {}}
         for name, cmd in all_servers.items():
-            if mode == "sink" and name not in ("rill", "epoll", "libuv"):
+            if mode == "sink" and name not in ("rill", EPOLL_ROW, "epoll", "libuv"):
                 continue
             print("  %-32s %-8s ..." % (title, name), file=sys.stderr, flush=True)
             row["results"][name] = measure(a.build, cmd, mode, args, runs)
@@ -298,6 +305,14 @@ def write_outputs(a, table, curve, memory):
             lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                 row["scenario"], name, fmt(r["rate"]), fmt(r["mbps"]), fmt(r.get("p99_us") or None),
                 fmt(r.get("cpu_us_per_msg")), ratio))
+    fallback = []
+    for row in table:
+        r, peer = row["results"].get(EPOLL_ROW), row["results"].get("epoll")
+        if r and peer and peer["rate"]:
+            fallback.append("%s %.2fx" % (row["scenario"], r["rate"] / peer["rate"]))
+    if fallback:
+        lines += ["", "rill's epoll backend against the hand-written epoll server (target 0.9x): " +
+                  "; ".join(fallback) + "."]
     if memory:
         lines += ["", "Idle connections: %d held open by the rill server, each with a task: %.1f KiB RSS per "
                   "connection (RSS %d KiB -> %d KiB)." % (memory["conns"], memory["kib_per_conn"],

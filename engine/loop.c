@@ -332,6 +332,23 @@ static void wait_timeout_sqe(rill_loop *loop, struct __kernel_timespec *ts)
 	io_uring_sqe_set_data64(sqe, 0);
 }
 
+/* An enter that failed for good (a seccomp filter installed after the
+ * loop started refuses io_uring_enter): the loop cannot make progress,
+ * and retrying would spin at 100% CPU, so it stops the process with the
+ * cause. Transient failures (a signal, a full CQ, a timeout) are retried
+ * by the next iteration. The backend choice (engine/backend.c) makes one
+ * enter before any loop exists, so this is only reached in that case. */
+static void enter_check(int ret)
+{
+	if (rill__likely(ret >= 0) || ret == -EINTR || ret == -ETIME ||
+	    ret == -EAGAIN || ret == -EBUSY || ret == -ENOMEM)
+		return;
+	rill__log(RILL_LOG_ERROR, "io_uring_enter failed: %s; the loop cannot "
+		  "go on (was io_uring refused after the loop started?)",
+		  strerror(-ret));
+	abort();
+}
+
 /* The one io_uring_enter of an iteration: submit what the tasks queued and
  * collect completions, waiting for one when nothing else is runnable. */
 static void poll_io(rill_loop *loop, bool block)
@@ -356,11 +373,12 @@ static void poll_io(rill_loop *loop, bool block)
 		wait_timeout_sqe(loop, tsp);
 		loop->stats.enters++;
 	} else if (block) {
-		io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, tsp, NULL);
+		enter_check(io_uring_submit_and_wait_timeout(&loop->ring, &cqe,
+							     1, tsp, NULL));
 		loop->stats.enters++;
 	} else if (io_uring_sq_ready(&loop->ring) || loop->ops_in_flight ||
 		   io_uring_cq_ready(&loop->ring)) {
-		io_uring_submit_and_get_events(&loop->ring);
+		enter_check(io_uring_submit_and_get_events(&loop->ring));
 		loop->stats.enters++;
 	}
 	if (IO_URING_READ_ONCE(*loop->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
