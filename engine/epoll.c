@@ -324,10 +324,13 @@ static void send_unwait(struct rill__send *s)
 /* At the submit point, and on EPOLLOUT: as much as the socket takes now. */
 static void send_try(struct rill__send *s)
 {
+	const struct iovec *iov = s->msg.msg_iov;
 	ssize_t n;
 
-	do
-		n = sendmsg(s->fd, &s->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	do	/* send() for one piece: no msghdr for the kernel to copy in */
+		n = s->msg.msg_iovlen == 1 ?
+		    send(s->fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT) :
+		    sendmsg(s->fd, &s->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno == EAGAIN) {
 		if (!s->waiting) {
