@@ -131,7 +131,7 @@ RILL_API const char *rill_feature_name(unsigned feature);
 typedef struct rill_loop_stats {
 	size_t size;		/* set by RILL_LOOP_STATS_INIT */
 	uint64_t iterations;	/* loop iterations */
-	uint64_t enters;	/* io_uring_enter calls */
+	uint64_t enters;	/* io_uring_enter (epoll: epoll_wait) calls */
 	uint64_t sqes;		/* submission entries queued */
 	uint64_t cqes;		/* completion entries handled */
 	uint64_t cq_overflows;	/* times the CQ overflowed (nothing lost) */
