@@ -145,6 +145,14 @@ struct rill_loop {
 	 * rill_loop_free() waits for them. */
 	atomic_int foreign;
 
+	/* Handed-back task and connection structs, freed RILL__GRAVES
+	 * burials later: a handle used again soon after join, detach or
+	 * free still points at memory of ours, marked dead, and the misuse
+	 * is named instead of corrupting the heap. */
+#define RILL__GRAVES 64
+	void *graves[RILL__GRAVES];
+	unsigned grave_next;
+
 	/* provided buffers for recv */
 	struct rill__bufring bufs;
 	bool has_bufs;
