@@ -4,6 +4,7 @@
  * Multishot accept where the loop has it (one SQE, a CQE per connection),
  * else single-shot accept re-armed after each completion. Errors go to the
  * owner, which decides whether to go on (EMFILE: pause, retry later).
+ * On an epoll loop, engine/epoll.c accepts on EPOLLIN instead.
  */
 #include <errno.h>
 

@@ -7,10 +7,10 @@
  * the loop's poll step. One iteration's poll step:
  *
  *  1. submit: the sends queued since the last one are tried (sendmsg);
- *     one the socket cannot take waits for EPOLLOUT;
- *  2. wait: epoll_wait, blocking only when the loop may block and no
- *     completion is waiting, for at most the time to the next timer;
- *  3. complete: the sends tried in 1 complete, then each readiness event
+ *     one the socket cannot take waits for EPOLLOUT; those done complete;
+ *  2. wait: epoll_wait, blocking only when the loop may still block after
+ *     those completions, for at most the time to the next timer;
+ *  3. complete: each readiness event
  *     becomes what io_uring would have completed: bytes for a recv
  *     (read into the loop's buffer and handed to on_data, which copies
  *     them out at once), connections for an acceptor, the rest of a send,
@@ -535,15 +535,20 @@ void rill__ep_poll(rill_loop *loop, bool block)
 	int n = 0;
 
 	sends_submit(loop);
-	if (!rill__list_empty(&loop->ep.done))
-		block = false;
+	/* The sends done at once complete first, as their CQEs would come
+	 * first from io_uring's enter; if they leave nothing runnable the
+	 * wait below may still block, so that a round of replies costs one
+	 * epoll_wait, as it costs io_uring one enter. */
+	if (!rill__list_empty(&loop->ep.done)) {
+		loop->stats.cqes += sends_complete(loop);
+		block = block && rill__loop_may_block(loop);
+	}
 	if (block || loop->ops_in_flight || atomic_load(&loop->ts_signalled)) {
 		n = epoll_wait(loop->ep.fd, evs, EP_EVENTS, wait_ms(loop, block));
 		loop->stats.enters++;
 		if (n < 0)
 			n = 0;	/* EINTR: the next iteration waits again */
 	}
-	loop->stats.cqes += sends_complete(loop);
 	for (int i = 0; i < n; i++)
 		event(loop, &evs[i]);
 	loop->stats.cqes += (unsigned)n;

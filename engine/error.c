@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/loop.h"
+#include "engine/internal.h"
 
 struct rill__errdesc {
 	int code;

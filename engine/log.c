@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/loop.h"
+#include "engine/internal.h"
 #include "rill/stream.h"
 
 static rill_log_fn log_fn;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/loop.c: the loop: ring setup, one io_uring_enter per iteration,
- * completion dispatch, callbacks from this and other threads. */
+ * completion dispatch, callbacks from this and other threads. An epoll
+ * loop (engine/epoll.c) shares all of it but the ring: its poll step
+ * takes poll_io's place. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -519,6 +521,18 @@ static bool has_work(const rill_loop *loop)
 	       !rill__list_empty(&loop->deferred);
 }
 
+/* Block only if nothing is runnable and something can still wake us: a
+ * task that just ended may have been the last piece of work, or the one
+ * being joined, or the last one rill_loop_free() waits for (operations of
+ * no task, like a send to a peer that never reads, may never complete). */
+bool rill__loop_may_block(const rill_loop *loop)
+{
+	return rill__list_empty(&loop->ready) && !loop->soon.len &&
+	       rill__list_empty(&loop->deferred) && !loop->stopping &&
+	       !(loop->until && loop->until->state == RILL__TASK_DONE) &&
+	       !(loop->freeing && !loop->ntasks) && has_work(loop);
+}
+
 static void iterate(rill_loop *loop)
 {
 	bool block;
@@ -530,14 +544,7 @@ static void iterate(rill_loop *loop)
 	/* Deferred work (write flushes, re-arms after ENOBUFS) queues SQEs
 	 * that the enter below submits. */
 	run_deferred(loop);
-	/* Block only if something can still wake us: a task that just ended
-	 * may have been the last piece of work, or the one being joined, or
-	 * the last one rill_loop_free() waits for (operations of no task,
-	 * like a send to a peer that never reads, may never complete). */
-	block = rill__list_empty(&loop->ready) && !loop->soon.len &&
-		rill__list_empty(&loop->deferred) && !loop->stopping &&
-		!(loop->until && loop->until->state == RILL__TASK_DONE) &&
-		!(loop->freeing && !loop->ntasks) && has_work(loop);
+	block = rill__loop_may_block(loop);
 	if (rill__epoll(loop))
 		rill__ep_poll(loop, block);
 	else

@@ -68,6 +68,9 @@ struct rill__epoll {
 	size_t buf_size;
 };
 
+/* Whether the loop may wait for I/O now (nothing runnable, something
+ * that can still wake it). */
+bool rill__loop_may_block(const rill_loop *loop);
 /* Runs the callbacks other threads queued (the eventfd was written). */
 void rill__loop_ts_run(rill_loop *loop);
 

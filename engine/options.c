@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "engine/loop.h"
+#include "engine/internal.h"
 
 /* The caller's struct may come from an older program (smaller: the fields
  * it lacks keep the defaults already in dst) or a newer one (larger: fine

@@ -15,6 +15,9 @@
  * was empty for a moment) is not the end of the stream: the recv is
  * re-armed after the current batch of completions, once their buffers
  * have been handed back.
+ *
+ * On an epoll loop, start and stop hand over to engine/epoll.c, which
+ * delivers through the same on_data / on_end / on_idle.
  */
 #include <errno.h>
 #include <stdlib.h>

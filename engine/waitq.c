@@ -8,7 +8,7 @@
  */
 #include <errno.h>
 
-#include "engine/loop.h"
+#include "engine/internal.h"
 
 /* Cancelled or timed out: leave the queue, then return. */
 static void waitq_interrupt(struct rill__wait *w, int reason)
