@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* engine/io.h: the engine's long-lived socket operations, for streams. */
+/* engine/io.h: the engine's socket operations, for streams: receive,
+ * accept, send, connect and their cancellation. The same contract on both
+ * backends (io_uring, epoll): a completion never runs inside the call that
+ * started the operation, and a stopped operation says when it has let go
+ * of its socket. */
 #ifndef RILL_ENGINE_IO_H
 #define RILL_ENGINE_IO_H
 
@@ -79,7 +83,9 @@ struct rill__send {
 
 /* Sends iov[0..n) on fd with MSG_NOSIGNAL; op.complete() (filled in by
  * the caller) runs at the loop's next completion point, never inside this
- * call, with the bytes sent (maybe fewer than asked) or -errno. */
+ * call, with the bytes sent (maybe fewer than asked) or -errno. The
+ * caller counts it in flight (rill__op_started/finished) if the loop must
+ * run for it. */
 void rill__send_start(rill_loop *loop, struct rill__send *s, int fd,
 		      struct iovec *iov, size_t n);
 /* Cancels the send in flight: it completes with -ECANCELED, or with its
