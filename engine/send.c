@@ -8,7 +8,6 @@
  * completion comes from the loop, never from inside rill__send_start().
  */
 #include <errno.h>
-#include <string.h>
 
 #include "engine/loop.h"
 
@@ -19,19 +18,20 @@ void rill__send_start(rill_loop *loop, struct rill__send *s, int fd,
 
 	s->loop = loop;
 	s->fd = fd;
-	memset(&s->msg, 0, sizeof(s->msg));
-	s->msg.msg_iov = iov;
-	s->msg.msg_iovlen = n;
 	if (rill__epoll(loop)) {
+		s->msg = (struct msghdr){ .msg_iov = iov, .msg_iovlen = n };
 		rill__ep_send_start(s);
 		return;
 	}
 	sqe = rill__sqe(loop);
-	if (n == 1)
+	if (n == 1) {
 		io_uring_prep_send(sqe, fd, iov[0].iov_base, iov[0].iov_len,
 				   MSG_NOSIGNAL);
-	else
-		io_uring_prep_sendmsg(sqe, fd, &s->msg, MSG_NOSIGNAL);
+		io_uring_sqe_set_data(sqe, &s->op);
+		return;
+	}
+	s->msg = (struct msghdr){ .msg_iov = iov, .msg_iovlen = n };
+	io_uring_prep_sendmsg(sqe, fd, &s->msg, MSG_NOSIGNAL);
 	io_uring_sqe_set_data(sqe, &s->op);
 }
 
