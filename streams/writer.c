@@ -30,8 +30,7 @@ static void send_done(struct rill__op *op, int res, unsigned flags);
 void rill__writer_init(rill_writer *w)
 {
 	memset(w, 0, sizeof(*w));
-	w->high = RILL_WRITE_HIGH_DEFAULT;
-	w->low = RILL_WRITE_HIGH_DEFAULT / 4;
+	rill__writer_default_limits(w, RILL_WRITE_HIGH_DEFAULT);
 	w->send_op.complete = send_done;
 	w->flush.fn = writer_flush;
 	rill__list_init(&w->flush.link);
@@ -129,7 +128,7 @@ int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 	if (!w || high < -1 || low < -1 || low > SSIZE_MAX / 4)
 		return -EINVAL;
 	if (high < 0)
-		high = low < 0 ? RILL_WRITE_HIGH_DEFAULT : 4 * low;
+		high = low < 0 ? (ssize_t)w->high_default : 4 * low;
 	if (low < 0)
 		low = high / 4;
 	if (!(high >= low && low >= 0))
@@ -138,6 +137,14 @@ int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 	w->low = (size_t)low;
 	writer_check_pause(w);
 	return 0;
+}
+
+void rill__writer_default_limits(rill_writer *w, size_t high)
+{
+	w->high_default = high;
+	w->high = high;
+	w->low = high / 4;
+	writer_check_pause(w);
 }
 
 void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *high,
@@ -277,7 +284,12 @@ static void send_done(struct rill__op *op, int res, unsigned flags)
 
 /* ---- write --------------------------------------------------------- */
 
-/* 0: accept the data; 1: drop it silently (connection lost); < 0: error. */
+/* asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES: the first writes after a
+ * loss are the application finding out; from this one on it is ignoring
+ * it, and each dropped write says so. */
+#define RILL_LOST_WRITES_LOG 5
+
+/* 0: accept the data; 1: drop it (connection lost or closing); < 0: error. */
 static int write_check(rill_writer *w, const void *data, size_t n)
 {
 	struct rill__conn *c;
@@ -287,8 +299,11 @@ static int write_check(rill_writer *w, const void *data, size_t n)
 	c = rill__writer_conn(w);
 	if (w->eof_requested)
 		return RILL_ESTATE;
-	if (c->lost || c->closing)
+	if (c->lost || c->closing) {
+		if (++c->lost_writes >= RILL_LOST_WRITES_LOG)
+			rill__log(RILL_LOG_WARNING, "socket.send() raised exception.");
 		return 1;
+	}
 	return n == 0;
 }
 
@@ -479,7 +494,7 @@ int rill_writer_wait_closed(rill_writer *w)
 	while (!c->fd_closed)
 		if ((err = rill__waitq_park(&w->closers)) < 0)
 			return err;
-	return 0;
+	return c->lost_err;	/* asyncio raises connection_lost's exc */
 }
 
 bool rill_writer_is_closing(const rill_writer *w)

@@ -874,6 +874,93 @@ Test(streams_reader, second_waiter_gets_ebusy_at_once)
 	run(busy_body, NULL);
 }
 
+/* asyncio raises the RuntimeError in _wait_for_data only: a second task
+ * whose read is answered by what is buffered gets the data. */
+static int second_reader_body(void *arg)
+{
+	struct conn c;
+	struct exc e = { 0 };
+	char buf[8];
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	e.r = c.r;
+	t = spawn(exc_waiter, &e);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert(e.started);
+	peer_sends(c.peer, "abc");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_buffered(c.r), 3);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 3);
+	cr_assert_arr_eq(buf, "abc", 3);
+	/* Nothing buffered: this one would wait, and cannot. */
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -EBUSY);
+	peer_sends(c.peer, "de\nf");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	join(t);
+	cr_assert_eq(e.got, 3);	/* "de\n": the first reader's line */
+	cr_assert_eq(rill_reader_buffered(c.r), 1);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 1), 1);
+	conn_done(&c);
+	(void)v;
+	return 0;
+}
+
+Test(streams_reader, second_reader_gets_buffered_data)
+{
+	run(second_reader_body, NULL);
+}
+
+struct exact10 {
+	rill_reader *r;
+	char buf[10];
+	ssize_t got;
+};
+
+static int exact10_task(void *arg)
+{
+	struct exact10 *x = arg;
+
+	x->got = rill_reader_readexactly(x->r, x->buf, 10);
+	return 0;
+}
+
+/* A view handed to the second reader stays readable while the first goes
+ * on, and its bytes are not handed out twice. */
+static int second_reader_view_body(void *arg)
+{
+	struct conn c;
+	struct exact10 x = { 0 };
+	rill_bytes v;
+	rill_task *t;
+
+	(void)arg;
+	open_unix(&c, 0);
+	x.r = c.r;
+	peer_sends(c.peer, "l1\nrest");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	t = spawn(exact10_task, &x);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_readline(c.r, &v), 3);
+	cr_assert_arr_eq(v.data, "l1\n", 3);
+	peer_sends(c.peer, "0123456789");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_arr_eq(v.data, "l1\n", 3);
+	join(t);
+	cr_assert_eq(x.got, 10);
+	cr_assert_arr_eq(x.buf, "rest012345", 10);
+	cr_assert_eq(rill_reader_buffered(c.r), 4);
+	conn_done(&c);
+	return 0;
+}
+
+Test(streams_reader, second_reader_view_is_not_read_twice)
+{
+	run(second_reader_view_body, NULL);
+}
+
 /* ---- cancellation and deadlines ----------------------------------- */
 
 struct exact_reader {
@@ -1308,7 +1395,9 @@ static int peer_reset_body(void *arg)
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	cr_assert_eq(rill_reader_exception(c.r), -ECONNRESET);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
-	conn_done(&c);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	rill_writer_free(c.w);
 	return 0;
 }
 

@@ -90,11 +90,13 @@ static void open_tcp(struct conn *c)
 	close(ls);
 }
 
-/* Closes our side, waits for the socket to go and frees the pair. */
+/* Closes our side, waits for the socket to go and frees the pair;
+ * wait_closed() reports the error the connection was lost with, if any
+ * (the reader holds the same one). */
 static void conn_done(struct conn *c)
 {
 	rill_writer_close(c->w);
-	cr_assert_eq(rill_writer_wait_closed(c->w), 0);
+	cr_assert_eq(rill_writer_wait_closed(c->w), rill_reader_exception(c->r));
 	rill_writer_free(c->w);
 	if (c->peer >= 0)
 		close(c->peer);
@@ -1158,7 +1160,7 @@ static int extra_info_after_reset_body(void *arg)
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_close(c.w);
-	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "sockname", NULL), &peer_remote);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_free(c.w);
@@ -1259,4 +1261,101 @@ Test(streams_writer, unclosed_writer_is_closed_with_one_warning)
 	run(unclosed_body, &lc);
 	rill_set_log_handler(NULL, NULL);
 	cr_assert_eq(lc.warnings, 2);
+}
+
+/* ---- after the connection is lost (asyncio conformance) ------------ */
+
+/* asyncio: connection_lost(exc) sets exc on the close waiter, so every
+ * wait_closed() raises it; rill returns it. */
+static int wait_closed_after_reset_body(void *arg)
+{
+	struct conn c;
+	char buf[8];
+
+	(void)arg;
+	open_tcp(&c);
+	peer_reset(c.peer);
+	c.peer = -1;
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	rill_writer_free(c.w);
+	return 0;
+}
+
+Test(streams_writer, wait_closed_after_a_reset_returns_the_error)
+{
+	run(wait_closed_after_reset_body, NULL);
+}
+
+/* A clean close still gives 0. */
+static int wait_closed_clean_body(void *arg)
+{
+	struct conn c;
+
+	(void)arg;
+	open_tcp(&c);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	rill_writer_free(c.w);
+	close(c.peer);
+	return 0;
+}
+
+Test(streams_writer, wait_closed_after_a_clean_close_returns_0)
+{
+	run(wait_closed_clean_body, NULL);
+}
+
+struct lost_log {
+	int send_warnings, others;
+};
+
+static void lost_log_hook(int level, const char *msg, void *arg)
+{
+	struct lost_log *l = arg;
+
+	if (level == RILL_LOG_WARNING && !strcmp(msg, "socket.send() raised exception."))
+		l->send_warnings++;
+	else
+		l->others++;
+}
+
+/* asyncio's transport counts writes after the loss and, from the fifth
+ * (LOG_THRESHOLD_FOR_CONNLOST_WRITES), logs each one it drops. */
+static int lost_writes_logged_body(void *arg)
+{
+	struct lost_log *l = arg;
+	struct conn c;
+	char buf[8];
+
+	open_tcp(&c);
+	peer_reset(c.peer);
+	c.peer = -1;
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 0);
+	cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 1);
+	cr_assert_eq(rill_writer_write_ref(c.w, "z", 1, NULL, NULL), 0);
+	cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 3);
+	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), 0);
+	rill_writer_free(c.w);
+	return 0;
+}
+
+Test(streams_writer, writes_after_the_loss_are_logged_from_the_fifth)
+{
+	struct lost_log l = { 0 };
+
+	rill_set_log_handler(lost_log_hook, &l);
+	run(lost_writes_logged_body, &l);
+	rill_set_log_handler(NULL, NULL);
+	cr_assert_eq(l.send_warnings, 3);
+	cr_assert_eq(l.others, 0);
 }

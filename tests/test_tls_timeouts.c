@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS timing: handshake timeouts on both sides against silent peers, close without waiting for the peer's close_notify, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
+/* TLS timing: handshake timeouts on both sides against silent peers, close waiting for the peer's close_notify up to ssl_shutdown_timeout, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
 #include "tests/tls_helpers.h"
 
 static rill_time elapsed_ms(rill_time since)
@@ -150,10 +150,10 @@ Test(tls_timeouts, server_handshake_timeout, .timeout = 30)
 	tls_run(server_timeout, NULL);
 }
 
-/* ---- closing without waiting for the peer --------------------------- */
+/* ---- closing: close_notify, then the peer's, or the timeout ------- */
 
 /* Reads to EOF and then holds the connection open, never sending its own
- * close_notify, until the test lets go. */
+ * close_notify, until the test lets go (release set: at once). */
 static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 {
 	struct served *s = arg;
@@ -170,32 +170,43 @@ static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int close_without_answer(void *arg)
+/* asyncio's SSLProtocol: close sends close_notify and waits for the
+ * peer's, at most ssl_shutdown_timeout, then aborts; wait_closed() raises
+ * the TimeoutError. answer: the server closes (and says close_notify) as
+ * soon as it reads ours. */
+static int close_and_wait(bool answer)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	struct served seen = { 0 };
+	struct served seen = { .release = answer };
 	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1, .ssl = sctx };
 	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
 		.ssl_context = cctx, .server_hostname = "localhost",
-				.ssl_shutdown_timeout = 1000 * MS };
+				.ssl_shutdown_timeout = 300 * MS };
 	rill_reader *r;
 	rill_writer *w;
 	rill_server *srv;
 	rill_bytes line;
-	rill_time t0;
+	rill_time t0, ms;
+	int err;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(read_and_hold, &seen, "127.0.0.1", 0, &so, &srv), 0);
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), &o, &r, &w), 0);
 	cr_assert_eq(rill_writer_write(w, "hi\n", 3), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 3);
 	t0 = rill_now();
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	/* close_notify is sent and the socket closed without waiting for
-	 * the answer that never comes: well within the shutdown timeout. */
-	cr_assert_lt(elapsed_ms(t0), 500, "wait_closed took %lld ms",
-		     (long long)elapsed_ms(t0));
+	err = rill_writer_wait_closed(w);
+	ms = elapsed_ms(t0);
+	if (answer) {
+		cr_assert_eq(err, 0, "%s", rill_strerror(err));
+		cr_assert_lt(ms, 250, "wait_closed took %lld ms", (long long)ms);
+	} else {
+		cr_assert_eq(err, RILL_ETLS_SHUTDOWN_TIMEOUT, "%s", rill_strerror(err));
+		cr_assert_geq(ms, 290, "wait_closed took %lld ms", (long long)ms);
+		cr_assert_lt(ms, 1500, "wait_closed took %lld ms", (long long)ms);
+		/* Repeatable, as the future's exception is. */
+		cr_assert_eq(rill_writer_wait_closed(w), RILL_ETLS_SHUTDOWN_TIMEOUT);
+	}
 	rill_writer_free(w);
 	/* The server saw our close_notify: a clean EOF. */
 	for (int i = 0; i < 200 && seen.last_read != 0; i++)
@@ -204,16 +215,33 @@ static int close_without_answer(void *arg)
 		     rill_strerror((int)seen.last_read));
 	seen.release = true;
 	rill_server_close(srv);
-	cr_assert_eq(rill_server_wait_closed(srv), 0);
+	rill_server_wait_closed(srv);
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);
 	rill_tls_ctx_free(sctx);
 	return 0;
 }
 
-Test(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout = 30)
+static int close_without_answer(void *arg)
+{
+	(void)arg;
+	return close_and_wait(false);
+}
+
+static int close_with_answer(void *arg)
+{
+	(void)arg;
+	return close_and_wait(true);
+}
+
+Test(tls_timeouts, close_waits_for_the_peers_close_notify_until_the_timeout, .timeout = 30)
 {
 	tls_run(close_without_answer, NULL);
+}
+
+Test(tls_timeouts, close_ends_when_the_peers_close_notify_arrives, .timeout = 30)
+{
+	tls_run(close_with_answer, NULL);
 }
 
 /* ---- start_tls ------------------------------------------------------- */
@@ -340,7 +368,7 @@ static int start_tls_timeout(void *arg)
 	/* The connection is over: reads report the failure. */
 	cr_assert_eq(rill_reader_read(r, (char[1]){ 0 }, 1), RILL_ETLS_HANDSHAKE_TIMEOUT);
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(rill_writer_wait_closed(w), RILL_ETLS_HANDSHAKE_TIMEOUT);
 	rill_writer_free(w);
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);
