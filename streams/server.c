@@ -92,7 +92,15 @@ static int client_task(void *arg)
 		rill__conn_release(c, false);
 		return 0;
 	}
-	s->cb(&c->reader, &c->writer, s->arg);
+	err = s->cb(&c->reader, &c->writer, s->arg);
+	if (err < 0 && err != -ECANCELED) {
+		/* asyncio: the callback's task raised; it says so and closes
+		 * the transport (a cancelled one is closed quietly). */
+		rill__log(RILL_LOG_ERROR, "Unhandled exception in client_connected_cb: %s (%s)",
+			  rill_strerror(err), rill_err_name(err));
+	}
+	if (err < 0)
+		rill_writer_close(&c->writer);
 	rill__conn_release(c, true);
 	return 0;
 }
@@ -292,7 +300,7 @@ static int bind_host(rill_server *s, const char *host, int port,
 	return err;
 }
 
-static int adopt_listener(rill_server *s, int fd)
+static int adopt_listener(rill_server *s, int fd, int backlog)
 {
 	int type = 0, acc = 0;
 	socklen_t len = sizeof(type);
@@ -300,9 +308,11 @@ static int adopt_listener(rill_server *s, int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
 		return -errno;
 	len = sizeof(acc);
-	if (type != SOCK_STREAM ||
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc)
-		return rill__set_detail(-EINVAL, "sock must be a listening stream socket");
+	if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+		return rill__set_detail(-EINVAL, "sock must be a stream socket");
+	/* Bound but not listening yet: asyncio's server listens on it. */
+	if (!acc && listen(fd, backlog) < 0)
+		return rill__set_detail(-errno, "listen on sock: %s", strerror(errno));
 	s->ls = calloc(1, sizeof(*s->ls));
 	if (!s->ls)
 		return -ENOMEM;
@@ -337,6 +347,10 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 					"CMake rill::tls) and call rill_tls_init()");
 	if (o->backlog < 0)
 		return rill__set_detail(-EINVAL, "backlog must not be negative");
+	if (o->ssl_handshake_timeout && !o->ssl)
+		return rill__set_detail(-EINVAL, "ssl_handshake_timeout is only meaningful with ssl");
+	if (o->ssl_shutdown_timeout && !o->ssl)
+		return rill__set_detail(-EINVAL, "ssl_shutdown_timeout is only meaningful with ssl");
 	if (!rill_loop_current())
 		return -EPERM;
 	s = calloc(1, sizeof(*s));
@@ -425,11 +439,15 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 		return server_finish(s, o, serverp,
 				     rill__set_detail(-EINVAL, "nhosts is %zu but hosts is NULL",
 						      o->nhosts));
+	if (o->sock >= 0 && (host || port || o->nhosts))
+		return server_finish(s, o, serverp,
+				     rill__set_detail(-EINVAL, "host/port and sock can not "
+						      "be specified together"));
 	if (o->threads)
 		return start_group(s, host, port, o, serverp);
 	s->is_tcp = true;
 	if (o->sock >= 0)
-		err = adopt_listener(s, o->sock);
+		err = adopt_listener(s, o->sock, o->backlog ? o->backlog : 100);
 	else if (o->nhosts)
 		for (size_t i = 0; i < o->nhosts && err == 0; i++)
 			err = bind_host(s, o->hosts[i], port, o);
@@ -462,8 +480,13 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 
 	if (err < 0)
 		return err;
+	if (o->sock >= 0 && path)
+		return server_finish(s, o, serverp,
+				     rill__set_detail(-EINVAL, "path and sock can not be "
+						      "specified together"));
 	if (o->sock >= 0)
-		return server_finish(s, o, serverp, adopt_listener(s, o->sock));
+		return server_finish(s, o, serverp,
+				     adopt_listener(s, o->sock, o->backlog ? o->backlog : 100));
 	if ((err = rill__unix_addr(path, &sun, &len)) < 0)
 		return server_finish(s, o, serverp, err);
 	unix_remove_stale(path);
@@ -631,7 +654,10 @@ int rill_server_serve_forever(rill_server *s)
 	while (!s->closed && err == 0)
 		err = rill__waitq_park(&s->waiters);
 	s->forever = false;
-	if (err == -ECANCELED) {
+	/* Ended by rill_server_close() (asyncio cancels the future, which
+	 * lands here too) or cancelled: close and wait for the clients, so
+	 * that the code after serve_forever runs once they are all gone. */
+	if (err == 0 || err == -ECANCELED) {
 		rill_server_close(s);
 		rill_server_wait_closed(s);
 	}

@@ -631,6 +631,36 @@ Test(streams_server, serve_forever_states_and_cancel, .timeout = 30)
 	run_task(serve_forever, NULL);
 }
 
+/* 3.13: close() from another task cancels serve_forever's future, and
+ * serve_forever closes and waits as wait_closed() does before it ends. */
+static int forever_waits(void *arg)
+{
+	struct forever f = { .result = 1 };
+	rill_reader *r;
+	rill_writer *w;
+	rill_task *t;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &f.s), 0);
+	cr_assert_eq(rill_spawn(rill_loop_current(), forever_task, &f, &t), 0);
+	client("127.0.0.1", rill_server_port(f.s), &r, &w);
+	cr_assert_eq(roundtrip(r, w, "connected\n"), 0);
+	rill_server_close(f.s);
+	cr_assert_eq(rill_sleep_ms(50), 0);
+	cr_assert_eq(f.result, 1, "serve_forever returned with a client connected");
+	cr_assert_eq(roundtrip(r, w, "still served\n"), 0);
+	client_done(w);
+	cr_assert_eq(rill_task_join(t, NULL), 0);
+	cr_assert_eq(f.result, 0);
+	rill_server_free(f.s);
+	return 0;
+}
+
+Test(streams_server, serve_forever_ended_by_close_waits_for_the_clients, .timeout = 30)
+{
+	run_task(forever_waits, NULL);
+}
+
 /* ---- sock= --------------------------------------------------------- */
 
 static int adopt_listener(void *arg)
@@ -646,8 +676,9 @@ static int adopt_listener(void *arg)
 	int notlistening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	(void)arg;
-	o.sock = notlistening;
+	o.sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), -EINVAL);
+	close(o.sock);
 	close(notlistening);
 
 	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -672,6 +703,84 @@ static int adopt_listener(void *arg)
 Test(streams_server, adopt_listening_socket, .timeout = 30)
 {
 	run_task(adopt_listener, NULL);
+}
+
+/* asyncio's server calls listen(backlog) on every socket it serves, so a
+ * bound socket that is not listening yet is taken as it is. */
+static int adopt_bound(void *arg)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)arg;
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	o.sock = fd;
+	o.backlog = 7;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), 0,
+		     "%s", rill_error_detail());
+	cr_assert_eq(sockopt(fd, SOL_SOCKET, SO_ACCEPTCONN), 1);
+	client("127.0.0.1", ntohs(a.sin_port), &r, &w);
+	cr_assert_eq(roundtrip(r, w, "listened for us\n"), 0);
+	client_done(w);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_server, adopt_bound_socket_not_listening_yet, .timeout = 30)
+{
+	run_task(adopt_bound, NULL);
+}
+
+/* asyncio's ValueErrors: sock with host or port, and the TLS timeouts
+ * without TLS. */
+static int sock_and_host(void *arg)
+{
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s = NULL;
+	const char *hosts[] = { "127.0.0.1" };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fds;
+
+	(void)arg;
+	cr_assert_eq(listen(fd, 4), 0);
+	fds = count_fds();
+	o.sock = fd;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "sock"), "%s", rill_error_detail());
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 8080, &o, &s), -EINVAL);
+	o.hosts = hosts;
+	o.nhosts = 1;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), -EINVAL);
+	o.hosts = NULL;
+	o.nhosts = 0;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, "/tmp/rill-x.sock", &o, &s),
+		     -EINVAL);
+	cr_assert_null(s);
+	cr_assert_eq(count_fds(), fds, "a refused sock was closed or leaked");
+	close(fd);
+
+	o = (rill_server_options)RILL_SERVER_OPTIONS_INIT;
+	o.ssl_handshake_timeout = 1000 * MS;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "only meaningful with ssl"), "%s",
+		  rill_error_detail());
+	o.ssl_handshake_timeout = 0;
+	o.ssl_shutdown_timeout = 1000 * MS;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, "/tmp/rill-x.sock", &o, &s),
+		     -EINVAL);
+	return 0;
+}
+
+Test(streams_server, sock_with_host_or_port_and_tls_timeouts_without_tls, .timeout = 30)
+{
+	run_task(sock_and_host, NULL);
 }
 
 /* ---- the callback leaves the writer open ---------------------------- */
@@ -730,6 +839,52 @@ Test(streams_server, callback_leaving_writer_open_warns_and_closes, .timeout = 3
 	rill_set_log_handler(NULL, NULL);
 	cr_assert_eq(l.warnings, 1, "warnings: %d (last: %s)", l.warnings, l.last);
 	cr_assert(strstr(l.last, "unclosed"), "message: %s", l.last);
+}
+
+/* ---- the callback fails ---------------------------------------------- */
+
+static int fail_after_line(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes line;
+
+	(void)arg;
+	if (rill_reader_readline(r, &line) > 0)
+		rill_writer_write(w, line.data, line.len);
+	return -EPROTO;		/* an exception, left open */
+}
+
+/* asyncio: "Unhandled exception in client_connected_cb" through the
+ * exception handler, then transport.close(). */
+static int failing_callback(void *arg)
+{
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(fail_after_line, NULL, "127.0.0.1", 0, NULL, &s), 0);
+	client("127.0.0.1", rill_server_port(s), &r, &w);
+	cr_assert_eq(roundtrip(r, w, "then fail\n"), 0, "queued data lost");
+	cr_assert_eq(rill_reader_readline(r, &line), 0, "connection not closed");
+	client_done(w);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_server, callback_error_is_logged_and_closes, .timeout = 30)
+{
+	struct logged l = { 0 };
+
+	rill_set_log_handler(log_hook, &l);
+	run_task(failing_callback, &l);
+	rill_set_log_handler(NULL, NULL);
+	cr_assert_eq(l.errors, 1, "errors: %d (last: %s)", l.errors, l.last);
+	cr_assert_eq(l.warnings, 0, "warnings: %d (last: %s)", l.warnings, l.last);
+	cr_assert(strstr(l.last, "Unhandled exception in client_connected_cb"), "%s", l.last);
+	cr_assert(strstr(l.last, rill_strerror(-EPROTO)), "%s", l.last);
 }
 
 /* ---- rill_server_free with live connections ------------------------- */
