@@ -357,7 +357,8 @@ ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
 				return (ssize_t)p.n;
 			r->info.partial_len = p.n;
 			r->info.expected = n;
-			return RILL_EINCOMPLETE;
+			return rill__set_detail(RILL_EINCOMPLETE, "%zu bytes read on a total "
+						"of %zu expected bytes", p.n, n);
 		}
 		if ((err = reader_wait(r)) < 0)
 			return err;
@@ -384,12 +385,17 @@ static ssize_t reader_until(rill_reader *r, const struct rill__seps *s,
 			return (ssize_t)p.n;
 		case RILL__PARSE_LIMIT:
 			r->info.consumed = p.n;
-			return RILL_ELIMIT;
+			/* Not found: the parse moved offset to p.n; found, the
+			 * match starts past the limit, and so past offset. */
+			return rill__set_detail(RILL_ELIMIT, p.n == offset
+				? "Separator is not found, and chunk exceed the limit"
+				: "Separator is found, but chunk is longer than limit");
 		case RILL__PARSE_INCOMPLETE:
 			r->info.partial_len = p.n;
 			r->info.expected = SIZE_MAX;
 			reader_view(r, p.n, p.n, out);
-			return RILL_EINCOMPLETE;
+			return rill__set_detail(RILL_EINCOMPLETE, "%zu bytes read on a total "
+						"of undefined expected bytes", p.n);
 		case RILL__PARSE_INVALID:
 			return -EINVAL;
 		case RILL__PARSE_NEED_MORE:

@@ -1438,3 +1438,46 @@ Test(streams_reader, eof_keeps_the_writer_usable)
 {
 	run(half_close_body, NULL);
 }
+
+/* ---- the messages of the exceptions --------------------------------- */
+
+/* rill_error_detail() after RILL_EINCOMPLETE and RILL_ELIMIT reads as the
+ * message of asyncio's exception. */
+static int messages_body(void *arg)
+{
+	rill_reader *r;
+	rill_bytes v;
+	char buf[64];
+
+	(void)arg;
+	cr_assert_eq(rill_reader_new(16, &r), 0);
+	cr_assert_eq(rill_reader_feed_data(r, "abcdefghijklmnopqrstuvwxyz", 26), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is not found, and chunk exceed the limit");
+	cr_assert_eq(rill_reader_readline(r, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is not found, and chunk exceed the limit");
+	cr_assert_eq(rill_reader_feed_data(r, "0123456789abcdefghij\n", 21), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is found, but chunk is longer than limit");
+	cr_assert_eq(rill_reader_readline(r, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is found, but chunk is longer than limit");
+	cr_assert_eq(rill_reader_feed_data(r, "0123456789abcdefgh", 18), 0);
+	rill_reader_feed_eof(r);
+	cr_assert_eq(rill_reader_readexactly(r, buf, 36), RILL_EINCOMPLETE);
+	cr_assert_str_eq(rill_error_detail(), "18 bytes read on a total of 36 expected bytes");
+	cr_assert_eq(rill_reader_feed_data(r, "tail", 4), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_EINCOMPLETE);
+	cr_assert_str_eq(rill_error_detail(),
+			 "4 bytes read on a total of undefined expected bytes");
+	rill_reader_free(r);
+	return 0;
+}
+
+Test(streams_reader, exception_messages_read_as_asyncio)
+{
+	run(messages_body, NULL);
+}

@@ -6,11 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -245,6 +248,119 @@ Test(streams_server, invalid_arguments_and_bind_errors, .timeout = 30)
 	run_task(bad_server_args, NULL);
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &s), -EPERM,
 		     "outside a task");
+}
+
+/* ---- a family the machine has disabled ---------------------------- */
+
+#define CHECK(cond, ...)                                                      \
+	do {                                                                  \
+		if (!(cond)) {                                                \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
+				__LINE__, #cond);                             \
+			fprintf(stderr, __VA_ARGS__);                         \
+			fputc('\n', stderr);                                  \
+			return 1;                                             \
+		}                                                             \
+	} while (0)
+
+/* In a network namespace of its own: lo up, IPv6 off. false (with why)
+ * where that cannot be had. */
+static bool no_ipv6_namespace(const char **why)
+{
+	struct ifreq ifr = { 0 };
+	int fd;
+	FILE *f;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return *why = "unshare(CLONE_NEWNET) refused (needs root)", false;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+	f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "w");
+	if (!f || fputs("1\n", f) < 0 || fclose(f) != 0)
+		return *why = "cannot write net.ipv6.conf.all.disable_ipv6", false;
+	return true;
+}
+
+static int no_ipv6_child(void *arg)
+{
+	const char *both[] = { "::1", "127.0.0.1" }, *v6[] = { "::1" };
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	int err;
+
+	(void)arg;
+	/* 3.13: ::1 cannot be assigned (EADDRNOTAVAIL): skipped. */
+	o.hosts = both;
+	o.nhosts = 2;
+	err = rill_start_server(echo_lines, NULL, NULL, 0, &o, &s);
+	CHECK(err == 0, "hosts ::1 and 127.0.0.1: %s %s", rill_err_name(err), rill_error_detail());
+	CHECK(rill_server_nsockets(s) == 1, "%zu sockets", rill_server_nsockets(s));
+	CHECK(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w) == 0, "connect");
+	CHECK(roundtrip(r, w, "v4 only\n") == 0, "echo");
+	rill_writer_close(w);
+	rill_writer_wait_closed(w);
+	rill_writer_free(w);
+	rill_server_free(s);
+	/* None could be bound: the error. */
+	o.hosts = v6;
+	o.nhosts = 1;
+	err = rill_start_server(echo_lines, NULL, NULL, 0, &o, &s);
+	CHECK(err == -EADDRNOTAVAIL, "::1 alone: %s", rill_err_name(err));
+	CHECK(strstr(rill_error_detail(), "could not bind"), "%s", rill_error_detail());
+	err = rill_start_server(echo_lines, NULL, "::1", 0, NULL, &s);
+	CHECK(err == -EADDRNOTAVAIL, "host ::1: %s", rill_err_name(err));
+	/* Every interface: serves on what there is. */
+	err = rill_start_server(echo_lines, NULL, NULL, 0, NULL, &s);
+	CHECK(err == 0, "host NULL: %s %s", rill_err_name(err), rill_error_detail());
+	CHECK(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w) == 0, "connect");
+	CHECK(roundtrip(r, w, "every interface\n") == 0, "echo");
+	rill_writer_close(w);
+	rill_writer_wait_closed(w);
+	rill_writer_free(w);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_server, disabled_family_is_skipped, .timeout = 30)
+{
+	int status = 0, pipefd[2];
+	char why[128] = "";
+	pid_t pid;
+
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		const char *reason = NULL;
+		int result = -1;
+
+		close(pipefd[0]);
+		if (!no_ipv6_namespace(&reason)) {
+			if (write(pipefd[1], reason, strlen(reason)) < 0)
+				_exit(3);
+			_exit(0);
+		}
+		if (rill_run(no_ipv6_child, NULL, &result) < 0)
+			result = 2;
+		fflush(stderr);
+		_exit(result == 0 ? 0 : 1);
+	}
+	close(pipefd[1]);
+	if (read(pipefd[0], why, sizeof(why) - 1) < 0)
+		why[0] = '\0';
+	close(pipefd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	if (why[0])
+		cr_skip_test("%s", why);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "isolated child failed (status %#x)", status);
 }
 
 /* ---- one task per connection --------------------------------------- */

@@ -277,3 +277,83 @@ Test(streams_unix, adopt_connected_unix_socket)
 {
 	run_task(adopt_unix, NULL);
 }
+
+/* 3.13: a server started with sock= unlinks its socket file on close too,
+ * if that is still the same inode; a file that replaced it is left. */
+static int sock_cleanup(void *arg)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	int fd;
+
+	(void)arg;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	o.sock = fd;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	roundtrip(path, "adopted\n");
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	cr_assert_eq(access(path, F_OK), -1, "socket file of sock= left behind");
+	rill_server_free(s);
+
+	/* Replaced meanwhile: not ours any more, left alone. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	o.sock = fd;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	cr_assert_eq(unlink(path), 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	rill_server_free(s);
+	cr_assert(is_socket_file(path), "someone else's socket file was removed");
+	close(fd);
+	unlink(path);
+	return 0;
+}
+
+Test(streams_unix, sock_socket_file_is_unlinked_on_close)
+{
+	run_task(sock_cleanup, NULL);
+}
+
+/* start_unix_server(cleanup_socket=False): the file stays, for a path and
+ * for a sock=. */
+static int no_cleanup(void *arg)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	int fd;
+
+	(void)arg;
+	o.cleanup_socket = RILL_OFF;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
+	roundtrip(path, "kept\n");
+	rill_server_free(s);
+	cr_assert(is_socket_file(path), "cleanup_socket off, but the file went");
+	/* A stale file is still replaced at start. */
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
+	rill_server_free(s);
+	cr_assert(is_socket_file(path));
+	cr_assert_eq(unlink(path), 0);
+
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	o.sock = fd;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	rill_server_free(s);
+	cr_assert(is_socket_file(path));
+	unlink(path);
+	return 0;
+}
+
+Test(streams_unix, cleanup_socket_off_leaves_the_file)
+{
+	run_task(no_cleanup, NULL);
+}

@@ -298,6 +298,10 @@ typedef struct rill_server_options {
 	 * port; a connection's callback runs on the loop that accepted it.
 	 * RILL_THREADS_PER_CPU: one loop per online CPU. 0: this loop only. */
 	int threads;
+	/* Unix servers (3.13's cleanup_socket): default on: close unlinks
+	 * the socket file, a sock='s too, if it is still the one the server
+	 * listens on (same inode); RILL_OFF leaves it. */
+	int cleanup_socket;
 } rill_server_options;
 
 #define RILL_THREADS_PER_CPU (-1)
@@ -310,7 +314,10 @@ typedef struct rill_server_options {
 #endif
 
 /* Listens on host:port (NULL or "": every interface, one socket per
- * family; port 0: a free port, the same one for every socket) and calls
+ * family; port 0: a free port, the same one for every socket; an address
+ * that fails with EADDRNOTAVAIL, a disabled family, is skipped, and
+ * -EADDRNOTAVAIL comes only when none could be bound; host or port with
+ * sock: -EINVAL) and calls
  * cb(reader, writer, arg) in a new task per connection. arg is borrowed
  * for the server's lifetime. The caller owns the server: rill_server_free().
  * Task only (host names are resolved off the loop thread). */
@@ -320,7 +327,8 @@ RILL_API int rill_start_server(rill_client_connected_fn cb, void *arg,
 			       rill_server **serverp);
 
 /* As above on a Unix socket path ('@' first: abstract). A stale socket
- * file is removed first; the path is unlinked on close if still ours. */
+ * file is removed first; the path is unlinked on close if still ours
+ * (cleanup_socket). path and sock together: -EINVAL. */
 RILL_API int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 				    const char *path,
 				    const rill_server_options *opts,
