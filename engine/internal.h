@@ -112,6 +112,12 @@ struct rill__stack {
 	struct rill__stack *next; /* pool link */
 };
 
+/* A handle's magic tells a live task from one already joined or detached
+ * (kept in the loop's graveyard for a while, so that checking it reads
+ * memory that is still the loop's). */
+#define RILL__TASK_LIVE 0x7461736bu	/* "task" */
+#define RILL__TASK_DEAD 0x64656164u	/* "dead" */
+
 struct rill_task {
 	void *sp;			/* saved stack pointer while switched out */
 	rill_loop *loop;
@@ -120,7 +126,9 @@ struct rill_task {
 	void *arg;
 	int result;
 	enum rill__task_state state;
+	uint32_t magic;			/* RILL__TASK_LIVE until handed back */
 	bool detached;
+	bool joining;			/* a task is in rill_task_join() on it */
 	bool cancel_pending;		/* delivered at the next wait */
 	int wake_res;			/* what park() returns */
 	rill_time deadline;		/* RILL_TIME_NEVER: none */
@@ -320,6 +328,14 @@ struct rill_loop {
 	 * rill_loop_free() waits for them. */
 	atomic_int foreign;
 
+	/* Handed-back task and connection structs, freed RILL__GRAVES
+	 * burials later: a handle used again soon after join, detach or
+	 * free still points at memory of ours, marked dead, and the misuse
+	 * is named instead of corrupting the heap. */
+#define RILL__GRAVES 64
+	void *graves[RILL__GRAVES];
+	unsigned grave_next;
+
 	/* provided buffers for recv */
 	struct rill__bufring bufs;
 	bool has_bufs;
@@ -369,5 +385,14 @@ RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
  * level is an enum rill_log_level. */
 RILL_SPI void rill__log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A call that would corrupt memory if it went on (a handle used after it
+ * was handed back): says so through the log hook and aborts. */
+RILL_SPI void rill__misuse(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+/* Frees p (malloc'd, its magic already set to dead) RILL__GRAVES burials
+ * later, or when the loop is freed (engine/graves.c). */
+RILL_SPI void rill__bury(rill_loop *loop, void *p);
+void rill__graves_free(rill_loop *loop);
 
 #endif

@@ -4,6 +4,7 @@
  * with rill_set_log_handler(), declared in rill/stream.h. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "engine/internal.h"
 #include "rill/stream.h"
@@ -30,4 +31,16 @@ void rill__log(int level, const char *fmt, ...)
 		log_fn(level, msg, log_arg);
 	else
 		fprintf(stderr, "rill: %s: %s\n", names[level], msg);
+}
+
+void rill__misuse(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rill__log(RILL_LOG_ERROR, "API misuse: %s; aborting", msg);
+	abort();
 }

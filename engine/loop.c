@@ -611,13 +611,19 @@ static void tasks_drain(rill_loop *loop)
 	}
 }
 
-void rill_loop_free(rill_loop *loop)
+int rill_loop_free(rill_loop *loop)
 {
 	if (!loop)
-		return;
+		return 0;
+	if (!pthread_equal(loop->thread, pthread_self()))
+		return rill__set_detail(-EPERM, "rill_loop_free from another thread");
+	/* From a task or callback of the loop it would free the stack or
+	 * the queue it runs on. */
+	if (loop->running || rill__current())
+		return rill__set_detail(-EBUSY, "rill_loop_free inside the loop's own "
+					"task or callback");
 	loop->freeing = true;
-	if (!loop->running && !rill__current())
-		tasks_drain(loop);
+	tasks_drain(loop);
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);
@@ -633,6 +639,7 @@ void rill_loop_free(rill_loop *loop)
 	if (loop->wake_fd >= 0)
 		close(loop->wake_fd);
 	rill__stack_pool_free(loop);
+	rill__graves_free(loop);
 	free(loop->heap);
 	free(loop->soon.v);
 	free(loop->ts_queue.v);
@@ -640,6 +647,7 @@ void rill_loop_free(rill_loop *loop)
 	if (thread_loop == loop)
 		thread_loop = NULL;
 	free(loop);
+	return 0;
 }
 
 int rill_run(rill_task_fn fn, void *arg, int *resultp)

@@ -22,11 +22,6 @@ rill_task *rill_task_current(void)
 	return current_task;
 }
 
-bool rill_task_done(const rill_task *task)
-{
-	return !task || task->state == RILL__TASK_DONE;
-}
-
 /* Leaves the task for the loop's stack; returns when the loop resumes it. */
 static void task_suspend(rill_task *t)
 {
@@ -93,6 +88,12 @@ static void task_entry(void *arg)
 	__builtin_unreachable();
 }
 
+static void task_bury(rill_loop *loop, rill_task *t)
+{
+	t->magic = RILL__TASK_DEAD;
+	rill__bury(loop, t);
+}
+
 void rill__task_run(rill_loop *loop, rill_task *t)
 {
 	loop->current = t;
@@ -109,8 +110,21 @@ void rill__task_run(rill_loop *loop, rill_task *t)
 		rill__stack_put(loop, t->stack);
 		t->stack = NULL;
 		if (t->detached)
-			free(t);
+			task_bury(loop, t);
 	}
+}
+
+/* A handle given back (joined, or detached and ended) must not be used. */
+static void task_check(const rill_task *t, const char *call)
+{
+	if (t && t->magic != RILL__TASK_LIVE)
+		rill__misuse("%s: the task handle was already joined or detached", call);
+}
+
+bool rill_task_done(const rill_task *task)
+{
+	task_check(task, "rill_task_done");
+	return !task || task->state == RILL__TASK_DONE;
 }
 
 int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
@@ -130,6 +144,7 @@ int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 		return -ENOMEM;
 	}
 	t->loop = loop;
+	t->magic = RILL__TASK_LIVE;
 	t->fn = fn;
 	t->arg = arg;
 	t->deadline = RILL_TIME_NEVER;
@@ -223,6 +238,7 @@ int rill__park(struct rill__wait *w)
 
 int rill_task_cancel(rill_task *t)
 {
+	task_check(t, "rill_task_cancel");
 	if (!t)
 		return -EINVAL;
 	if (t->state == RILL__TASK_DONE)
@@ -236,33 +252,34 @@ int rill_task_cancel(rill_task *t)
 int rill_task_join(rill_task *t, int *resultp)
 {
 	rill_task *self = current_task;
+	int err = 0;
 
+	task_check(t, "rill_task_join");
 	if (!t || t->detached || t == self)
 		return -EINVAL;
-	while (self && t->state != RILL__TASK_DONE) {
-		int err = rill__waitq_park(&t->joiners);
-
-		if (err < 0)
-			return err;
-	}
-	if (!self && t->state != RILL__TASK_DONE) {
-		int err = rill__loop_run_until(t->loop, t);
-
-		if (err < 0)
-			return err;
-	}
+	if (t->joining)		/* the handle has one owner: one join */
+		return -EBUSY;
+	t->joining = true;
+	while (self && t->state != RILL__TASK_DONE && err == 0)
+		err = rill__waitq_park(&t->joiners);
+	if (!self && t->state != RILL__TASK_DONE)
+		err = rill__loop_run_until(t->loop, t);
+	t->joining = false;
+	if (err < 0)
+		return err;
 	if (resultp)
 		*resultp = t->result;
-	free(t);
+	task_bury(t->loop, t);
 	return 0;
 }
 
 void rill_task_detach(rill_task *t)
 {
+	task_check(t, "rill_task_detach");
 	if (!t)
 		return;
 	if (t->state == RILL__TASK_DONE)
-		free(t);
+		task_bury(t->loop, t);
 	else
 		t->detached = true;
 }

@@ -101,6 +101,7 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	if (!c)
 		return NULL;
 	c->loop = loop;
+	c->magic = RILL__CONN_LIVE;
 	c->fd = fd;
 	c->fd_info = fd;
 	conn_get_name(c, &c->peer);
@@ -132,7 +133,8 @@ static void conn_free(struct rill__conn *c)
 	rill__recv_free(&c->recv);
 	rill__reader_destroy(&c->reader);
 	rill__writer_destroy(&c->writer);
-	free(c);
+	c->magic = RILL__CONN_DEAD;
+	rill__bury(c->loop, c);
 }
 
 static bool conn_busy(const struct rill__conn *c)
@@ -245,8 +247,22 @@ void rill__conn_release(struct rill__conn *c, bool warn)
 
 void rill_writer_free(rill_writer *w)
 {
-	if (w)
-		rill__conn_release(rill__writer_conn(w), false);
+	struct rill__conn *c;
+
+	if (!w)
+		return;
+	c = rill__writer_conn(w);
+	if (c->magic != RILL__CONN_LIVE || c->released)
+		rill__misuse("rill_writer_free: the writer was already freed");
+	if (c->borrowed) {
+		/* Freeing it here would pull it from under the server, which
+		 * frees it when the callback returns: close it instead. */
+		rill__log(RILL_LOG_WARNING, "rill_writer_free on the writer of a "
+			  "server callback: it is borrowed; closed instead");
+		rill_writer_close(w);
+		return;
+	}
+	rill__conn_release(c, false);
 }
 
 /* ---- extra info ---------------------------------------------------- */

@@ -107,8 +107,12 @@ struct rill__transport {
 /* Bytes as they are (streams/plain.c): what every connection starts with. */
 RILL_SPI extern const struct rill__transport rill__plain_transport;
 
+#define RILL__CONN_LIVE 0x636f6e6eu	/* "conn" */
+#define RILL__CONN_DEAD 0x64656164u	/* "dead" */
+
 struct rill__conn {
 	rill_loop *loop;
+	uint32_t magic;		/* RILL__CONN_LIVE until freed */
 	int fd;
 	const struct rill__transport *tp;
 	void *tp_data;
@@ -120,6 +124,7 @@ struct rill__conn {
 	bool lost;		/* connection_lost: no more I/O */
 	bool fd_closed;
 	bool released;		/* the user gave the handles back */
+	bool borrowed;		/* a server callback holds the handles */
 	bool warned;
 	int lost_err;		/* the error the connection was lost with */
 	unsigned lost_writes;	/* writes dropped since it was lost */

@@ -45,6 +45,7 @@ struct rill_server {
 	size_t limit;
 	bool keep_alive, is_tcp;
 	bool serving, closed, freed, forever;
+	unsigned waiting;	/* tasks in serve_forever() or wait_closed() */
 	char *unix_path;
 	dev_t unix_dev;
 	ino_t unix_ino;
@@ -53,6 +54,7 @@ struct rill_server {
 	size_t armed;		/* acceptors not yet settled after stop */
 	struct rill__waitq waiters;	/* wait_closed, serve_forever */
 	rill_task *retry;	/* the pause after EMFILE */
+	bool exhausted;		/* said so once; quiet until an accept works */
 	struct rill__group *group;	/* threads: the loops doing the work */
 	rill_tls_ctx *tls;		/* a reference, for ssl= */
 	rill_time tls_handshake, tls_shutdown;
@@ -93,7 +95,9 @@ static int client_task(void *arg)
 		rill__conn_release(c, false);
 		return 0;
 	}
+	c->borrowed = true;
 	err = s->cb(&c->reader, &c->writer, s->arg);
+	c->borrowed = false;
 	if (err < 0 && err != -ECANCELED) {
 		/* asyncio: the callback's task raised; it says so and closes
 		 * the transport (a cancelled one is closed quietly). */
@@ -181,6 +185,10 @@ static void on_accept(void *ctx, int fd)
 	rill_server *s = l->server;
 
 	if (fd >= 0) {
+		if (s->exhausted) {
+			s->exhausted = false;
+			rill__log(RILL_LOG_INFO, "accepting again");
+		}
 		if (s->closed)
 			close(fd);
 		else
@@ -189,8 +197,12 @@ static void on_accept(void *ctx, int fd)
 	}
 	if (!accept_resource_error(fd) || s->retry)
 		return;		/* ECONNABORTED and the like: the next one */
-	rill__log(RILL_LOG_ERROR, "accept failed: %s; pausing accepting for 1 s",
-		  rill_strerror(fd));
+	/* One line per exhaustion, not one per retry: a server held at its
+	 * fd limit would otherwise log every second for as long as it lasts. */
+	if (!s->exhausted)
+		rill__log(RILL_LOG_ERROR, "accept failed: %s; pausing accepting, "
+			  "retrying every second", rill_strerror(fd));
+	s->exhausted = true;
 	server_stop_accepting(s);
 	if (rill_spawn(s->loop, accept_retry_task, s, &s->retry) == 0)
 		rill_task_detach(s->retry);
@@ -669,12 +681,25 @@ void rill_server_abort_clients(rill_server *s)
 		server_each_conn(s, rill_writer_abort);
 }
 
-int rill_server_wait_closed(rill_server *s)
+/* A task waiting in serve_forever() or wait_closed() holds the server:
+ * rill_server_free() from another task then frees it only once that
+ * call has returned, which leave_wait() does as its last act. */
+static void enter_wait(rill_server *s)
+{
+	s->waiting++;
+}
+
+static int leave_wait(rill_server *s, int err)
+{
+	s->waiting--;
+	server_maybe_free(s);
+	return err;
+}
+
+static int wait_closed(rill_server *s)
 {
 	int err;
 
-	if (!s)
-		return -EINVAL;
 	if (s->group) {
 		while (!s->closed)
 			if ((err = rill__waitq_park(&s->waiters)) < 0)
@@ -685,6 +710,14 @@ int rill_server_wait_closed(rill_server *s)
 		if ((err = rill__waitq_park(&s->waiters)) < 0)
 			return err;
 	return 0;
+}
+
+int rill_server_wait_closed(rill_server *s)
+{
+	if (!s)
+		return -EINVAL;
+	enter_wait(s);
+	return leave_wait(s, wait_closed(s));
 }
 
 int rill_server_serve_forever(rill_server *s)
@@ -699,6 +732,7 @@ int rill_server_serve_forever(rill_server *s)
 		return RILL_ECLOSED;
 	rill_server_start_serving(s);
 	s->forever = true;
+	enter_wait(s);
 	while (!s->closed && err == 0)
 		err = rill__waitq_park(&s->waiters);
 	s->forever = false;
@@ -707,15 +741,21 @@ int rill_server_serve_forever(rill_server *s)
 	 * that the code after serve_forever runs once they are all gone. */
 	if (err == 0 || err == -ECANCELED) {
 		rill_server_close(s);
-		rill_server_wait_closed(s);
+		wait_closed(s);
 	}
-	return err;
+	return leave_wait(s, err);
 }
 
 static void server_maybe_free(rill_server *s)
 {
-	if (s->freed && server_done(s) && !s->retry)
+	if (!s->freed || s->waiting)
+		return;
+	if (s->group) {
+		rill__group_free(s->group);
 		server_discard(s);
+	} else if (server_done(s) && !s->retry) {
+		server_discard(s);
+	}
 }
 
 void rill_server_free(rill_server *s)
@@ -723,12 +763,8 @@ void rill_server_free(rill_server *s)
 	if (!s)
 		return;
 	rill_server_close(s);
-	if (s->group) {
-		rill__group_free(s->group);
-		server_discard(s);
-		return;
-	}
-	rill_server_abort_clients(s);
+	if (!s->group)
+		rill_server_abort_clients(s);
 	s->freed = true;
 	server_maybe_free(s);
 }

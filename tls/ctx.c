@@ -169,6 +169,7 @@ static int ctx_alloc(const SSL_METHOD *method, bool server, rill_tls_ctx **ctxp)
 		return rill__tls_error(RILL_ETLS, "SSL_CTX_new");
 	}
 	atomic_init(&ctx->refs, 1);
+	ctx->magic = RILL__TLS_CTX_LIVE;
 	pthread_mutex_init(&ctx->lock, NULL);
 	ctx->server = server;
 	SSL_CTX_set_ex_data(ctx->ssl_ctx, ctx_index, ctx);
@@ -290,16 +291,43 @@ rill_tls_ctx *rill__tls_ctx_ref(rill_tls_ctx *ctx)
 	return ctx;
 }
 
-void rill_tls_ctx_free(rill_tls_ctx *ctx)
+/* Freed contexts are kept a while, as the engine keeps handles (see
+ * engine/graves.c), so that a second rill_tls_ctx_free() is named rather
+ * than corrupting the heap. Contexts are few and shared by loops: one
+ * small process-wide graveyard. */
+static void ctx_bury(rill_tls_ctx *ctx)
 {
-	if (!ctx || atomic_fetch_sub(&ctx->refs, 1) != 1)
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static rill_tls_ctx *graves[8];
+	static unsigned next;
+
+	ctx->magic = RILL__TLS_CTX_DEAD;
+	pthread_mutex_lock(&lock);
+	free(graves[next]);
+	graves[next] = ctx;
+	next = (next + 1) % 8;
+	pthread_mutex_unlock(&lock);
+}
+
+void rill__tls_ctx_unref(rill_tls_ctx *ctx)
+{
+	if (atomic_fetch_sub(&ctx->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < ctx->nsessions; i++)
 		SSL_SESSION_free(ctx->sessions[i].sess);
 	SSL_CTX_free(ctx->ssl_ctx);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx->alpn);
-	free(ctx);
+	ctx_bury(ctx);
+}
+
+void rill_tls_ctx_free(rill_tls_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	if (ctx->magic != RILL__TLS_CTX_LIVE || atomic_exchange(&ctx->caller_freed, true))
+		rill__misuse("rill_tls_ctx_free: the context was already freed");
+	rill__tls_ctx_unref(ctx);
 }
 
 /* ---- errors of a connection ---------------------------------------- */

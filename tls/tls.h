@@ -16,8 +16,13 @@ struct rill__tls_session {
 	SSL_SESSION *sess;
 };
 
+#define RILL__TLS_CTX_LIVE 0x746c7363u	/* "tlsc" */
+#define RILL__TLS_CTX_DEAD 0x64656164u	/* "dead" */
+
 struct rill_tls_ctx {
 	SSL_CTX *ssl_ctx;
+	uint32_t magic;		/* RILL__TLS_CTX_LIVE until freed */
+	atomic_bool caller_freed;	/* rill_tls_ctx_free() has run */
 	atomic_int refs;
 	bool server, verify;
 	unsigned char *alpn;	/* wire form */
@@ -28,6 +33,8 @@ struct rill_tls_ctx {
 };
 
 rill_tls_ctx *rill__tls_ctx_ref(rill_tls_ctx *ctx);
+/* Drops a connection's reference. */
+void rill__tls_ctx_unref(rill_tls_ctx *ctx);
 rill_tls_ctx *rill__tls_ctx_of(SSL_CTX *sctx);
 void rill__tls_session_resume(rill_tls_ctx *ctx, SSL *ssl, const char *name);
 

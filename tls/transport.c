@@ -379,7 +379,7 @@ static void tls_destroy(struct rill__conn *c)
 	}
 	SSL_free(t->ssl);	/* frees its end of the pair */
 	BIO_free(t->net);
-	rill_tls_ctx_free(t->ctx);
+	rill__tls_ctx_unref(t->ctx);
 	OPENSSL_free(t->subject);
 	free(t->alpn);
 	free(t);
@@ -519,16 +519,11 @@ static int tls_server(struct rill__conn *c, rill_tls_ctx *ctx, rill_time handsha
 
 /* ---- public entry points ------------------------------------------- */
 
-static rill_tls_ctx *ctx_ref(rill_tls_ctx *ctx)
-{
-	return rill__tls_ctx_ref(ctx);
-}
-
 static const struct rill__tls_hooks hooks = {
 	.client = tls_client,
 	.server = tls_server,
-	.ctx_ref = ctx_ref,
-	.ctx_unref = rill_tls_ctx_free,
+	.ctx_ref = rill__tls_ctx_ref,
+	.ctx_unref = rill__tls_ctx_unref,
 };
 
 void rill_tls_init(void)

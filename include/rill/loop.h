@@ -69,9 +69,11 @@ typedef struct rill_loop_options {
 RILL_API int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp);
 
 /* Frees the loop. Tasks still alive are cancelled and run until they end,
- * so every completion lands before memory goes away. Must not be called
- * from inside a task of this loop. */
-RILL_API void rill_loop_free(rill_loop *loop);
+ * so every completion lands before memory goes away. Returns 0 (also for
+ * NULL), -EBUSY from inside a task or callback of the loop (it would free
+ * the stack it runs on), -EPERM from another thread; then nothing is
+ * freed. */
+RILL_API int rill_loop_free(rill_loop *loop);
 
 /* Runs the loop until rill_loop_stop() or until nothing is left that could
  * make progress (no task, no operation in flight, no timer). Returns 0, or

@@ -260,7 +260,10 @@ RILL_API rill_reader *rill_writer_reader(rill_writer *w);
 
 /* Releases the connection, reader and writer both: closes it if still
  * open (queued data is still sent), and frees it once the socket is
- * closed. w and its reader are invalid after the call. */
+ * closed. w and its reader are invalid after the call.
+ * Called on the writer a server callback borrows, it closes the
+ * connection instead and says so through the log hook. Called again on a
+ * freed writer, rill aborts with a message naming the misuse. */
 RILL_API void rill_writer_free(rill_writer *w);
 
 /* ---- start_server -------------------------------------------------- */
@@ -354,7 +357,9 @@ RILL_API void rill_server_close_clients(rill_server *s);
 RILL_API void rill_server_abort_clients(rill_server *s);
 /* Waits until the server is closed and every connection has ended. */
 RILL_API int rill_server_wait_closed(rill_server *s);
-/* Closes, aborts the clients and frees the server once they are gone. */
+/* Closes, aborts the clients and frees the server once they are gone.
+ * A task waiting in serve_forever() or wait_closed() on it returns first
+ * (as after rill_server_close()); the server goes after that. */
 RILL_API void rill_server_free(rill_server *s);
 
 /* ---- logging ------------------------------------------------------- */

@@ -41,8 +41,12 @@ RILL_API int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg,
  * NULL) and frees the handle. Inside a task it suspends the caller; outside
  * any task, on the loop's thread, it runs the loop until the task ends.
  * Returns 0, or -ECANCELED / -ETIMEDOUT when the waiting task is cancelled
- * or times out (the handle then stays valid and owned by the caller), or
- * -EINVAL for a detached task or a task joining itself. */
+ * or times out (the handle then stays valid and owned by the caller),
+ * -EINVAL for a detached task or a task joining itself, or -EBUSY while
+ * another task is joining it. A handle already joined or detached must not
+ * be used again: rill aborts with a message naming the misuse when it can
+ * tell (soon after the hand-back), as it does for cancel, detach and
+ * done. */
 RILL_API int rill_task_join(rill_task *task, int *resultp);
 
 /* Gives up the handle: the task runs on and frees itself when done. */

@@ -71,7 +71,8 @@ RILL_API int rill_tls_ctx_new_server(const rill_tls_options *opts,
 				     rill_tls_ctx **ctxp);
 
 /* Drops the caller's reference; the context lives on while connections
- * use it. */
+ * use it. A second call for the same context is a misuse: rill aborts
+ * with a message naming it. NULL is ignored. */
 RILL_API void rill_tls_ctx_free(rill_tls_ctx *ctx);
 
 /* The OpenSSL reason behind this thread's last RILL_ETLS* code, or "". */
