@@ -3,6 +3,7 @@
 """Side-by-side comparison of rill's echo server with its peers.
 
     python3 bench/compare.py [--build DIR] [--short] [--out DIR] [--runs N]
+    python3 bench/compare.py --load-generator [--build DIR] [--short] [--out DIR] [--runs N]
 
 Every server (rill, a hand-written epoll server, libuv, uvloop, asyncio)
 runs pinned to CPU 0; the same load generator (rill-load) drives it from
@@ -11,7 +12,14 @@ a Markdown table and a JSON file in --out (default bench/results), a PNG
 plot of rate against connection count (gnuplot), and the table on stdout.
 
 The server's CPU time per message comes from /proc/PID/stat (user+system
-jiffies) read before and after each run. Every load run is bounded by its
+jiffies) read before and after each run.
+
+The load generator table (also alone with --load-generator) turns it
+around: one HTTP server (rill-echo-server --mode http, plain and TLS) on
+CPU 0, and rill-load http against wrk on CPU 1, interleaved, the client's
+CPU per request from its /proc/PID/stat once it has exited; then a server
+that stalls 200 ms a second, to compare open-loop latency (rill-load
+--rate) with closed-loop (wrk, rill-load without --rate). Every load run is bounded by its
 duration; servers are stopped with SIGTERM (SIGKILL after 5 s).
 """
 import argparse
@@ -25,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,9 +177,13 @@ def main():
     ap.add_argument("--runs", type=int, default=0)
     ap.add_argument("--scaling", action="store_true",
                     help="rill only: rate against server thread count 1..CPUs (multi-core)")
+    ap.add_argument("--load-generator", action="store_true",
+                    help="only the load generator table: rill-load http against wrk")
     a = ap.parse_args()
     if a.scaling:
         return scaling(a)
+    if a.load_generator:
+        return write_load_generator(a, load_generator(a))
     secs = "2" if a.short else "5"
     runs = a.runs or (1 if a.short else 3)
     all_servers = {k: v for k, v in servers(a.build).items() if available(v)}
@@ -210,6 +223,244 @@ def main():
 
     memory = None if a.short else idle_memory(a.build, all_servers["rill"], 10000)
     write_outputs(a, table, curve, memory)
+    write_load_generator(a, load_generator(a))
+
+
+# ---------------------------------------------------- load generator: rill-load against wrk
+
+LOADGEN_CONNS = [10, 100]
+LOADGEN_CONNS_SHORT = [50]
+STALL_RATE = 1000
+
+
+def client_run(argv, timeout):
+    """Runs argv pinned to CLIENT_CPU; returns its stdout and its CPU seconds
+    (user+system, all threads) from /proc/PID/stat, read once it has exited
+    and before it is reaped."""
+    with open(os.devnull, "w") as null:
+        p = subprocess.Popen(["taskset", "-c", CLIENT_CPU] + argv, stdout=subprocess.PIPE, stderr=null,
+                             text=True, preexec_fn=raise_nofile)
+    try:
+        out, _ = p.stdout.read(), None
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                break
+            time.sleep(0.01)
+        with open("/proc/%d/stat" % p.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return out, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def wrk_us(m):
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6, "m": 6e7}[m.group(2)]
+
+
+def run_wrk(url, conns, secs):
+    out, cpu = client_run(["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs, "--latency", url], secs + 60)
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rate": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "requests": n,
+            "cpu_s": cpu, "cpu_us_per_req": 1e6 * cpu / max(n, 1),
+            "p50_us": wrk_us(re.search(r"^\s+50%\s+([\d.]+)(us|ms|s|m)$", out, re.M)),
+            "p99_us": wrk_us(re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)$", out, re.M)),
+            "max_us": wrk_us(re.search(r"^\s+Latency(?:\s+\S+){2}\s+([\d.]+)(us|ms|s|m)", out, re.M)),
+            "errors": (sum(int(x) for x in errs.groups()) if errs else 0) + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+def run_rill_load(build, url, conns, secs, extra=()):
+    argv = [os.path.join(build, "bench", "rill-load"), "http", url, "-c", str(conns), "-D", "%ds" % secs,
+            "-q"] + list(extra)
+    out, cpu = client_run(argv, secs + 60)
+    r = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+    return {"rate": r["rate"], "requests": r["responses"], "cpu_s": cpu,
+            "cpu_us_per_req": 1e6 * cpu / max(r["responses"], 1), "p50_us": r["p50_us"],
+            "p99_us": r["p99_us"], "max_us": r["max_us"], "errors": r["errors"]}
+
+
+def median_of(results):
+    """The median of each figure over the runs, and how far apart the runs
+    were (max / min of the CPU per request)."""
+    keys = [k for k in results[0] if results[0][k] is not None]
+    med = {k: statistics.median(r[k] for r in results) for k in keys}
+    cpus = [r["cpu_us_per_req"] for r in results]
+    med["spread"] = max(cpus) / max(min(cpus), 1e-9)
+    med["runs"] = len(results)
+    return med
+
+
+def paired_ratio(row, key):
+    """rill-load over wrk, run by run (each pair ran back to back, so a
+    machine whose speed drifts between runs cancels out), then the median."""
+    pairs = zip(row["runs"]["rill-load"], row["runs"]["wrk"])
+    return statistics.median(r[key] / max(w[key], 1e-9) for r, w in pairs)
+
+
+def tls_files():
+    """Throwaway test certificates (tests/tls_certs.sh), or None."""
+    if not shutil.which("openssl"):
+        return None
+    d = tempfile.mkdtemp(prefix="rill-compare-")
+    r = subprocess.run(["bash", os.path.join(ROOT, "tests", "tls_certs.sh"), d], capture_output=True)
+    return d if r.returncode == 0 else None
+
+
+def load_generator(a):
+    """rill-load http against wrk on the same server, same connection count,
+    runs interleaved (the order alternating), medians; then the stall."""
+    if not shutil.which("wrk"):
+        print("compare.py: wrk is not installed: no load generator table", file=sys.stderr)
+        return None
+    secs = 2 if a.short else 5
+    runs = a.runs or (1 if a.short else 5)
+    server = servers(a.build)["rill"]
+    certs = tls_files()
+    res = {"conns": LOADGEN_CONNS_SHORT if a.short else LOADGEN_CONNS, "secs": secs, "runs": runs,
+           "rows": [], "stall": None}
+    schemes = [("http", [], "http://127.0.0.1:%d/", [])]
+    if certs:
+        schemes.append(("https", ["--tls", os.path.join(certs, "server.pem"), os.path.join(certs, "server.key")],
+                        "https://localhost:%d/", ["--tls", os.path.join(certs, "ca.pem")]))
+    try:
+        for scheme, server_args, url_fmt, load_args in schemes:
+            try:
+                srv = Server(server + server_args, "http")
+            except RuntimeError as e:
+                print("compare.py: %s: %s" % (scheme, e), file=sys.stderr)
+                continue
+            try:
+                url = url_fmt % srv.port
+                for conns in res["conns"]:
+                    got = {"rill-load": [], "wrk": []}
+                    for i in range(runs):
+                        order = ["rill-load", "wrk"] if i % 2 == 0 else ["wrk", "rill-load"]
+                        for tool in order:
+                            print("  load generator %-6s %4d conns %-9s run %d ..." % (scheme, conns, tool, i + 1),
+                                  file=sys.stderr, flush=True)
+                            if tool == "wrk":
+                                got[tool].append(run_wrk(url, conns, secs))
+                            else:
+                                got[tool].append(run_rill_load(a.build, url, conns, secs, load_args))
+                    res["rows"].append({"scheme": scheme, "conns": conns,
+                                        "results": {t: median_of(v) for t, v in got.items()}, "runs": got})
+            finally:
+                srv.stop()
+        res["stall"] = stall_latency(a, secs)
+    finally:
+        if certs:
+            shutil.rmtree(certs, ignore_errors=True)
+    return res
+
+
+def stall_latency(a, secs):
+    """A server that stalls 200 ms once a second, at STALL_RATE requests/s
+    open loop (rill-load --rate) against the closed loops of wrk and
+    rill-load. Each rill-load also writes its percentile distribution."""
+    secs = 3 if a.short else max(secs, 5)  # a few stalls at least
+    try:
+        srv = Server([PY, os.path.join(ROOT, "bench", "peers", "http_stall.py")], "http")
+    except RuntimeError as e:
+        print("compare.py: stall server: %s" % e, file=sys.stderr)
+        return None
+    os.makedirs(a.out, exist_ok=True)
+    url = "http://127.0.0.1:%d/" % srv.port
+    conns = 10
+    try:
+        print("  load generator stall ...", file=sys.stderr, flush=True)
+        open_file = os.path.join(a.out, "stall-open.hgrm")
+        closed_file = os.path.join(a.out, "stall-closed.hgrm")
+        return {"rate": STALL_RATE, "conns": conns, "secs": secs,
+                "rill-load --rate": run_rill_load(a.build, url, conns, secs,
+                                                  ["--rate", str(STALL_RATE), "--latency-file", open_file]),
+                "rill-load": run_rill_load(a.build, url, conns, secs, ["--latency-file", closed_file]),
+                "wrk": run_wrk(url, conns, secs),
+                "files": {"rill-load --rate (open loop)": open_file, "rill-load (closed loop)": closed_file}}
+    finally:
+        srv.stop()
+
+
+def load_generator_md(res):
+    lines = ["Load generator: rill-load http against wrk %s, both on CPU %s with 1 thread, against "
+             "rill-echo-server --mode http on CPU %s; %d s runs, interleaved, medians of %d; %s. Client CPU from "
+             "/proc/PID/stat (user+system); spread: max/min CPU per request over the runs; the ratios are medians "
+             "of the ratios of runs made back to back. wrk's p99 is after its own coordinated-omission correction "
+             "(stats_correct); rill-load's closed loop reports what it measured." %
+             (wrk_version(), CLIENT_CPU, SERVER_CPU, res["secs"], res["runs"], time.strftime("%Y-%m-%d")), "",
+             "| scheme | conns | client | requests/s | client CPU us/request | spread | p99 us | errors | "
+             "rill-load / wrk CPU per request | rill-load / wrk rate |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in res["rows"]:
+        rl, wrk = row["results"]["rill-load"], row["results"]["wrk"]
+        for name, r in (("rill-load", rl), ("wrk", wrk)):
+            lines.append("| %s | %d | %s | %.0f | %.2f | %.2f | %s | %d | %s | %s |" % (
+                row["scheme"], row["conns"], name, r["rate"], r["cpu_us_per_req"], r["spread"], fmt(r.get("p99_us")),
+                r["errors"], "%.2fx" % paired_ratio(row, "cpu_us_per_req") if name == "rill-load" else "-",
+                "%.2fx" % paired_ratio(row, "rate") if name == "rill-load" else "-"))
+    st = res.get("stall")
+    if st:
+        lines += ["", "A server that stalls 200 ms once a second (bench/peers/http_stall.py, CPU %s), %d connections, "
+                  "%d s: open loop at %d requests/s against closed loops." % (SERVER_CPU, st["conns"], st["secs"],
+                                                                              st["rate"]), "",
+                  "| client | requests/s | p50 us | p99 us | max us |", "|---|---:|---:|---:|---:|"]
+        for name in ("rill-load --rate", "rill-load", "wrk"):
+            r = st[name]
+            lines.append("| %s | %.0f | %s | %s | %s |" % (name, r["rate"], fmt(r["p50_us"]), fmt(r["p99_us"]),
+                                                            fmt(r["max_us"])))
+    return lines
+
+
+def wrk_version():
+    try:
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        m = re.search(r"wrk (\S+)", out)
+        return m.group(1) if m else ""
+    except OSError:
+        return ""
+
+
+def write_load_generator(a, res):
+    if not res:
+        return
+    md = "\n".join(load_generator_md(res)) + "\n"
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "load-generator.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(a.out, "load-generator.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    if res.get("stall"):
+        plot_percentiles(os.path.join(a.out, "stall-latency.png"), res["stall"]["files"])
+    print(md)
+
+
+def plot_percentiles(png, files):
+    """Latency by percentile, HdrHistogram style: x is 1/(1-percentile) on a
+    log scale (so 99% and 99.9% get room), from rill-load --latency-file."""
+    if not shutil.which("gnuplot"):
+        return
+    dat = png[:-4] + ".dat"
+    names = list(files)
+    with open(dat, "w") as out:
+        for name in names:
+            out.write("# %s\n" % name)
+            with open(files[name]) as f:
+                for line in f:
+                    cols = line.split()
+                    if len(cols) == 4 and not line.startswith("#") and cols[0][0].isdigit():
+                        out.write("%s %s\n" % (cols[3], float(cols[0]) / 1e3))
+            out.write("\n\n")
+    plots = ", ".join("'%s' index %d with lines lw 2 title '%s'" % (dat, i, n) for i, n in enumerate(names))
+    script = ("set terminal png size 800,500; set output '%s'; set logscale x; "
+              "set xtics ('0' 1, '90' 10, '99' 100, '99.9' 1000, '99.99' 10000); "
+              "set xlabel 'percentile (%%)'; set ylabel 'latency (ms)'; set key top left; set grid; "
+              "set title 'A server stalling 200 ms once a second'; plot %s\n" % (png, plots))
+    subprocess.run(["gnuplot"], input=script, text=True, check=False)
 
 
 def scaling(a):

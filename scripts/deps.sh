@@ -8,7 +8,7 @@
 RILL_DEPS=(build-essential cmake pkg-config clang liburing-dev libssl-dev
 	libcriterion-dev libuv1-dev openssl curl nginx python3 python3-uvloop
 	iproute2 libclang-rt-14-dev iperf3 gnuplot-nox g++ abigail-tools dpkg-dev
-	file man-db groff-base)
+	file man-db groff-base libhttp-parser-dev wrk)
 # Tests that need these skip, with the reason, without them. The cross C
 # library headers are only a recommendation of gcc-aarch64-linux-gnu, which
 # --no-install-recommends leaves out: they are named here.
