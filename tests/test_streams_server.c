@@ -845,6 +845,8 @@ static int adopt_bound(void *arg)
 	client("127.0.0.1", ntohs(a.sin_port), &r, &w);
 	cr_assert_eq(roundtrip(r, w, "listened for us\n"), 0);
 	client_done(w);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
 	rill_server_free(s);
 	return 0;
 }

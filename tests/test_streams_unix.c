@@ -278,6 +278,14 @@ Test(streams_unix, adopt_connected_unix_socket)
 	run_task(adopt_unix, NULL);
 }
 
+/* Closes the server, waits until it is closed, frees it. */
+static void server_done(rill_server *s)
+{
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+}
+
 /* 3.13: a server started with sock= unlinks its socket file on close too,
  * if that is still the same inode; a file that replaced it is left. */
 static int sock_cleanup(void *arg)
@@ -295,10 +303,8 @@ static int sock_cleanup(void *arg)
 	o.sock = fd;
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
 	roundtrip(path, "adopted\n");
-	rill_server_close(s);
-	cr_assert_eq(rill_server_wait_closed(s), 0);
+	server_done(s);
 	cr_assert_eq(access(path, F_OK), -1, "socket file of sock= left behind");
-	rill_server_free(s);
 
 	/* Replaced meanwhile: not ours any more, left alone. */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -309,7 +315,7 @@ static int sock_cleanup(void *arg)
 	cr_assert_eq(unlink(path), 0);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	rill_server_free(s);
+	server_done(s);
 	cr_assert(is_socket_file(path), "someone else's socket file was removed");
 	close(fd);
 	unlink(path);
@@ -334,11 +340,11 @@ static int no_cleanup(void *arg)
 	o.cleanup_socket = RILL_OFF;
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
 	roundtrip(path, "kept\n");
-	rill_server_free(s);
+	server_done(s);
 	cr_assert(is_socket_file(path), "cleanup_socket off, but the file went");
 	/* A stale file is still replaced at start. */
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
-	rill_server_free(s);
+	server_done(s);
 	cr_assert(is_socket_file(path));
 	cr_assert_eq(unlink(path), 0);
 
@@ -347,7 +353,7 @@ static int no_cleanup(void *arg)
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 	o.sock = fd;
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
-	rill_server_free(s);
+	server_done(s);
 	cr_assert(is_socket_file(path));
 	unlink(path);
 	return 0;
