@@ -217,13 +217,10 @@ void rill_writer_close(rill_writer *w)
 
 void rill_writer_abort(rill_writer *w)
 {
-	struct rill__conn *c;
-
-	if (!w)
-		return;
-	c = rill__writer_conn(w);
-	c->closing = true;
-	rill__conn_lost(c, 0);
+	if (w) {
+		rill__writer_conn(w)->closing = true;
+		rill__conn_lost(rill__writer_conn(w), 0);
+	}
 }
 
 void rill__conn_release(struct rill__conn *c, bool warn)

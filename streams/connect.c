@@ -535,6 +535,7 @@ static int open_sock(const rill_open_options *o, const char *peer, int port,
 int rill_open_connection(const char *host, int port, const rill_open_options *opts,
 			 rill_reader **readerp, rill_writer **writerp)
 {
+	rill__detail_clear();
 	rill_open_options copy = RILL_OPEN_OPTIONS_INIT;
 	const rill_open_options *o = &copy;
 	rill_time saved;
@@ -560,6 +561,7 @@ int rill_open_connection(const char *host, int port, const rill_open_options *op
 int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 			      rill_reader **readerp, rill_writer **writerp)
 {
+	rill__detail_clear();
 	rill_open_options copy = RILL_OPEN_OPTIONS_INIT;
 	const rill_open_options *o = &copy;
 	struct sockaddr_un sun;

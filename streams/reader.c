@@ -34,6 +34,7 @@ void rill__reader_destroy(rill_reader *r)
 
 int rill_reader_new(size_t limit, rill_reader **readerp)
 {
+	rill__detail_clear();
 	rill_reader *r;
 
 	if (!readerp)
@@ -141,6 +142,7 @@ static int reader_unpin(rill_reader *r, size_t extra)
 
 int rill_reader_feed_data(rill_reader *r, const void *p, size_t n)
 {
+	rill__detail_clear();
 	int err;
 
 	if (!r || (!p && n))
@@ -281,6 +283,7 @@ static int reader_begin(rill_reader *r)
 
 ssize_t rill_reader_read(rill_reader *r, void *buf, size_t n)
 {
+	rill__detail_clear();
 	int err = reader_begin(r);
 
 	if (err)
@@ -331,11 +334,13 @@ static ssize_t reader_view_all(rill_reader *r, rill_bytes *out, bool peek)
 
 ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
 {
+	rill__detail_clear();
 	return reader_view_all(r, out, false);
 }
 
 ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
 {
+	rill__detail_clear();
 	int err = reader_begin(r);
 
 	if (err)
@@ -411,6 +416,7 @@ static ssize_t reader_until(rill_reader *r, const struct rill__seps *s,
 ssize_t rill_reader_readuntil_any(rill_reader *r, const rill_bytes *seps,
 				  size_t nseps, rill_bytes *out)
 {
+	rill__detail_clear();
 	const void *small_p[RILL__SEPS_SMALL];
 	size_t small_len[RILL__SEPS_SMALL];
 	const void **pv = small_p;
@@ -452,6 +458,7 @@ out:
 ssize_t rill_reader_readuntil(rill_reader *r, const void *sep, size_t seplen,
 			      rill_bytes *out)
 {
+	rill__detail_clear();
 	rill_bytes one = { sep, seplen };
 
 	if (!sep && seplen)
@@ -461,6 +468,7 @@ ssize_t rill_reader_readuntil(rill_reader *r, const void *sep, size_t seplen,
 
 ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out)
 {
+	rill__detail_clear();
 	static const char nl = '\n';
 	ssize_t n = rill_reader_readuntil(r, &nl, 1, out);
 
@@ -476,6 +484,7 @@ ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out)
 
 ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out)
 {
+	rill__detail_clear();
 	return reader_view_all(r, out, true);
 }
 

@@ -457,6 +457,7 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 		      int port, const rill_server_options *opts,
 		      rill_server **serverp)
 {
+	rill__detail_clear();
 	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
 	const rill_server_options *o = &copy;
 	rill_server *s;
@@ -531,6 +532,7 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 			   const char *path, const rill_server_options *opts,
 			   rill_server **serverp)
 {
+	rill__detail_clear();
 	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
 	const rill_server_options *o = &copy;
 	struct sockaddr_un sun;
@@ -598,6 +600,7 @@ bool rill_server_is_serving(const rill_server *s)
 
 int rill_server_start_serving(rill_server *s)
 {
+	rill__detail_clear();
 	if (!s)
 		return -EINVAL;
 	if (s->closed)
@@ -714,6 +717,7 @@ static int wait_closed(rill_server *s)
 
 int rill_server_wait_closed(rill_server *s)
 {
+	rill__detail_clear();
 	if (!s)
 		return -EINVAL;
 	enter_wait(s);
@@ -722,6 +726,7 @@ int rill_server_wait_closed(rill_server *s)
 
 int rill_server_serve_forever(rill_server *s)
 {
+	rill__detail_clear();
 	int err = 0;
 
 	if (!s)

@@ -125,6 +125,7 @@ static void writer_check_pause(rill_writer *w)
 int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 					ssize_t low)
 {
+	rill__detail_clear();
 	if (!w || high < -1 || low < -1 || low > SSIZE_MAX / 4)
 		return -EINVAL;
 	if (high < 0)
@@ -351,6 +352,7 @@ static void write_queued(rill_writer *w, size_t n)
 
 int rill_writer_write(rill_writer *w, const void *data, size_t n)
 {
+	rill__detail_clear();
 	int err = write_check(w, data, n);
 
 	if (err)
@@ -363,6 +365,7 @@ int rill_writer_write(rill_writer *w, const void *data, size_t n)
 
 int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks, size_t n)
 {
+	rill__detail_clear();
 	if (n && !chunks)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
@@ -377,6 +380,7 @@ int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks, size_t n)
 int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 			  void (*release)(void *arg), void *arg)
 {
+	rill__detail_clear();
 	struct rill__chunk *ch;
 	int err = write_check(w, data, n);
 
@@ -400,6 +404,7 @@ int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 
 int rill_writer_drain(rill_writer *w)
 {
+	rill__detail_clear();
 	struct rill__conn *c;
 	int err;
 
@@ -420,6 +425,7 @@ int rill_writer_drain(rill_writer *w)
 
 int rill_writer_write_eof(rill_writer *w)
 {
+	rill__detail_clear();
 	if (!w)
 		return -EINVAL;
 	if (!rill_writer_can_write_eof(w))
@@ -485,6 +491,7 @@ void rill__writer_kick(rill_writer *w)
 
 int rill_writer_wait_closed(rill_writer *w)
 {
+	rill__detail_clear();
 	struct rill__conn *c;
 	int err;
 

@@ -11,25 +11,11 @@
 #include "engine/internal.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "tests/helpers.h"
 
-#define MS RILL_NSEC_PER_MSEC
 #define POISON 0xa5
 
-static rill_loop *loop;
-
-static void setup(void)
-{
-	int ret = rill_loop_new(NULL, &loop);
-
-	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
-}
-
-static void teardown(void)
-{
-	rill_loop_free(loop);
-}
-
-TestSuite(engine_cancel, .init = setup, .fini = teardown);
+TestSuite(engine_cancel, .init = loop_setup, .fini = loop_teardown);
 
 static void pair(int sv[2])
 {

@@ -563,6 +563,7 @@ static int start_check(rill_writer *w, struct rill__conn **cp)
 int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostname,
 		   const rill_tls_timeouts *timeouts)
 {
+	rill__detail_clear();
 	rill_tls_timeouts t = RILL_TLS_TIMEOUTS_INIT;
 	struct rill__conn *c = NULL;
 	int err = rill__options_load(&t, sizeof(t), timeouts, "rill_tls_timeouts");
@@ -581,6 +582,7 @@ int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostnam
 int rill_start_tls_server(rill_writer *w, rill_tls_ctx *ctx,
 			  const rill_tls_timeouts *timeouts)
 {
+	rill__detail_clear();
 	rill_tls_timeouts t = RILL_TLS_TIMEOUTS_INIT;
 	struct rill__conn *c = NULL;
 	int err;
