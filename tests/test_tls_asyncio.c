@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, SSL write watermarks, start_tls without a server name. */
 #include <openssl/ssl.h>
-#include <dirent.h>
 
 #include "tests/tls_helpers.h"
 
@@ -35,18 +34,6 @@ static void reset_close(int fd)
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(fd);
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	cr_assert_not_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
 }
 
 /* ---- a reset during the handshake: the server side ------------------ */
@@ -157,7 +144,7 @@ static int server_reset_body(void *arg)
 Test(tls_asyncio, reset_during_the_handshake_ends_server_handshakes_at_once, .timeout = 60)
 {
 	rill_set_log_handler(handshake_log, NULL);
-	tls_run(server_reset_body, NULL);
+	run_task(server_reset_body, NULL);
 	rill_set_log_handler(NULL, NULL);
 }
 
@@ -197,7 +184,7 @@ static int client_reset_body(void *arg)
 	int err;
 
 	(void)arg;
-	rs.lfd = tls_listen_local(&port);
+	rs.lfd = listen_loopback(&port, 16);
 	cr_assert_eq(pthread_create(&th, NULL, raw_reset_thread, &rs), 0);
 	t0 = rill_now();
 	err = rill_open_connection("127.0.0.1", port, &o, &r, &w);
@@ -212,7 +199,7 @@ static int client_reset_body(void *arg)
 
 Test(tls_asyncio, reset_during_the_handshake_fails_open_connection_at_once, .timeout = 30)
 {
-	tls_run(client_reset_body, NULL);
+	run_task(client_reset_body, NULL);
 }
 
 /* ---- write watermarks ----------------------------------------------- */
@@ -262,7 +249,7 @@ static int marks_body(void *arg)
 	cr_assert(m.seen);
 	cr_assert_eq(m.high, 512 * 1024);
 	cr_assert_eq(m.low, 128 * 1024);
-	tls_close(w);
+	close_and_free(w);
 	rill_server_close(srv);
 	rill_server_wait_closed(srv);
 	rill_server_free(srv);
@@ -273,7 +260,7 @@ static int marks_body(void *arg)
 
 Test(tls_asyncio, tls_writers_default_to_the_ssl_watermarks, .timeout = 30)
 {
-	tls_run(marks_body, NULL);
+	run_task(marks_body, NULL);
 }
 
 /* ---- start_tls without a server name -------------------------------- */
@@ -316,5 +303,5 @@ static int no_name_body(void *arg)
 
 Test(tls_asyncio, start_tls_with_a_verifying_context_needs_a_name, .timeout = 30)
 {
-	tls_run(no_name_body, NULL);
+	run_task(no_name_body, NULL);
 }
