@@ -97,6 +97,11 @@ const char *rill_error_detail(void)
 	return rill_detail;
 }
 
+void rill__detail_clear(void)
+{
+	rill_detail[0] = '\0';
+}
+
 /* Records the long message behind code for rill_error_detail(); returns
  * code so callers can write "return rill__set_detail(err, ...)". */
 int rill__set_detail(int code, const char *fmt, ...)

@@ -265,6 +265,10 @@ RILL_SPI int rill__options_load(void *dst, size_t dst_size, const void *src,
 				const char *type);
 RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Every public call that can fail starts with this, so that
+ * rill_error_detail() never shows an earlier call's text after a failure
+ * that sets none: "set or cleared by every failing call". */
+RILL_SPI void rill__detail_clear(void);
 
 /* Reports what no caller can be told (a connection the server dropped, an
  * unclosed writer) to the rill_set_log_handler() handler, or stderr.

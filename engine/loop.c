@@ -53,6 +53,7 @@ unsigned rill_loop_features(const rill_loop *loop)
 
 int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
 {
+	rill__detail_clear();
 	rill_loop_stats all = loop ? loop->stats : (rill_loop_stats){ 0 };
 	size_t n;
 
@@ -175,6 +176,7 @@ static int uring_setup(rill_loop *loop, const rill_loop_options *o)
 
 int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 {
+	rill__detail_clear();
 	rill_loop_options copy = RILL_LOOP_OPTIONS_INIT;
 	const rill_loop_options *o = &copy;
 	rill_loop *loop;
@@ -425,6 +427,7 @@ static void cbqueue_run(struct rill__cbqueue *q)
 
 int rill_loop_call_soon(rill_loop *loop, rill_callback fn, void *arg)
 {
+	rill__detail_clear();
 	if (!loop || !fn)
 		return -EINVAL;
 	return cbqueue_push(&loop->soon, fn, arg);
@@ -432,6 +435,7 @@ int rill_loop_call_soon(rill_loop *loop, rill_callback fn, void *arg)
 
 int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn, void *arg)
 {
+	rill__detail_clear();
 	uint64_t one = 1;
 	int ret;
 
@@ -566,6 +570,7 @@ static int run_check(rill_loop *loop)
 
 int rill_loop_run(rill_loop *loop)
 {
+	rill__detail_clear();
 	int err = run_check(loop);
 
 	if (err)
@@ -622,6 +627,7 @@ static void tasks_drain(rill_loop *loop)
 
 int rill_loop_free(rill_loop *loop)
 {
+	rill__detail_clear();
 	if (!loop)
 		return 0;
 	if (!pthread_equal(loop->thread, pthread_self()))
@@ -664,6 +670,7 @@ int rill_loop_free(rill_loop *loop)
 
 int rill_run(rill_task_fn fn, void *arg, int *resultp)
 {
+	rill__detail_clear();
 	rill_loop *loop;
 	rill_task *t;
 	int ret = rill_loop_new(NULL, &loop);

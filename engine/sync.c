@@ -122,6 +122,7 @@ struct rill_event {
 
 int rill_event_new(rill_event **evp)
 {
+	rill__detail_clear();
 	rill_event *ev;
 
 	if (!evp)
@@ -176,6 +177,7 @@ bool rill_event_is_set(const rill_event *ev)
 
 int rill_event_wait(rill_event *ev)
 {
+	rill__detail_clear();
 	int err;
 
 	if (!ev)
@@ -203,10 +205,12 @@ struct rill_queue {
 
 int rill_queue_new(size_t capacity, rill_queue **qp)
 {
+	rill__detail_clear();
 	rill_queue *q;
 
-	if (!qp || capacity == 0)
-		return -EINVAL;
+	if (!qp || capacity == 0 || capacity > RILL_QUEUE_CAPACITY_MAX)
+		return rill__set_detail(-EINVAL, "queue capacity must be 1 to %zu",
+					(size_t)RILL_QUEUE_CAPACITY_MAX);
 	q = calloc(1, sizeof(*q));
 	if (!q || !(q->items = calloc(capacity, sizeof(void *)))) {
 		free(q);
@@ -272,21 +276,25 @@ static int queue_op(rill_queue *q, bool put, void **itemp, bool wait)
 
 int rill_queue_try_put(rill_queue *q, void *item)
 {
+	rill__detail_clear();
 	return q ? queue_op(q, true, &item, false) : -EINVAL;
 }
 
 int rill_queue_try_get(rill_queue *q, void **itemp)
 {
+	rill__detail_clear();
 	return q && itemp ? queue_op(q, false, itemp, false) : -EINVAL;
 }
 
 int rill_queue_put(rill_queue *q, void *item)
 {
+	rill__detail_clear();
 	return q ? queue_op(q, true, &item, true) : -EINVAL;
 }
 
 int rill_queue_get(rill_queue *q, void **itemp)
 {
+	rill__detail_clear();
 	return q && itemp ? queue_op(q, false, itemp, true) : -EINVAL;
 }
 
@@ -382,6 +390,7 @@ static void *thread_main(void *arg)
 int rill_thread_start(const rill_loop_options *opts, int cpu, rill_task_fn fn,
 		      void *arg, rill_thread **threadp)
 {
+	rill__detail_clear();
 	rill_thread *t;
 	int err;
 
@@ -432,6 +441,7 @@ rill_loop *rill_thread_loop(const rill_thread *t)
 
 int rill_thread_join(rill_thread *t, int *resultp)
 {
+	rill__detail_clear();
 	int err;
 
 	if (!t)

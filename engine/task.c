@@ -129,6 +129,7 @@ bool rill_task_done(const rill_task *task)
 
 int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 {
+	rill__detail_clear();
 	rill_task *t;
 
 	if (!loop || !fn)
@@ -238,6 +239,7 @@ int rill__park(struct rill__wait *w)
 
 int rill_task_cancel(rill_task *t)
 {
+	rill__detail_clear();
 	task_check(t, "rill_task_cancel");
 	if (!t)
 		return -EINVAL;
@@ -251,6 +253,7 @@ int rill_task_cancel(rill_task *t)
 
 int rill_task_join(rill_task *t, int *resultp)
 {
+	rill__detail_clear();
 	rill_task *self = current_task;
 	int err = 0;
 
@@ -286,6 +289,7 @@ void rill_task_detach(rill_task *t)
 
 int rill_yield(void)
 {
+	rill__detail_clear();
 	rill_task *t = current_task;
 	int err = park_check(t);
 
@@ -309,6 +313,7 @@ static rill_time time_after(rill_time ns)
 
 int rill_sleep_ns(rill_time ns)
 {
+	rill__detail_clear();
 	struct rill__wait w = { 0 };
 
 	if (!current_task)
@@ -321,6 +326,7 @@ int rill_sleep_ns(rill_time ns)
 
 int rill_sleep_ms(uint64_t ms)
 {
+	rill__detail_clear();
 	/* Saturate: ms * 10^6 must not wrap either. */
 	if (ms > RILL_TIME_NEVER / RILL_NSEC_PER_MSEC)
 		return rill_sleep_ns(RILL_TIME_NEVER);

@@ -146,7 +146,8 @@ static bool conn_busy(const struct rill__conn *c)
  * last words (TLS close_notify) included. */
 static bool conn_close_ready(struct rill__conn *c)
 {
-	return c->closing && !c->tp->pending(c) && (c->shut_down || !c->tp->shutdown);
+	return c->closing && !c->tp->pending(c) && (c->shut_down || !c->tp->shutdown) &&
+	       !(c->tp->linger && c->tp->linger(c));
 }
 
 void rill__conn_maybe_close(struct rill__conn *c)
@@ -181,8 +182,12 @@ void rill__conn_lost(struct rill__conn *c, int err)
 	if (c->lost)
 		return;
 	c->lost = true;
-	if (err < 0)
+	if (err < 0) {
+		c->lost_err = err;
 		rill_reader_set_exception(&c->reader, err);
+	}
+	if (c->tp->lost)
+		c->tp->lost(c, err);
 	rill__writer_wake_all(&c->writer);
 	if (c->writer.sending)
 		rill__send_cancel(&c->writer.send);
@@ -199,7 +204,10 @@ void rill_writer_close(rill_writer *w)
 	if (c->closing)
 		return;
 	c->closing = true;
-	rill__recv_stop(&c->recv);
+	/* A transport that may wait for the peer's last words keeps
+	 * receiving; rill__conn_maybe_close() stops the recv when through. */
+	if (!c->tp->linger)
+		rill__recv_stop(&c->recv);
 	/* A transport with last words says them from the flush. */
 	if (!w->sending && conn_close_ready(c))
 		rill__conn_maybe_close(c);
@@ -209,13 +217,10 @@ void rill_writer_close(rill_writer *w)
 
 void rill_writer_abort(rill_writer *w)
 {
-	struct rill__conn *c;
-
-	if (!w)
-		return;
-	c = rill__writer_conn(w);
-	c->closing = true;
-	rill__conn_lost(c, 0);
+	if (w) {
+		rill__writer_conn(w)->closing = true;
+		rill__conn_lost(rill__writer_conn(w), 0);
+	}
 }
 
 void rill__conn_release(struct rill__conn *c, bool warn)

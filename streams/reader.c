@@ -34,6 +34,7 @@ void rill__reader_destroy(rill_reader *r)
 
 int rill_reader_new(size_t limit, rill_reader **readerp)
 {
+	rill__detail_clear();
 	rill_reader *r;
 
 	if (!readerp)
@@ -141,6 +142,7 @@ static int reader_unpin(rill_reader *r, size_t extra)
 
 int rill_reader_feed_data(rill_reader *r, const void *p, size_t n)
 {
+	rill__detail_clear();
 	int err;
 
 	if (!r || (!p && n))
@@ -232,8 +234,9 @@ static void reader_wait_interrupt(struct rill__wait *w, int reason)
 	rill__wake(w->task, reason);
 }
 
-/* Waits for data, EOF or an exception. Only one task may wait: a second
- * gets -EBUSY (asyncio's RuntimeError). Reading resumes first if paused,
+/* Waits for data, EOF or an exception: 0, or 1 when another task read
+ * in between. Only one task may wait: a second gets -EBUSY (asyncio's
+ * RuntimeError). Reading resumes first if paused,
  * so a reader waiting for more than 2 x limit bytes cannot deadlock. */
 static int reader_wait(rill_reader *r)
 {
@@ -250,25 +253,37 @@ static int reader_wait(rill_reader *r)
 		return 0;
 	reader_resume(r);
 	r->waiter = &rw.wait;
+	r->raced = false;
 	err = rill__park(&rw.wait);
 	r->waiter = NULL;
-	return err;
+	if (err < 0 || !r->raced)
+		return err;
+	/* Another task read meanwhile. A view it holds is consumed from
+	 * here on but stays readable (retired) until the next call. */
+	r->raced = false;
+	if (r->consume_later && (err = reader_unpin(r, 1)) < 0)
+		return err;
+	return 1;
 }
 
 /* ---- the reads ----------------------------------------------------- */
 
+/* A second task may read while one waits, as in asyncio: it gets what is
+ * buffered, and -EBUSY only if it would have to wait too (reader_wait).
+ * The waiter then finds the buffer changed under it. */
 static int reader_begin(rill_reader *r)
 {
 	if (!r)
 		return -EINVAL;
 	if (r->waiter)
-		return -EBUSY;
+		r->raced = true;
 	reader_settle(r);
 	return 0;
 }
 
 ssize_t rill_reader_read(rill_reader *r, void *buf, size_t n)
 {
+	rill__detail_clear();
 	int err = reader_begin(r);
 
 	if (err)
@@ -319,11 +334,13 @@ static ssize_t reader_view_all(rill_reader *r, rill_bytes *out, bool peek)
 
 ssize_t rill_reader_read_all(rill_reader *r, rill_bytes *out)
 {
+	rill__detail_clear();
 	return reader_view_all(r, out, false);
 }
 
 ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
 {
+	rill__detail_clear();
 	int err = reader_begin(r);
 
 	if (err)
@@ -345,7 +362,8 @@ ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
 				return (ssize_t)p.n;
 			r->info.partial_len = p.n;
 			r->info.expected = n;
-			return RILL_EINCOMPLETE;
+			return rill__set_detail(RILL_EINCOMPLETE, "%zu bytes read on a total "
+						"of %zu expected bytes", p.n, n);
 		}
 		if ((err = reader_wait(r)) < 0)
 			return err;
@@ -372,12 +390,17 @@ static ssize_t reader_until(rill_reader *r, const struct rill__seps *s,
 			return (ssize_t)p.n;
 		case RILL__PARSE_LIMIT:
 			r->info.consumed = p.n;
-			return RILL_ELIMIT;
+			/* Not found: the parse moved offset to p.n; found, the
+			 * match starts past the limit, and so past offset. */
+			return rill__set_detail(RILL_ELIMIT, p.n == offset
+				? "Separator is not found, and chunk exceed the limit"
+				: "Separator is found, but chunk is longer than limit");
 		case RILL__PARSE_INCOMPLETE:
 			r->info.partial_len = p.n;
 			r->info.expected = SIZE_MAX;
 			reader_view(r, p.n, p.n, out);
-			return RILL_EINCOMPLETE;
+			return rill__set_detail(RILL_EINCOMPLETE, "%zu bytes read on a total "
+						"of undefined expected bytes", p.n);
 		case RILL__PARSE_INVALID:
 			return -EINVAL;
 		case RILL__PARSE_NEED_MORE:
@@ -385,12 +408,15 @@ static ssize_t reader_until(rill_reader *r, const struct rill__seps *s,
 		}
 		if ((err = reader_wait(r)) < 0)
 			return err;
+		if (err == 1)	/* another task consumed: search again */
+			offset = 0;
 	}
 }
 
 ssize_t rill_reader_readuntil_any(rill_reader *r, const rill_bytes *seps,
 				  size_t nseps, rill_bytes *out)
 {
+	rill__detail_clear();
 	const void *small_p[RILL__SEPS_SMALL];
 	size_t small_len[RILL__SEPS_SMALL];
 	const void **pv = small_p;
@@ -432,6 +458,7 @@ out:
 ssize_t rill_reader_readuntil(rill_reader *r, const void *sep, size_t seplen,
 			      rill_bytes *out)
 {
+	rill__detail_clear();
 	rill_bytes one = { sep, seplen };
 
 	if (!sep && seplen)
@@ -441,6 +468,7 @@ ssize_t rill_reader_readuntil(rill_reader *r, const void *sep, size_t seplen,
 
 ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out)
 {
+	rill__detail_clear();
 	static const char nl = '\n';
 	ssize_t n = rill_reader_readuntil(r, &nl, 1, out);
 
@@ -456,6 +484,7 @@ ssize_t rill_reader_readline(rill_reader *r, rill_bytes *out)
 
 ssize_t rill_reader_peek(rill_reader *r, rill_bytes *out)
 {
+	rill__detail_clear();
 	return reader_view_all(r, out, true);
 }
 

@@ -30,8 +30,7 @@ static void send_done(struct rill__op *op, int res, unsigned flags);
 void rill__writer_init(rill_writer *w)
 {
 	memset(w, 0, sizeof(*w));
-	w->high = RILL_WRITE_HIGH_DEFAULT;
-	w->low = RILL_WRITE_HIGH_DEFAULT / 4;
+	rill__writer_default_limits(w, RILL_WRITE_HIGH_DEFAULT);
 	w->send.op.complete = send_done;
 	w->flush.fn = writer_flush;
 	rill__list_init(&w->flush.link);
@@ -126,10 +125,11 @@ static void writer_check_pause(rill_writer *w)
 int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 					ssize_t low)
 {
+	rill__detail_clear();
 	if (!w || high < -1 || low < -1 || low > SSIZE_MAX / 4)
 		return -EINVAL;
 	if (high < 0)
-		high = low < 0 ? RILL_WRITE_HIGH_DEFAULT : 4 * low;
+		high = low < 0 ? (ssize_t)w->high_default : 4 * low;
 	if (low < 0)
 		low = high / 4;
 	if (!(high >= low && low >= 0))
@@ -138,6 +138,14 @@ int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 	w->low = (size_t)low;
 	writer_check_pause(w);
 	return 0;
+}
+
+void rill__writer_default_limits(rill_writer *w, size_t high)
+{
+	w->high_default = high;
+	w->high = high;
+	w->low = high / 4;
+	writer_check_pause(w);
 }
 
 void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *high,
@@ -266,7 +274,12 @@ static void send_done(struct rill__op *op, int res, unsigned flags)
 
 /* ---- write --------------------------------------------------------- */
 
-/* 0: accept the data; 1: drop it silently (connection lost); < 0: error. */
+/* asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES: the first writes after a
+ * loss are the application finding out; from this one on it is ignoring
+ * it, and each dropped write says so. */
+#define RILL_LOST_WRITES_LOG 5
+
+/* 0: accept the data; 1: drop it (connection lost or closing); < 0: error. */
 static int write_check(rill_writer *w, const void *data, size_t n)
 {
 	struct rill__conn *c;
@@ -276,8 +289,11 @@ static int write_check(rill_writer *w, const void *data, size_t n)
 	c = rill__writer_conn(w);
 	if (w->eof_requested)
 		return RILL_ESTATE;
-	if (c->lost || c->closing)
+	if (c->lost || c->closing) {
+		if (++c->lost_writes >= RILL_LOST_WRITES_LOG)
+			rill__log(RILL_LOG_WARNING, "socket.send() raised exception.");
 		return 1;
+	}
 	return n == 0;
 }
 
@@ -325,6 +341,7 @@ static void write_queued(rill_writer *w, size_t n)
 
 int rill_writer_write(rill_writer *w, const void *data, size_t n)
 {
+	rill__detail_clear();
 	int err = write_check(w, data, n);
 
 	if (err)
@@ -337,6 +354,7 @@ int rill_writer_write(rill_writer *w, const void *data, size_t n)
 
 int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks, size_t n)
 {
+	rill__detail_clear();
 	if (n && !chunks)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
@@ -351,6 +369,7 @@ int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks, size_t n)
 int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 			  void (*release)(void *arg), void *arg)
 {
+	rill__detail_clear();
 	struct rill__chunk *ch;
 	int err = write_check(w, data, n);
 
@@ -374,6 +393,7 @@ int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 
 int rill_writer_drain(rill_writer *w)
 {
+	rill__detail_clear();
 	struct rill__conn *c;
 	int err;
 
@@ -394,6 +414,7 @@ int rill_writer_drain(rill_writer *w)
 
 int rill_writer_write_eof(rill_writer *w)
 {
+	rill__detail_clear();
 	if (!w)
 		return -EINVAL;
 	if (!rill_writer_can_write_eof(w))
@@ -459,6 +480,7 @@ void rill__writer_kick(rill_writer *w)
 
 int rill_writer_wait_closed(rill_writer *w)
 {
+	rill__detail_clear();
 	struct rill__conn *c;
 	int err;
 
@@ -468,7 +490,7 @@ int rill_writer_wait_closed(rill_writer *w)
 	while (!c->fd_closed)
 		if ((err = rill__waitq_park(&w->closers)) < 0)
 			return err;
-	return 0;
+	return c->lost_err;	/* asyncio raises connection_lost's exc */
 }
 
 bool rill_writer_is_closing(const rill_writer *w)

@@ -66,6 +66,20 @@ static void on_idle(void *ctx)
 	s->idle++;
 }
 
+/* A loop with the options o (NULL: the defaults), and s's acceptor on the
+ * listening fd, started on it. The caller frees the loop. */
+static rill_loop *serve_on_new_loop(struct server *s, const rill_loop_options *o, int fd)
+{
+	rill_loop *loop;
+
+	cr_assert_eq(rill_loop_new(o, &loop), 0);
+	rill__acceptor_init(&s->a, loop, fd, s);
+	s->a.on_accept = on_accept;
+	s->a.on_idle = on_idle;
+	rill__acceptor_start(&s->a);
+	return loop;
+}
+
 struct clients {
 	struct sockaddr_in addr;
 	int fds[NCLIENTS];
@@ -95,16 +109,11 @@ static void accept_all(unsigned disable)
 	struct server s = { .stop_at = NCLIENTS };
 	struct clients c;
 	bool seen[NCLIENTS] = { false };
-	rill_loop *loop;
 	pthread_t th;
 	void *thret;
 	int lfd = listener(&c.addr);
+	rill_loop *loop = serve_on_new_loop(&s, &o, lfd);
 
-	cr_assert_eq(rill_loop_new(&o, &loop), 0);
-	rill__acceptor_init(&s.a, loop, lfd, &s);
-	s.a.on_accept = on_accept;
-	s.a.on_idle = on_idle;
-	rill__acceptor_start(&s.a);
 	cr_assert_eq(pthread_create(&th, NULL, connect_clients, &c), 0);
 	cr_assert_eq(rill_loop_run(loop), 0);	/* returns once the acceptor settles */
 	pthread_join(th, &thret);
@@ -164,11 +173,7 @@ Test(engine_accept, backlog_before_start)
 		cfd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		cr_assert_eq(connect(cfd[i], (struct sockaddr *)&addr, sizeof(addr)), 0);
 	}
-	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
-	rill__acceptor_init(&s.a, loop, lfd, &s);
-	s.a.on_accept = on_accept;
-	s.a.on_idle = on_idle;
-	rill__acceptor_start(&s.a);
+	loop = serve_on_new_loop(&s, NULL, lfd);
 	cr_assert_eq(rill_loop_run(loop), 0);
 	cr_assert_eq(s.naccepted, 20);
 	cr_assert_eq(s.idle, 1);
@@ -195,13 +200,8 @@ Test(engine_accept, stop_without_connections_settles)
 	struct sockaddr_in addr;
 	struct server s = { .stop_at = -1 };
 	int lfd = listener(&addr);
-	rill_loop *loop;
+	rill_loop *loop = serve_on_new_loop(&s, NULL, lfd);
 
-	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
-	rill__acceptor_init(&s.a, loop, lfd, &s);
-	s.a.on_accept = on_accept;
-	s.a.on_idle = on_idle;
-	rill__acceptor_start(&s.a);
 	cr_assert(s.a.armed);
 	cr_assert_eq(rill_spawn(loop, stop_later, &s, NULL), 0);
 	cr_assert_eq(rill_loop_run(loop), 0);
@@ -233,13 +233,8 @@ Test(engine_accept, error_reaches_on_accept)
 {
 	struct server s = { .stop_at = -1 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);	/* not listening */
-	rill_loop *loop;
+	rill_loop *loop = serve_on_new_loop(&s, NULL, fd);
 
-	cr_assert_eq(rill_loop_new(NULL, &loop), 0);
-	rill__acceptor_init(&s.a, loop, fd, &s);
-	s.a.on_accept = on_accept;
-	s.a.on_idle = on_idle;
-	rill__acceptor_start(&s.a);
 	cr_assert_eq(rill_loop_run(loop), 0);
 	cr_assert_eq(s.errors, 1);
 	cr_assert_eq(s.last_error, -EINVAL, "got %s", rill_err_name(s.last_error));

@@ -300,20 +300,25 @@ static void stream(rill_loop *loop, int n, bool tcp, size_t total, bool flow)
 	free(c);
 }
 
+/* stream() on a loop of its own with a ring of count buffers of size
+ * bytes (0, 0: the defaults). */
+static void stream_on_new_loop(unsigned count, unsigned size, int n, bool tcp,
+			       size_t total, bool flow)
+{
+	rill_loop *loop = new_loop(count, size);
+
+	stream(loop, n, tcp, total, flow);
+	rill_loop_free(loop);
+}
+
 Test(engine_bufring, eight_mib_socketpair)
 {
-	rill_loop *loop = new_loop(0, 0);
-
-	stream(loop, 1, false, 8 * MiB, false);
-	rill_loop_free(loop);
+	stream_on_new_loop(0, 0, 1, false, 8 * MiB, false);
 }
 
 Test(engine_bufring, eight_mib_tcp)
 {
-	rill_loop *loop = new_loop(0, 0);
-
-	stream(loop, 1, true, 8 * MiB, false);
-	rill_loop_free(loop);
+	stream_on_new_loop(0, 0, 1, true, 8 * MiB, false);
 }
 
 Test(engine_bufring, four_buffers_are_recycled)
@@ -346,10 +351,7 @@ Test(engine_bufring, tiny_ring_recovers_from_enobufs)
 
 Test(engine_bufring, tiny_ring_tcp)
 {
-	rill_loop *loop = new_loop(1, 64);
-
-	stream(loop, 4, true, 128 * KiB, false);
-	rill_loop_free(loop);
+	stream_on_new_loop(1, 64, 4, true, 128 * KiB, false);
 }
 
 /* Incremental buffers rule out bundles: without them, bundles (where the
@@ -375,18 +377,12 @@ Test(engine_bufring, single_shot_recv_into_the_ring)
 
 Test(engine_bufring, stop_and_start_lose_nothing)
 {
-	rill_loop *loop = new_loop(0, 0);
-
-	stream(loop, 1, false, 8 * MiB, true);
-	rill_loop_free(loop);
+	stream_on_new_loop(0, 0, 1, false, 8 * MiB, true);
 }
 
 Test(engine_bufring, stop_and_start_tiny_ring)
 {
-	rill_loop *loop = new_loop(2, 1024);
-
-	stream(loop, 2, true, 1 * MiB, true);
-	rill_loop_free(loop);
+	stream_on_new_loop(2, 1024, 2, true, 1 * MiB, true);
 }
 
 Test(engine_bufring, eof_after_data)

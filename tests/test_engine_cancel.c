@@ -11,30 +11,21 @@
 #include "engine/loop.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "tests/helpers.h"
 
-#define MS RILL_NSEC_PER_MSEC
 #define POISON 0xa5
 
-static rill_loop *loop;
-
-static void setup(void)
+/* These cases wait on raw io_uring operations (rill__op_wait); the epoll
+ * backend's cancellations are covered by the streams and reliability
+ * tests. */
+static void cancel_setup(void)
 {
-	int ret = rill_loop_new(NULL, &loop);
-
-	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
-	/* These cases wait on raw io_uring operations (rill__op_wait); the
-	 * epoll backend's cancellations are covered by the streams and
-	 * reliability tests. */
+	loop_setup();
 	if (rill_loop_backend(loop) == RILL_BACKEND_EPOLL)
 		cr_skip_test("rill__op_wait is io_uring's: this loop runs on epoll");
 }
 
-static void teardown(void)
-{
-	rill_loop_free(loop);
-}
-
-TestSuite(engine_cancel, .init = setup, .fini = teardown);
+TestSuite(engine_cancel, .init = cancel_setup, .fini = loop_teardown);
 
 static void pair(int sv[2])
 {

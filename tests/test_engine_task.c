@@ -12,22 +12,9 @@
 #include "engine/loop.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "tests/helpers.h"
 
-static rill_loop *loop;
-
-static void setup(void)
-{
-	int ret = rill_loop_new(NULL, &loop);
-
-	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
-}
-
-static void teardown(void)
-{
-	rill_loop_free(loop);
-}
-
-TestSuite(engine_task, .init = setup, .fini = teardown);
+TestSuite(engine_task, .init = loop_setup, .fini = loop_teardown);
 
 static int ret_arg(void *arg)
 {
@@ -269,22 +256,30 @@ static int cancel_after(void *arg)
 	return 0;
 }
 
-Test(engine_task, cancel_a_sleeping_task_once)
+/* Runs long_sleeper on s with canceller(its task) beside it; returns its
+ * result. Its first sleep must end cancelled, within a second. */
+static int sleeper_cancelled_by(rill_task_fn canceller, struct sleeper *s)
 {
-	struct sleeper s = { 1, 1, 0 };
 	rill_time t0 = rill_now();
 	rill_task *t;
 	int res = 0;
 
-	cr_assert_eq(rill_spawn(loop, long_sleeper, &s, &t), 0);
-	cr_assert_eq(rill_spawn(loop, cancel_after, t, NULL), 0);
+	cr_assert_eq(rill_spawn(loop, long_sleeper, s, &t), 0);
+	cr_assert_eq(rill_spawn(loop, canceller, t, NULL), 0);
 	cr_assert_eq(rill_task_join(t, &res), 0);
-	cr_assert_eq(s.first, -ECANCELED);
+	cr_assert_eq(s->first, -ECANCELED);
+	cr_assert_lt(s->woke - t0, 1000 * RILL_NSEC_PER_MSEC);
+	return res;
+}
+
+Test(engine_task, cancel_a_sleeping_task_once)
+{
+	struct sleeper s = { 1, 1, 0 };
+
+	cr_assert_eq(sleeper_cancelled_by(cancel_after, &s), 5);
 	/* Two cancels while parked: the first is delivered by the sleep, the
 	 * second stays pending and is delivered by the next wait. */
 	cr_assert_eq(s.second, -ECANCELED);
-	cr_assert_eq(res, 5);
-	cr_assert_lt(s.woke - t0, 1000 * RILL_NSEC_PER_MSEC);
 }
 
 static int cancel_once_after(void *arg)
@@ -297,18 +292,10 @@ static int cancel_once_after(void *arg)
 Test(engine_task, cancellation_is_delivered_once)
 {
 	struct sleeper s = { 1, 1, 0 };
-	rill_time t0 = rill_now();
-	rill_task *t;
-	int res = 0;
 
-	cr_assert_eq(rill_spawn(loop, long_sleeper, &s, &t), 0);
-	cr_assert_eq(rill_spawn(loop, cancel_once_after, t, NULL), 0);
-	cr_assert_eq(rill_task_join(t, &res), 0);
-	cr_assert_eq(s.first, -ECANCELED);
+	cr_assert_eq(sleeper_cancelled_by(cancel_once_after, &s), 5);
 	cr_assert_eq(s.second, 0, "the cancellation was delivered twice");
 	cr_assert_geq(rill_now() - s.woke, 2 * RILL_NSEC_PER_MSEC);
-	cr_assert_lt(s.woke - t0, 1000 * RILL_NSEC_PER_MSEC);
-	cr_assert_eq(res, 5);
 }
 
 static int self_cancel(void *arg)

@@ -7,8 +7,8 @@
 #include "engine/loop.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "tests/helpers.h"
 
-#define MS RILL_NSEC_PER_MSEC
 /* How late a wake-up may be: the kernel's timer slack plus a busy machine
  * running tests in parallel. Early is never allowed. */
 #define LATE_MARGIN (15 * MS)
@@ -28,24 +28,10 @@ static rill_time overslept;
 		}						\
 	} while (0)
 
-static rill_loop *loop;
-
-static void setup(void)
-{
-	int ret = rill_loop_new(NULL, &loop);
-
-	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
-}
-
-static void teardown(void)
-{
-	rill_loop_free(loop);
-}
-
-TestSuite(engine_timer, .init = setup, .fini = teardown);
+TestSuite(engine_timer, .init = loop_setup, .fini = loop_teardown);
 
 /* Runs fn in a task on the suite's loop and returns its result. */
-static int run_task(rill_task_fn fn, void *arg)
+static int run_on_loop(rill_task_fn fn, void *arg)
 {
 	rill_task *t;
 	int res = -1;
@@ -55,13 +41,25 @@ static int run_task(rill_task_fn fn, void *arg)
 	return res;
 }
 
+/* Sleeps until the task's deadline cuts the sleep short, at or after at
+ * (ns since t0); returns the time since t0 (ON_TIME says if it is late). */
+static rill_time sleep_until_deadline(rill_time t0, rill_time at)
+{
+	rill_time dt;
+
+	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
+	dt = rill_now() - t0;
+	cr_assert_geq(dt, at);
+	return dt;
+}
+
 /* Runs a timing body until it is on time once (see ATTEMPTS). */
 static void run_timed(rill_task_fn fn, void *arg)
 {
 	int res = LATE;
 
 	for (int i = 0; i < ATTEMPTS && res == LATE; i++)
-		res = run_task(fn, arg);
+		res = run_on_loop(fn, arg);
 	cr_assert_neq(res, LATE, "late on all %d attempts, the last by %llu ns",
 		      ATTEMPTS, (unsigned long long)overslept);
 	cr_assert_eq(res, 0);
@@ -97,7 +95,7 @@ static int sleep_ns_checks(void *arg)
 
 Test(engine_timer, sleep_ns_and_zero)
 {
-	cr_assert_eq(run_task(sleep_ns_checks, NULL), 0);
+	cr_assert_eq(run_on_loop(sleep_ns_checks, NULL), 0);
 }
 
 #define NSLEEPERS 40
@@ -179,9 +177,7 @@ static int deadline_cuts_sleep(void *arg)
 	cr_assert_not(rill_deadline_expired());
 	saved = rill_deadline_push(10 * MS);
 	cr_assert_eq(saved, RILL_TIME_NEVER);
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 10 * MS);
+	dt = sleep_until_deadline(t0, 10 * MS);
 	ON_TIME(dt, 10 * MS + LATE_MARGIN);
 	cr_assert(rill_deadline_expired());
 	/* Every wait in the scope keeps failing. */
@@ -216,7 +212,7 @@ static int deadline_not_reached(void *arg)
 
 Test(engine_timer, deadline_not_reached_and_pop_restores)
 {
-	cr_assert_eq(run_task(deadline_not_reached, NULL), 0);
+	cr_assert_eq(run_on_loop(deadline_not_reached, NULL), 0);
 }
 
 static int nested_inner_shorter(void *arg)
@@ -227,15 +223,11 @@ static int nested_inner_shorter(void *arg)
 	outer = rill_deadline_push(60 * MS);
 	inner = rill_deadline_push(10 * MS);
 	cr_assert_neq(inner, RILL_TIME_NEVER, "push returns the outer deadline");
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 10 * MS);
+	dt = sleep_until_deadline(t0, 10 * MS);
 	ON_TIME(dt, 10 * MS + LATE_MARGIN);
 	rill_deadline_pop(inner);
 	cr_assert_not(rill_deadline_expired(), "outer scope has time left");
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 60 * MS);
+	dt = sleep_until_deadline(t0, 60 * MS);
 	ON_TIME(dt, 60 * MS + LATE_MARGIN);
 	rill_deadline_pop(outer);
 	cr_assert_eq(rill_sleep_ms(1), 0);
@@ -254,9 +246,7 @@ static int nested_inner_longer(void *arg)
 	(void)arg;
 	outer = rill_deadline_push(10 * MS);
 	inner = rill_deadline_push(1000 * MS);	/* cannot extend the outer one */
-	cr_assert_eq(rill_sleep_ms(1000), -ETIMEDOUT);
-	dt = rill_now() - t0;
-	cr_assert_geq(dt, 10 * MS);
+	dt = sleep_until_deadline(t0, 10 * MS);
 	ON_TIME(dt, 10 * MS + LATE_MARGIN);
 	rill_deadline_pop(inner);
 	cr_assert(rill_deadline_expired(), "outer deadline has passed too");
@@ -303,7 +293,7 @@ static int never_deadline(void *arg)
 
 Test(engine_timer, push_of_never_changes_nothing)
 {
-	cr_assert_eq(run_task(never_deadline, NULL), 0);
+	cr_assert_eq(run_on_loop(never_deadline, NULL), 0);
 }
 
 static int sleep_forever(void *arg)
@@ -364,5 +354,5 @@ Test(engine_timer, deadline_applies_to_join)
 	rill_task *sleeper;
 
 	cr_assert_eq(rill_spawn(loop, sleep_long, NULL, &sleeper), 0);
-	cr_assert_eq(run_task(deadline_on_join, sleeper), 0);
+	cr_assert_eq(run_on_loop(deadline_on_join, sleeper), 0);
 }

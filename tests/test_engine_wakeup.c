@@ -10,24 +10,10 @@
 #include "engine/loop.h"
 #include "rill/loop.h"
 #include "rill/task.h"
+#include "tests/helpers.h"
 
-#define MS RILL_NSEC_PER_MSEC
 
-static rill_loop *loop;
-
-static void setup(void)
-{
-	int ret = rill_loop_new(NULL, &loop);
-
-	cr_assert_eq(ret, 0, "rill_loop_new: %s", rill_err_name(ret));
-}
-
-static void teardown(void)
-{
-	rill_loop_free(loop);
-}
-
-TestSuite(engine_wakeup, .init = setup, .fini = teardown);
+TestSuite(engine_wakeup, .init = loop_setup, .fini = loop_teardown);
 
 /* ---- call_soon ------------------------------------------------------ */
 

@@ -1,24 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* The example programs: echo-server with echo-client (plain and --tls), http-headers against a local server and an HTTPS nginx, wait-for-data; exact output. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
+
+#include "tests/helpers.h"
 
 /* The build puts the tests in ${build}/tests and the examples in
  * ${build}/examples; RILL_EXAMPLES_DIR overrides. */
@@ -46,7 +35,7 @@ static void example_path(const char *name, char *buf, size_t len)
 }
 
 /* Starts argv with stdout and stderr on pipes. */
-static pid_t spawn(char *const argv[], int *outfd, int *errfd)
+static pid_t start_program(char *const argv[], int *outfd, int *errfd)
 {
 	int out[2], err[2];
 	pid_t pid;
@@ -124,7 +113,7 @@ static void drop_backend_note(char *err)
 static void run(char *const argv[], struct result *r)
 {
 	int outfd, errfd;
-	pid_t pid = spawn(argv, &outfd, &errfd);
+	pid_t pid = start_program(argv, &outfd, &errfd);
 
 	slurp(outfd, r->out, sizeof(r->out), 10000, false);
 	slurp(errfd, r->err, sizeof(r->err), 1000, false);
@@ -140,46 +129,74 @@ static int exit_code(const struct result *r)
 	return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128 + WTERMSIG(r->status);
 }
 
+/* Runs argv, a client that must refuse the peer's certificate: exit code
+ * 1, nothing on stdout, the failed verification on stderr. */
+static void expect_verify_failure(char *const argv[])
+{
+	struct result r;
+
+	run(argv, &r);
+	cr_assert_eq(exit_code(&r), 1);
+	cr_assert_str_eq(r.out, "");
+	cr_assert(strstr(r.err, "verif"), "%s: %s", argv[0], r.err);
+}
+
+/* Stops a program start_program started (SIGTERM) and reaps it. */
+static void stop_program(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGTERM);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+}
+
 /* ---- echo-server and echo-client ------------------------------------ */
+
+/* Runs echo-client (argv, whose last argument is msg) against the running
+ * echo-server whose stdout is outfd; both must print what the asyncio
+ * documentation's pair prints. */
+static void check_echo_exchange(char *const argv[], const char *msg, int outfd)
+{
+	char want[512], line[256];
+	struct result r;
+	int cport = 0;
+
+	run(argv, &r);
+	cr_assert_eq(exit_code(&r), 0, "client: %s", r.err);
+	snprintf(want, sizeof(want), "Send: '%s'\nReceived: '%s'\nClose the connection\n",
+		 msg, msg);
+	cr_assert_str_eq(r.out, want);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	snprintf(want, sizeof(want), "Received '%s' from ('127.0.0.1', %%d)", msg);
+	cr_assert_eq(sscanf(line, want, &cport), 1, "server said: %s", line);
+	cr_assert_gt(cport, 0);
+	snprintf(want, sizeof(want), "Received '%s' from ('127.0.0.1', %d)\n", msg, cport);
+	cr_assert_str_eq(line, want);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	snprintf(want, sizeof(want), "Send: '%s'\n", msg);
+	cr_assert_str_eq(line, want);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	cr_assert_str_eq(line, "Close the connection\n");
+}
 
 Test(examples, echo_server_and_client, .timeout = 30)
 {
-	char server[PATH_MAX], client[PATH_MAX], line[256], port[16], out[1024];
-	char want[512];
-	struct result r;
-	int outfd, errfd, p = 0, cport = 0, status;
+	char server[PATH_MAX], client[PATH_MAX], line[256], port[16];
+	int outfd, errfd, p = 0;
 	pid_t pid;
 
 	example_path("echo-server", server, sizeof(server));
 	example_path("echo-client", client, sizeof(client));
-	pid = spawn((char *[]){ server, "127.0.0.1", "0", NULL }, &outfd, &errfd);
+	pid = start_program((char *[]){ server, "127.0.0.1", "0", NULL }, &outfd, &errfd);
 	slurp(outfd, line, sizeof(line), 5000, true);
 	cr_assert_eq(sscanf(line, "Serving on ('127.0.0.1', %d)", &p), 1, "server said: %s", line);
 	cr_assert_gt(p, 0);
 	snprintf(port, sizeof(port), "%d", p);
 
-	run((char *[]){ client, "127.0.0.1", port, "Hello World!", NULL }, &r);
-	cr_assert_eq(exit_code(&r), 0, "client: %s", r.err);
-	cr_assert_str_eq(r.out, "Send: 'Hello World!'\n"
-				"Received: 'Hello World!'\n"
-				"Close the connection\n");
+	check_echo_exchange((char *[]){ client, "127.0.0.1", port, "Hello World!", NULL },
+			    "Hello World!", outfd);
 
-	slurp(outfd, line, sizeof(line), 5000, true);
-	cr_assert_eq(sscanf(line, "Received 'Hello World!' from ('127.0.0.1', %d)", &cport), 1,
-		     "server said: %s", line);
-	cr_assert_gt(cport, 0);
-	snprintf(out, sizeof(out), "%s", line);
-	slurp(outfd, line, sizeof(line), 5000, true);
-	strcat(out, line);
-	slurp(outfd, line, sizeof(line), 5000, true);
-	strcat(out, line);
-	snprintf(want, sizeof(want), "Received 'Hello World!' from ('127.0.0.1', %d)\n"
-				     "Send: 'Hello World!'\n"
-				     "Close the connection\n", cport);
-	cr_assert_str_eq(out, want);
-
-	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	stop_program(pid);
 	close(outfd);
 	close(errfd);
 }
@@ -210,8 +227,7 @@ Test(examples, echo_server_and_client_over_tls, .timeout = 30)
 	char server[PATH_MAX], client[PATH_MAX], line[256], port[16], dir[PATH_MAX];
 	char cert[PATH_MAX + 16], key[PATH_MAX + 16], ca[PATH_MAX + 16], other[PATH_MAX + 16];
 	char err[1024];
-	struct result r;
-	int outfd, errfd, p = 0, cport = 0, status;
+	int outfd, errfd, p = 0, status;
 	pid_t pid;
 
 	example_path("echo-server", server, sizeof(server));
@@ -221,7 +237,7 @@ Test(examples, echo_server_and_client_over_tls, .timeout = 30)
 	snprintf(key, sizeof(key), "%s/server.key", dir);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
 	snprintf(other, sizeof(other), "%s/other-ca.pem", dir);
-	pid = spawn((char *[]){ server, "--tls", cert, key, "127.0.0.1", "0", NULL },
+	pid = start_program((char *[]){ server, "--tls", cert, key, "127.0.0.1", "0", NULL },
 		    &outfd, &errfd);
 	slurp(outfd, line, sizeof(line), 5000, true);
 	if (!*line) {
@@ -237,27 +253,13 @@ Test(examples, echo_server_and_client_over_tls, .timeout = 30)
 	snprintf(port, sizeof(port), "%d", p);
 
 	/* The name checked is the host's: 127.0.0.1 is in the certificate. */
-	run((char *[]){ client, "--tls", ca, "127.0.0.1", port, "Hello TLS!", NULL }, &r);
-	cr_assert_eq(exit_code(&r), 0, "client: %s", r.err);
-	cr_assert_str_eq(r.out, "Send: 'Hello TLS!'\n"
-				"Received: 'Hello TLS!'\n"
-				"Close the connection\n");
-	slurp(outfd, line, sizeof(line), 5000, true);
-	cr_assert_eq(sscanf(line, "Received 'Hello TLS!' from ('127.0.0.1', %d)", &cport), 1,
-		     "server said: %s", line);
-	slurp(outfd, line, sizeof(line), 5000, true);
-	cr_assert_str_eq(line, "Send: 'Hello TLS!'\n");
-	slurp(outfd, line, sizeof(line), 5000, true);
-	cr_assert_str_eq(line, "Close the connection\n");
+	check_echo_exchange((char *[]){ client, "--tls", ca, "127.0.0.1", port, "Hello TLS!",
+					 NULL }, "Hello TLS!", outfd);
 
 	/* A CA that did not sign the server's certificate: refused. */
-	run((char *[]){ client, "--tls", other, "127.0.0.1", port, "nope", NULL }, &r);
-	cr_assert_eq(exit_code(&r), 1);
-	cr_assert_str_eq(r.out, "");
-	cr_assert(strstr(r.err, "verif"), "client: %s", r.err);
-
-	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	expect_verify_failure((char *[]){ client, "--tls", other, "127.0.0.1", port, "nope",
+					  NULL });
+	stop_program(pid);
 	close(outfd);
 	close(errfd);
 	remove_dir(dir);
@@ -266,7 +268,7 @@ Test(examples, echo_server_and_client_over_tls, .timeout = 30)
 /* ---- http-headers --------------------------------------------------- */
 
 struct http {
-	int lfd;
+	int lfd, port;
 	char request[1024];
 };
 
@@ -305,40 +307,31 @@ static void *http_serve(void *arg)
 	return NULL;
 }
 
-static int listen_local(void)
+/* Runs prog on http://host:PORT<path> with a one-request server
+ * (http_serve) on a thread listening at PORT: h gets its port, its
+ * listening socket (still open) and the request it got. */
+static void run_with_tiny_server(char *prog, struct http *h, const char *host, const char *path,
+				 struct result *r)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char url[128];
+	pthread_t th;
 
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 4), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	return fd;
-}
-
-static int local_port(int fd)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	return ntohs(a.sin_port);
+	h->lfd = listen_loopback(&h->port, 4);
+	cr_assert_geq(h->lfd, 0);
+	cr_assert_eq(pthread_create(&th, NULL, http_serve, h), 0);
+	snprintf(url, sizeof(url), "http://%s:%d%s", host, h->port, path);
+	run((char *[]){ prog, url, NULL }, r);
+	pthread_join(th, NULL);
 }
 
 Test(examples, http_headers_head_request, .timeout = 30)
 {
-	char prog[PATH_MAX], url[128];
+	char prog[PATH_MAX];
 	struct http h = { 0 };
 	struct result r;
-	pthread_t th;
 
 	example_path("http-headers", prog, sizeof(prog));
-	h.lfd = listen_local();
-	cr_assert_eq(pthread_create(&th, NULL, http_serve, &h), 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/index.html", local_port(h.lfd));
-	run((char *[]){ prog, url, NULL }, &r);
-	pthread_join(th, NULL);
+	run_with_tiny_server(prog, &h, "127.0.0.1", "/index.html", &r);
 	close(h.lfd);
 	cr_assert_eq(exit_code(&r), 0, "http-headers: %s", r.err);
 	cr_assert_str_eq(h.request, "HEAD /index.html HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
@@ -353,22 +346,15 @@ Test(examples, http_headers_default_path_and_errors, .timeout = 30)
 	char prog[PATH_MAX], url[128];
 	struct http h = { 0 };
 	struct result r;
-	pthread_t th;
-	int fd;
 
 	example_path("http-headers", prog, sizeof(prog));
-	h.lfd = listen_local();
-	cr_assert_eq(pthread_create(&th, NULL, http_serve, &h), 0);
-	snprintf(url, sizeof(url), "http://localhost:%d", local_port(h.lfd));
-	run((char *[]){ prog, url, NULL }, &r);
-	pthread_join(th, NULL);
+	run_with_tiny_server(prog, &h, "localhost", "", &r);
 	cr_assert_eq(exit_code(&r), 0, "http-headers: %s", r.err);
 	cr_assert_str_eq(h.request, "HEAD / HTTP/1.0\r\nHost: localhost\r\n\r\n");
 
 	/* Nobody listening any more: an error, exit 1. */
-	fd = h.lfd;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", local_port(fd));
-	close(fd);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", h.port);
+	close(h.lfd);
 	run((char *[]){ prog, url, NULL }, &r);
 	cr_assert_eq(exit_code(&r), 1);
 	cr_assert_str_eq(r.out, "");
@@ -411,20 +397,18 @@ static pid_t nginx_start(const char *dir, int port)
 		"  location / { default_type text/plain; return 200 \"hello from nginx\\n\"; }\n"
 		" }\n}\n", dir, errlog, dir, dir, dir, dir, dir, port, dir, dir);
 	fclose(f);
-	pid = spawn((char *[]){ "/usr/sbin/nginx", "-e", errlog, "-c", conf, "-p", prefix, NULL },
+	pid = start_program((char *[]){ "/usr/sbin/nginx", "-e", errlog, "-c", conf, "-p", prefix, NULL },
 		    &outfd, &errfd);
 	close(outfd);
 	close(errfd);
 	/* Up once it accepts: 5 s at most. */
 	for (int i = 0; i < 250; i++) {
-		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+		int fd = tcp_connect(port);
 
-		close(fd);
-		if (ok)
+		if (fd >= 0) {
+			close(fd);
 			return pid;
+		}
 		if (waitpid(pid, NULL, WNOHANG) == pid)
 			break;
 		usleep(20000);
@@ -452,8 +436,8 @@ Test(examples, http_headers_https_against_nginx, .timeout = 30)
 	if (access("/usr/sbin/nginx", X_OK) < 0)
 		cr_skip_test("nginx is not installed");
 	make_certs(dir, sizeof(dir));
-	lfd = listen_local();	/* a free port, given to nginx */
-	port = local_port(lfd);
+	lfd = listen_loopback(&port, 4);	/* a free port, given to nginx */
+	cr_assert_geq(lfd, 0);
 	close(lfd);
 	pid = nginx_start(dir, port);
 	snprintf(url, sizeof(url), "https://localhost:%d/", port);
@@ -478,13 +462,8 @@ Test(examples, http_headers_https_against_nginx, .timeout = 30)
 
 	/* Without it the system store knows nothing of the test CA. */
 	unsetenv("SSL_CERT_FILE");
-	run((char *[]){ prog, url, NULL }, &r);
-	cr_assert_eq(exit_code(&r), 1);
-	cr_assert_str_eq(r.out, "");
-	cr_assert(strstr(r.err, "verif"), "http-headers: %s", r.err);
-
-	kill(pid, SIGTERM);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	expect_verify_failure((char *[]){ prog, url, NULL });
+	stop_program(pid);
 	remove_dir(dir);
 }
 

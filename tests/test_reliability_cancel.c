@@ -2,100 +2,13 @@
 /* Cancellation storms: tasks cancelled or timed out in reads, drains, connects and serve_forever, round after round; no byte lost to a cancelled read, no fd leaked, the loop stays usable. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
-#define MS RILL_NSEC_PER_MSEC
 #define ROUNDS 40
 #define TASKS 40
 
-/* Checks in the forked child, where Criterion's asserts do not reach. */
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
-				__LINE__, #cond);                             \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-			return 1;                                             \
-		}                                                             \
-	} while (0)
-
 /* ---- helpers ------------------------------------------------------- */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static int settle_fds(int want)
-{
-	int n = count_fds();
-
-	for (int i = 0; i < 200 && n != want; i++) {
-		rill_sleep_ms(5);
-		n = count_fds();
-	}
-	return n;
-}
-
-static void lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-}
-
-/* A listening socket with backlog 0 and its one slot taken: every further
- * SYN is dropped, so a connect to it hangs. */
-static int blackhole(int *portp, int *fillerp)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct pollfd p = { .fd = ls, .events = POLLIN };
-
-	if (ls < 0 || bind(ls, (struct sockaddr *)&a, len) < 0 || listen(ls, 0) < 0 ||
-	    getsockname(ls, (struct sockaddr *)&a, &len) < 0)
-		return -1;
-	*portp = ntohs(a.sin_port);
-	*fillerp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (connect(*fillerp, (struct sockaddr *)&a, len) < 0 || poll(&p, 1, 2000) != 1)
-		return -1;
-	return ls;
-}
 
 static unsigned warnings;
 
@@ -106,29 +19,7 @@ static void count_warnings(int level, const char *msg, void *arg)
 	warnings += level == RILL_LOG_WARNING;
 }
 
-static uint32_t rnd(uint32_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 17;
-	*s ^= *s << 5;
-	return *s;
-}
-
 /* ---- the servers ---------------------------------------------------- */
-
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
 
 /* Never reads, never writes: reads and drains against it wait forever.
  * Its connections end when the test aborts them. */
@@ -283,16 +174,16 @@ static int one_round(struct storm *st, uint32_t *seed)
 				   st->dead_port, 0 };
 
 	for (int i = 0; i < TASKS; i++) {
-		enum kind k = (enum kind)(rnd(seed) % KINDS);
-		rill_time when = (rnd(seed) % 20000) * RILL_NSEC_PER_MSEC / 1000;
+		enum kind k = (enum kind)(xorshift32(seed) % KINDS);
+		rill_time when = (xorshift32(seed) % 20000) * RILL_NSEC_PER_MSEC / 1000;
 
 		/* A racing read needs its connection first, to race at all. */
 		if (k == READ_RACE)
 			when += 10 * MS;
 
 		v[i] = (struct victim){ .kind = k, .port = ports[k], .result = 1,
-					.cleanup = rnd(seed) % 2 };
-		if (rnd(seed) % 2)
+					.cleanup = xorshift32(seed) % 2 };
+		if (xorshift32(seed) % 2)
 			v[i].deadline = when + 1;
 		CHECK(rill_spawn(rill_loop_current(), victim, &v[i], &v[i].task) == 0, "spawn");
 		ct[i] = NULL;
@@ -324,38 +215,21 @@ static int one_round(struct storm *st, uint32_t *seed)
 	return 0;
 }
 
-static int echo_once(int port)
-{
-	rill_reader *r;
-	rill_writer *w;
-	rill_bytes line;
-	ssize_t n;
-	int err = rill_open_connection("127.0.0.1", port, NULL, &r, &w);
-
-	if (err < 0)
-		return err;
-	rill_writer_write(w, "still here\n", 11);
-	n = rill_reader_readline(r, &line);
-	if (n >= 0)
-		n = n == 11 && !memcmp(line.data, "still here\n", 11) ? 0 : -EBADMSG;
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
-	return (int)n;
-}
-
-static int storm_child(void *arg)
+/* In a forked child with a network namespace of its own where unshare is
+ * allowed: the blackholed SYNs disturb nothing else. */
+ISOLATED_TEST(reliability_cancel, storm_of_cancellations_and_timeouts, .timeout = 120)
 {
 	struct storm st = { 0 };
 	rill_server *echo, *quiet;
+	struct blackhole dead;
 	uint32_t seed = 12345;
-	int filler, dead, before, after;
+	int before, after;
 	rill_time t0 = rill_now();
 
-	(void)arg;
 	rill_set_log_handler(count_warnings, NULL);
 	before = count_fds();
-	CHECK((dead = blackhole(&st.dead_port, &filler)) >= 0, "blackhole");
+	CHECK(blackhole_open(&dead) == 0, "blackhole");
+	st.dead_port = blackhole_port(&dead);
 	CHECK(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &echo) == 0, "echo");
 	CHECK(rill_start_server(silent, NULL, "127.0.0.1", 0, NULL, &quiet) == 0, "silent");
 	st.echo_port = rill_server_port(echo);
@@ -366,8 +240,7 @@ static int storm_child(void *arg)
 	CHECK(echo_once(st.echo_port) == 0, "the loop is not usable after the storm");
 	rill_server_free(quiet);	/* aborts the connections it kept */
 	rill_server_free(echo);
-	close(filler);
-	close(dead);
+	blackhole_close(&dead);
 	after = settle_fds(before);
 	printf("cancel storm: %d rounds of %d tasks in %.1f s: %u reads, %u racing reads "
 	       "(%u lines echoed, none lost to a cancellation), %u drains, %u connects, "
@@ -380,33 +253,6 @@ static int storm_child(void *arg)
 	CHECK(after == before, "fds leaked: %d -> %d", before, after);
 	CHECK(st.cancelled && st.timed_out, "both ways of interrupting happened");
 	return 0;
-}
-
-/* In a forked child with a network namespace of its own where unshare is
- * allowed: the blackholed SYNs disturb nothing else. */
-Test(reliability_cancel, storm_of_cancellations_and_timeouts, .timeout = 120)
-{
-	int status = 0;
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int result = -1;
-
-		/* Never outlive the test: not if it is killed, not if we hang. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(100);
-		if (unshare(CLONE_NEWNET) == 0)
-			lo_up();
-		if (rill_run(storm_child, NULL, &result) < 0)
-			result = 2;
-		fflush(stdout);
-		fflush(stderr);
-		_exit(result == 0 ? 0 : 1);
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		  "storm child failed (status %#x)", status);
 }
 
 /* ---- freeing a loop with operations no task waits for ---------------

@@ -1,19 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A server held at its fd limit logs the exhaustion once, not once per retry, and says when it accepts again. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
 /* How long the server stays at its limit: three retries at one a second. */
 #define HELD_MS 3500
@@ -52,6 +41,7 @@ static int server_child(void *arg)
 	char line[64];
 	int fd, n;
 
+	rill_set_log_handler(count_lines, NULL);
 	if (rill_start_server(hold, NULL, "127.0.0.1", 0, NULL, &s) < 0)
 		return 1;
 	/* Room for two connections, then EMFILE. */
@@ -77,51 +67,21 @@ static int server_child(void *arg)
 	return 0;
 }
 
-static int read_line(int fd, char *buf, size_t size)
-{
-	size_t n = 0;
-
-	while (n + 1 < size && read(fd, buf + n, 1) == 1)
-		if (buf[n++] == '\n')
-			break;
-	buf[n] = '\0';
-	return (int)n;
-}
-
-static int connect_to(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
+/* How long the test waits for each report of the child's. */
+#define REPORT_MS (HELD_MS + 10000)
 
 Test(reliability_fdlog, one_line_per_exhaustion_not_per_retry, .timeout = 30)
 {
-	int sv[2], fds[CLIENTS], status, port, f, r;
+	int ctl, fds[CLIENTS], status, port, f, r;
+	struct child c;
 	char buf[64];
-	pid_t pid;
+	pid_t pid = fork_task(server_child, &c, &c.report, &ctl);
 
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		struct child c = { .report = sv[1] };
-		int result = 1;
-
-		close(sv[0]);
-		rill_set_log_handler(count_lines, NULL);
-		rill_run(server_child, &c, &result);
-		_exit(result);
-	}
-	close(sv[1]);
-	cr_assert_gt(read_line(sv[0], buf, sizeof(buf)), 0, "no port from the child");
+	cr_assert_gt(read_line(ctl, buf, sizeof(buf), REPORT_MS), 0, "no port from the child");
 	port = atoi(buf);
 	for (int i = 0; i < CLIENTS; i++)	/* the rest wait in the backlog */
-		fds[i] = connect_to(port);
-	cr_assert_gt(read_line(sv[0], buf, sizeof(buf)), 0);
+		fds[i] = tcp_client(port);
+	cr_assert_gt(read_line(ctl, buf, sizeof(buf), REPORT_MS), 0);
 	cr_assert_eq(sscanf(buf, "%d %d", &f, &r), 2);
 	printf("fd limit held %d ms with %d clients: %d accept failure line(s), %d resumed\n",
 	       HELD_MS, CLIENTS, f, r);
@@ -129,7 +89,7 @@ Test(reliability_fdlog, one_line_per_exhaustion_not_per_retry, .timeout = 30)
 	cr_assert_eq(r, 0);
 	for (int i = 0; i < CLIENTS; i++)
 		close(fds[i]);
-	cr_assert_gt(read_line(sv[0], buf, sizeof(buf)), 0);
+	cr_assert_gt(read_line(ctl, buf, sizeof(buf), REPORT_MS), 0);
 	cr_assert_eq(sscanf(buf, "%d %d", &f, &r), 2);
 	/* Accepting resumed and was said so; any line after the first
 	 * follows a resume (the backlog can exhaust the two fds again). */
@@ -137,5 +97,5 @@ Test(reliability_fdlog, one_line_per_exhaustion_not_per_retry, .timeout = 30)
 	cr_assert_leq(f, 1 + r, "%d failure lines for %d resumes", f, r);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
-	close(sv[0]);
+	close(ctl);
 }

@@ -2,35 +2,9 @@
 /* Integrity soak, CI size: hundreds of connections of checksummed echo with random lengths, pauses, half-closes and resets; every byte of a cleanly ended connection arrives intact and in order. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <dirent.h>
 
 #include "bench/soak.h"
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Closed sockets leave the fd table once their last operation settles. */
-static int settle_fds(int want)
-{
-	int n = count_fds();
-
-	for (int i = 0; i < 100 && n != want; i++) {
-		rill_sleep_ms(10);
-		n = count_fds();
-	}
-	return n;
-}
+#include "tests/helpers.h"
 
 struct soak_case {
 	struct soak_config cfg;
@@ -55,10 +29,8 @@ static int soak_task(void *arg)
 static void soak_check(struct soak_case *sc, const char *name)
 {
 	struct soak_stats *st = &sc->st;
-	int result = -1;
 
-	cr_assert_eq(rill_run(soak_task, sc, &result), 0);
-	cr_assert_eq(result, 0, "soak setup failed: %s", rill_strerror(result));
+	run_task(soak_task, sc);
 	printf("%s: %.1f s, %" PRIuFAST64 " connections (%" PRIuFAST64 " clean, %" PRIuFAST64
 	       " half-closed, %" PRIuFAST64 " reset by the client, %" PRIuFAST64
 	       " reset by the server), %" PRIuFAST64 " messages / %" PRIuFAST64

@@ -2,127 +2,18 @@
 /* Peer behaviour: RST in the middle of a write, FIN in the middle of readexactly, refused and blackholed connects, half-close in both directions; each failure stays on its connection. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
 TestSuite(reliability_peers, .timeout = 60);
 
-#define MS RILL_NSEC_PER_MSEC
 #define KIB 1024u
-
-/* ---- helpers ------------------------------------------------------- */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Sockets leave the fd table once their last operation has settled. */
-static int settle_fds(int want)
-{
-	int n = count_fds();
-
-	for (int i = 0; i < 200 && n != want; i++) {
-		rill_sleep_ms(5);
-		n = count_fds();
-	}
-	return n;
-}
-
-static int listen_loopback(int *portp, int backlog)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    listen(ls, backlog) < 0 || getsockname(ls, (struct sockaddr *)&a, &len) < 0)
-		return -1;
-	*portp = ntohs(a.sin_port);
-	return ls;
-}
-
-static void linger0(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
-/* One line through an echo server: the loop and the stack still work. */
-static int echo_once(int port)
-{
-	rill_reader *r;
-	rill_writer *w;
-	rill_bytes line;
-	ssize_t n;
-	int err = rill_open_connection("127.0.0.1", port, NULL, &r, &w);
-
-	if (err < 0)
-		return err;
-	rill_writer_write(w, "still here\n", 11);
-	n = rill_reader_readline(r, &line);
-	if (n >= 0)	/* the view goes with the connection */
-		n = n == 11 && !memcmp(line.data, "still here\n", 11) ? 0 : -EBADMSG;
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
-	return (int)n;
-}
-
-static void run(rill_task_fn fn, void *arg)
-{
-	int result = -1;
-
-	cr_assert_eq(rill_run(fn, arg, &result), 0);
-	cr_assert_eq(result, 0, "task failed: %d (%s)", result, rill_err_name(result));
-}
 
 /* ---- RST in the middle of a write ----------------------------------- */
 
 /* The peer takes a little of a long write, then resets. */
-static int rst_body(void *arg)
+TASK_TEST(reliability_peers, reset_in_the_middle_of_a_write)
 {
 	static unsigned char chunk[64 * KIB];
 	rill_server *echo;
@@ -133,7 +24,6 @@ static int rst_body(void *arg)
 	char got[4096];
 	ssize_t n;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &echo), 0);
 	fds = count_fds();
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &r, &w), 0);
@@ -146,8 +36,7 @@ static int rst_body(void *arg)
 			err = rill_writer_drain(w);
 		if (++writes == 8) {
 			cr_assert_gt(recv(peer, got, sizeof(got), MSG_DONTWAIT), 0);
-			linger0(peer);
-			close(peer);
+			peer_reset(&peer);
 		}
 	}
 	printf("peers: RST after %u writes of 64 KiB: drain returned %s\n", writes,
@@ -160,18 +49,13 @@ static int rst_body(void *arg)
 	cr_assert_eq(rill_writer_write(w, "x", 1), 0, "writes after the loss are dropped");
 	cr_assert_lt(rill_writer_drain(w), 0);
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(rill_writer_wait_closed(w), (int)n, "wait_closed: the loss's error");
 	rill_writer_free(w);
 	cr_assert_eq(settle_fds(fds), fds, "fds: %d, want %d", count_fds(), fds);
 	close(ls);
 	cr_assert_eq(echo_once(rill_server_port(echo)), 0);
 	rill_server_free(echo);
 	return 0;
-}
-
-Test(reliability_peers, reset_in_the_middle_of_a_write)
-{
-	run(rst_body, NULL);
 }
 
 /* ---- FIN in the middle of readexactly -------------------------------- */
@@ -200,24 +84,22 @@ static int fin_handler(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int fin_body(void *arg)
+TASK_TEST(reliability_peers, fin_in_the_middle_of_readexactly)
 {
 	static const size_t sizes[] = { 0, 1, EXACT / 2, EXACT - 1 };
 	char msg[EXACT], reply[32];
 
-	(void)arg;
 	for (size_t i = 0; i < EXACT; i++)
 		msg[i] = (char)('a' + i % 26);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(*sizes); k++) {
 		struct fin_case fc = { .sent = sizes[k], .ret = 1 };
-		struct sockaddr_in a = { .sin_family = AF_INET,
-					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		struct sockaddr_in a;
 		rill_server *s;
 		ssize_t n = 0, got = 0;
 		int fd;
 
 		cr_assert_eq(rill_start_server(fin_handler, &fc, "127.0.0.1", 0, NULL, &s), 0);
-		a.sin_port = htons((uint16_t)rill_server_port(s));
+		a = loopback4(rill_server_port(s));
 		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		connect(fd, (struct sockaddr *)&a, sizeof(a));
 		cr_assert_eq(rill_sleep_ms(5), 0);
@@ -251,23 +133,17 @@ static int fin_body(void *arg)
 	return 0;
 }
 
-Test(reliability_peers, fin_in_the_middle_of_readexactly)
-{
-	run(fin_body, NULL);
-}
-
 /* ---- refused connects ---------------------------------------------- */
 
 #define REFUSED 200
 
-static int refused_body(void *arg)
+TASK_TEST(reliability_peers, closed_port_refuses_every_time_and_leaks_nothing)
 {
 	rill_server *echo;
 	rill_reader *r;
 	rill_writer *w;
 	int port, ls = listen_loopback(&port, 1), fds, refused = 0, err = 0;
 
-	(void)arg;
 	cr_assert_geq(ls, 0);
 	close(ls);	/* nobody listens on port now */
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &echo), 0);
@@ -286,82 +162,12 @@ static int refused_body(void *arg)
 	return 0;
 }
 
-Test(reliability_peers, closed_port_refuses_every_time_and_leaks_nothing)
-{
-	run(refused_body, NULL);
-}
-
 /* ---- connect timeout to a blackholed address ------------------------
  *
  * In a forked child with a network namespace of its own (where unshare is
  * allowed): a listening socket with backlog 0 whose one queue slot is
  * taken drops every further SYN, so a connect to it hangs.
  */
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
-				__LINE__, #cond);                             \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-			return 1;                                             \
-		}                                                             \
-	} while (0)
-
-static void lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-}
-
-static void run_isolated(rill_task_fn fn, void *arg)
-{
-	int status = 0;
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int result = -1;
-
-		/* Never outlive the test: not if it is killed, not if we hang. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		alarm(100);
-		if (unshare(CLONE_NEWNET) == 0)
-			lo_up();
-		if (rill_run(fn, arg, &result) < 0)
-			result = 2;
-		fflush(stdout);
-		fflush(stderr);
-		_exit(result == 0 ? 0 : 1);
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		  "isolated child failed (status %#x)", status);
-}
-
-/* Returns the listening fd; *fillerp holds its one queue slot. */
-static int blackhole(int *portp, int *fillerp)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int ls = listen_loopback(portp, 0);
-	struct pollfd p = { .fd = ls, .events = POLLIN };
-
-	a.sin_port = htons((uint16_t)*portp);
-	*fillerp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ls < 0 || connect(*fillerp, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    poll(&p, 1, 2000) != 1)
-		return -1;
-	return ls;
-}
 
 #define DEAD_CONNECTS 16
 #define DEAD_DEADLINE (200 * MS)
@@ -386,18 +192,18 @@ static int dead_connect(void *arg)
 	return 0;
 }
 
-static int blackhole_child(void *arg)
+ISOLATED_TEST(reliability_peers, connect_to_a_blackholed_address_times_out)
 {
 	struct dead d[DEAD_CONNECTS];
 	rill_task *t[DEAD_CONNECTS];
 	rill_time worst = 0;
-	int port, filler, ls = blackhole(&port, &filler), fds;
+	struct blackhole bh;
+	int fds;
 
-	(void)arg;
-	CHECK(ls >= 0, "blackhole");
+	CHECK(blackhole_open(&bh) == 0, "blackhole");
 	fds = count_fds();
 	for (int i = 0; i < DEAD_CONNECTS; i++) {
-		d[i] = (struct dead){ .port = port, .err = 1 };
+		d[i] = (struct dead){ .port = blackhole_port(&bh), .err = 1 };
 		CHECK(rill_spawn(rill_loop_current(), dead_connect, &d[i], &t[i]) == 0, "spawn");
 	}
 	for (int i = 0; i < DEAD_CONNECTS; i++) {
@@ -411,14 +217,8 @@ static int blackhole_child(void *arg)
 	printf("peers: %d connects to a blackholed address timed out (deadline %.0f ms, "
 	       "slowest %.1f ms)\n", DEAD_CONNECTS, (double)DEAD_DEADLINE / 1e6,
 	       (double)worst / 1e6);
-	close(filler);
-	close(ls);
+	blackhole_close(&bh);
 	return 0;
-}
-
-Test(reliability_peers, connect_to_a_blackholed_address_times_out)
-{
-	run_isolated(blackhole_child, NULL);
 }
 
 /* ---- half-close in both directions ---------------------------------- */
@@ -519,7 +319,7 @@ static void half_case(bool server_first)
 {
 	struct half h = { .server_first = server_first };
 
-	run(half_body, &h);
+	run_task(half_body, &h);
 	printf("peers: half-close, %s first: server read %" PRIu64 " bytes after its own "
 	       "EOF went out, client read %" PRIu64 "\n", server_first ? "server" : "client",
 	       h.server_got, h.client_got);

@@ -2,13 +2,8 @@
 /* A provided-buffer ring of 2 to 4 tiny buffers under many full-duplex connections: ENOBUFS recovered, no connection ended early, no byte lost or reordered. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
 #define CONNS 48
 #define BYTES_PER_CONN (128 * 1024)
@@ -32,19 +27,11 @@ static void ring_fail(struct ring_run *run, int err, const char *what, unsigned 
 		 rill_err_name(run->first_err));
 }
 
-static unsigned char pat(unsigned id, uint64_t i)
+static unsigned char conn_pat(unsigned id, uint64_t i)
 {
 	uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull ^ id;
 
 	return (unsigned char)(x >> 29);
-}
-
-static uint32_t rnd(uint32_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 17;
-	*s ^= *s << 5;
-	return *s;
 }
 
 /* ---- the echo server ----------------------------------------------- */
@@ -86,19 +73,19 @@ static int client_writer(void *arg)
 	int err;
 
 	while (off < BYTES_PER_CONN) {
-		size_t n = 1 + rnd(&seed) % MAX_CHUNK;
+		size_t n = 1 + xorshift32(&seed) % MAX_CHUNK;
 
 		if (n > BYTES_PER_CONN - off)
 			n = BYTES_PER_CONN - off;
 		for (size_t i = 0; i < n; i++)
-			chunk[i] = pat(c->id, off + i);
+			chunk[i] = conn_pat(c->id, off + i);
 		if ((err = rill_writer_write(c->w, chunk, n)) < 0 ||
 		    (err = rill_writer_drain(c->w)) < 0) {
 			ring_fail(c->run, err, "write", c->id);
 			return 0;
 		}
 		off += n;
-		if (rnd(&seed) % 16 == 0)
+		if (xorshift32(&seed) % 16 == 0)
 			rill_yield();
 	}
 	return rill_writer_write_eof(c->w);
@@ -112,9 +99,9 @@ static void client_read(struct client *c)
 	uint64_t got = 0;
 	ssize_t n;
 
-	while ((n = rill_reader_read(c->r, buf, 1 + rnd(&seed) % sizeof(buf))) > 0) {
+	while ((n = rill_reader_read(c->r, buf, 1 + xorshift32(&seed) % sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < n; i++)
-			if (buf[i] != pat(c->id, got + (uint64_t)i))
+			if (buf[i] != conn_pat(c->id, got + (uint64_t)i))
 				return ring_fail(c->run, 0, "wrong byte", c->id);
 		got += (uint64_t)n;
 	}
@@ -143,9 +130,7 @@ static int client(void *arg)
 	}
 	if (err < 0 || res < 0)
 		ring_fail(c->run, err < 0 ? err : res, "writer task", c->id);
-	rill_writer_close(c->w);
-	rill_writer_wait_closed(c->w);
-	rill_writer_free(c->w);
+	writer_done(c->w);
 	return 0;
 }
 

@@ -2,25 +2,14 @@
 /* Slow peers: a flood into a handler that does not read, a peer that does not read our writes, a 100 MB line without a newline; memory stays bounded and other connections keep going. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
 TestSuite(reliability_slow, .timeout = 60);
 
-#define MS RILL_NSEC_PER_MSEC
 #define KIB 1024ul
 #define MIB (1024ul * 1024ul)
 #define LIMIT RILL_STREAM_LIMIT_DEFAULT
@@ -66,53 +55,6 @@ static long vm_rss_kib(void)
 	return kib;
 }
 
-static unsigned char pat(uint64_t i)
-{
-	return (unsigned char)(i ^ (i >> 8) ^ (i >> 19));
-}
-
-static void fill_pat(unsigned char *p, uint64_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pat(off + i);
-}
-
-static bool check_pat(const unsigned char *p, uint64_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pat(off + i))
-			return false;
-	return true;
-}
-
-static int tcp_connect(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int listen_loopback(int *portp)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(ls, 0);
-	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(ls, 4), 0);
-	cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
-	*portp = ntohs(a.sin_port);
-	return ls;
-}
-
 /* Sends n bytes (blocking), within deadline; returns what went out. */
 static size_t send_until(int fd, const void *p, size_t n, rill_time deadline)
 {
@@ -132,14 +74,6 @@ static size_t send_until(int fd, const void *p, size_t n, rill_time deadline)
 		done += (size_t)k;
 	}
 	return done;
-}
-
-static void run(rill_task_fn fn, void *arg)
-{
-	int result = -1;
-
-	cr_assert_eq(rill_run(fn, arg, &result), 0);
-	cr_assert_eq(result, 0);
 }
 
 /* ---- (a) a flood into a handler that does not read ------------------
@@ -220,7 +154,7 @@ static ssize_t flood_read(struct flood *f, rill_reader *r, size_t n)
 	ssize_t k = rill_reader_read(r, buf, n < sizeof(buf) ? n : sizeof(buf));
 
 	if (k > 0) {
-		f->pattern_ok &= check_pat(buf, f->got, (size_t)k);
+		f->pattern_ok &= pat_ok(buf, f->got, (size_t)k);
 		f->got += (uint64_t)k;
 	}
 	return k;
@@ -294,9 +228,7 @@ static int echo_client(void *arg)
 		if (rill_now() - t0 > f->worst_rtt)
 			f->worst_rtt = rill_now() - t0;
 	}
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return 0;
 }
 
@@ -332,7 +264,7 @@ Test(reliability_slow, flood_into_a_handler_that_does_not_read)
 	uint64_t sent;
 	long growth;
 
-	run(flood_body, &f);
+	run_task(flood_body, &f);
 	sent = atomic_load(&f.sent);
 	growth = f.rss_most - f.rss_before;
 	printf("slow reader: peer sent %.1f MiB in %.1f s; reader held at most %zu KiB "
@@ -416,7 +348,7 @@ static void stuck_read_all(struct stuck *st, int peer)
 			continue;
 		}
 		cr_assert_gt(k, 0);
-		st->intact &= check_pat(buf, got, (size_t)k);
+		st->intact &= pat_ok(buf, got, (size_t)k);
 		got += (uint64_t)k;
 	}
 }
@@ -425,35 +357,19 @@ static int stuck_body(void *arg)
 {
 	struct stuck *st = arg;
 	unsigned char *buf = malloc(CHUNK);
-	int port;
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int ls = listen_loopback(&port), peer, small = 4096;
-	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
-	rill_reader *r;
-	rill_writer *w;
+	struct conn c;
 
 	cr_assert_not_null(buf);
 	/* Our send buffer as small as it goes, so that rill's queue, not the
 	 * kernel's, takes the backlog soon. */
-	o.sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(setsockopt(o.sock, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
-	a.sin_port = htons((uint16_t)port);
-	cr_assert_eq(connect(o.sock, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
-	peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(peer, 0);
-	close(ls);
-	rill_writer_get_write_buffer_limits(w, &st->high, &st->low);
-	stuck_write(st, w, buf);
-	stuck_read_all(st, peer);
+	open_tcp_small(&c, 0, SO_SNDBUF);
+	rill_writer_get_write_buffer_limits(c.w, &st->high, &st->low);
+	stuck_write(st, c.w, buf);
+	stuck_read_all(st, c.peer);
 	/* Once the peer has read, drain goes through at once. */
-	cr_assert_eq(rill_writer_drain(w), 0);
-	cr_assert_eq(rill_writer_get_write_buffer_size(w), 0);
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
-	close(peer);
+	cr_assert_eq(rill_writer_drain(c.w), 0);
+	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), 0);
+	conn_done(&c);
 	free(buf);
 	return 0;
 }
@@ -462,7 +378,7 @@ Test(reliability_slow, peer_that_does_not_read_blocks_drain_until_the_deadline)
 {
 	static struct stuck st;
 
-	run(stuck_body, &st);
+	run_task(stuck_body, &st);
 	printf("slow consumer: %u writes of %lu KiB (%.1f MiB) before drain blocked; "
 	       "queue at most %zu KiB after a write, %zu KiB after drain (high-water %zu KiB), "
 	       "%zu KiB when the %.0f ms deadline fired after %.1f ms\n", st.writes,
@@ -593,7 +509,7 @@ Test(reliability_slow, hundred_megabyte_line_gives_repeated_limit_errors)
 	static struct line_flood lf;
 	long growth;
 
-	run(line_body, &lf);
+	run_task(line_body, &lf);
 	growth = lf.rss_most - lf.rss_before;
 	printf("line flood: %.0f MB without a newline gave %u RILL_ELIMIT errors; reader "
 	       "held at most %zu KiB, %.0f KiB on average (limit %lu KiB); RSS grew %ld KiB; "

@@ -2,23 +2,11 @@
 /* Slowloris: two thousand connections each sending a byte a second against readline under a per-connection deadline; all are served or time out on time, and a fresh client is answered promptly meanwhile. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
-#define MS RILL_NSEC_PER_MSEC
 #define CONNS 2000
 /* Every other connection is patient: "a" now, "\n" a second later, well
  * within the deadline. The others send "abcd\n" a byte a second and run
@@ -82,8 +70,7 @@ struct attack {
 
 static int nb_connect(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = loopback4(port);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
@@ -193,9 +180,7 @@ static int fresh_once(struct fresh *f)
 		if (rill_now() - t0 > f->worst)
 			f->worst = rill_now() - t0;
 	}
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return 0;
 }
 
@@ -255,11 +240,9 @@ Test(reliability_slowloris, thousands_of_byte_a_second_clients, .timeout = 60)
 	static struct slowloris sl;
 	rill_time served_worst = 0, early = RILL_TIME_NEVER, late = 0;
 	unsigned patient_ok = 0, slow_closed = 0;
-	int result = -1;
 
 	raise_fd_limit();
-	cr_assert_eq(rill_run(slowloris_body, &sl, &result), 0);
-	cr_assert_eq(result, 0);
+	run_task(slowloris_body, &sl);
 	for (int i = 0; i < CONNS; i++) {
 		struct attacker *a = &sl.attack.a[i];
 		rill_time took = a->ended ? a->ended - a->start : RILL_TIME_NEVER;

@@ -1,115 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* open_connection: loopback v4/v6/by name, refusal, bad arguments, sock= adoption, local_addr, connect_timeout, happy eyeballs, cancellation. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <sched.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "rill/error.h"
-#include "rill/stream.h"
-#include "rill/task.h"
+#include "tests/helpers.h"
 #include "streams/net.h"
 
-#define MS RILL_NSEC_PER_MSEC
-
 /* ---- helpers ------------------------------------------------------- */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Waits (yielding to the loop) until the fd count is back to want. */
-static int settle_fds(int want)
-{
-	int n = count_fds();
-
-	for (int i = 0; i < 200 && n != want; i++) {
-		rill_sleep_ms(5);
-		n = count_fds();
-	}
-	return n;
-}
-
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
-/* Writes "hello <tag>\n" and expects it back. 0 or the failing code. */
-static int echo_roundtrip(rill_reader *r, rill_writer *w, const char *tag)
-{
-	char msg[64];
-	rill_bytes line;
-	ssize_t n;
-
-	snprintf(msg, sizeof(msg), "hello %s\n", tag);
-	if (rill_writer_write(w, msg, strlen(msg)) < 0)
-		return -EIO;
-	n = rill_reader_readline(r, &line);
-	if (n < 0)
-		return (int)n;
-	if ((size_t)n != strlen(msg) || memcmp(line.data, msg, (size_t)n))
-		return -EBADMSG;
-	return 0;
-}
-
-static void close_and_free(rill_writer *w)
-{
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
-}
-
-static struct sockaddr_in loopback4(int port)
-{
-	return (struct sockaddr_in){ .sin_family = AF_INET,
-				     .sin_port = htons((uint16_t)port),
-				     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-}
-
-static int sock_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -1;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
 
 /* A bound, not listening socket: connecting to its port is refused, and
  * nobody else can take the port meanwhile. */
@@ -135,101 +32,9 @@ static rill_server *echo_server(const char *host)
 	return s;
 }
 
-static void run_task(rill_task_fn fn, void *arg)
-{
-	int result = -1;
-
-	cr_assert_eq(rill_run(fn, arg, &result), 0);
-	cr_assert_eq(result, 0, "task failed: %d", result);
-}
-
-/* ---- an isolated network --------------------------------------------
- *
- * Tests that need an address nobody answers run in a forked child with a
- * private network namespace (when unshare is allowed), so their stuck
- * SYNs disturb nothing else. The dead address is a listening socket with
- * backlog 0 whose one queue slot is taken: the kernel drops every further
- * SYN, so a connect to it hangs for minutes (SYN retransmits).
- */
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, \
-				__LINE__, #cond);                             \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fputc('\n', stderr);                                  \
-			return 1;                                             \
-		}                                                             \
-	} while (0)
-
-static void lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-}
-
-static void run_isolated(rill_task_fn fn, void *arg)
-{
-	int status = 0;
-	pid_t pid = fork();
-
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int result = -1;
-
-		if (unshare(CLONE_NEWNET) == 0)
-			lo_up();
-		if (rill_run(fn, arg, &result) < 0)
-			result = 2;
-		fflush(stderr);
-		_exit(result == 0 ? 0 : 1);
-	}
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		  "isolated child failed (status %#x)", status);
-}
-
-struct blackhole {
-	int lfd, filler;
-	struct sockaddr_in addr;
-};
-
-static int blackhole_open(struct blackhole *b)
-{
-	socklen_t len = sizeof(b->addr);
-	struct pollfd p;
-
-	b->addr = loopback4(0);
-	b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (b->lfd < 0 || bind(b->lfd, (struct sockaddr *)&b->addr, len) < 0 ||
-	    listen(b->lfd, 0) < 0 ||
-	    getsockname(b->lfd, (struct sockaddr *)&b->addr, &len) < 0)
-		return -errno;
-	b->filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (connect(b->filler, (struct sockaddr *)&b->addr, len) < 0)
-		return -errno;
-	/* The queue slot is taken once the listener reads as ready. */
-	p = (struct pollfd){ .fd = b->lfd, .events = POLLIN };
-	return poll(&p, 1, 2000) == 1 ? 0 : -ETIMEDOUT;
-}
-
-static void blackhole_close(struct blackhole *b)
-{
-	close(b->filler);
-	close(b->lfd);
-}
-
 /* ---- plain connections --------------------------------------------- */
 
-static int connect_v4(void *arg)
+TASK_TEST(streams_connect, ipv4_loopback, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	const struct sockaddr_in *peer, *local;
@@ -238,9 +43,8 @@ static int connect_v4(void *arg)
 	int one = 0, fd;
 	socklen_t len = sizeof(one);
 
-	(void)arg;
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w), 0);
-	cr_assert_eq(echo_roundtrip(r, w, "v4"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello v4\n"), 0);
 	peer = rill_writer_get_extra_info(w, "peername", NULL);
 	local = rill_writer_get_extra_info(w, "sockname", NULL);
 	cr_assert(peer && local);
@@ -257,11 +61,6 @@ static int connect_v4(void *arg)
 	return 0;
 }
 
-Test(streams_connect, ipv4_loopback, .timeout = 30)
-{
-	run_task(connect_v4, NULL);
-}
-
 static int ticker(void *arg)
 {
 	int *ticks = arg;
@@ -271,7 +70,7 @@ static int ticker(void *arg)
 	return 0;
 }
 
-static int connect_by_name(void *arg)
+TASK_TEST(streams_connect, localhost_by_name, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .family = AF_INET };
@@ -281,11 +80,10 @@ static int connect_by_name(void *arg)
 	rill_writer *w;
 	int err;
 
-	(void)arg;
 	cr_assert_eq(rill_spawn(rill_loop_current(), ticker, &ticks, &tick), 0);
 	err = rill_open_connection("localhost", rill_server_port(s), &o, &r, &w);
 	cr_assert_eq(err, 0, "localhost: %s %s", rill_strerror(err), rill_error_detail());
-	cr_assert_eq(echo_roundtrip(r, w, "by name"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello by name\n"), 0);
 	close_and_free(w);
 	rill_task_cancel(tick);
 	cr_assert_eq(rill_task_join(tick, NULL), 0);
@@ -293,38 +91,16 @@ static int connect_by_name(void *arg)
 	return 0;
 }
 
-Test(streams_connect, localhost_by_name, .timeout = 30)
-{
-	run_task(connect_by_name, NULL);
-}
-
-static int connect_unknown_name(void *arg)
+TASK_TEST(streams_connect, unknown_name_fails_with_detail, .timeout = 30)
 {
 	rill_reader *r;
 	rill_writer *w;
 	int err;
 
-	(void)arg;
 	err = rill_open_connection("no-such-host.invalid", 80, NULL, &r, &w);
 	cr_assert_lt(err, 0);
 	cr_assert_neq(rill_error_detail()[0], '\0', "no detail for a failed lookup");
 	return 0;
-}
-
-Test(streams_connect, unknown_name_fails_with_detail, .timeout = 30)
-{
-	run_task(connect_unknown_name, NULL);
-}
-
-static bool ipv6_loopback_works(void)
-{
-	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
 }
 
 static int connect_v6(void *arg)
@@ -336,7 +112,7 @@ static int connect_v6(void *arg)
 
 	(void)arg;
 	cr_assert_eq(rill_open_connection("::1", rill_server_port(s), NULL, &r, &w), 0);
-	cr_assert_eq(echo_roundtrip(r, w, "v6"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello v6\n"), 0);
 	peer = rill_writer_get_extra_info(w, "peername", NULL);
 	cr_assert_eq(peer->sin6_family, AF_INET6);
 	cr_assert(IN6_IS_ADDR_LOOPBACK(&peer->sin6_addr));
@@ -347,27 +123,19 @@ static int connect_v6(void *arg)
 
 Test(streams_connect, ipv6_loopback, .timeout = 30)
 {
-	if (!ipv6_loopback_works())
-		cr_skip_test("IPv6 loopback (::1) is not available here");
-	run_task(connect_v6, NULL);
+	run_task_with_ipv6(connect_v6, NULL);
 }
 
-static int connect_refused(void *arg)
+TASK_TEST(streams_connect, closed_port_is_refused, .timeout = 30)
 {
 	rill_reader *r = NULL;
 	rill_writer *w = NULL;
 	int fd, port = refusing_port(&fd);
 
-	(void)arg;
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &r, &w), -ECONNREFUSED);
 	cr_assert_null(w);
 	close(fd);
 	return 0;
-}
-
-Test(streams_connect, closed_port_is_refused, .timeout = 30)
-{
-	run_task(connect_refused, NULL);
 }
 
 static int bad_args(void *arg)
@@ -409,7 +177,7 @@ Test(streams_connect, invalid_arguments, .timeout = 30)
 
 /* ---- sock= --------------------------------------------------------- */
 
-static int adopt_tcp(void *arg)
+TASK_TEST(streams_connect, adopt_connected_tcp_socket, .timeout = 30)
 {
 	rill_server *s = echo_server("127.0.0.1");
 	struct sockaddr_in a = loopback4(rill_server_port(s));
@@ -418,13 +186,12 @@ static int adopt_tcp(void *arg)
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
 	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	o.sock = fd;
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
 	cr_assert_eq(*(const int *)rill_writer_get_extra_info(w, "socket", NULL), fd);
-	cr_assert_eq(echo_roundtrip(r, w, "adopted"), 0);
-	cr_assert_eq(echo_roundtrip(r, w, "again"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello adopted\n"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "hello again\n"), 0);
 	rill_writer_close(w);
 	cr_assert_eq(rill_writer_wait_closed(w), 0);
 	cr_assert_eq(fcntl(fd, F_GETFD), -1, "rill left the adopted fd open");
@@ -432,11 +199,6 @@ static int adopt_tcp(void *arg)
 	rill_writer_free(w);
 	rill_server_free(s);
 	return 0;
-}
-
-Test(streams_connect, adopt_connected_tcp_socket, .timeout = 30)
-{
-	run_task(adopt_tcp, NULL);
 }
 
 /* Reads what the peer end of a socketpair got, waiting up to 2 s. */
@@ -504,23 +266,17 @@ Test(streams_connect, adopt_nonblocking_socketpair_end, .timeout = 30)
 	run_task(adopt_pair, &flags);
 }
 
-static int adopt_bad(void *arg)
+TASK_TEST(streams_connect, adopt_rejects_datagram_socket, .timeout = 30)
 {
 	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
 	rill_writer *w;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
 	o.sock = fd;
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL, "a datagram socket");
 	close(fd);
 	return 0;
-}
-
-Test(streams_connect, adopt_rejects_datagram_socket, .timeout = 30)
-{
-	run_task(adopt_bad, NULL);
 }
 
 /* ---- local_addr ---------------------------------------------------- */
@@ -540,7 +296,7 @@ static int say_peer_port(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int local_addr(void *arg)
+TASK_TEST(streams_connect, local_addr_is_bound, .timeout = 30)
 {
 	rill_server *s;
 	struct sockaddr_in local = loopback4(0);
@@ -554,7 +310,6 @@ static int local_addr(void *arg)
 	char want[32];
 	int hold, port;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(say_peer_port, NULL, "127.0.0.1", 0, NULL, &s), 0);
 	/* A free port: bound by hold, released just before use. */
 	port = refusing_port(&hold);
@@ -578,14 +333,9 @@ static int local_addr(void *arg)
 	return 0;
 }
 
-Test(streams_connect, local_addr_is_bound, .timeout = 30)
-{
-	run_task(local_addr, NULL);
-}
-
 /* ---- connect_timeout ----------------------------------------------- */
 
-static int timeout_child(void *arg)
+ISOLATED_TEST(streams_connect, connect_timeout_on_dead_address, .timeout = 30)
 {
 	struct blackhole bh;
 	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
@@ -595,7 +345,6 @@ static int timeout_child(void *arg)
 	rill_time t0;
 	int err, before;
 
-	(void)arg;
 	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
 	before = count_fds();
 	t0 = rill_now();
@@ -610,14 +359,9 @@ static int timeout_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, connect_timeout_on_dead_address, .timeout = 30)
-{
-	run_isolated(timeout_child, NULL);
-}
-
 /* ---- happy eyeballs ------------------------------------------------ */
 
-static int eyeballs_child(void *arg)
+ISOLATED_TEST(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30)
 {
 	struct blackhole bh;
 	rill_server *s;
@@ -631,7 +375,6 @@ static int eyeballs_child(void *arg)
 	rill_time t0;
 	int err, fd, before;
 
-	(void)arg;
 	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
 	CHECK(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &s) == 0, "server");
 	live = loopback4(rill_server_port(s));
@@ -653,7 +396,7 @@ static int eyeballs_child(void *arg)
 	}
 	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = fd };
 	CHECK(rill_open_connection(NULL, 0, &o, &r, &w) == 0, "adopt");
-	CHECK(echo_roundtrip(r, w, "eyeballs") == 0, "echo");
+	CHECK(echo_roundtrip(r, w, "hello eyeballs\n") == 0, "echo");
 	rill_writer_close(w);
 	CHECK(rill_writer_wait_closed(w) == 0, "wait_closed");
 	rill_writer_free(w);
@@ -674,14 +417,9 @@ static int eyeballs_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, happy_eyeballs_second_address_wins, .timeout = 30)
-{
-	run_isolated(eyeballs_child, NULL);
-}
-
 /* Every address dead and a connect_timeout: the race is given up at the
  * timeout, its attempts cancelled and joined. */
-static int eyeballs_timeout_child(void *arg)
+ISOLATED_TEST(streams_connect, happy_eyeballs_all_dead_times_out, .timeout = 30)
 {
 	struct blackhole bh1, bh2;
 	const struct sockaddr *addrs[3];
@@ -693,7 +431,6 @@ static int eyeballs_timeout_child(void *arg)
 	rill_time t0;
 	int err, before;
 
-	(void)arg;
 	CHECK(blackhole_open(&bh1) == 0 && blackhole_open(&bh2) == 0, "blackholes");
 	addrs[0] = (struct sockaddr *)&bh1.addr;
 	addrs[1] = (struct sockaddr *)&bh2.addr;
@@ -717,12 +454,7 @@ static int eyeballs_timeout_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, happy_eyeballs_all_dead_times_out, .timeout = 30)
-{
-	run_isolated(eyeballs_timeout_child, NULL);
-}
-
-static int all_refused(void *arg)
+TASK_TEST(streams_connect, every_address_refused_gives_emulti, .timeout = 30)
 {
 	int f1, f2, p1 = refusing_port(&f1), p2 = refusing_port(&f2);
 	struct sockaddr_in a1 = loopback4(p1), a2 = loopback4(p2);
@@ -732,7 +464,6 @@ static int all_refused(void *arg)
 	const rill_open_options *opts[2] = { &seq, &race };
 	char want1[64], want2[64];
 
-	(void)arg;
 	snprintf(want1, sizeof(want1), "127.0.0.1:%d", p1);
 	snprintf(want2, sizeof(want2), "127.0.0.1:%d", p2);
 	for (int i = 0; i < 2; i++) {
@@ -757,11 +488,6 @@ static int all_refused(void *arg)
 	close(f1);
 	close(f2);
 	return 0;
-}
-
-Test(streams_connect, every_address_refused_gives_emulti, .timeout = 30)
-{
-	run_task(all_refused, NULL);
 }
 
 /* ---- cancellation storm -------------------------------------------- */
@@ -802,14 +528,13 @@ static int storm_connect(void *arg)
 	return 0;
 }
 
-static int storm_child(void *arg)
+ISOLATED_TEST(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
 {
 	struct blackhole bh[2];
 	struct storm st[STORM];
 	rill_task *t[STORM];
 	int before;
 
-	(void)arg;
 	CHECK(blackhole_open(&bh[0]) == 0 && blackhole_open(&bh[1]) == 0, "blackholes");
 	before = count_fds();
 	for (int round = 0; round < 3; round++) {
@@ -841,11 +566,6 @@ static int storm_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, cancellation_storm_leaks_nothing, .timeout = 30)
-{
-	run_isolated(storm_child, NULL);
-}
-
 /* A cancellation that lands just as the resolver's answer arrives must
  * still win: the connect must not go on (and hang on the dead address). */
 static int resolve_race_connect(void *arg)
@@ -860,14 +580,13 @@ static int resolve_race_connect(void *arg)
 	return 0;
 }
 
-static int resolve_race_child(void *arg)
+ISOLATED_TEST(streams_connect, cancel_racing_name_resolution, .timeout = 30)
 {
 	struct blackhole bh;
 	struct storm st[8];
 	rill_task *t[8];
 	int before;
 
-	(void)arg;
 	CHECK(blackhole_open(&bh) == 0, "blackhole");
 	before = count_fds();
 	for (int round = 0; round < 400; round++) {
@@ -892,7 +611,178 @@ static int resolve_race_child(void *arg)
 	return 0;
 }
 
-Test(streams_connect, cancel_racing_name_resolution, .timeout = 30)
+/* ---- asyncio conformance -------------------------------------------- */
+
+/* asyncio's transports set TCP_NODELAY on every TCP socket they take,
+ * adopted ones included. */
+TASK_TEST(streams_connect, adopted_tcp_socket_gets_nodelay, .timeout = 30)
 {
-	run_isolated(resolve_race_child, NULL);
+	rill_server *s = echo_server("127.0.0.1");
+	struct sockaddr_in a = loopback4(rill_server_port(s));
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	rill_reader *r;
+	rill_writer *w;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = -1;
+	socklen_t len = sizeof(one);
+
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &len), 0);
+	cr_assert_eq(one, 0);
+	o.sock = fd;
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
+	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &len), 0);
+	cr_assert_neq(one, 0, "TCP_NODELAY not set on an adopted socket");
+	cr_assert_eq(echo_roundtrip(r, w, "nodelay\n"), 0);
+	close_and_free(w);
+	rill_server_free(s);
+	return 0;
+}
+
+/* asyncio's ValueErrors: sock with host or port; the TLS timeouts without
+ * TLS. */
+TASK_TEST(streams_connect, sock_with_port_and_tls_timeouts_without_tls, .timeout = 30)
+{
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	rill_reader *r;
+	rill_writer *w;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	o.sock = sv[0];
+	cr_assert_eq(rill_open_connection(NULL, 8080, &o, &r, &w), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "sock"), "%s", rill_error_detail());
+	cr_assert_eq(rill_open_unix_connection("/tmp/x.sock", &o, &r, &w), -EINVAL);
+	cr_assert_eq(fcntl(sv[0], F_GETFD) >= 0, 1, "a refused sock was closed");
+	close(sv[0]);
+	close(sv[1]);
+	o = (rill_open_options)RILL_OPEN_OPTIONS_INIT;
+	o.ssl_handshake_timeout = 1000 * MS;
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "only meaningful with ssl"), "%s",
+		  rill_error_detail());
+	o.ssl_handshake_timeout = 0;
+	o.ssl_shutdown_timeout = 1000 * MS;
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_unix_connection("/tmp/x.sock", &o, &r, &w), -EINVAL);
+	return 0;
+}
+
+/* staggered_race: an attempt that fails starts the next one at once. The
+ * first address hangs, the second refuses, the third answers: connected
+ * after about one delay (the second's), not two. */
+ISOLATED_TEST(streams_connect, happy_eyeballs_failure_starts_the_next_at_once, .timeout = 30)
+{
+	struct blackhole bh;
+	rill_server *s;
+	struct sockaddr_in live, refused;
+	const struct sockaddr *addrs[3];
+	socklen_t lens[3] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in),
+			      sizeof(struct sockaddr_in) };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 400 * MS };
+	const rill_connect_attempt *at;
+	size_t n;
+	rill_time t0;
+	int err, fd, rfd;
+
+	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
+	CHECK(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &s) == 0, "server");
+	live = loopback4(rill_server_port(s));
+	refused = loopback4(refusing_port(&rfd));
+	addrs[0] = (struct sockaddr *)&bh.addr;
+	addrs[1] = (struct sockaddr *)&refused;
+	addrs[2] = (struct sockaddr *)&live;
+	t0 = rill_now();
+	fd = rill__connect_addrs(addrs, lens, 3, &o);
+	t0 = rill_now() - t0;
+	CHECK(fd >= 0, "race: %s %s", rill_err_name(fd), rill_error_detail());
+	CHECK(t0 >= 350 * MS && t0 < 700 * MS, "took %llu ms, want about 400",
+	      (unsigned long long)(t0 / MS));
+	/* The attempts, as records: hung (cancelled), refused, connected. */
+	at = rill_open_connection_attempts(&n);
+	CHECK(n == 3, "%zu attempts", n);
+	CHECK(at[0].error == -ECANCELED, "first: %s", rill_err_name(at[0].error));
+	CHECK(at[1].error == -ECONNREFUSED, "second: %s", rill_err_name(at[1].error));
+	CHECK(at[2].error == 0, "third: %s", rill_err_name(at[2].error));
+	CHECK(at[1].addrlen == sizeof(refused) &&
+	      !memcmp(&at[1].addr, &refused, sizeof(refused)), "second's address");
+	CHECK(((const struct sockaddr_in *)&at[2].addr)->sin_port == live.sin_port,
+	      "third's address");
+	close(fd);
+	close(rfd);
+	rill_server_free(s);
+	blackhole_close(&bh);
+	return 0;
+}
+
+/* _interleave_addrinfos(first_address_family_count=N): N of the first
+ * family, then alternating. Every address refuses; the detail and the
+ * attempts say the order. */
+ISOLATED_TEST(streams_connect, interleave_n_puts_n_of_the_first_family_first, .timeout = 30)
+{
+	struct sockaddr_in a4 = loopback4(1), b4 = loopback4(2);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+				   .sin6_port = htons(3) };
+	const struct sockaddr *addrs[3] = { (struct sockaddr *)&a4, (struct sockaddr *)&b4,
+					    (struct sockaddr *)&a6 };
+	socklen_t lens[3] = { sizeof(a4), sizeof(b4), sizeof(a6) };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1 };
+	const int want[2][3] = { { AF_INET, AF_INET6, AF_INET }, { AF_INET, AF_INET, AF_INET6 } };
+
+	for (int k = 2; k >= 1; k--) {
+		const rill_connect_attempt *at;
+		const char *detail;
+		size_t n;
+		int err;
+
+		o.interleave = k;
+		err = rill__connect_addrs(addrs, lens, 3, &o);
+		CHECK(err < 0, "connected");
+		/* The detail lists the attempts in order: the v6 one second
+		 * with interleave 1, last with 2. */
+		detail = rill_error_detail();
+		CHECK((strstr(detail, "127.0.0.1:2") < strstr(detail, "[::1]:3")) == (k == 2),
+		      "interleave %d: %s", k, detail);
+		at = rill_open_connection_attempts(&n);
+		CHECK(n == 3, "%zu attempts", n);
+		for (int i = 0; i < 3; i++)
+			CHECK(at[i].addr.ss_family == want[k - 1][i],
+			      "interleave %d: attempt %d has family %d", k, i,
+			      at[i].addr.ss_family);
+	}
+	return 0;
+}
+
+/* Every attempt comes back, also when the call fails; a call that makes
+ * none leaves none. */
+TASK_TEST(streams_connect, every_attempt_can_be_read_back, .timeout = 30)
+{
+	int f1, f2, p1 = refusing_port(&f1), p2 = refusing_port(&f2);
+	struct sockaddr_in a1 = loopback4(p1), a2 = loopback4(p2);
+	const struct sockaddr *addrs[2] = { (struct sockaddr *)&a1, (struct sockaddr *)&a2 };
+	socklen_t lens[2] = { sizeof(a1), sizeof(a2) };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	const rill_connect_attempt *at;
+	rill_reader *r;
+	rill_writer *w;
+	size_t n = 99;
+
+	cr_assert_eq(rill__connect_addrs(addrs, lens, 2, &o), RILL_EMULTI);
+	at = rill_open_connection_attempts(&n);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(at[0].error, -ECONNREFUSED);
+	cr_assert_eq(at[1].error, -ECONNREFUSED);
+	cr_assert_eq(((const struct sockaddr_in *)&at[0].addr)->sin_port, a1.sin_port);
+	cr_assert_eq(((const struct sockaddr_in *)&at[1].addr)->sin_port, a2.sin_port);
+	cr_assert_eq(rill_open_connection("127.0.0.1", p1, NULL, &r, &w), -ECONNREFUSED);
+	at = rill_open_connection_attempts(&n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(at[0].error, -ECONNREFUSED);
+	cr_assert_eq(rill_open_connection(NULL, 80, NULL, &r, &w), -EINVAL);
+	cr_assert_null(rill_open_connection_attempts(&n));
+	cr_assert_eq(n, 0);
+	cr_assert_null(rill_open_connection_attempts(NULL));
+	close(f1);
+	close(f2);
+	return 0;
 }

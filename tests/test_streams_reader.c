@@ -1,149 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* StreamReader on real sockets: reads, limits, views, flow control, EOF and resets. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
 TestSuite(streams_reader, .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------- */
-
-/* A rill connection whose far end is a plain non-blocking socket that the
- * test drives by hand from inside tasks. */
-struct conn {
-	rill_reader *r;
-	rill_writer *w;
-	int peer;
-};
-
-static void set_nonblock(int fd)
-{
-	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-}
-
-/* A Unix socketpair, one end adopted by rill. */
-static void open_unix(struct conn *c, size_t limit)
-{
-	int sv[2];
-	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .limit = limit };
-
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	o.sock = sv[0];
-	cr_assert_eq(rill_open_connection(NULL, 0, &o, &c->r, &c->w), 0);
-	c->peer = sv[1];
-	set_nonblock(c->peer);
-}
-
-/* A plain listening socket on 127.0.0.1, port chosen by the kernel. */
-static int listen_loopback(int *portp)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(ls, 0);
-	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(ls, 4), 0);
-	cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
-	*portp = ntohs(a.sin_port);
-	return ls;
-}
-
-/* Loopback TCP: rill connects, the test accepts the far end. */
-static void open_tcp(struct conn *c, size_t limit)
-{
-	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .limit = limit };
-	int port, ls = listen_loopback(&port);
-
-	cr_assert_eq(rill_open_connection("127.0.0.1", port, &o, &c->r, &c->w), 0);
-	c->peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	cr_assert_geq(c->peer, 0);
-	close(ls);
-}
-
-/* Closes our side, waits for the socket to go and frees the pair. */
-static void conn_done(struct conn *c)
-{
-	rill_writer_close(c->w);
-	cr_assert_eq(rill_writer_wait_closed(c->w), 0);
-	rill_writer_free(c->w);
-	if (c->peer >= 0)
-		close(c->peer);
-}
-
-/* Sends all of p from the plain peer, sleeping while its socket is full. */
-static void peer_send(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EAGAIN) {
-			cr_assert_eq(rill_sleep_ms(1), 0);
-			continue;
-		}
-		cr_assert_gt(k, 0, "peer send: %s", strerror(errno));
-		p = (const char *)p + k;
-		n -= (size_t)k;
-	}
-}
-
-static void peer_sends(int fd, const char *s)
-{
-	peer_send(fd, s, strlen(s));
-}
-
-/* Receives on the plain peer until n bytes or EOF; returns the count. */
-static size_t peer_recv_all(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t k = recv(fd, (char *)p + got, n - got, 0);
-
-		if (k == 0)
-			break;
-		if (k < 0 && errno == EAGAIN) {
-			cr_assert_eq(rill_sleep_ms(1), 0);
-			continue;
-		}
-		cr_assert_gt(k, 0, "peer recv: %s", strerror(errno));
-		got += (size_t)k;
-	}
-	return got;
-}
-
-/* A byte pattern that shows any loss, duplication or reordering. */
-static unsigned char pat(size_t i)
-{
-	return (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
-}
-
-static void fill_pat(unsigned char *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pat(off + i);
-}
-
-static void check_pat(const unsigned char *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pat(off + i))
-			cr_assert_fail("byte %zu: got %u, want %u", off + i,
-				       p[i], pat(off + i));
-}
 
 /* Waits (5 s at most) until the reader holds n bytes. */
 static void wait_buffered(rill_reader *r, size_t n)
@@ -163,10 +28,11 @@ static void assert_view(rill_bytes v, const char *s)
 				 (int)v.len, (const char *)v.data, s);
 }
 
-/* A peer script: each part is sent after delay_ms; then the peer's socket
- * is closed (close_after) or shut down for writing (shut_after). */
+/* A peer script: each part is sent from *peer after delay_ms; then the
+ * peer's socket is closed (close_after: *peer becomes -1) or shut down
+ * for writing (shut_after). */
 struct script {
-	int fd;
+	int *peer;
 	const char *parts[8];
 	int delay_ms;
 	bool close_after, shut_after;
@@ -178,42 +44,18 @@ static int script_task(void *arg)
 
 	for (size_t i = 0; i < 8 && s->parts[i]; i++) {
 		cr_assert_eq(rill_sleep_ms((uint64_t)s->delay_ms), 0);
-		peer_sends(s->fd, s->parts[i]);
+		peer_sends(*s->peer, s->parts[i]);
 	}
 	if (s->close_after)
-		close(s->fd);
+		peer_close(s->peer);
 	else if (s->shut_after)
-		shutdown(s->fd, SHUT_WR);
+		shutdown(*s->peer, SHUT_WR);
 	return 0;
-}
-
-static rill_task *spawn(rill_task_fn fn, void *arg)
-{
-	rill_task *t;
-
-	cr_assert_eq(rill_spawn(rill_loop_current(), fn, arg, &t), 0);
-	return t;
-}
-
-static void join(rill_task *t)
-{
-	int res = -1;
-
-	cr_assert_eq(rill_task_join(t, &res), 0);
-	cr_assert_eq(res, 0);
-}
-
-static void run(rill_task_fn fn, void *arg)
-{
-	int res = -1, ret = rill_run(fn, arg, &res);
-
-	cr_assert_eq(ret, 0, "rill_run: %s", rill_err_name(ret));
-	cr_assert_eq(res, 0, "task returned %d", res);
 }
 
 /* ---- read(n) ------------------------------------------------------- */
 
-static int read_n_body(void *arg)
+TASK_TEST(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
 {
 	struct conn c;
 	struct script s = { .parts = { "hello world", "!!" }, .delay_ms = 30,
@@ -222,13 +64,12 @@ static int read_n_body(void *arg)
 	rill_time saved;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	/* n == 0 returns 0 at once, though nothing is buffered. */
 	saved = rill_deadline_push(1000 * RILL_NSEC_PER_MSEC);
 	cr_assert_eq(rill_reader_read(c.r, buf, 0), 0);
 	rill_deadline_pop(saved);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	/* Up to n: what is buffered, without waiting for the rest. */
 	cr_assert_eq(rill_reader_read(c.r, buf, 5), 5);
@@ -243,19 +84,13 @@ static int read_n_body(void *arg)
 	cr_assert(rill_reader_at_eof(c.r));
 	cr_assert_eq(rill_reader_exception(c.r), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, read_n_up_to_n_zero_at_once_zero_at_eof)
-{
-	run(read_n_body, NULL);
-}
-
 /* ---- read_all ------------------------------------------------------ */
 
-static int read_all_body(void *arg)
+TASK_TEST(streams_reader, read_all_collects_every_part_until_eof)
 {
 	struct conn c;
 	struct script s = { .parts = { "one ", "two ", "three" }, .delay_ms = 20,
@@ -263,32 +98,26 @@ static int read_all_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_read_all(c.r, &v), 13);
 	assert_view(v, "one two three");
 	cr_assert_eq(rill_reader_read_all(c.r, &v), 0);
 	cr_assert_eq(v.len, 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, read_all_collects_every_part_until_eof)
-{
-	run(read_all_body, NULL);
-}
-
 struct bulk {
-	int fd;
+	int *peer;
 	size_t off, n;		/* pattern bytes [off, off + n) */
 	bool close_after;
 };
 
-/* Sends n pattern bytes in 7 KiB pieces, then closes if asked. */
+/* Sends n pattern bytes from *peer in 7 KiB pieces, then closes it if
+ * asked (*peer becomes -1). */
 static int bulk_task(void *arg)
 {
 	struct bulk *b = arg;
@@ -298,49 +127,41 @@ static int bulk_task(void *arg)
 		size_t k = b->n - i < sizeof(piece) ? b->n - i : sizeof(piece);
 
 		fill_pat(piece, b->off + i, k);
-		peer_send(b->fd, piece, k);
+		peer_send(*b->peer, piece, k);
 	}
 	if (b->close_after)
-		close(b->fd);
+		peer_close(b->peer);
 	return 0;
 }
 
-static int read_all_big_body(void *arg)
+TASK_TEST(streams_reader, read_all_far_beyond_twice_the_limit)
 {
 	struct conn c;
 	struct bulk b = { .n = 1 << 20, .close_after = true };
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 4096);	/* 1 MiB is 256 x the limit */
-	b.fd = c.peer;
+	b.peer = &c.peer;
 	t = spawn(bulk_task, &b);
 	cr_assert_eq(rill_reader_read_all(c.r, &v), (ssize_t)b.n);
 	check_pat(v.data, 0, v.len);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, read_all_far_beyond_twice_the_limit)
-{
-	run(read_all_big_body, NULL);
-}
-
 /* ---- readexactly --------------------------------------------------- */
 
-static int readexactly_body(void *arg)
+TASK_TEST(streams_reader, readexactly_waits_for_exactly_n)
 {
 	struct conn c;
 	struct script s = { .parts = { "hel", "lo wor", "ld" }, .delay_ms = 20 };
 	char buf[16];
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, 5), 5);
 	cr_assert_arr_eq(buf, "hello", 5);
@@ -353,12 +174,7 @@ static int readexactly_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readexactly_waits_for_exactly_n)
-{
-	run(readexactly_body, NULL);
-}
-
-static int readexactly_eof_body(void *arg)
+TASK_TEST(streams_reader, readexactly_eof_gives_incomplete_with_partial)
 {
 	struct conn c;
 	struct script s = { .parts = { "abc" }, .close_after = true };
@@ -366,9 +182,8 @@ static int readexactly_eof_body(void *arg)
 	char buf[16];
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	memset(buf, 0, sizeof(buf));
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, 10), RILL_EINCOMPLETE);
@@ -384,17 +199,11 @@ static int readexactly_eof_body(void *arg)
 	cr_assert_eq(rill_reader_error_info(c.r)->partial_len, 0);
 	cr_assert_eq(rill_reader_error_info(c.r)->expected, 1);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, readexactly_eof_gives_incomplete_with_partial)
-{
-	run(readexactly_eof_body, NULL);
-}
-
-static int readexactly_big_body(void *arg)
+TASK_TEST(streams_reader, readexactly_of_five_limits_does_not_deadlock)
 {
 	const size_t limit = 16 * 1024, n = 5 * limit;
 	struct conn c;
@@ -402,10 +211,9 @@ static int readexactly_big_body(void *arg)
 	unsigned char *buf = malloc(n);
 	rill_task *t;
 
-	(void)arg;
 	cr_assert_not_null(buf);
 	open_unix(&c, limit);
-	b.fd = c.peer;
+	b.peer = &c.peer;
 	t = spawn(bulk_task, &b);
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, n), (ssize_t)n);
 	check_pat(buf, 0, n);
@@ -415,14 +223,9 @@ static int readexactly_big_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readexactly_of_five_limits_does_not_deadlock)
-{
-	run(readexactly_big_body, NULL);
-}
-
 /* ---- readuntil ----------------------------------------------------- */
 
-static int readuntil_split_body(void *arg)
+TASK_TEST(streams_reader, readuntil_separator_split_across_receives)
 {
 	struct conn c;
 	struct script s = { .parts = { "ab", "c\r", "\nrest" }, .delay_ms = 20,
@@ -430,26 +233,19 @@ static int readuntil_split_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readuntil(c.r, "\r\n", 2, &v), 5);
 	assert_view(v, "abc\r\n");
 	cr_assert_eq(rill_reader_read_all(c.r, &v), 4);
 	assert_view(v, "rest");
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, readuntil_separator_split_across_receives)
-{
-	run(readuntil_split_body, NULL);
-}
-
-static int readuntil_any_body(void *arg)
+TASK_TEST(streams_reader, readuntil_several_separators)
 {
 	static const rill_bytes seps[] = {
 		{ "END", 3 }, { "\r\n", 2 }, { "\n", 1 }, { ";", 1 },
@@ -462,12 +258,11 @@ static int readuntil_any_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 0, &v), -EINVAL);
 	cr_assert_eq(rill_reader_readuntil_any(c.r, empty, 2, &v), -EINVAL);
 	cr_assert_eq(rill_reader_readuntil(c.r, "", 0, &v), -EINVAL);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	/* The match that ends first wins. */
 	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 6, &v), 2);
@@ -489,14 +284,8 @@ static int readuntil_any_body(void *arg)
 	cr_assert_eq(rill_reader_readuntil(c.r, "\n", 1, &v), RILL_EINCOMPLETE);
 	cr_assert_eq(v.len, 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, readuntil_several_separators)
-{
-	run(readuntil_any_body, NULL);
 }
 
 /* ---- limits at the boundary ---------------------------------------- */
@@ -548,36 +337,24 @@ static void check_limit_boundary(rill_reader *r, int peer)
 	cr_assert_eq(buf[L + 1], '\n');
 }
 
-static int limit_unix_body(void *arg)
+TASK_TEST(streams_reader, limit_at_and_one_past_the_boundary_unix)
 {
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, SMALL_LIMIT);
 	check_limit_boundary(c.r, c.peer);
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, limit_at_and_one_past_the_boundary_unix)
-{
-	run(limit_unix_body, NULL);
-}
-
-static int limit_tcp_body(void *arg)
+TASK_TEST(streams_reader, limit_at_and_one_past_the_boundary_tcp)
 {
 	struct conn c;
 
-	(void)arg;
 	open_tcp(&c, SMALL_LIMIT);
 	check_limit_boundary(c.r, c.peer);
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, limit_at_and_one_past_the_boundary_tcp)
-{
-	run(limit_tcp_body, NULL);
 }
 
 struct limit_srv {
@@ -597,21 +374,16 @@ static int limit_client_cb(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int limit_server_body(void *arg)
+TASK_TEST(streams_reader, limit_from_server_option)
 {
 	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
 		.limit = SMALL_LIMIT };
 	struct limit_srv ls = { .peer = -1 };
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	rill_server *srv;
 	int fd;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(limit_client_cb, &ls, "127.0.0.1", 0, &so, &srv), 0);
-	a.sin_port = htons((uint16_t)rill_server_port(srv));
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	fd = tcp_client(rill_server_port(srv));
 	set_nonblock(fd);
 	ls.peer = fd;
 	/* Close only once the connection was accepted and served. */
@@ -625,20 +397,14 @@ static int limit_server_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, limit_from_server_option)
-{
-	run(limit_server_body, NULL);
-}
-
 /* ---- readline ------------------------------------------------------ */
 
-static int overrun_newline_body(void *arg)
+TASK_TEST(streams_reader, readline_overrun_drops_the_line_and_its_newline)
 {
 	struct conn c;
 	char line[64];
 	rill_bytes v;
 
-	(void)arg;
 	open_unix(&c, SMALL_LIMIT);
 	/* One send: the long line, its newline and the next line arrive
 	 * together, so the overrun sees the newline and drops up to it. */
@@ -652,12 +418,7 @@ static int overrun_newline_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, readline_overrun_drops_the_line_and_its_newline)
-{
-	run(overrun_newline_body, NULL);
-}
-
-static int overrun_no_newline_body(void *arg)
+TASK_TEST(streams_reader, readline_overrun_without_newline_drops_the_buffer)
 {
 	struct conn c;
 	struct script s = { .parts = { "tail\nnext\n" }, .delay_ms = 50,
@@ -665,14 +426,13 @@ static int overrun_no_newline_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, SMALL_LIMIT);
 	peer_sends(c.peer, repeat('x', 40));
 	cr_assert_eq(rill_reader_readline(c.r, &v), RILL_ELIMIT);
 	cr_assert_eq(rill_reader_error_info(c.r)->consumed, 40);
 	/* No newline in the buffer: all of it was dropped. */
 	cr_assert_eq(rill_reader_buffered(c.r), 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readline(c.r, &v), 5);
 	assert_view(v, "tail\n");
@@ -680,26 +440,19 @@ static int overrun_no_newline_body(void *arg)
 	assert_view(v, "next\n");
 	cr_assert_eq(rill_reader_readline(c.r, &v), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, readline_overrun_without_newline_drops_the_buffer)
-{
-	run(overrun_no_newline_body, NULL);
-}
-
-static int readline_eof_body(void *arg)
+TASK_TEST(streams_reader, readline_partial_at_eof_then_zero)
 {
 	struct conn c;
 	struct script s = { .parts = { "a\nb" }, .close_after = true };
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readline(c.r, &v), 2);
 	assert_view(v, "a\n");
@@ -709,22 +462,17 @@ static int readline_eof_body(void *arg)
 	cr_assert_eq(v.len, 0);
 	cr_assert_eq(rill_reader_readline(c.r, &v), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, readline_partial_at_eof_then_zero)
-{
-	run(readline_eof_body, NULL);
-}
-
 #define NLINES 2000
 
-/* Sends NLINES numbered lines in pieces of changing size. */
+/* Sends NLINES numbered lines from *arg, the peer, in pieces of changing
+ * size; then closes it (*arg becomes -1). */
 static int lines_task(void *arg)
 {
-	int fd = *(int *)arg;
+	int *peer = arg;
 	char *all = malloc(NLINES * 32);
 	size_t len = 0, off = 0, step = 1;
 
@@ -735,18 +483,18 @@ static int lines_task(void *arg)
 	while (off < len) {
 		size_t k = len - off < step ? len - off : step;
 
-		peer_send(fd, all + off, k);
+		peer_send(*peer, all + off, k);
 		off += k;
 		step = step * 3 % 997 + 1;
 		if (off % 5 == 0)
 			cr_assert_eq(rill_yield(), 0);
 	}
-	close(fd);
+	peer_close(peer);
 	free(all);
 	return 0;
 }
 
-static int lines_body(void *arg)
+TASK_TEST(streams_reader, line_iteration_until_zero)
 {
 	struct conn c;
 	char want[64];
@@ -755,7 +503,6 @@ static int lines_body(void *arg)
 	rill_task *t;
 	int i = 0;
 
-	(void)arg;
 	open_unix(&c, 0);
 	t = spawn(lines_task, &c.peer);
 	while ((n = rill_reader_readline(c.r, &v)) > 0) {
@@ -768,47 +515,24 @@ static int lines_body(void *arg)
 	cr_assert_eq(n, 0);
 	cr_assert_eq(i, NLINES);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, line_iteration_until_zero)
-{
-	run(lines_body, NULL);
-}
-
 /* ---- exception ----------------------------------------------------- */
 
-struct exc {
-	rill_reader *r;
-	ssize_t got;
-	bool started;
-};
-
-static int exc_waiter(void *arg)
-{
-	struct exc *e = arg;
-	rill_bytes v;
-
-	e->started = true;
-	e->got = rill_reader_readline(e->r, &v);
-	return 0;
-}
-
-static int exception_body(void *arg)
+TASK_TEST(streams_reader, set_exception_beats_buffered_data)
 {
 	struct conn c;
-	struct exc e = { 0 };
+	struct pending_line e = { 0 };
 	char buf[16];
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
 	/* A waiting reader is woken with the exception. */
 	e.r = c.r;
-	t = spawn(exc_waiter, &e);
+	t = spawn(readline_task, &e);
 	cr_assert_eq(rill_sleep_ms(10), 0);
 	cr_assert(e.started);
 	rill_reader_set_exception(c.r, -EPROTO);
@@ -831,26 +555,20 @@ static int exception_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, set_exception_beats_buffered_data)
-{
-	run(exception_body, NULL);
-}
-
 /* ---- one waiter at a time ------------------------------------------ */
 
-static int busy_body(void *arg)
+TASK_TEST(streams_reader, second_waiter_gets_ebusy_at_once)
 {
 	struct conn c;
-	struct exc e = { 0 };
+	struct pending_line e = { 0 };
 	char buf[8];
 	rill_bytes v;
 	rill_task *t;
 	rill_time t0;
 
-	(void)arg;
 	open_unix(&c, 0);
 	e.r = c.r;
-	t = spawn(exc_waiter, &e);
+	t = spawn(readline_task, &e);
 	cr_assert_eq(rill_sleep_ms(10), 0);
 	cr_assert(e.started);
 	t0 = rill_now();
@@ -869,9 +587,77 @@ static int busy_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, second_waiter_gets_ebusy_at_once)
+/* asyncio raises the RuntimeError in _wait_for_data only: a second task
+ * whose read is answered by what is buffered gets the data. */
+TASK_TEST(streams_reader, second_reader_gets_buffered_data)
 {
-	run(busy_body, NULL);
+	struct conn c;
+	struct pending_line e = { 0 };
+	char buf[8];
+	rill_task *t;
+
+	open_unix(&c, 0);
+	e.r = c.r;
+	t = spawn(readline_task, &e);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert(e.started);
+	peer_sends(c.peer, "abc");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_buffered(c.r), 3);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 3);
+	cr_assert_arr_eq(buf, "abc", 3);
+	/* Nothing buffered: this one would wait, and cannot. */
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -EBUSY);
+	peer_sends(c.peer, "de\nf");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	join(t);
+	cr_assert_eq(e.got, 3);	/* "de\n": the first reader's line */
+	cr_assert_eq(rill_reader_buffered(c.r), 1);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 1), 1);
+	conn_done(&c);
+	return 0;
+}
+
+struct exact10 {
+	rill_reader *r;
+	char buf[10];
+	ssize_t got;
+};
+
+static int exact10_task(void *arg)
+{
+	struct exact10 *x = arg;
+
+	x->got = rill_reader_readexactly(x->r, x->buf, 10);
+	return 0;
+}
+
+/* A view handed to the second reader stays readable while the first goes
+ * on, and its bytes are not handed out twice. */
+TASK_TEST(streams_reader, second_reader_view_is_not_read_twice)
+{
+	struct conn c;
+	struct exact10 x = { 0 };
+	rill_bytes v;
+	rill_task *t;
+
+	open_unix(&c, 0);
+	x.r = c.r;
+	peer_sends(c.peer, "l1\nrest");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	t = spawn(exact10_task, &x);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_readline(c.r, &v), 3);
+	cr_assert_arr_eq(v.data, "l1\n", 3);
+	peer_sends(c.peer, "0123456789");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_arr_eq(v.data, "l1\n", 3);
+	join(t);
+	cr_assert_eq(x.got, 10);
+	cr_assert_arr_eq(x.buf, "rest012345", 10);
+	cr_assert_eq(rill_reader_buffered(c.r), 4);
+	conn_done(&c);
+	return 0;
 }
 
 /* ---- cancellation and deadlines ----------------------------------- */
@@ -890,7 +676,7 @@ static int exact_reader_task(void *arg)
 	return 0;
 }
 
-static int cancel_body(void *arg)
+TASK_TEST(streams_reader, cancelled_or_timed_out_read_keeps_the_data)
 {
 	struct exact_reader er = { .got = 1 };
 	struct conn c;
@@ -899,7 +685,6 @@ static int cancel_body(void *arg)
 	rill_task *t;
 	rill_time saved;
 
-	(void)arg;
 	open_unix(&c, 0);
 	peer_sends(c.peer, "12345");
 	er.r = c.r;
@@ -928,14 +713,9 @@ static int cancel_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, cancelled_or_timed_out_read_keeps_the_data)
-{
-	run(cancel_body, NULL);
-}
-
 /* ---- views --------------------------------------------------------- */
 
-static int views_body(void *arg)
+TASK_TEST(streams_reader, views_stay_valid_while_more_data_arrives)
 {
 	const size_t part = 256 * 1024;
 	struct conn c;
@@ -944,14 +724,13 @@ static int views_body(void *arg)
 	rill_bytes line, peek;
 	rill_task *t;
 
-	(void)arg;
 	cr_assert(buf && copy);
 	open_unix(&c, 1 << 20);	/* nothing pauses: every byte comes in */
 	peer_sends(c.peer, "first line\nsecond");
 	cr_assert_eq(rill_reader_readline(c.r, &line), 11);
 	assert_view(line, "first line\n");
 	/* 256 KiB arrive before the next call: the view must not change. */
-	b.fd = c.peer;
+	b.peer = &c.peer;
 	t = spawn(bulk_task, &b);
 	join(t);
 	wait_buffered(c.r, 6 + part);
@@ -983,12 +762,7 @@ static int views_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, views_stay_valid_while_more_data_arrives)
-{
-	run(views_body, NULL);
-}
-
-static int peek_body(void *arg)
+TASK_TEST(streams_reader, peek_then_consume)
 {
 	struct conn c;
 	struct script s = { .parts = { "hello world" }, .close_after = true };
@@ -996,9 +770,8 @@ static int peek_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	open_unix(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_peek(c.r, &v), 11);
 	assert_view(v, "hello world");
@@ -1011,14 +784,8 @@ static int peek_body(void *arg)
 	cr_assert_eq(rill_reader_peek(c.r, &v), 0);
 	cr_assert(rill_reader_at_eof(c.r));
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, peek_then_consume)
-{
-	run(peek_body, NULL);
 }
 
 /* ---- standalone reader --------------------------------------------- */
@@ -1038,7 +805,7 @@ static int feeder_task(void *arg)
 	return 0;
 }
 
-static int standalone_body(void *arg)
+TASK_TEST(streams_reader, standalone_reader_fed_by_another_task)
 {
 	static char big[200 * 1024];
 	rill_reader *r;
@@ -1046,7 +813,6 @@ static int standalone_body(void *arg)
 	rill_bytes v;
 	rill_task *t;
 
-	(void)arg;
 	cr_assert_eq(rill_reader_new(0, NULL), -EINVAL);
 	cr_assert_eq(rill_reader_new(0, &r), 0);
 	t = spawn(feeder_task, r);
@@ -1071,11 +837,6 @@ static int standalone_body(void *arg)
 	check_pat(v.data, 0, v.len);
 	rill_reader_free(r);
 	return 0;
-}
-
-Test(streams_reader, standalone_reader_fed_by_another_task)
-{
-	run(standalone_body, NULL);
 }
 
 /* ---- read-side flow control ---------------------------------------- */
@@ -1180,60 +941,28 @@ static void check_flow_control(struct conn *c, size_t total, bool paced,
 	c->peer = -1;
 }
 
-/* Kernel socket buffers made as small as they go, so that what rill holds,
- * not what the kernel queues, decides how much the peer gets to send. */
-static void small_buffer(int fd, int opt)
-{
-	int v = 4096;
-
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)), 0);
-}
-
-static int flow_unix_body(void *arg)
+TASK_TEST(streams_reader, flow_control_pauses_reading_above_twice_the_limit_unix)
 {
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, FLOW_LIMIT);
+	/* Kernel buffers as small as they go: what rill holds, not what the
+	 * kernel queues, decides how much the peer gets to send. */
 	small_buffer(c.peer, SO_SNDBUF);
 	check_flow_control(&c, 20 * FLOW_LIMIT, true, FLOW_SLACK);
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_unix)
+TASK_TEST(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
 {
-	run(flow_unix_body, NULL);
-}
-
-static int flow_tcp_body(void *arg)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
-		.limit = FLOW_LIMIT };
 	struct conn c;
-	int port, ls = listen_loopback(&port);
 
-	(void)arg;
-	/* Our socket is made here, to shrink its buffer before connecting. */
-	o.sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	small_buffer(o.sock, SO_RCVBUF);
-	a.sin_port = htons((uint16_t)port);
-	cr_assert_eq(connect(o.sock, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(rill_open_connection(NULL, 0, &o, &c.r, &c.w), 0);
-	c.peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_geq(c.peer, 0);
-	close(ls);
+	open_tcp_small(&c, FLOW_LIMIT, SO_RCVBUF);
 	small_buffer(c.peer, SO_SNDBUF);
 	check_flow_control(&c, 20 * FLOW_LIMIT, true, FLOW_SLACK);
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
-{
-	run(flow_tcp_body, NULL);
 }
 
 /* A peer sending 64 MiB as fast as loopback goes. Without DEFER_TASKRUN
@@ -1243,34 +972,27 @@ Test(streams_reader, flow_control_pauses_reading_above_twice_the_limit_tcp)
  * still stop, not take in whatever the peer sends. */
 #define RING_BYTES (512u * 16 * 1024)
 
-static int flow_fast_body(void *arg)
+TASK_TEST(streams_reader, flow_control_holds_against_a_fast_peer)
 {
 	struct conn c;
 
-	(void)arg;
 	open_unix(&c, FLOW_LIMIT);
 	check_flow_control(&c, 64u << 20, false, RING_BYTES + (1u << 20));
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, flow_control_holds_against_a_fast_peer)
-{
-	run(flow_fast_body, NULL);
-}
-
 /* ---- end of stream ------------------------------------------------- */
 
-static int peer_close_body(void *arg)
+TASK_TEST(streams_reader, peer_close_is_eof)
 {
 	struct conn c;
 	struct script s = { .parts = { "bye" }, .close_after = true };
 	char buf[8];
 	rill_task *t;
 
-	(void)arg;
 	open_tcp(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 3);
 	cr_assert_arr_eq(buf, "bye", 3);
@@ -1278,55 +1000,33 @@ static int peer_close_body(void *arg)
 	cr_assert(rill_reader_at_eof(c.r));
 	cr_assert_eq(rill_reader_exception(c.r), 0);
 	join(t);
-	c.peer = -1;
 	conn_done(&c);
 	return 0;
 }
 
-Test(streams_reader, peer_close_is_eof)
-{
-	run(peer_close_body, NULL);
-}
-
-static void peer_reset(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-	close(fd);
-}
-
-static int peer_reset_body(void *arg)
+TASK_TEST(streams_reader, peer_reset_is_econnreset)
 {
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
 	open_tcp(&c, 0);
-	peer_reset(c.peer);
-	c.peer = -1;
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	cr_assert_eq(rill_reader_exception(c.r), -ECONNRESET);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
-	conn_done(&c);
+	cr_assert_eq(writer_done(c.w), -ECONNRESET);
 	return 0;
 }
 
-Test(streams_reader, peer_reset_is_econnreset)
-{
-	run(peer_reset_body, NULL);
-}
-
-static int half_close_body(void *arg)
+TASK_TEST(streams_reader, eof_keeps_the_writer_usable)
 {
 	struct conn c;
 	struct script s = { .parts = { "question" }, .shut_after = true };
 	char buf[16];
 	rill_task *t;
 
-	(void)arg;
 	open_tcp(&c, 0);
-	s.fd = c.peer;
+	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	cr_assert_eq(rill_reader_readexactly(c.r, buf, 8), 8);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
@@ -1345,7 +1045,39 @@ static int half_close_body(void *arg)
 	return 0;
 }
 
-Test(streams_reader, eof_keeps_the_writer_usable)
+/* ---- the messages of the exceptions --------------------------------- */
+
+/* rill_error_detail() after RILL_EINCOMPLETE and RILL_ELIMIT reads as the
+ * message of asyncio's exception. */
+TASK_TEST(streams_reader, exception_messages_read_as_asyncio)
 {
-	run(half_close_body, NULL);
+	rill_reader *r;
+	rill_bytes v;
+	char buf[64];
+
+	cr_assert_eq(rill_reader_new(16, &r), 0);
+	cr_assert_eq(rill_reader_feed_data(r, "abcdefghijklmnopqrstuvwxyz", 26), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is not found, and chunk exceed the limit");
+	cr_assert_eq(rill_reader_readline(r, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is not found, and chunk exceed the limit");
+	cr_assert_eq(rill_reader_feed_data(r, "0123456789abcdefghij\n", 21), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is found, but chunk is longer than limit");
+	cr_assert_eq(rill_reader_readline(r, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is found, but chunk is longer than limit");
+	cr_assert_eq(rill_reader_feed_data(r, "0123456789abcdefgh", 18), 0);
+	rill_reader_feed_eof(r);
+	cr_assert_eq(rill_reader_readexactly(r, buf, 36), RILL_EINCOMPLETE);
+	cr_assert_str_eq(rill_error_detail(), "18 bytes read on a total of 36 expected bytes");
+	cr_assert_eq(rill_reader_feed_data(r, "tail", 4), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_EINCOMPLETE);
+	cr_assert_str_eq(rill_error_detail(),
+			 "4 bytes read on a total of undefined expected bytes");
+	rill_reader_free(r);
+	return 0;
 }

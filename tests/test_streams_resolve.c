@@ -17,24 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "rill.h"
-
-#define MS RILL_NSEC_PER_MSEC
+#include "tests/helpers.h"
 
 /* ---- a DNS server that never answers, in a namespace of our own ---- */
-
-static void lo_up(void)
-{
-	struct ifreq ifr = { 0 };
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		ioctl(fd, SIOCSIFFLAGS, &ifr);
-	}
-	close(fd);
-}
 
 /* In a new network and mount namespace: lo up, a UDP socket on
  * 127.0.0.1:53 that reads nothing, and /etc/resolv.conf pointing at it
@@ -63,20 +48,6 @@ static bool silent_dns(const char **why)
 	if (bind(u, (struct sockaddr *)&a, sizeof(a)) < 0)
 		return *why = "cannot bind 127.0.0.1:53 in the namespace", false;
 	return true;	/* u stays open, unread, for the child's lifetime */
-}
-
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
 }
 
 /* Runs fn in a forked child that has the silent DNS server: exit 0 pass,

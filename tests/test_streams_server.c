@@ -1,105 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* start_server: binding, one task per connection, socket options, serving states, close/wait_closed, clients, serve_forever, EMFILE, free. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "rill/error.h"
-#include "rill/stream.h"
-#include "rill/task.h"
-
-#define MS RILL_NSEC_PER_MSEC
+#include "tests/helpers.h"
 
 /* ---- helpers ------------------------------------------------------- */
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
-static int roundtrip(rill_reader *r, rill_writer *w, const char *msg)
-{
-	rill_bytes line;
-	ssize_t n;
-
-	if (rill_writer_write(w, msg, strlen(msg)) < 0)
-		return -EIO;
-	n = rill_reader_readline(r, &line);
-	if (n < 0)
-		return (int)n;
-	if ((size_t)n != strlen(msg) || memcmp(line.data, msg, (size_t)n))
-		return -EBADMSG;
-	return 0;
-}
-
-static void client(const char *host, int port, rill_reader **r, rill_writer **w)
-{
-	int err = rill_open_connection(host, port, NULL, r, w);
-
-	cr_assert_eq(err, 0, "connect %s:%d: %s %s", host, port, rill_strerror(err),
-		     rill_error_detail());
-}
-
-static void client_done(rill_writer *w)
-{
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
-}
-
-static void run_task(rill_task_fn fn, void *arg)
-{
-	int result = -1;
-
-	cr_assert_eq(rill_run(fn, arg, &result), 0);
-	cr_assert_eq(result, 0, "task failed: %d", result);
-}
-
-static bool ipv6_works(void)
-{
-	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
 
 static int sockopt(int fd, int level, int name)
 {
@@ -156,12 +62,12 @@ static int every_interface(void *arg)
 		cr_assert_eq(sockopt(fd, SOL_SOCKET, SO_ACCEPTCONN), 1);
 	}
 	cr_assert(seen4 && seen6);
-	client("127.0.0.1", port, &r, &w);
-	cr_assert_eq(roundtrip(r, w, "v4\n"), 0);
-	client_done(w);
-	client("::1", port, &r, &w);
-	cr_assert_eq(roundtrip(r, w, "v6\n"), 0);
-	client_done(w);
+	connect_to("127.0.0.1", port, &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "v4\n"), 0);
+	close_and_free(w);
+	connect_to("::1", port, &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "v6\n"), 0);
+	close_and_free(w);
 	cr_assert_null(rill_server_sockname(s, 2, NULL));
 	cr_assert_eq(rill_server_socket(s, 2), -EINVAL);
 	rill_server_free(s);
@@ -170,12 +76,10 @@ static int every_interface(void *arg)
 
 Test(streams_server, every_interface_one_socket_per_family, .timeout = 30)
 {
-	if (!ipv6_works())
-		cr_skip_test("IPv6 is not available here");
-	run_task(every_interface, NULL);
+	run_task_with_ipv6(every_interface, NULL);
 }
 
-static int several_hosts(void *arg)
+TASK_TEST(streams_server, list_of_hosts_share_the_port, .timeout = 30)
 {
 	static const char *const hosts[] = { "127.0.0.1", "127.0.0.2" };
 	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
@@ -185,7 +89,6 @@ static int several_hosts(void *arg)
 	rill_writer *w;
 	int port;
 
-	(void)arg;
 	/* host is ignored when hosts is given */
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "ignored.invalid", 0, &o, &s), 0);
 	cr_assert_eq(rill_server_nsockets(s), 2);
@@ -197,27 +100,19 @@ static int several_hosts(void *arg)
 		inet_ntop(AF_INET, &sa->sin_addr, addr, sizeof(addr));
 		cr_assert_str_eq(addr, hosts[i]);
 		cr_assert_eq(ntohs(sa->sin_port), port);
-		client(hosts[i], port, &r, &w);
-		cr_assert_eq(roundtrip(r, w, "hi\n"), 0);
-		client_done(w);
+		connect_to(hosts[i], port, &r, &w);
+		cr_assert_eq(echo_roundtrip(r, w, "hi\n"), 0);
+		close_and_free(w);
 	}
 	rill_server_free(s);
 	return 0;
-}
-
-Test(streams_server, list_of_hosts_share_the_port, .timeout = 30)
-{
-	run_task(several_hosts, NULL);
 }
 
 static int bad_server_args(void *arg)
 {
 	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .backlog = -1 };
 	rill_server *s = NULL;
-	int fd, busy;
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
+	int fd, busy, port;
 
 	(void)arg;
 	cr_assert_eq(rill_start_server(NULL, NULL, "127.0.0.1", 0, NULL, &s), -EINVAL);
@@ -225,13 +120,11 @@ static int bad_server_args(void *arg)
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 70000, NULL, &s), -EINVAL);
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
 	/* A port in use: the bind error, with the address in the detail. */
-	busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(bind(busy, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(busy, 1), 0);
-	getsockname(busy, (struct sockaddr *)&a, &len);
+	busy = listen_loopback(&port, 1);
+	cr_assert_geq(busy, 0);
 	fd = count_fds();
-	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", ntohs(a.sin_port),
-				       NULL, &s), -EADDRINUSE);
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", port, NULL, &s),
+		     -EADDRINUSE);
 	cr_assert(strstr(rill_error_detail(), "127.0.0.1"), "detail: %s", rill_error_detail());
 	cr_assert_eq(count_fds(), fd, "a failed start_server leaked its socket");
 	close(busy);
@@ -299,25 +192,22 @@ static int many_client(void *arg)
 		char msg[64];
 
 		snprintf(msg, sizeof(msg), "client %d line %d\n", c->index, i);
-		err = roundtrip(r, w, msg);
+		err = echo_roundtrip(r, w, msg);
 		/* Hold every connection open until all are up. */
 		if (i == 0 && ++c->m->connected < NCLIENTS)
 			while (c->m->connected < NCLIENTS && rill_sleep_ms(1) == 0)
 				;
 	}
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return c->result = err;
 }
 
-static int fifty_clients(void *arg)
+TASK_TEST(streams_server, fifty_concurrent_clients_each_echoed, .timeout = 30)
 {
 	struct many m = { .main_task = rill_task_current(), .own_task_ok = true };
 	struct one_client c[NCLIENTS];
 	rill_task *t[NCLIENTS];
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(counting_echo, &m, "127.0.0.1", 0, NULL, &m.s), 0);
 	for (int i = 0; i < NCLIENTS; i++) {
 		c[i] = (struct one_client){ .m = &m, .index = i, .result = 1 };
@@ -334,11 +224,6 @@ static int fifty_clients(void *arg)
 	cr_assert(m.own_task_ok, "a callback did not run in a task of its own");
 	rill_server_free(m.s);
 	return 0;
-}
-
-Test(streams_server, fifty_concurrent_clients_each_echoed, .timeout = 30)
-{
-	run_task(fifty_clients, NULL);
 }
 
 /* ---- socket options ------------------------------------------------ */
@@ -359,17 +244,7 @@ static int report_opts(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static void expect_line(rill_reader *r, const char *want)
-{
-	rill_bytes line;
-	ssize_t n = rill_reader_readline(r, &line);
-
-	cr_assert_eq(n, (ssize_t)strlen(want), "readline: %zd", n);
-	cr_assert_arr_eq(line.data, want, strlen(want), "got '%.*s', want '%s'",
-			 (int)n, (const char *)line.data, want);
-}
-
-static int socket_options(void *arg)
+TASK_TEST(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
 {
 	rill_server_options keep = { .size = sizeof(rill_server_options), .sock = -1,
 		.keep_alive = RILL_ON, .reuse_port = RILL_ON };
@@ -379,22 +254,21 @@ static int socket_options(void *arg)
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
 	/* defaults: nodelay on both ends, no keepalive, reuse_address only */
 	cr_assert_eq(rill_start_server(report_opts, NULL, "127.0.0.1", 0, NULL, &s), 0);
 	cr_assert_eq(sockopt(rill_server_socket(s, 0), SOL_SOCKET, SO_REUSEPORT), 0);
 	cr_assert_eq(sockopt(rill_server_socket(s, 0), SOL_SOCKET, SO_REUSEADDR), 1);
-	client("127.0.0.1", rill_server_port(s), &r, &w);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
 	cr_assert_eq(sockopt(writer_fd(w), IPPROTO_TCP, TCP_NODELAY), 1);
 	expect_line(r, "1 0\n");
-	client_done(w);
+	close_and_free(w);
 	rill_server_free(s);
 
 	cr_assert_eq(rill_start_server(report_opts, NULL, "127.0.0.1", 0, &keep, &s), 0);
 	cr_assert_eq(sockopt(rill_server_socket(s, 0), SOL_SOCKET, SO_REUSEPORT), 1);
-	client("127.0.0.1", rill_server_port(s), &r, &w);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
 	expect_line(r, "1 1\n");
-	client_done(w);
+	close_and_free(w);
 	rill_server_free(s);
 
 	cr_assert_eq(rill_start_server(report_opts, NULL, "127.0.0.1", 0, &off, &s), 0);
@@ -403,14 +277,9 @@ static int socket_options(void *arg)
 	return 0;
 }
 
-Test(streams_server, nodelay_keepalive_reuse_options, .timeout = 30)
-{
-	run_task(socket_options, NULL);
-}
-
 /* ---- serving states ------------------------------------------------ */
 
-static int start_serving_off(void *arg)
+TASK_TEST(streams_server, start_serving_off_until_asked, .timeout = 30)
 {
 	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
 		.start_serving = RILL_OFF };
@@ -418,11 +287,10 @@ static int start_serving_off(void *arg)
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), 0);
 	cr_assert_not(rill_server_is_serving(s));
 	/* The kernel completes the handshake into the backlog... */
-	client("127.0.0.1", rill_server_port(s), &r, &w);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
 	cr_assert_eq(rill_writer_write(w, "early\n", 6), 0);
 	/* ...but nobody accepts, so nothing comes back. */
 	cr_assert_eq(rill_sleep_ms(200), 0);
@@ -431,17 +299,12 @@ static int start_serving_off(void *arg)
 	cr_assert(rill_server_is_serving(s));
 	cr_assert_eq(rill_server_start_serving(s), 0, "start_serving twice");
 	expect_line(r, "early\n");
-	client_done(w);
+	close_and_free(w);
 	rill_server_close(s);
 	cr_assert_not(rill_server_is_serving(s));
 	cr_assert_eq(rill_server_start_serving(s), RILL_ECLOSED);
 	rill_server_free(s);
 	return 0;
-}
-
-Test(streams_server, start_serving_off_until_asked, .timeout = 30)
-{
-	run_task(start_serving_off, NULL);
 }
 
 struct closer {
@@ -459,7 +322,7 @@ static int wait_closed_task(void *arg)
 	return 0;
 }
 
-static int close_keeps_connections(void *arg)
+TASK_TEST(streams_server, close_stops_listening_and_wait_closed_waits_for_clients, .timeout = 30)
 {
 	struct closer c = { 0 };
 	rill_reader *r, *r2;
@@ -467,11 +330,10 @@ static int close_keeps_connections(void *arg)
 	rill_task *t;
 	int port;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &c.s), 0);
 	port = rill_server_port(c.s);
-	client("127.0.0.1", port, &r, &w);
-	cr_assert_eq(roundtrip(r, w, "before\n"), 0);
+	connect_to("127.0.0.1", port, &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "before\n"), 0);
 	cr_assert_eq(rill_spawn(rill_loop_current(), wait_closed_task, &c, &t), 0);
 	cr_assert_eq(rill_sleep_ms(50), 0);
 	cr_assert_not(c.returned, "wait_closed returned before close");
@@ -483,21 +345,16 @@ static int close_keeps_connections(void *arg)
 	/* Not listening any more, at once. */
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &r2, &w2), -ECONNREFUSED);
 	/* The open connection is served still. */
-	cr_assert_eq(roundtrip(r, w, "after close\n"), 0);
+	cr_assert_eq(echo_roundtrip(r, w, "after close\n"), 0);
 	cr_assert_eq(rill_sleep_ms(100), 0);
 	cr_assert_not(c.returned, "wait_closed returned with a live connection");
-	client_done(w);
+	close_and_free(w);
 	cr_assert_eq(rill_task_join(t, NULL), 0);
 	cr_assert(c.returned);
 	cr_assert_eq(c.result, 0);
 	cr_assert_eq(rill_server_wait_closed(c.s), 0, "wait_closed is repeatable");
 	rill_server_free(c.s);
 	return 0;
-}
-
-Test(streams_server, close_stops_listening_and_wait_closed_waits_for_clients, .timeout = 30)
-{
-	run_task(close_keeps_connections, NULL);
 }
 
 /* Greets, then waits for the client's data (or the end). */
@@ -523,7 +380,7 @@ static int close_or_abort(void *arg)
 
 	cr_assert_eq(rill_start_server(greet_then_read, &ended, "127.0.0.1", 0, NULL, &s), 0);
 	for (int i = 0; i < 3; i++) {
-		client("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
+		connect_to("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
 		expect_line(r[i], "welcome\n");
 	}
 	rill_server_close(s);
@@ -542,7 +399,7 @@ static int close_or_abort(void *arg)
 			cr_assert(n == 0 || n == -ECONNRESET, "client %d: %zd", i, n);
 		else
 			cr_assert_eq(n, 0, "client %d: %zd", i, n);
-		client_done(w[i]);
+		close_and_free(w[i]);
 	}
 	rill_server_free(s);
 	return 0;
@@ -577,7 +434,7 @@ static int forever_task(void *arg)
 	return 0;
 }
 
-static int serve_forever(void *arg)
+TASK_TEST(streams_server, serve_forever_states_and_cancel, .timeout = 30)
 {
 	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1,
 		.start_serving = RILL_OFF };
@@ -587,15 +444,14 @@ static int serve_forever(void *arg)
 	rill_task *t, *t2;
 	int port;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &f.s), 0);
 	g.s = f.s;
 	port = rill_server_port(f.s);
 	cr_assert_eq(rill_spawn(rill_loop_current(), forever_task, &f, &t), 0);
 	cr_assert_eq(rill_yield(), 0);
 	cr_assert(rill_server_is_serving(f.s), "serve_forever did not start serving");
-	client("127.0.0.1", port, &r, &w);
-	cr_assert_eq(roundtrip(r, w, "served\n"), 0);
+	connect_to("127.0.0.1", port, &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "served\n"), 0);
 	/* A second serve_forever fails at once. */
 	cr_assert_eq(rill_spawn(rill_loop_current(), forever_task, &g, &t2), 0);
 	cr_assert_eq(rill_task_join(t2, NULL), 0);
@@ -607,8 +463,8 @@ static int serve_forever(void *arg)
 	cr_assert_not(rill_task_done(t), "serve_forever did not wait for its client");
 	cr_assert_not(rill_server_is_serving(f.s));
 	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &r2, &w2), -ECONNREFUSED);
-	cr_assert_eq(roundtrip(r, w, "still here\n"), 0);
-	client_done(w);
+	cr_assert_eq(echo_roundtrip(r, w, "still here\n"), 0);
+	close_and_free(w);
 	cr_assert_eq(rill_task_join(t, NULL), 0);
 	cr_assert_eq(f.result, -ECANCELED);
 	cr_assert_eq(rill_server_serve_forever(f.s), RILL_ECLOSED);
@@ -626,42 +482,31 @@ static int serve_forever(void *arg)
 	return 0;
 }
 
-Test(streams_server, serve_forever_states_and_cancel, .timeout = 30)
-{
-	run_task(serve_forever, NULL);
-}
-
 /* ---- sock= --------------------------------------------------------- */
 
-static int adopt_listener(void *arg)
+TASK_TEST(streams_server, adopt_listening_socket, .timeout = 30)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
 	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int notlistening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int port, fd, dgram = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
-	o.sock = notlistening;
+	o.sock = dgram;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), -EINVAL);
-	close(notlistening);
+	close(dgram);
 
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 16), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	fd = listen_loopback(&port, 16);
+	cr_assert_geq(fd, 0);
 	o.sock = fd;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), 0);
 	cr_assert_eq(rill_server_nsockets(s), 1);
 	cr_assert_eq(rill_server_socket(s, 0), fd);
-	cr_assert_eq(rill_server_port(s), ntohs(a.sin_port));
-	client("127.0.0.1", ntohs(a.sin_port), &r, &w);
+	cr_assert_eq(rill_server_port(s), port);
+	connect_to("127.0.0.1", port, &r, &w);
 	cr_assert_eq(sockopt(writer_fd(w), IPPROTO_TCP, TCP_NODELAY), 1);
-	cr_assert_eq(roundtrip(r, w, "adopted listener\n"), 0);
-	client_done(w);
+	cr_assert_eq(echo_roundtrip(r, w, "adopted listener\n"), 0);
+	close_and_free(w);
 	rill_server_close(s);
 	cr_assert_eq(rill_server_wait_closed(s), 0);
 	cr_assert_eq(fcntl(fd, F_GETFD), -1, "the adopted listener was not closed");
@@ -669,9 +514,160 @@ static int adopt_listener(void *arg)
 	return 0;
 }
 
-Test(streams_server, adopt_listening_socket, .timeout = 30)
+/* asyncio's server calls listen(backlog) on every socket it serves, so a
+ * bound socket that is not listening yet is taken as it is. */
+TASK_TEST(streams_server, adopt_bound_socket_not_listening_yet, .timeout = 30)
 {
-	run_task(adopt_listener, NULL);
+	struct sockaddr_in a = loopback4(0);
+	socklen_t len = sizeof(a);
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	o.sock = fd;
+	o.backlog = 7;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), 0,
+		     "%s", rill_error_detail());
+	cr_assert_eq(sockopt(fd, SOL_SOCKET, SO_ACCEPTCONN), 1);
+	connect_to("127.0.0.1", ntohs(a.sin_port), &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "listened for us\n"), 0);
+	close_and_free(w);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+	return 0;
+}
+
+/* asyncio's ValueErrors: sock with host or port, and the TLS timeouts
+ * without TLS. */
+TASK_TEST(streams_server, sock_with_host_or_port_and_tls_timeouts_without_tls, .timeout = 30)
+{
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s = NULL;
+	const char *hosts[] = { "127.0.0.1" };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fds;
+
+	cr_assert_eq(listen(fd, 4), 0);
+	fds = count_fds();
+	o.sock = fd;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "sock"), "%s", rill_error_detail());
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 8080, &o, &s), -EINVAL);
+	o.hosts = hosts;
+	o.nhosts = 1;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), -EINVAL);
+	o.hosts = NULL;
+	o.nhosts = 0;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, "/tmp/rill-x.sock", &o, &s),
+		     -EINVAL);
+	cr_assert_null(s);
+	cr_assert_eq(count_fds(), fds, "a refused sock was closed or leaked");
+	close(fd);
+
+	o = (rill_server_options)RILL_SERVER_OPTIONS_INIT;
+	o.ssl_handshake_timeout = 1000 * MS;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "only meaningful with ssl"), "%s",
+		  rill_error_detail());
+	o.ssl_handshake_timeout = 0;
+	o.ssl_shutdown_timeout = 1000 * MS;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, "/tmp/rill-x.sock", &o, &s),
+		     -EINVAL);
+	return 0;
+}
+
+/* 3.13: close() from another task cancels serve_forever's future, and
+ * serve_forever closes and waits as wait_closed() does before it ends. */
+TASK_TEST(streams_server, serve_forever_ended_by_close_waits_for_the_clients, .timeout = 30)
+{
+	struct forever f = { .result = 1 };
+	rill_reader *r;
+	rill_writer *w;
+	rill_task *t;
+
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &f.s), 0);
+	cr_assert_eq(rill_spawn(rill_loop_current(), forever_task, &f, &t), 0);
+	connect_to("127.0.0.1", rill_server_port(f.s), &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "connected\n"), 0);
+	rill_server_close(f.s);
+	cr_assert_eq(rill_sleep_ms(50), 0);
+	cr_assert_eq(f.result, 1, "serve_forever returned with a client connected");
+	cr_assert_eq(echo_roundtrip(r, w, "still served\n"), 0);
+	close_and_free(w);
+	cr_assert_eq(rill_task_join(t, NULL), 0);
+	cr_assert_eq(f.result, 0);
+	rill_server_free(f.s);
+	return 0;
+}
+
+/* ---- a family the machine has disabled ------------------------------ */
+
+/* In a network namespace of its own (lo up, from run_isolated), IPv6
+ * turned off. false where that cannot be had. */
+static bool ipv6_off(void)
+{
+	char mine[64] = "", parent[64] = "", where[64];
+	FILE *f;
+
+	/* Only in a namespace of our own: never turn the machine's off. */
+	snprintf(where, sizeof(where), "/proc/%d/ns/net", (int)getppid());
+	if (readlink("/proc/self/ns/net", mine, sizeof(mine) - 1) <= 0 ||
+	    readlink(where, parent, sizeof(parent) - 1) <= 0 || !strcmp(mine, parent))
+		return false;
+	f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "w");
+	return f && fputs("1\n", f) >= 0 && fclose(f) == 0;
+}
+
+/* 3.13 (bpo-30945): an address that fails with EADDRNOTAVAIL is skipped;
+ * an error only when none could be bound. */
+ISOLATED_TEST(streams_server, disabled_family_is_skipped, .timeout = 30)
+{
+	const char *both[] = { "::1", "127.0.0.1" }, *v6[] = { "::1" };
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	int err;
+
+	if (!ipv6_off()) {
+		fprintf(stderr, "skipped: IPv6 cannot be turned off here (needs a "
+			"network namespace: root)\n");
+		return 0;
+	}
+	o.hosts = both;
+	o.nhosts = 2;
+	err = rill_start_server(echo_lines, NULL, NULL, 0, &o, &s);
+	CHECK(err == 0, "hosts ::1 and 127.0.0.1: %s %s", rill_err_name(err), rill_error_detail());
+	CHECK(rill_server_nsockets(s) == 1, "%zu sockets", rill_server_nsockets(s));
+	CHECK(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w) == 0, "connect");
+	CHECK(echo_roundtrip(r, w, "v4 only\n") == 0, "echo");
+	CHECK(writer_done(w) == 0, "close");
+	rill_server_close(s);
+	rill_server_wait_closed(s);
+	rill_server_free(s);
+	/* None could be bound: the error. */
+	o.hosts = v6;
+	o.nhosts = 1;
+	err = rill_start_server(echo_lines, NULL, NULL, 0, &o, &s);
+	CHECK(err == -EADDRNOTAVAIL, "::1 alone: %s", rill_err_name(err));
+	CHECK(strstr(rill_error_detail(), "could not bind"), "%s", rill_error_detail());
+	err = rill_start_server(echo_lines, NULL, "::1", 0, NULL, &s);
+	CHECK(err == -EADDRNOTAVAIL, "host ::1: %s", rill_err_name(err));
+	/* Every interface: serves on what there is. */
+	err = rill_start_server(echo_lines, NULL, NULL, 0, NULL, &s);
+	CHECK(err == 0, "host NULL: %s %s", rill_err_name(err), rill_error_detail());
+	CHECK(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w) == 0, "connect");
+	CHECK(echo_roundtrip(r, w, "every interface\n") == 0, "echo");
+	CHECK(writer_done(w) == 0, "close");
+	rill_server_close(s);
+	rill_server_wait_closed(s);
+	rill_server_free(s);
+	return 0;
 }
 
 /* ---- the callback leaves the writer open ---------------------------- */
@@ -711,10 +707,10 @@ static int unclosed_writer(void *arg)
 
 	(void)arg;
 	cr_assert_eq(rill_start_server(leave_open, NULL, "127.0.0.1", 0, NULL, &s), 0);
-	client("127.0.0.1", rill_server_port(s), &r, &w);
-	cr_assert_eq(roundtrip(r, w, "last words\n"), 0, "queued data lost");
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "last words\n"), 0, "queued data lost");
 	cr_assert_eq(rill_reader_readline(r, &line), 0, "connection not closed");
-	client_done(w);
+	close_and_free(w);
 	rill_server_close(s);
 	cr_assert_eq(rill_server_wait_closed(s), 0);
 	rill_server_free(s);
@@ -732,19 +728,64 @@ Test(streams_server, callback_leaving_writer_open_warns_and_closes, .timeout = 3
 	cr_assert(strstr(l.last, "unclosed"), "message: %s", l.last);
 }
 
+/* ---- the callback fails ---------------------------------------------- */
+
+static int fail_after_line(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes line;
+
+	(void)arg;
+	if (rill_reader_readline(r, &line) > 0)
+		rill_writer_write(w, line.data, line.len);
+	return -EPROTO;		/* an exception, left open */
+}
+
+/* asyncio: "Unhandled exception in client_connected_cb" through the
+ * exception handler, then transport.close(). */
+static int failing_callback(void *arg)
+{
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(fail_after_line, NULL, "127.0.0.1", 0, NULL, &s), 0);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "then fail\n"), 0, "queued data lost");
+	cr_assert_eq(rill_reader_readline(r, &line), 0, "connection not closed");
+	close_and_free(w);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_server, callback_error_is_logged_and_closes, .timeout = 30)
+{
+	struct logged l = { 0 };
+
+	rill_set_log_handler(log_hook, &l);
+	run_task(failing_callback, &l);
+	rill_set_log_handler(NULL, NULL);
+	cr_assert_eq(l.errors, 1, "errors: %d (last: %s)", l.errors, l.last);
+	cr_assert_eq(l.warnings, 0, "warnings: %d (last: %s)", l.warnings, l.last);
+	cr_assert(strstr(l.last, "Unhandled exception in client_connected_cb"), "%s", l.last);
+	cr_assert(strstr(l.last, rill_strerror(-EPROTO)), "%s", l.last);
+}
+
 /* ---- rill_server_free with live connections ------------------------- */
 
-static int free_live(void *arg)
+TASK_TEST(streams_server, free_with_live_connections_aborts_them, .timeout = 30)
 {
 	int ended = 0;
 	rill_server *s;
 	rill_reader *r[4];
 	rill_writer *w[4];
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(greet_then_read, &ended, "127.0.0.1", 0, NULL, &s), 0);
 	for (int i = 0; i < 4; i++) {
-		client("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
+		connect_to("127.0.0.1", rill_server_port(s), &r[i], &w[i]);
 		expect_line(r[i], "welcome\n");
 	}
 	rill_server_free(s);	/* s is gone for the caller from here */
@@ -753,7 +794,7 @@ static int free_live(void *arg)
 		ssize_t n = rill_reader_readline(r[i], &line);
 
 		cr_assert(n == 0 || n == -ECONNRESET, "client %d: %zd", i, n);
-		client_done(w[i]);
+		close_and_free(w[i]);
 	}
 	for (int i = 0; i < 100 && ended < 4; i++)
 		rill_sleep_ms(5);
@@ -761,170 +802,47 @@ static int free_live(void *arg)
 	return 0;
 }
 
-Test(streams_server, free_with_live_connections_aborts_them, .timeout = 30)
-{
-	run_task(free_live, NULL);
-}
-
 /* ---- EMFILE ----------------------------------------------------------
  *
- * The server runs in a forked child whose RLIMIT_NOFILE leaves room for
- * two accepted connections; the clients run in the test process. A
- * socketpair carries the child's port and answers: "count" gives the
- * number of accept errors logged, "done" closes the server and gives the
- * fd counts before and after.
+ * The server runs in a forked child (fd_limited_server) whose
+ * RLIMIT_NOFILE leaves room for two accepted connections; the clients
+ * run in the test process.
  */
 
-static int emfile_errors;
-
-static void emfile_log(int level, const char *msg, void *arg)
+/* Sends msg on a plain client and expects it back within 5 s. */
+static void echo_check(int fd, const char *msg)
 {
-	(void)arg;
-	if (level == RILL_LOG_ERROR && strstr(msg, "accept"))
-		emfile_errors++;
-}
-
-/* A soft limit with exactly `room` free descriptors below it. */
-static rlim_t limit_with_room(int room)
-{
-	int fd = 0;
-
-	for (; room > 0; fd++)
-		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
-			room--;
-	return (rlim_t)fd;
-}
-
-static int emfile_server(void *arg)
-{
-	int ctl = *(int *)arg;
-	rill_open_options co = { .size = sizeof(rill_open_options), .sock = ctl };
-	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
-		.start_serving = RILL_OFF };
-	struct rlimit old, lim;
-	rill_server *s;
-	rill_reader *r;
-	rill_writer *w;
-	rill_bytes line;
-	char msg[64];
-	int before, after;
-
-	rill_set_log_handler(emfile_log, NULL);
-	before = count_fds();
-	if (rill_open_connection(NULL, 0, &co, &r, &w) < 0 ||
-	    rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &so, &s) < 0)
-		return 1;
-	getrlimit(RLIMIT_NOFILE, &old);
-	lim = old;
-	lim.rlim_cur = limit_with_room(2);
-	if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
-		return 2;
-	rill_server_start_serving(s);
-	snprintf(msg, sizeof(msg), "%d\n", rill_server_port(s));
-	rill_writer_write(w, msg, strlen(msg));
-	while (rill_reader_readline(r, &line) > 0) {
-		if (!strncmp(line.data, "count\n", 6)) {
-			snprintf(msg, sizeof(msg), "%d\n", emfile_errors);
-		} else {
-			rill_server_close(s);
-			rill_server_wait_closed(s);
-			rill_server_free(s);
-			setrlimit(RLIMIT_NOFILE, &old);
-			after = count_fds();
-			snprintf(msg, sizeof(msg), "%d %d\n", before, after);
-		}
-		rill_writer_write(w, msg, strlen(msg));
-	}
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
-	return 0;
-}
-
-/* Blocking line read with a timeout; the line without its newline. */
-static int read_line(int fd, char *buf, size_t cap, int timeout_ms)
-{
-	size_t n = 0;
-
-	while (n + 1 < cap) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-
-		if (poll(&p, 1, timeout_ms) != 1 || recv(fd, buf + n, 1, 0) != 1)
-			return -1;
-		if (buf[n] == '\n')
-			break;
-		n++;
-	}
-	buf[n] = '\0';
-	return (int)n;
-}
-
-static int tcp_client(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
-
-static void echo_check(int fd, const char *msg, int timeout_ms)
-{
-	char buf[64];
-
-	cr_assert_eq(send(fd, msg, strlen(msg), MSG_NOSIGNAL), (ssize_t)strlen(msg));
-	cr_assert_geq(read_line(fd, buf, sizeof(buf), timeout_ms), 0, "no echo of %s", msg);
-	cr_assert_eq(strncmp(buf, msg, strlen(buf)), 0);
+	send_str(fd, msg);
+	expect_fd_line(fd, msg, 5000, "echo");
 }
 
 Test(streams_server, emfile_pauses_accepting_then_resumes, .timeout = 30)
 {
 	char buf[64];
-	int sv[2], port, status, c1, c2, c3, before, after;
+	int ctl, port, c1, c2, c3, before, after, errors;
 	struct pollfd p;
-	pid_t pid;
+	pid_t pid = fd_limited_start(2, &ctl, &port);
 
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int result = 1;
-
-		close(sv[0]);
-		rill_run(emfile_server, &sv[1], &result);
-		_exit(result);
-	}
-	close(sv[1]);
-	cr_assert_gt(read_line(sv[0], buf, sizeof(buf), 5000), 0, "no port from the child");
-	port = atoi(buf);
 	c1 = tcp_client(port);
-	echo_check(c1, "one\n", 5000);
+	echo_check(c1, "one\n");
 	c2 = tcp_client(port);
-	echo_check(c2, "two\n", 5000);
+	echo_check(c2, "two\n");
 	/* Out of fds: the third waits in the backlog, unserved. */
 	c3 = tcp_client(port);
 	cr_assert_eq(send(c3, "three\n", 6, 0), 6);
 	p = (struct pollfd){ .fd = c3, .events = POLLIN };
 	cr_assert_eq(poll(&p, 1, 300), 0, "served beyond the fd limit");
-	cr_assert_eq(send(sv[0], "count\n", 6, 0), 6);
-	cr_assert_gt(read_line(sv[0], buf, sizeof(buf), 5000), 0);
-	cr_assert_geq(atoi(buf), 1, "EMFILE not reported");
+	cr_assert_geq(fd_limited_ask(ctl, "count\n"), 1, "EMFILE not reported");
 	/* The open connections keep working. */
-	echo_check(c1, "one again\n", 5000);
-	echo_check(c2, "two again\n", 5000);
+	echo_check(c1, "one again\n");
+	echo_check(c2, "two again\n");
 	/* An fd is freed: within the retry pause (1 s) c3 is served. */
 	close(c1);
 	cr_assert_geq(read_line(c3, buf, sizeof(buf), 5000), 0, "accepting did not resume");
 	cr_assert_str_eq(buf, "three");
-	echo_check(c3, "three again\n", 5000);
+	echo_check(c3, "three again\n");
 	close(c2);
 	close(c3);
-	cr_assert_eq(send(sv[0], "done\n", 5, 0), 5);
-	cr_assert_gt(read_line(sv[0], buf, sizeof(buf), 5000), 0);
-	cr_assert_eq(sscanf(buf, "%d %d", &before, &after), 2);
+	fd_limited_finish(pid, ctl, &before, &after, &errors);
 	cr_assert_eq(after, before, "fds leaked in the server: %d -> %d", before, after);
-	close(sv[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
 }

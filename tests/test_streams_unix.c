@@ -1,19 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Unix sockets: start_unix_server/open_unix_connection on a path and an abstract name, stale files, unlink on close. */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
-#include "rill/error.h"
-#include "rill/stream.h"
-#include "rill/task.h"
+#include "tests/helpers.h"
 
 static char dir[64];
 static char path[128];
@@ -33,42 +24,16 @@ static void remove_dir(void)
 
 TestSuite(streams_unix, .init = make_dir, .fini = remove_dir, .timeout = 30);
 
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
+/* One line through the echo server at where, on a connection of its own. */
 static void roundtrip(const char *where, const char *msg)
 {
 	rill_reader *r;
 	rill_writer *w;
-	rill_bytes line;
 	int err = rill_open_unix_connection(where, NULL, &r, &w);
 
 	cr_assert_eq(err, 0, "connect %s: %s %s", where, rill_strerror(err), rill_error_detail());
-	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
-	cr_assert_eq(rill_reader_readline(r, &line), (ssize_t)strlen(msg));
-	cr_assert_arr_eq(line.data, msg, strlen(msg));
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
-}
-
-static void run_task(rill_task_fn fn, void *arg)
-{
-	int result = -1;
-
-	cr_assert_eq(rill_run(fn, arg, &result), 0);
-	cr_assert_eq(result, 0);
+	cr_assert_eq(echo_roundtrip(r, w, msg), 0);
+	close_and_free(w);
 }
 
 static bool is_socket_file(const char *p)
@@ -78,13 +43,12 @@ static bool is_socket_file(const char *p)
 	return stat(p, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-static int path_echo(void *arg)
+TASK_TEST(streams_unix, echo_over_a_path_and_unlink_on_close)
 {
 	const struct sockaddr_un *sun;
 	rill_server *s;
 	socklen_t len;
 
-	(void)arg;
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), 0);
 	cr_assert(is_socket_file(path));
 	cr_assert_eq(rill_server_nsockets(s), 1);
@@ -102,18 +66,12 @@ static int path_echo(void *arg)
 	return 0;
 }
 
-Test(streams_unix, echo_over_a_path_and_unlink_on_close)
-{
-	run_task(path_echo, NULL);
-}
-
-static int stale_file(void *arg)
+TASK_TEST(streams_unix, stale_socket_file_is_replaced)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	rill_server *s;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	(void)arg;
 	/* A socket file whose server is gone. */
 	strcpy(sun.sun_path, path);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
@@ -126,17 +84,11 @@ static int stale_file(void *arg)
 	return 0;
 }
 
-Test(streams_unix, stale_socket_file_is_replaced)
-{
-	run_task(stale_file, NULL);
-}
-
-static int not_a_socket(void *arg)
+TASK_TEST(streams_unix, regular_file_is_never_removed)
 {
 	rill_server *s;
 	int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 
-	(void)arg;
 	cr_assert_geq(fd, 0);
 	close(fd);
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), -EADDRINUSE);
@@ -144,18 +96,12 @@ static int not_a_socket(void *arg)
 	return 0;
 }
 
-Test(streams_unix, regular_file_is_never_removed)
-{
-	run_task(not_a_socket, NULL);
-}
-
-static int replaced(void *arg)
+TASK_TEST(streams_unix, replaced_path_is_not_unlinked)
 {
 	char other[160], buf[16] = { 0 };
 	rill_server *s;
 	int fd;
 
-	(void)arg;
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, NULL, &s), 0);
 	/* Someone else puts a file of theirs at the path. */
 	snprintf(other, sizeof(other), "%s/other", dir);
@@ -174,17 +120,11 @@ static int replaced(void *arg)
 	return 0;
 }
 
-Test(streams_unix, replaced_path_is_not_unlinked)
-{
-	run_task(replaced, NULL);
-}
-
-static int abstract(void *arg)
+TASK_TEST(streams_unix, abstract_name_leaves_no_file)
 {
 	char name[64];
 	rill_server *s, *s2;
 
-	(void)arg;
 	snprintf(name, sizeof(name), "@rill-test-%d-%ld", getpid(), random());
 	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, name, NULL, &s), 0);
 	roundtrip(name, "abstract\n");
@@ -203,12 +143,7 @@ static int abstract(void *arg)
 	return 0;
 }
 
-Test(streams_unix, abstract_name_leaves_no_file)
-{
-	run_task(abstract, NULL);
-}
-
-static int unix_errors(void *arg)
+TASK_TEST(streams_unix, errors)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char longpath[200];
@@ -217,7 +152,6 @@ static int unix_errors(void *arg)
 	rill_writer *w;
 	int fd;
 
-	(void)arg;
 	cr_assert_eq(rill_open_unix_connection(path, NULL, &r, &w), -ENOENT);
 	/* A socket file nobody listens on. */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -241,12 +175,7 @@ static int unix_errors(void *arg)
 	return 0;
 }
 
-Test(streams_unix, errors)
-{
-	run_task(unix_errors, NULL);
-}
-
-static int adopt_unix(void *arg)
+TASK_TEST(streams_unix, adopt_connected_unix_socket)
 {
 	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
 	rill_reader *r;
@@ -255,7 +184,6 @@ static int adopt_unix(void *arg)
 	char buf[16];
 	int sv[2];
 
-	(void)arg;
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	o.sock = sv[0];
 	cr_assert_eq(rill_open_unix_connection(NULL, &o, &r, &w), 0);
@@ -273,7 +201,75 @@ static int adopt_unix(void *arg)
 	return 0;
 }
 
-Test(streams_unix, adopt_connected_unix_socket)
+/* Closes the server, waits until it is closed, frees it. */
+static void server_done(rill_server *s)
 {
-	run_task(adopt_unix, NULL);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+}
+
+/* A Unix socket of the test's bound to path; listening if listens. */
+static int bound_unix(bool listens)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(sun.sun_path, path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	if (listens)
+		cr_assert_eq(listen(fd, 4), 0);
+	return fd;
+}
+
+/* 3.13: a server started with sock= unlinks its socket file on close too,
+ * if that is still the same inode; a file that replaced it is left. */
+TASK_TEST(streams_unix, sock_socket_file_is_unlinked_on_close)
+{
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	int fd;
+
+	o.sock = bound_unix(true);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	roundtrip(path, "adopted\n");
+	server_done(s);
+	cr_assert_eq(access(path, F_OK), -1, "socket file of sock= left behind");
+
+	/* Replaced meanwhile: not ours any more, left alone. */
+	o.sock = bound_unix(true);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	cr_assert_eq(unlink(path), 0);
+	fd = bound_unix(false);
+	server_done(s);
+	cr_assert(is_socket_file(path), "someone else's socket file was removed");
+	close(fd);
+	unlink(path);
+	return 0;
+}
+
+/* start_unix_server(cleanup_socket=False): the file stays, for a path and
+ * for a sock=. */
+TASK_TEST(streams_unix, cleanup_socket_off_leaves_the_file)
+{
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+
+	o.cleanup_socket = RILL_OFF;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
+	roundtrip(path, "kept\n");
+	server_done(s);
+	cr_assert(is_socket_file(path), "cleanup_socket off, but the file went");
+	/* A stale file is still replaced at start. */
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
+	server_done(s);
+	cr_assert(is_socket_file(path));
+	cr_assert_eq(unlink(path), 0);
+
+	o.sock = bound_unix(false);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	server_done(s);
+	cr_assert(is_socket_file(path));
+	unlink(path);
+	return 0;
 }

@@ -1,152 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* StreamWriter on real sockets: order, zero-copy, drain, limits, EOF, close, abort, extra info. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include "rill.h"
+#include "tests/helpers.h"
 
 TestSuite(streams_writer, .timeout = 30);
 
 /* ---- helpers ------------------------------------------------------- */
 
-/* A rill connection whose far end is a plain non-blocking socket that the
- * test drives by hand from inside tasks. */
-struct conn {
-	rill_reader *r;
-	rill_writer *w;
-	int peer;
-};
-
-static void set_nonblock(int fd)
-{
-	cr_assert_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
-}
-
-/* Kernel socket buffers made as small as they go, so that a peer that does
- * not read holds the writer's queue up quickly. */
-static void small_buffer(int fd, int opt)
-{
-	int v = 4096;
-
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)), 0);
-}
-
-/* A Unix socketpair, one end adopted by rill. */
-static void open_unix(struct conn *c)
-{
-	int sv[2];
-	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
-
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	o.sock = sv[0];
-	cr_assert_eq(rill_open_connection(NULL, 0, &o, &c->r, &c->w), 0);
-	c->peer = sv[1];
-	set_nonblock(c->peer);
-}
-
 /* As open_unix, with the kernel buffers small: a few KiB fill them. */
 static void open_unix_small(struct conn *c)
 {
-	open_unix(c);
+	open_unix(c, 0);
 	small_buffer(c->peer, SO_RCVBUF);
 	small_buffer(*(const int *)rill_writer_get_extra_info(c->w, "socket", NULL),
 		     SO_SNDBUF);
-}
-
-/* A plain listening socket on 127.0.0.1, port chosen by the kernel. */
-static int listen_loopback(int *portp)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	cr_assert_geq(ls, 0);
-	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(ls, 4), 0);
-	cr_assert_eq(getsockname(ls, (struct sockaddr *)&a, &len), 0);
-	*portp = ntohs(a.sin_port);
-	return ls;
-}
-
-/* Loopback TCP: rill connects, the test accepts the far end. */
-static void open_tcp(struct conn *c)
-{
-	int port, ls = listen_loopback(&port);
-
-	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &c->r, &c->w), 0);
-	c->peer = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	cr_assert_geq(c->peer, 0);
-	close(ls);
-}
-
-/* Closes our side, waits for the socket to go and frees the pair. */
-static void conn_done(struct conn *c)
-{
-	rill_writer_close(c->w);
-	cr_assert_eq(rill_writer_wait_closed(c->w), 0);
-	rill_writer_free(c->w);
-	if (c->peer >= 0)
-		close(c->peer);
-}
-
-static void peer_send(int fd, const void *p, size_t n)
-{
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EAGAIN) {
-			cr_assert_eq(rill_sleep_ms(1), 0);
-			continue;
-		}
-		cr_assert_gt(k, 0, "peer send: %s", strerror(errno));
-		p = (const char *)p + k;
-		n -= (size_t)k;
-	}
-}
-
-/* Receives on the plain peer until n bytes, EOF or an error; returns the
- * count, and the error (or 0) in *errp if not NULL. */
-static size_t peer_recv_err(int fd, void *p, size_t n, int *errp)
-{
-	size_t got = 0;
-	int err = 0;
-
-	while (got < n) {
-		ssize_t k = recv(fd, (char *)p + got, n - got, 0);
-
-		if (k == 0)
-			break;
-		if (k < 0 && errno == EAGAIN) {
-			cr_assert_eq(rill_sleep_ms(1), 0);
-			continue;
-		}
-		if (k < 0) {
-			err = -errno;
-			break;
-		}
-		got += (size_t)k;
-	}
-	if (errp)
-		*errp = err;
-	else
-		cr_assert_eq(err, 0, "peer recv: %s", strerror(-err));
-	return got;
-}
-
-static size_t peer_recv_all(int fd, void *p, size_t n)
-{
-	return peer_recv_err(fd, p, n, NULL);
 }
 
 /* Asserts that the peer sees EOF next. */
@@ -186,59 +55,15 @@ static size_t peer_drain_n(int fd, size_t n)
 	return total;
 }
 
-static unsigned char pat(size_t i)
-{
-	return (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
-}
-
-static void fill_pat(unsigned char *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pat(off + i);
-}
-
-static void check_pat(const unsigned char *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pat(off + i))
-			cr_assert_fail("byte %zu: got %u, want %u", off + i,
-				       p[i], pat(off + i));
-}
-
-static rill_task *spawn(rill_task_fn fn, void *arg)
-{
-	rill_task *t;
-
-	cr_assert_eq(rill_spawn(rill_loop_current(), fn, arg, &t), 0);
-	return t;
-}
-
-static void join(rill_task *t)
-{
-	int res = -1;
-
-	cr_assert_eq(rill_task_join(t, &res), 0);
-	cr_assert_eq(res, 0);
-}
-
-static void run(rill_task_fn fn, void *arg)
-{
-	int res = -1, ret = rill_run(fn, arg, &res);
-
-	cr_assert_eq(ret, 0, "rill_run: %s", rill_err_name(ret));
-	cr_assert_eq(res, 0, "task returned %d", res);
-}
-
 /* ---- write and writelines ------------------------------------------ */
 
-static int order_body(void *arg)
+TASK_TEST(streams_writer, write_and_writelines_keep_order)
 {
 	const rill_bytes lines[] = { { "b", 1 }, { "cd", 2 }, { "", 0 }, { "e", 1 } };
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_write(c.w, "a", 1), 0);
 	cr_assert_eq(rill_writer_writelines(c.w, lines, 4), 0);
 	cr_assert_eq(rill_writer_write(c.w, "", 0), 0);
@@ -251,11 +76,6 @@ static int order_body(void *arg)
 	cr_assert_arr_eq(buf, "abcdef", 6);
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_writer, write_and_writelines_keep_order)
-{
-	run(order_body, NULL);
 }
 
 #define BIG (64u << 20)
@@ -282,7 +102,7 @@ static int big_writer_task(void *arg)
 	return 0;
 }
 
-static int big_body(void *arg)
+TASK_TEST(streams_writer, sixty_four_mib_arrive_intact)
 {
 	struct big_send b = { .src = malloc(BIG) };
 	unsigned char *buf = malloc(256 * 1024);
@@ -293,16 +113,12 @@ static int big_body(void *arg)
 	size_t got = 0;
 	ssize_t n;
 	rill_task *t;
-	int port, ls = listen_loopback(&port);
 
-	(void)arg;
 	cr_assert(b.src && buf);
 	fill_pat(b.src, 0, BIG);
 	/* Both ends are rill's: our writer, a reader task on the other end. */
-	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &c.r, &c.w), 0);
-	o.sock = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-	cr_assert_gt(o.sock, 0);
-	close(ls);
+	open_tcp(&c, 0);
+	o.sock = c.peer;
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r2, &w2), 0);
 	b.w = c.w;
 	t = spawn(big_writer_task, &b);
@@ -314,22 +130,15 @@ static int big_body(void *arg)
 	cr_assert_eq(got, BIG);
 	join(t);
 	rill_writer_free(c.w);
-	rill_writer_close(w2);
-	cr_assert_eq(rill_writer_wait_closed(w2), 0);
-	rill_writer_free(w2);
+	close_and_free(w2);
 	free(b.src);
 	free(buf);
 	return 0;
 }
 
-Test(streams_writer, sixty_four_mib_arrive_intact)
-{
-	run(big_body, NULL);
-}
-
 /* ---- gathered writes ----------------------------------------------- */
 
-static int gathered_body(void *arg)
+TASK_TEST(streams_writer, many_small_writes_before_a_drain_arrive_intact)
 {
 	static const char ref[] = "<ref>";
 	const int nwrites = 10000;
@@ -338,9 +147,8 @@ static int gathered_body(void *arg)
 	char rec[16];
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(want);
-	open_unix(&c);
+	open_unix(&c, 0);
 	/* Many small copies, with zero-copy pieces in between: more chunks
 	 * than one sendmsg takes. */
 	for (int i = 0; i < nwrites; i++) {
@@ -366,11 +174,6 @@ static int gathered_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, many_small_writes_before_a_drain_arrive_intact)
-{
-	run(gathered_body, NULL);
-}
-
 /* ---- write_ref ----------------------------------------------------- */
 
 struct released {
@@ -389,15 +192,14 @@ static void on_release(void *arg)
 		rel->queued_at_release = n;
 }
 
-static int write_ref_body(void *arg)
+TASK_TEST(streams_writer, write_ref_released_once_after_sending)
 {
 	static unsigned char data[64 * 1024];
 	struct conn c;
 	struct released rel = { .queued_at_release = -1 };
 	static unsigned char buf[sizeof(data)];
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	rel.peer = c.peer;
 	fill_pat(data, 0, sizeof(data));
 	cr_assert_eq(rill_writer_write_ref(c.w, data, sizeof(data), on_release, &rel), 0);
@@ -414,19 +216,13 @@ static int write_ref_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_ref_released_once_after_sending)
-{
-	run(write_ref_body, NULL);
-}
-
-static int write_ref_abort_body(void *arg)
+TASK_TEST(streams_writer, write_ref_released_once_on_abort)
 {
 	const size_t n = 4u << 20;
 	unsigned char *data = malloc(n);
 	struct released rel = { .peer = -1 }, late = { .peer = -1 };
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	/* The peer never reads: most of it stays queued. */
@@ -446,31 +242,20 @@ static int write_ref_abort_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_ref_released_once_on_abort)
-{
-	run(write_ref_abort_body, NULL);
-}
-
 /* ---- drain and the write buffer limits ----------------------------- */
 
-static int drain_at_once_body(void *arg)
+TASK_TEST(streams_writer, drain_returns_at_once_below_high_water)
 {
 	static char data[1000];
 	struct conn c;
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_write(c.w, data, sizeof(data)), 0);
 	cr_assert_eq(rill_writer_drain(c.w), 0);
 	/* It did not wait for the send: the bytes are still queued. */
 	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), sizeof(data));
 	conn_done(&c);
 	return 0;
-}
-
-Test(streams_writer, drain_returns_at_once_below_high_water)
-{
-	run(drain_at_once_body, NULL);
 }
 
 struct drainer {
@@ -492,7 +277,7 @@ static int drainer_task(void *arg)
 
 #define NDRAINERS 10
 
-static int drain_blocks_body(void *arg)
+TASK_TEST(streams_writer, drain_blocks_until_the_peer_reads_and_releases_every_waiter)
 {
 	const size_t n = 1u << 20;
 	unsigned char *data = malloc(n), *buf = malloc(n);
@@ -501,7 +286,6 @@ static int drain_blocks_body(void *arg)
 	size_t low, high;
 	struct conn c;
 
-	(void)arg;
 	cr_assert(data && buf);
 	open_unix_small(&c);
 	fill_pat(data, 0, n);
@@ -530,12 +314,7 @@ static int drain_blocks_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_blocks_until_the_peer_reads_and_releases_every_waiter)
-{
-	run(drain_blocks_body, NULL);
-}
-
-static int drain_cancel_body(void *arg)
+TASK_TEST(streams_writer, cancelled_drain_leaves_the_other_drainers)
 {
 	const size_t n = 1u << 20;
 	unsigned char *data = calloc(1, n);
@@ -543,7 +322,6 @@ static int drain_cancel_body(void *arg)
 	rill_task *t[2];
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	cr_assert_eq(rill_writer_write(c.w, data, n), 0);
@@ -565,19 +343,13 @@ static int drain_cancel_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, cancelled_drain_leaves_the_other_drainers)
-{
-	run(drain_cancel_body, NULL);
-}
-
-static int limits_body(void *arg)
+TASK_TEST(streams_writer, set_write_buffer_limits_rules)
 {
 	static char buf[1000];
 	struct conn c;
 	size_t low, high;
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	rill_writer_get_write_buffer_limits(c.w, &high, &low);
 	cr_assert_eq(high, 64 * 1024);
 	cr_assert_eq(low, 16 * 1024);
@@ -619,18 +391,12 @@ static int limits_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, set_write_buffer_limits_rules)
-{
-	run(limits_body, NULL);
-}
-
-static int buffer_size_body(void *arg)
+TASK_TEST(streams_writer, get_write_buffer_size_counts_unsent_bytes)
 {
 	struct conn c;
 	char buf[32];
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), 0);
 	cr_assert_eq(rill_writer_write(c.w, "0123456789", 10), 0);
 	cr_assert_eq(rill_writer_write_ref(c.w, "abcdefghijklmnopqrst", 20, NULL, NULL), 0);
@@ -645,29 +411,15 @@ static int buffer_size_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, get_write_buffer_size_counts_unsent_bytes)
-{
-	run(buffer_size_body, NULL);
-}
-
-static void peer_reset(int fd)
-{
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-
-	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
-	close(fd);
-}
-
+/* Resets the plain peer *arg 50 ms from now. */
 static int reset_later_task(void *arg)
 {
-	int fd = *(int *)arg;
-
 	cr_assert_eq(rill_sleep_ms(50), 0);
-	peer_reset(fd);
+	peer_reset(arg);
 	return 0;
 }
 
-static int reset_during_drain_body(void *arg)
+TASK_TEST(streams_writer, peer_reset_during_drain_fails_the_drain)
 {
 	const size_t n = 16u << 20;
 	unsigned char *data = calloc(1, n);
@@ -675,15 +427,13 @@ static int reset_during_drain_body(void *arg)
 	rill_task *t;
 	int ret, exc;
 
-	(void)arg;
 	cr_assert_not_null(data);
-	open_tcp(&c);
+	open_tcp(&c, 0);
 	small_buffer(c.peer, SO_RCVBUF);
 	cr_assert_eq(rill_writer_write(c.w, data, n), 0);
 	t = spawn(reset_later_task, &c.peer);
 	ret = rill_writer_drain(c.w);
 	join(t);
-	c.peer = -1;
 	cr_assert(ret == -ECONNRESET || ret == -EPIPE, "drain: %s", rill_err_name(ret));
 	/* The reader's stored error comes first, and stays. */
 	exc = rill_reader_exception(c.r);
@@ -697,17 +447,11 @@ static int reset_during_drain_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, peer_reset_during_drain_fails_the_drain)
-{
-	run(reset_during_drain_body, NULL);
-}
-
-static int drain_reader_exception_body(void *arg)
+TASK_TEST(streams_writer, drain_returns_the_reader_exception_first)
 {
 	struct conn c;
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	rill_reader_set_exception(c.r, -EPROTO);
 	cr_assert_eq(rill_writer_drain(c.w), -EPROTO);
 	rill_writer_close(c.w);
@@ -719,18 +463,12 @@ static int drain_reader_exception_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_returns_the_reader_exception_first)
-{
-	run(drain_reader_exception_body, NULL);
-}
-
-static int drain_after_close_body(void *arg)
+TASK_TEST(streams_writer, drain_after_close_is_econnreset)
 {
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	cr_assert_eq(rill_writer_write(c.w, "tail", 4), 0);
 	rill_writer_close(c.w);
 	cr_assert_eq(rill_writer_drain(c.w), -ECONNRESET);
@@ -743,12 +481,7 @@ static int drain_after_close_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_after_close_is_econnreset)
-{
-	run(drain_after_close_body, NULL);
-}
-
-static int deadline_body(void *arg)
+TASK_TEST(streams_writer, drain_with_a_deadline_times_out)
 {
 	const size_t n = 4u << 20;
 	unsigned char *data = calloc(1, n);
@@ -756,7 +489,6 @@ static int deadline_body(void *arg)
 	rill_time saved, t0, took;
 	int ret;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	cr_assert_eq(rill_writer_write(c.w, data, n), 0);
@@ -777,22 +509,16 @@ static int deadline_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, drain_with_a_deadline_times_out)
-{
-	run(deadline_body, NULL);
-}
-
 /* ---- write_eof ----------------------------------------------------- */
 
-static int write_eof_body(void *arg)
+TASK_TEST(streams_writer, write_eof_half_closes_and_refuses_later_writes)
 {
 	struct conn c;
 	struct released rel = { .peer = -1 };
 	const rill_bytes one = { "x", 1 };
 	char buf[16];
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	cr_assert(rill_writer_can_write_eof(c.w));
 	cr_assert_eq(rill_writer_write(c.w, "request", 7), 0);
 	cr_assert_eq(rill_writer_write_eof(c.w), 0);
@@ -815,11 +541,6 @@ static int write_eof_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_eof_half_closes_and_refuses_later_writes)
-{
-	run(write_eof_body, NULL);
-}
-
 /* ---- close and abort ----------------------------------------------- */
 
 struct closer {
@@ -835,7 +556,7 @@ static int wait_closed_task(void *arg)
 	return 0;
 }
 
-static int close_body(void *arg)
+TASK_TEST(streams_writer, close_is_idempotent_and_delivers_the_queue)
 {
 	const size_t n = 1u << 20;
 	unsigned char *data = malloc(n), *buf = malloc(n);
@@ -843,9 +564,8 @@ static int close_body(void *arg)
 	struct conn c;
 	rill_task *t;
 
-	(void)arg;
 	cr_assert(data && buf);
-	open_unix(&c);
+	open_unix(&c, 0);
 	fill_pat(data, 0, n);
 	cl.w = c.w;
 	t = spawn(wait_closed_task, &cl);
@@ -872,19 +592,13 @@ static int close_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, close_is_idempotent_and_delivers_the_queue)
-{
-	run(close_body, NULL);
-}
-
-static int close_unread_body(void *arg)
+TASK_TEST(streams_writer, close_with_unread_data_in_our_reader)
 {
 	struct conn c;
 	char buf[32];
 	int err;
 
-	(void)arg;
-	open_tcp(&c);
+	open_tcp(&c, 0);
 	peer_send(c.peer, "unread data", 11);
 	while (rill_reader_buffered(c.r) < 11)
 		cr_assert_eq(rill_sleep_ms(1), 0);
@@ -904,36 +618,17 @@ static int close_unread_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, close_with_unread_data_in_our_reader)
-{
-	run(close_unread_body, NULL);
-}
-
-struct line_reader {
-	rill_reader *r;
-	ssize_t got;
-	rill_bytes v;
-};
-
-static int line_reader_task(void *arg)
-{
-	struct line_reader *lr = arg;
-
-	lr->got = rill_reader_readline(lr->r, &lr->v);
-	return 0;
-}
-
 /* close() and abort() end a pending read with EOF: the partial line. */
 static void check_close_wakes_reader(bool abort)
 {
-	struct line_reader lr = { .got = -1 };
+	struct pending_line lr = { .got = -1 };
 	struct conn c;
 	rill_task *t;
 
-	open_unix(&c);
+	open_unix(&c, 0);
 	lr.r = c.r;
 	peer_send(c.peer, "partial", 7);
-	t = spawn(line_reader_task, &lr);
+	t = spawn(readline_task, &lr);
 	for (int i = 0; i < 5000 && rill_reader_buffered(c.r) < 7; i++)
 		cr_assert_eq(rill_sleep_ms(1), 0);
 	cr_assert_eq(rill_sleep_ms(5), 0);
@@ -943,33 +638,26 @@ static void check_close_wakes_reader(bool abort)
 		rill_writer_close(c.w);
 	join(t);
 	cr_assert_eq(lr.got, 7);
-	cr_assert_arr_eq(lr.v.data, "partial", 7);
+	cr_assert_arr_eq(lr.line.data, "partial", 7);
 	cr_assert_eq(rill_reader_exception(c.r), 0);
 	cr_assert(rill_reader_at_eof(c.r));
 	conn_done(&c);
 }
 
-static int close_wakes_body(void *arg)
+TASK_TEST(streams_writer, close_and_abort_end_a_pending_read_with_eof)
 {
-	(void)arg;
 	check_close_wakes_reader(false);
 	check_close_wakes_reader(true);
 	return 0;
 }
 
-Test(streams_writer, close_and_abort_end_a_pending_read_with_eof)
-{
-	run(close_wakes_body, NULL);
-}
-
-static int abort_body(void *arg)
+TASK_TEST(streams_writer, abort_drops_the_queue)
 {
 	const size_t n = 4u << 20;
 	unsigned char *data = calloc(1, n);
 	struct conn c;
 	size_t got;
 
-	(void)arg;
 	cr_assert_not_null(data);
 	open_unix_small(&c);
 	cr_assert_eq(rill_writer_write(c.w, data, n), 0);
@@ -990,22 +678,15 @@ static int abort_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, abort_drops_the_queue)
-{
-	run(abort_body, NULL);
-}
-
-static int write_after_lost_body(void *arg)
+TASK_TEST(streams_writer, write_after_the_connection_is_lost_is_dropped)
 {
 	const rill_bytes one = { "y", 1 };
 	struct released rel = { .peer = -1 };
 	struct conn c;
 	char buf[8];
 
-	(void)arg;
-	open_tcp(&c);
-	peer_reset(c.peer);
-	c.peer = -1;
+	open_tcp(&c, 0);
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	cr_assert(rill_writer_is_closing(c.w));
 	/* Accepted and dropped, as asyncio does. */
@@ -1020,64 +701,47 @@ static int write_after_lost_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, write_after_the_connection_is_lost_is_dropped)
-{
-	run(write_after_lost_body, NULL);
-}
-
 /* rill_writer_free() without a close first, once the peer has gone:
  * nothing is in flight, so the connection is freed within the call. */
-static int free_after_peer_gone_body(void *arg)
+TASK_TEST(streams_writer, free_without_close_after_the_peer_is_gone)
 {
 	struct conn c;
 	char buf[4];
 
-	(void)arg;
-	open_unix(&c);
+	open_unix(&c, 0);
 	close(c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 0);
 	rill_writer_free(c.w);
 
-	open_tcp(&c);
-	peer_reset(c.peer);
+	open_tcp(&c, 0);
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	rill_writer_free(c.w);
 	return 0;
 }
 
-Test(streams_writer, free_without_close_after_the_peer_is_gone)
-{
-	run(free_after_peer_gone_body, NULL);
-}
-
 /* Freed with a large queue still flushing; the peer then resets: the
  * failed send is the last thing the connection does. */
-static int free_then_reset_body(void *arg)
+TASK_TEST(streams_writer, freed_writer_flushing_when_the_peer_resets)
 {
 	const size_t n = 16u << 20;
 	unsigned char *data = calloc(1, n);
 	struct released rel = { .peer = -1 };
 	struct conn c;
 
-	(void)arg;
 	cr_assert_not_null(data);
-	open_tcp(&c);
+	open_tcp(&c, 0);
 	small_buffer(c.peer, SO_RCVBUF);
 	cr_assert_eq(rill_writer_write_ref(c.w, data, n, on_release, &rel), 0);
 	rill_writer_free(c.w);
 	cr_assert_eq(rill_sleep_ms(30), 0);
 	cr_assert_eq(rel.calls, 0, "released while still queued");
-	peer_reset(c.peer);
+	peer_reset(&c.peer);
 	for (int i = 0; i < 5000 && !rel.calls; i++)
 		cr_assert_eq(rill_sleep_ms(1), 0);
 	cr_assert_eq(rel.calls, 1);
 	free(data);
 	return 0;
-}
-
-Test(streams_writer, freed_writer_flushing_when_the_peer_resets)
-{
-	run(free_then_reset_body, NULL);
 }
 
 /* ---- get_extra_info ------------------------------------------------ */
@@ -1092,7 +756,7 @@ static void assert_same_inet(const struct sockaddr *a, const struct sockaddr_in 
 	cr_assert_eq(ai->sin_addr.s_addr, b->sin_addr.s_addr);
 }
 
-static int extra_info_body(void *arg)
+TASK_TEST(streams_writer, get_extra_info_names_both_ends_and_the_socket)
 {
 	struct sockaddr_in peer_local, peer_remote, mine;
 	socklen_t len = sizeof(peer_local);
@@ -1101,8 +765,7 @@ static int extra_info_body(void *arg)
 	struct conn c;
 	size_t n = 0;
 
-	(void)arg;
-	open_tcp(&c);
+	open_tcp(&c, 0);
 	cr_assert_eq(getsockname(c.peer, (struct sockaddr *)&peer_local, &len), 0);
 	len = sizeof(peer_remote);
 	cr_assert_eq(getpeername(c.peer, (struct sockaddr *)&peer_remote, &len), 0);
@@ -1134,40 +797,28 @@ static int extra_info_body(void *arg)
 	return 0;
 }
 
-Test(streams_writer, get_extra_info_names_both_ends_and_the_socket)
-{
-	run(extra_info_body, NULL);
-}
-
 /* As in asyncio, the addresses are those of the connection as it was
  * made: still there after the peer reset it and after close. */
-static int extra_info_after_reset_body(void *arg)
+TASK_TEST(streams_writer, get_extra_info_survives_a_reset_and_close)
 {
 	struct sockaddr_in peer_local, peer_remote;
 	socklen_t len = sizeof(peer_local);
 	struct conn c;
 	char buf[4];
 
-	(void)arg;
-	open_tcp(&c);
+	open_tcp(&c, 0);
 	cr_assert_eq(getsockname(c.peer, (struct sockaddr *)&peer_local, &len), 0);
 	len = sizeof(peer_remote);
 	cr_assert_eq(getpeername(c.peer, (struct sockaddr *)&peer_remote, &len), 0);
-	peer_reset(c.peer);
-	c.peer = -1;
+	peer_reset(&c.peer);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_close(c.w);
-	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "sockname", NULL), &peer_remote);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_free(c.w);
 	return 0;
-}
-
-Test(streams_writer, get_extra_info_survives_a_reset_and_close)
-{
-	run(extra_info_after_reset_body, NULL);
 }
 
 /* ---- unclosed writers ---------------------------------------------- */
@@ -1193,7 +844,7 @@ static int leaky_task(void *arg)
 {
 	struct conn *c = arg;
 
-	open_unix(c);
+	open_unix(c, 0);
 	cr_assert_eq(rill_writer_write(c->w, "left", 4), 0);
 	return 0;
 }
@@ -1203,7 +854,7 @@ static int closed_task(void *arg)
 {
 	struct conn *c = arg;
 
-	open_unix(c);
+	open_unix(c, 0);
 	cr_assert_eq(rill_writer_write(c->w, "shut", 4), 0);
 	rill_writer_close(c->w);
 	return 0;
@@ -1216,7 +867,7 @@ static int leaky_after_eof_task(void *arg)
 	struct conn *c = arg;
 	char b;
 
-	open_unix(c);
+	open_unix(c, 0);
 	close(c->peer);
 	c->peer = -1;
 	cr_assert_eq(rill_reader_read(c->r, &b, 1), 0);
@@ -1257,7 +908,90 @@ Test(streams_writer, unclosed_writer_is_closed_with_one_warning)
 	struct log_count lc = { 0 };
 
 	rill_set_log_handler(count_log, &lc);
-	run(unclosed_body, &lc);
+	run_task(unclosed_body, &lc);
 	rill_set_log_handler(NULL, NULL);
 	cr_assert_eq(lc.warnings, 2);
+}
+
+/* ---- after the connection is lost (asyncio conformance) ------------ */
+
+/* asyncio: connection_lost(exc) sets exc on the close waiter, so every
+ * wait_closed() raises it; rill returns it. */
+TASK_TEST(streams_writer, wait_closed_after_a_reset_returns_the_error)
+{
+	struct conn c;
+	char buf[8];
+
+	open_tcp(&c, 0);
+	peer_reset(&c.peer);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	rill_writer_free(c.w);
+	return 0;
+}
+
+/* A clean close still gives 0. */
+TASK_TEST(streams_writer, wait_closed_after_a_clean_close_returns_0)
+{
+	struct conn c;
+
+	open_tcp(&c, 0);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	rill_writer_free(c.w);
+	close(c.peer);
+	return 0;
+}
+
+struct lost_log {
+	int send_warnings, others;
+};
+
+static void lost_log_hook(int level, const char *msg, void *arg)
+{
+	struct lost_log *l = arg;
+
+	if (level == RILL_LOG_WARNING && !strcmp(msg, "socket.send() raised exception."))
+		l->send_warnings++;
+	else
+		l->others++;
+}
+
+/* asyncio's transport counts writes after the loss and, from the fifth
+ * (LOG_THRESHOLD_FOR_CONNLOST_WRITES), logs each one it drops. */
+static int lost_writes_logged_body(void *arg)
+{
+	struct lost_log *l = arg;
+	struct conn c;
+	char buf[8];
+
+	open_tcp(&c, 0);
+	peer_reset(&c.peer);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 0);
+	cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 1);
+	cr_assert_eq(rill_writer_write_ref(c.w, "z", 1, NULL, NULL), 0);
+	cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 3);
+	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), 0);
+	rill_writer_free(c.w);
+	return 0;
+}
+
+Test(streams_writer, writes_after_the_loss_are_logged_from_the_fifth)
+{
+	struct lost_log l = { 0 };
+
+	rill_set_log_handler(lost_log_hook, &l);
+	run_task(lost_writes_logged_body, &l);
+	rill_set_log_handler(NULL, NULL);
+	cr_assert_eq(l.send_warnings, 3);
+	cr_assert_eq(l.others, 0);
 }

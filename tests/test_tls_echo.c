@@ -7,18 +7,17 @@
 
 /* ---- servers -------------------------------------------------------- */
 
-/* What a server callback saw, for the test to check afterwards. */
+/* What record_info saw, for the test to check afterwards. */
 struct seen {
 	int calls;
-	ssize_t last_read;	/* the read that ended the echo: 0 at a clean EOF */
 	char version[32], alpn[32], subject[128];
 	bool peercert, reused;
 };
 
-/* Echoes everything until EOF, then closes. */
+/* Echoes everything until EOF, then closes (arg: struct served). */
 static int echo_all(rill_reader *r, rill_writer *w, void *arg)
 {
-	struct seen *s = arg;
+	struct served *s = arg;
 	static char buf[64 * 1024];
 	ssize_t n;
 
@@ -31,39 +30,6 @@ static int echo_all(rill_reader *r, rill_writer *w, void *arg)
 	s->last_read = n;
 	rill_writer_close(w);
 	return 0;
-}
-
-static rill_server *start_tls_server(rill_client_connected_fn cb, void *arg,
-				     rill_tls_ctx *ctx)
-{
-	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .ssl = ctx };
-	rill_server *s;
-	int err = rill_start_server(cb, arg, "127.0.0.1", 0, &o, &s);
-
-	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
-	return s;
-}
-
-/* ---- byte patterns -------------------------------------------------- */
-
-static uint8_t pattern(size_t i)
-{
-	return (uint8_t)(i * 131 + (i >> 8) * 7 + (i >> 16));
-}
-
-static void fill(uint8_t *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = pattern(off + i);
-}
-
-/* The first position in p (at stream offset off) that is wrong, or -1. */
-static ssize_t check(const uint8_t *p, size_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != pattern(off + i))
-			return (ssize_t)(off + i);
-	return -1;
 }
 
 /* ---- echo of N bytes ------------------------------------------------ */
@@ -84,7 +50,7 @@ static int send_pattern(void *arg)
 	for (size_t off = 0; off < s->total; off += sizeof(buf)) {
 		size_t n = s->total - off < sizeof(buf) ? s->total - off : sizeof(buf);
 
-		fill(buf, off, n);
+		fill_pat(buf, off, n);
 		if ((s->err = rill_writer_write(s->w, buf, n)) < 0 ||
 		    (s->err = rill_writer_drain(s->w)) < 0)
 			return 1;
@@ -95,45 +61,39 @@ static int send_pattern(void *arg)
 static int echo_n(void *arg)
 {
 	size_t total = *(size_t *)arg, got = 0;
-	struct seen seen = { 0 };
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	rill_server *srv = start_tls_server(echo_all, &seen, sctx);
+	struct served seen = { 0 };
+	struct tls_env e = { 0 };
 	struct sender snd = { .total = total };
 	static uint8_t buf[256 * 1024];
 	rill_task *task;
 	rill_reader *r;
-	int err, result = -1;
+	int result = -1;
 
-	err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &snd.w);
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_env_start(&e, echo_all, &seen, NULL);
+	tls_env_connect(&e, &r, &snd.w);
 	cr_assert_eq(rill_spawn(rill_loop_current(), send_pattern, &snd, &task), 0);
 	while (got < total) {
-		ssize_t n = rill_reader_read(r, buf, sizeof(buf)), bad;
+		ssize_t n = rill_reader_read(r, buf, sizeof(buf));
 
 		cr_assert_gt(n, 0, "read at %zu of %zu: %s", got, total,
 			     rill_strerror((int)n));
-		bad = check(buf, got, (size_t)n);
-		cr_assert_eq(bad, -1, "byte %zd differs", bad);
+		check_pat(buf, got, (size_t)n);
 		got += (size_t)n;
 	}
 	cr_assert_eq(rill_task_join(task, &result), 0);
 	cr_assert_eq(result, 0, "sender: %s", rill_strerror(snd.err));
-	tls_close(snd.w);
-	rill_server_close(srv);
-	cr_assert_eq(rill_server_wait_closed(srv), 0);
-	rill_server_free(srv);
+	close_and_free(snd.w);
+	tls_env_wait_stop(&e);
 	/* The server read a clean EOF: our close_notify came first. */
 	cr_assert_eq(seen.calls, 1);
 	cr_assert_eq(seen.last_read, 0, "server's last read: %s",
 		     rill_strerror((int)seen.last_read));
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
 	return 0;
 }
 
 static void run_echo(size_t n)
 {
-	tls_run(echo_n, &n);
+	run_task(echo_n, &n);
 }
 
 Test(tls_echo, zero_bytes_connect_and_close, .timeout = 30)
@@ -176,15 +136,14 @@ static int say_and_close(rill_reader *r, rill_writer *w, void *arg)
 static int server_close_case(void *arg)
 {
 	const char *msg = arg;
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	rill_server *srv = start_tls_server(say_and_close, arg, sctx);
+	struct tls_env e = { 0 };
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes all;
 	ssize_t n;
-	int err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w);
 
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_env_start(&e, say_and_close, arg, NULL);
+	tls_env_connect(&e, &r, &w);
 	/* Everything, then a clean EOF: close_notify, not a bare TCP FIN
 	 * (which read_all reports as RILL_ETLS_EOF). */
 	n = rill_reader_read_all(r, &all);
@@ -193,91 +152,65 @@ static int server_close_case(void *arg)
 	if (msg)
 		cr_assert_arr_eq(all.data, msg, strlen(msg));
 	cr_assert(rill_reader_at_eof(r));
-	tls_close(w);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	close_and_free(w);
+	tls_env_stop(&e);
 	return 0;
 }
 
 Test(tls_echo, server_close_with_data_sends_close_notify, .timeout = 30)
 {
-	tls_run(server_close_case, "bye\n");
+	run_task(server_close_case, "bye\n");
 }
 
 Test(tls_echo, server_close_with_nothing_queued_sends_close_notify, .timeout = 30)
 {
-	tls_run(server_close_case, NULL);
+	run_task(server_close_case, NULL);
 }
 
 /* ---- many connections ---------------------------------------------- */
 
 #define NCONNS 100
 
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
-{
-	rill_bytes line;
-
-	(void)arg;
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
-struct many {
-	rill_tls_ctx *ctx;
-	int port, ok;
-};
-
 struct one {
-	struct many *m;
-	int id;
+	struct tls_env *e;
+	int id, *ok;
 };
 
+/* Three lines through the echo server, on a connection of its own. */
 static int one_client(void *arg)
 {
 	struct one *o = arg;
 	char msg[64];
 	rill_reader *r;
 	rill_writer *w;
-	rill_bytes line;
-	int err = tls_connect(o->m->port, o->m->ctx, "localhost", &r, &w);
+	int err = tls_connect(o->e->port, o->e->cctx, "localhost", &r, &w);
 
 	if (err < 0)
 		return err;
 	snprintf(msg, sizeof(msg), "connection %d says hello\n", o->id);
 	for (int i = 0; i < 3; i++) {
-		rill_writer_write(w, msg, strlen(msg));
-		if (rill_reader_readline(r, &line) != (ssize_t)strlen(msg) ||
-		    memcmp(line.data, msg, strlen(msg)) != 0) {
+		if (echo_roundtrip(r, w, msg) != 0) {
 			rill_writer_abort(w);
 			rill_writer_free(w);
 			return -EBADMSG;
 		}
 	}
-	rill_writer_close(w);
-	err = rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	err = writer_done(w);
 	if (err == 0)
-		o->m->ok++;
+		(*o->ok)++;
 	return err;
 }
 
-static int many_connections(void *arg)
+TASK_TEST(tls_echo, hundred_concurrent_connections, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = start_tls_server(echo_lines, NULL, sctx);
-	struct many m = { .ctx = tls_client_ctx("ca.pem"), .port = rill_server_port(srv) };
+	struct tls_env e = { 0 };
 	struct one ones[NCONNS];
 	rill_task *tasks[NCONNS];
+	int ok = 0;
 
-	(void)arg;
+	tls_env_start(&e, echo_lines, NULL, NULL);
 	for (int i = 0; i < NCONNS; i++) {
-		ones[i] = (struct one){ &m, i };
+		ones[i] = (struct one){ &e, i, &ok };
 		cr_assert_eq(rill_spawn(rill_loop_current(), one_client, &ones[i], &tasks[i]), 0);
 	}
 	for (int i = 0; i < NCONNS; i++) {
@@ -287,16 +220,9 @@ static int many_connections(void *arg)
 		cr_assert_eq(result, 0, "connection %d: %s (%s)", i, rill_strerror(result),
 			     rill_tls_last_error());
 	}
-	cr_assert_eq(m.ok, NCONNS);
-	rill_server_free(srv);
-	rill_tls_ctx_free(m.ctx);
-	rill_tls_ctx_free(sctx);
+	cr_assert_eq(ok, NCONNS);
+	tls_env_stop(&e);
 	return 0;
-}
-
-Test(tls_echo, hundred_concurrent_connections, .timeout = 30)
-{
-	tls_run(many_connections, NULL);
 }
 
 /* ---- extra info, write_eof ------------------------------------------ */
@@ -336,27 +262,25 @@ static rill_tls_ctx *alpn_client(const char *const *protos, size_t n)
 	return ctx;
 }
 
-static int extra_info(void *arg)
+TASK_TEST(tls_echo, extra_info_keys, .timeout = 30)
 {
 	static const char *const server_protos[] = { "h2", "http/1.1" };
 	static const char *const client_protos[] = { "http/1.1", "spdy/1" };
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server",
-		(rill_tls_options){ .size = sizeof(rill_tls_options), .alpn = server_protos,
-		.nalpn = 2 });
-	rill_tls_ctx *cctx = alpn_client(client_protos, 2);
+	struct tls_env e = {
+		.sctx = tls_server_ctx_opts("server", (rill_tls_options){
+			.size = sizeof(rill_tls_options), .alpn = server_protos, .nalpn = 2 }),
+		.cctx = alpn_client(client_protos, 2),
+	};
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
 	const struct sockaddr_in *peer;
 	const char *cipher;
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
 	SSL *ssl;
-	int err;
 
-	(void)arg;
-	err = tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_env_start(&e, record_info, &seen, NULL);
+	tls_env_connect(&e, &r, &w);
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "version", NULL), "TLSv1.3");
 	cipher = rill_writer_get_extra_info(w, "cipher", NULL);
 	cr_assert_not_null(cipher);
@@ -365,7 +289,7 @@ static int extra_info(void *arg)
 	cr_assert_not_null(rill_writer_get_extra_info(w, "peercert", NULL));
 	/* Both sides speak http/1.1, the only protocol in common. */
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "alpn_protocol", NULL), "http/1.1");
-	cr_assert_eq(rill_writer_get_extra_info(w, "sslcontext", NULL), (const void *)cctx);
+	cr_assert_eq(rill_writer_get_extra_info(w, "sslcontext", NULL), (const void *)e.cctx);
 	ssl = (SSL *)rill_writer_get_extra_info(w, "ssl_object", NULL);
 	cr_assert_not_null(ssl);
 	cr_assert_str_eq(SSL_get_version(ssl), "TLSv1.3");
@@ -373,7 +297,7 @@ static int extra_info(void *arg)
 	/* The transport's keys do not hide the socket's. */
 	peer = rill_writer_get_extra_info(w, "peername", NULL);
 	cr_assert_not_null(peer);
-	cr_assert_eq(ntohs(peer->sin_port), rill_server_port(srv));
+	cr_assert_eq(ntohs(peer->sin_port), e.port);
 	cr_assert_null(rill_writer_get_extra_info(w, "no such key", NULL));
 	/* TLS cannot half-close. */
 	cr_assert_not(rill_writer_can_write_eof(w));
@@ -382,59 +306,45 @@ static int extra_info(void *arg)
 	cr_assert_eq(rill_writer_write(w, "info\n", 5), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 5);
 	cr_assert_arr_eq(line.data, "info\n", 5);
-	tls_close(w);
-	rill_server_free(srv);
+	close_and_free(w);
+	tls_env_stop(&e);
 
 	cr_assert_eq(seen.calls, 1);
 	cr_assert_str_eq(seen.version, "TLSv1.3");
 	cr_assert_str_eq(seen.alpn, "http/1.1");
 	cr_assert_str_eq(seen.subject, "(null)", "no client certificate");
 	cr_assert_not(seen.peercert);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
 	return 0;
 }
 
-Test(tls_echo, extra_info_keys, .timeout = 30)
-{
-	tls_run(extra_info, NULL);
-}
-
-static int no_alpn_agreed(void *arg)
+TASK_TEST(tls_echo, alpn_without_agreement_is_null, .timeout = 30)
 {
 	static const char *const server_protos[] = { "h2" };
 	static const char *const client_protos[] = { "http/1.1" };
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server",
-		(rill_tls_options){ .size = sizeof(rill_tls_options), .alpn = server_protos,
-		.nalpn = 1 });
-	rill_tls_ctx *cctx = alpn_client(client_protos, 1);
+	struct tls_env e = {
+		.sctx = tls_server_ctx_opts("server", (rill_tls_options){
+			.size = sizeof(rill_tls_options), .alpn = server_protos, .nalpn = 1 }),
+		.cctx = alpn_client(client_protos, 1),
+	};
 	rill_tls_ctx *plain = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
+	tls_env_start(&e, record_info, &seen, NULL);
 	/* Nothing in common: the server does not answer ALPN at all. */
-	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	tls_env_connect(&e, &r, &w);
 	cr_assert_null(rill_writer_get_extra_info(w, "alpn_protocol", NULL));
-	tls_close(w);
+	close_and_free(w);
 	/* A client that offers nothing. */
-	cr_assert_eq(tls_connect(rill_server_port(srv), plain, "localhost", &r, &w), 0);
+	tls_connect_ok(e.port, plain, "localhost", &r, &w);
 	cr_assert_null(rill_writer_get_extra_info(w, "alpn_protocol", NULL));
-	tls_close(w);
-	rill_server_free(srv);
+	close_and_free(w);
+	tls_env_stop(&e);
 	cr_assert_eq(seen.calls, 2);
 	cr_assert_str_eq(seen.alpn, "(null)");
 	rill_tls_ctx_free(plain);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_echo, alpn_without_agreement_is_null, .timeout = 30)
-{
-	tls_run(no_alpn_agreed, NULL);
 }
 
 /* ---- session resumption --------------------------------------------- */
@@ -448,105 +358,68 @@ static bool round_trip(int port, rill_tls_ctx *ctx, const char *name)
 	rill_bytes line;
 	SSL *ssl;
 	bool reused;
-	int err = tls_connect(port, ctx, name, &r, &w);
 
-	cr_assert_eq(err, 0, "connect: %s %s", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(port, ctx, name, &r, &w);
 	ssl = (SSL *)rill_writer_get_extra_info(w, "ssl_object", NULL);
 	reused = SSL_session_reused(ssl) == 1;
 	cr_assert_eq(rill_writer_write(w, "ticket?\n", 8), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 8);
-	tls_close(w);
+	close_and_free(w);
 	return reused;
 }
 
-static int resumption(void *arg)
+TASK_TEST(tls_echo, client_session_resumption, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_tls_ctx *cctx = tls_client_ctx("ca.pem"), *other = tls_client_ctx("ca.pem");
+	struct tls_env e = { 0 };
+	rill_tls_ctx *other = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
-	int port = rill_server_port(srv);
 
-	(void)arg;
-	cr_assert_not(round_trip(port, cctx, "localhost"), "a first connection is full");
+	tls_env_start(&e, record_info, &seen, NULL);
+	cr_assert_not(round_trip(e.port, e.cctx, "localhost"), "a first connection is full");
 	cr_assert_not(seen.reused);
-	cr_assert(round_trip(port, cctx, "localhost"), "the same context and name resume");
+	cr_assert(round_trip(e.port, e.cctx, "localhost"), "the same context and name resume");
 	cr_assert(seen.reused, "the server agrees");
-	cr_assert(round_trip(port, cctx, "localhost"), "and again");
+	cr_assert(round_trip(e.port, e.cctx, "localhost"), "and again");
 	/* Sessions belong to a context: another one starts afresh. */
-	cr_assert_not(round_trip(port, other, "localhost"));
+	cr_assert_not(round_trip(e.port, other, "localhost"));
 	cr_assert_not(seen.reused);
-	rill_server_free(srv);
+	tls_env_stop(&e);
 	cr_assert_eq(seen.calls, 4);
 	rill_tls_ctx_free(other);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_echo, client_session_resumption, .timeout = 30)
-{
-	tls_run(resumption, NULL);
 }
 
 /* A server that verifies client certificates resumes sessions too (it
  * needs a session id context for that, or the resumption fails). */
-static int resumption_with_client_cert(void *arg)
+TASK_TEST(tls_echo, resumption_with_client_certificates, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){ .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"), .verify_client = true });
-	rill_tls_options co = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
-				.cert_file = tls_file("client.pem"),
-				.key_file = tls_file("client.key") };
-	rill_tls_ctx *cctx;
+	struct tls_env e = { .sctx = tls_server_ctx_verifying(),
+			     .cctx = tls_client_ctx_with_cert() };
 	struct seen seen = { 0 };
-	rill_server *srv = start_tls_server(record_info, &seen, sctx);
-	int port = rill_server_port(srv);
 
-	(void)arg;
-	cr_assert_eq(rill_tls_ctx_new_client(&co, &cctx), 0, "%s", rill_tls_last_error());
-	cr_assert_not(round_trip(port, cctx, "localhost"));
+	tls_env_start(&e, record_info, &seen, NULL);
+	cr_assert_not(round_trip(e.port, e.cctx, "localhost"));
 	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");
-	cr_assert(round_trip(port, cctx, "localhost"), "resumed (%s)", rill_tls_last_error());
+	cr_assert(round_trip(e.port, e.cctx, "localhost"), "resumed (%s)", rill_tls_last_error());
 	cr_assert(seen.reused);
 	cr_assert_eq(seen.calls, 2);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	tls_env_stop(&e);
 	return 0;
-}
-
-Test(tls_echo, resumption_with_client_certificates, .timeout = 30)
-{
-	tls_run(resumption_with_client_cert, NULL);
 }
 
 /* ---- truncation and back-pressure ----------------------------------- */
 
-/* Reads until the connection ends; the ending is what the test checks. */
-static int read_to_end(rill_reader *r, rill_writer *w, void *arg)
+TASK_TEST(tls_echo, abort_is_a_truncation_not_an_eof, .timeout = 30)
 {
-	struct seen *s = arg;
-	char buf[4096];
-	ssize_t n;
-
-	s->calls++;
-	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
-		;
-	s->last_read = n;
-	rill_writer_close(w);
-	return 0;
-}
-
-static int abort_is_truncation(void *arg)
-{
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	struct seen seen = { 0, .last_read = 1 };
-	rill_server *srv = start_tls_server(read_to_end, &seen, sctx);
+	struct served seen = { .last_read = 1 };
+	struct tls_env e = { 0 };
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
-	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	/* The server reads until the connection ends: how it ends is what
+	 * the test checks. */
+	tls_env_start(&e, read_to_end, &seen, NULL);
+	tls_env_connect(&e, &r, &w);
 	cr_assert_eq(rill_writer_write(w, "some data", 9), 0);
 	cr_assert_eq(rill_writer_drain(w), 0);
 	rill_sleep_ms(20);
@@ -557,15 +430,8 @@ static int abort_is_truncation(void *arg)
 		rill_sleep_ms(5);
 	cr_assert_eq(seen.last_read, RILL_ETLS_EOF, "the server read %s",
 		     rill_strerror((int)seen.last_read));
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	tls_env_stop(&e);
 	return 0;
-}
-
-Test(tls_echo, abort_is_a_truncation_not_an_eof, .timeout = 30)
-{
-	tls_run(abort_is_truncation, NULL);
 }
 
 /* Well above what loopback sockets buffer (a few MiB). */
@@ -584,7 +450,7 @@ static int flood_writer(rill_reader *r, rill_writer *w, void *arg)
 
 	(void)r;
 	for (size_t off = 0; off < FLOOD; off += sizeof(buf)) {
-		fill(buf, off, sizeof(buf));
+		fill_pat(buf, off, sizeof(buf));
 		if ((f->err = rill_writer_write(w, buf, sizeof(buf))) < 0 ||
 		    (f->err = rill_writer_drain(w)) < 0)
 			break;
@@ -594,18 +460,17 @@ static int flood_writer(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int back_pressure(void *arg)
+TASK_TEST(tls_echo, a_reader_that_does_not_read_holds_the_writer, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct flood f = { 0 };
-	rill_server *srv = start_tls_server(flood_writer, &f, sctx);
+	struct tls_env e = { 0 };
 	static uint8_t buf[256 * 1024];
 	size_t got = 0;
 	rill_reader *r;
 	rill_writer *w;
 
-	(void)arg;
-	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	tls_env_start(&e, flood_writer, &f, NULL);
+	tls_env_connect(&e, &r, &w);
 	/* Not reading: the reader stops receiving past twice its limit, the
 	 * sockets fill, and the server waits in drain(). */
 	rill_sleep_ms(300);
@@ -614,25 +479,17 @@ static int back_pressure(void *arg)
 	cr_assert_lt(f.drained, FLOOD / 2, "the server got %zu bytes out", f.drained);
 	/* Reading lets everything through, in order, then a clean EOF. */
 	for (;;) {
-		ssize_t n = rill_reader_read(r, buf, sizeof(buf)), bad;
+		ssize_t n = rill_reader_read(r, buf, sizeof(buf));
 
 		cr_assert_geq(n, 0, "read at %zu: %s", got, rill_strerror((int)n));
 		if (n == 0)
 			break;
-		bad = check(buf, got, (size_t)n);
-		cr_assert_eq(bad, -1, "byte %zd differs", bad);
+		check_pat(buf, got, (size_t)n);
 		got += (size_t)n;
 	}
 	cr_assert_eq(got, FLOOD);
 	cr_assert_eq(f.err, 0, "%s", rill_strerror(f.err));
-	tls_close(w);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	close_and_free(w);
+	tls_env_stop(&e);
 	return 0;
-}
-
-Test(tls_echo, a_reader_that_does_not_read_holds_the_writer, .timeout = 30)
-{
-	tls_run(back_pressure, NULL);
 }

@@ -44,17 +44,12 @@ static void log_hook(int level, const char *msg, void *arg)
 	v.handshake_failures++;
 }
 
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+/* Echoes lines; notes how the reading ended, and why, in v. */
+static int echo_noted(rill_reader *r, rill_writer *w, void *arg)
 {
-	rill_bytes line;
-	ssize_t n;
+	ssize_t n = echo_each_line(r, w);
 
 	(void)arg;
-	while ((n = rill_reader_readline(r, &line)) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
 	v.last_end = n;
 	snprintf(v.end_reason, sizeof(v.end_reason), "%s", n < 0 ? rill_tls_last_error() : "");
 	v.ended++;
@@ -79,16 +74,14 @@ struct raw {
 	atomic_bool done;
 };
 
+/* tcp_connect, with reads that give up after 5 s. */
 static int raw_connect(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = { .tv_sec = 5 };
+	int fd = tcp_connect(port);
 
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return fd;
 }
 
@@ -248,27 +241,19 @@ static void check_case(struct garbage *g)
 	cr_assert_str_empty(g->raw.client_error, "%s", g->raw.client_error);
 }
 
-static int garbage_body(void *arg)
+TASK_TEST(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
 {
 	static unsigned char random_bytes[4096], hello[2048], oversized[64],
 		bad_record[64];
 	static const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
-		.ssl = tls_server_ctx("server"),
-				   .ssl_handshake_timeout = HANDSHAKE_TIMEOUT };
-	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	struct tls_env e = { 0 };
 	size_t nhello = client_hello(hello, sizeof(hello));
 	uint32_t seed = 2463534242u;
-	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
-	int port, err;
 
-	(void)arg;
-	for (size_t i = 0; i < sizeof(random_bytes); i++) {
-		seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
-		random_bytes[i] = (unsigned char)seed;
-	}
+	for (size_t i = 0; i < sizeof(random_bytes); i++)
+		random_bytes[i] = (unsigned char)xorshift32(&seed);
 	/* A handshake record claiming 20480 bytes: more than 2^14 + 2048. */
 	memcpy(oversized, "\x16\x03\x01\x50\x00\x01\x00\x4f\xfc\x03\x03", 11);
 	/* An application data record that decrypts to nothing good. */
@@ -296,33 +281,23 @@ static int garbage_body(void *arg)
 	};
 
 	rill_set_log_handler(log_hook, NULL);
-	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &so, &s), 0);
-	port = rill_server_port(s);
-	err = tls_connect(port, cctx, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "good client: %s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_env_start(&e, echo_noted, NULL,
+		      RILL_SERVER_OPTIONS(.ssl_handshake_timeout = HANDSHAKE_TIMEOUT));
+	tls_env_connect(&e, &r, &w);
 	good_roundtrip(r, w, "the start");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		struct garbage *g = &cases[i];
 		int failures = v.handshake_failures, ended = v.ended;
 
-		g->raw.port = port;
+		g->raw.port = e.port;
 		raw_run(&g->raw);
 		await_verdict(g, failures, ended);
 		check_case(g);
 		good_roundtrip(r, w, g->name);
 	}
-	tls_close(w);
-	rill_server_close(s);
-	cr_assert_eq(rill_server_wait_closed(s), 0);
-	rill_server_free(s);
-	rill_tls_ctx_free(so.ssl);
-	rill_tls_ctx_free(cctx);
+	close_and_free(w);
+	tls_env_wait_stop(&e);
 	return 0;
-}
-
-Test(tls_garbage, each_bad_connection_fails_alone, .timeout = 60)
-{
-	tls_run(garbage_body, NULL);
 }
 
 /* ---- renegotiation --------------------------------------------------
@@ -366,24 +341,20 @@ static void *reneg_thread(void *arg)
 	return NULL;
 }
 
-static int reneg_body(void *arg)
+TASK_TEST(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
 {
-	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
-		.ssl = tls_server_ctx("server") };
-	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	struct tls_env e = { 0 };
 	static struct reneg rn;
-	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
 	pthread_t t;
 	int ended = v.ended;
 
-	(void)arg;
 	signal(SIGPIPE, SIG_IGN);	/* s_client may be gone before "after" */
 	rill_set_log_handler(log_hook, NULL);
-	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &so, &s), 0);
-	snprintf(rn.target, sizeof(rn.target), "127.0.0.1:%d", rill_server_port(s));
-	cr_assert_eq(tls_connect(rill_server_port(s), cctx, "localhost", &r, &w), 0);
+	tls_env_start(&e, echo_noted, NULL, NULL);
+	snprintf(rn.target, sizeof(rn.target), "127.0.0.1:%d", e.port);
+	tls_env_connect(&e, &r, &w);
 	cr_assert_eq(pthread_create(&t, NULL, reneg_thread, &rn), 0);
 	for (int i = 0; i < 2500 && !atomic_load(&rn.done); i++)
 		rill_sleep_ms(10);
@@ -402,16 +373,7 @@ static int reneg_body(void *arg)
 	cr_assert(is_tls_error((int)v.last_end), "handler read ended with %s",
 		  rill_err_name((int)v.last_end));
 	good_roundtrip(r, w, "renegotiation");
-	tls_close(w);
-	rill_server_close(s);
-	cr_assert_eq(rill_server_wait_closed(s), 0);
-	rill_server_free(s);
-	rill_tls_ctx_free(so.ssl);
-	rill_tls_ctx_free(cctx);
+	close_and_free(w);
+	tls_env_wait_stop(&e);
 	return 0;
-}
-
-Test(tls_garbage, renegotiation_is_refused_and_fails_alone, .timeout = 60)
-{
-	tls_run(reneg_body, NULL);
 }

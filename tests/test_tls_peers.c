@@ -39,23 +39,16 @@ struct s_server_case {
 static int client_vs_s_server(void *arg)
 {
 	const struct s_server_case *sc = arg;
-	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem") };
-	rill_tls_ctx *ctx;
+	rill_tls_ctx *ctx = sc->client_cert ? tls_client_ctx_with_cert() : tls_client_ctx("ca.pem");
 	struct peer p;
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
 	static char big[12000];	/* s_server -rev turns 16 KiB at most */
-	int port = s_server_start(&p, sc->extra, sc->nextra), err;
+	int port = s_server_start(&p, sc->extra, sc->nextra);
 	ssize_t n;
 
-	if (sc->client_cert) {
-		o.cert_file = tls_file("client.pem");
-		o.key_file = tls_file("client.key");
-	}
-	cr_assert_eq(rill_tls_ctx_new_client(&o, &ctx), 0, "%s", rill_tls_last_error());
-	err = tls_connect(port, ctx, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "connect: %s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_connect_ok(port, ctx, "localhost", &r, &w);
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "version", NULL), sc->version);
 	cr_assert_str_eq(rill_writer_get_extra_info(w, "peercert_subject", NULL), "/CN=localhost");
 	cr_assert_eq(rill_writer_write(w, "hello, s_server\n", 16), 0);
@@ -73,36 +66,41 @@ static int client_vs_s_server(void *arg)
 	for (size_t i = 0; i < sizeof(big) - 1; i++)
 		cr_assert_eq(((const char *)line.data)[i], big[sizeof(big) - 2 - i], "byte %zu", i);
 	cr_assert_eq(((const char *)line.data)[sizeof(big) - 1], '\n');
-	tls_close(w);
+	close_and_free(w);
 	/* -naccept 1: it ends after our connection. */
 	cr_assert_eq(peer_wait(&p, 5000), 0);
 	rill_tls_ctx_free(ctx);
 	return 0;
 }
 
+/* Runs client_vs_s_server on the case given by its fields. */
+static void with_s_server(const char *const *extra, size_t nextra, const char *version,
+			  bool client_cert)
+{
+	struct s_server_case sc = { extra, nextra, version, client_cert };
+
+	run_task(client_vs_s_server, &sc);
+}
+
 Test(tls_peers, rill_client_with_s_server_tls13, .timeout = 30)
 {
-	struct s_server_case sc = { NULL, 0, "TLSv1.3", false };
-
-	tls_run(client_vs_s_server, &sc);
+	with_s_server(NULL, 0, "TLSv1.3", false);
 }
 
 Test(tls_peers, rill_client_with_s_server_tls12, .timeout = 30)
 {
 	static const char *const extra[] = { "-tls1_2" };
-	struct s_server_case sc = { extra, 1, "TLSv1.2", false };
 
-	tls_run(client_vs_s_server, &sc);
+	with_s_server(extra, 1, "TLSv1.2", false);
 }
 
 Test(tls_peers, rill_client_certificate_with_s_server, .timeout = 30)
 {
 	char ca[PATH_MAX];
 	const char *extra[] = { "-Verify", "1", "-verify_return_error", "-CAfile", ca };
-	struct s_server_case sc = { extra, 5, "TLSv1.3", true };
 
 	snprintf(ca, sizeof(ca), "%s", tls_file("ca.pem"));
-	tls_run(client_vs_s_server, &sc);
+	with_s_server(extra, 5, "TLSv1.3", true);
 }
 
 /* ---- openssl s_client, rill's server -------------------------------- */
@@ -113,7 +111,7 @@ struct seen {
 };
 
 /* Answers one line with "echo: LINE" and closes (close_notify). */
-static int echo_once(rill_reader *r, rill_writer *w, void *arg)
+static int answer_once(rill_reader *r, rill_writer *w, void *arg)
 {
 	struct seen *s = arg;
 	const char *subject = rill_writer_get_extra_info(w, "peercert_subject", NULL);
@@ -127,15 +125,6 @@ static int echo_once(rill_reader *r, rill_writer *w, void *arg)
 	}
 	rill_writer_close(w);
 	return 0;
-}
-
-static rill_server *serve(rill_client_connected_fn cb, struct seen *seen, rill_tls_ctx *ctx)
-{
-	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .ssl = ctx };
-	rill_server *s;
-
-	cr_assert_eq(rill_start_server(cb, seen, "127.0.0.1", 0, &o, &s), 0);
-	return s;
 }
 
 struct s_client_case {
@@ -174,10 +163,10 @@ static void s_client_argv(char **argv, char *connect, int port, const struct s_c
 static int s_client_vs_server(void *arg)
 {
 	const struct s_client_case *sc = arg;
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){ .size = sizeof(rill_tls_options), .ca_file = sc->verify_client ? tls_file("ca.pem") : NULL,
-		.verify_client = sc->verify_client });
+	rill_tls_ctx *sctx = sc->verify_client ? tls_server_ctx_verifying()
+					       : tls_server_ctx("server");
 	struct seen seen = { 0 };
-	rill_server *srv = serve(echo_once, &seen, sctx);
+	rill_server *srv = tls_serve(answer_once, &seen, sctx, NULL);
 	char *argv[24], connect[64];
 	struct peer_run run = { .argv = argv, .input = "hello from s_client\n" };
 	bool refused = sc->verify_client && !sc->send_cert;
@@ -199,39 +188,37 @@ static int s_client_vs_server(void *arg)
 	return 0;
 }
 
+/* Runs s_client_vs_server on the case given by its fields. */
+static void with_s_client(const char *proto, bool verify_client, bool send_cert)
+{
+	struct s_client_case sc = { proto, verify_client, send_cert };
+
+	run_task(s_client_vs_server, &sc);
+}
+
 Test(tls_peers, s_client_with_rill_server_tls13, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_3", false, false };
-
-	tls_run(s_client_vs_server, &sc);
+	with_s_client("-tls1_3", false, false);
 }
 
 Test(tls_peers, s_client_with_rill_server_tls12, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_2", false, false };
-
-	tls_run(s_client_vs_server, &sc);
+	with_s_client("-tls1_2", false, false);
 }
 
 Test(tls_peers, client_certificate_missing_is_refused, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_3", true, false };
-
-	tls_run(s_client_vs_server, &sc);
+	with_s_client("-tls1_3", true, false);
 }
 
 Test(tls_peers, client_certificate_missing_is_refused_tls12, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_2", true, false };
-
-	tls_run(s_client_vs_server, &sc);
+	with_s_client("-tls1_2", true, false);
 }
 
 Test(tls_peers, client_certificate_present_is_accepted, .timeout = 30)
 {
-	struct s_client_case sc = { "-tls1_3", true, true };
-
-	tls_run(s_client_vs_server, &sc);
+	with_s_client("-tls1_3", true, true);
 }
 
 /* ---- curl, rill's server -------------------------------------------- */
@@ -270,7 +257,7 @@ static int curl_vs_server(void *arg)
 	rill_tls_ctx *sctx = tls_server_ctx_opts("server",
 		(rill_tls_options){ .size = sizeof(rill_tls_options), .alpn = protos, .nalpn = 1 });
 	struct seen seen = { 0 };
-	rill_server *srv = serve(http_once, &seen, sctx);
+	rill_server *srv = tls_serve(http_once, &seen, sctx, NULL);
 	int port = rill_server_port(srv);
 	char url[128], resolve[128];
 	char *argv[] = { "curl", "-sS", "--max-time", "10", "--cacert", (char *)tls_file(ca),
@@ -298,10 +285,10 @@ static int curl_vs_server(void *arg)
 
 Test(tls_peers, curl_with_rill_https_server, .timeout = 30)
 {
-	tls_run(curl_vs_server, "ca.pem");
+	run_task(curl_vs_server, "ca.pem");
 }
 
 Test(tls_peers, curl_refuses_an_untrusted_rill_server, .timeout = 30)
 {
-	tls_run(curl_vs_server, "other-ca.pem");
+	run_task(curl_vs_server, "other-ca.pem");
 }

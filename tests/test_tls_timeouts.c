@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS timing: handshake timeouts on both sides against silent peers, close without waiting for the peer's close_notify, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
+/* TLS timing: handshake timeouts on both sides against silent peers, close waiting for the peer's close_notify up to ssl_shutdown_timeout, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
 #include "tests/tls_helpers.h"
 
 static rill_time elapsed_ms(rill_time since)
@@ -9,13 +9,13 @@ static rill_time elapsed_ms(rill_time since)
 
 /* ---- the client's handshake timeout --------------------------------- */
 
-static int client_timeout(void *arg)
+TASK_TEST(tls_timeouts, client_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *ctx = tls_client_ctx("ca.pem");
-	int port, lfd = tls_listen_local(&port), fd;
+	int port, lfd = listen_loopback(&port, 16), fd;
 	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
 		.ssl_context = ctx, .server_hostname = "localhost",
-				.ssl_handshake_timeout = 200 * MS };
+		.ssl_handshake_timeout = 200 * MS };
 	unsigned char hello[4096];
 	rill_reader *r = NULL;
 	rill_writer *w = NULL;
@@ -23,7 +23,7 @@ static int client_timeout(void *arg)
 	ssize_t n, total = 0;
 	int err;
 
-	(void)arg;
+	cr_assert_geq(lfd, 0);
 	/* The kernel completes the TCP handshake from the backlog; nobody
 	 * ever answers the ClientHello. */
 	err = rill_open_connection("127.0.0.1", port, &o, &r, &w);
@@ -57,71 +57,25 @@ static int client_timeout(void *arg)
 	return 0;
 }
 
-Test(tls_timeouts, client_handshake_timeout, .timeout = 30)
-{
-	tls_run(client_timeout, NULL);
-}
-
 /* ---- the server's handshake timeout --------------------------------- */
 
-struct served {
-	int calls;
-	ssize_t last_read;
-	bool release;		/* the holding callback may close now */
-};
-
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 {
-	struct served *s = arg;
-	rill_bytes line;
-	ssize_t n;
-
-	s->calls++;
-	while ((n = rill_reader_readline(r, &line)) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	s->last_read = n;
-	rill_writer_close(w);
-	return 0;
-}
-
-static void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
-{
-	rill_bytes line;
-	ssize_t n;
-
-	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
-	n = rill_reader_readline(r, &line);
-	cr_assert_eq(n, (ssize_t)strlen(msg), "readline: %s (%s)", rill_strerror((int)n),
-		     rill_tls_last_error());
-	cr_assert_arr_eq(line.data, msg, strlen(msg));
-}
-
-static int server_timeout(void *arg)
-{
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
 	struct served seen = { 0 };
-	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1, .ssl = sctx,
-		.ssl_handshake_timeout = 200 * MS };
+	struct tls_env e = { 0 };
 	rill_reader *sr, *r;
 	rill_writer *sw, *w;
-	rill_server *srv;
 	rill_time t0;
 	char byte;
 	ssize_t n;
-	int port;
 
-	(void)arg;
-	cr_assert_eq(rill_start_server(echo_lines, &seen, "127.0.0.1", 0, &so, &srv), 0);
-	port = rill_server_port(srv);
+	tls_env_start(&e, echo_served, &seen,
+		      RILL_SERVER_OPTIONS(.ssl_handshake_timeout = 200 * MS));
 	/* A plain TCP client that never says a word. */
 	t0 = rill_now();
-	cr_assert_eq(rill_open_connection("127.0.0.1", port, NULL, &sr, &sw), 0);
+	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, NULL, &sr, &sw), 0);
 	/* Meanwhile the server serves a real client. */
-	cr_assert_eq(tls_connect(port, cctx, "localhost", &r, &w), 0, "%s",
-		     rill_tls_last_error());
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "served while another stalls\n");
 	/* The silent one is dropped once its handshake time is up. */
 	n = rill_reader_read(sr, &byte, 1);
@@ -132,88 +86,93 @@ static int server_timeout(void *arg)
 	rill_writer_free(sw);
 	/* The good one is still fine, and the server accepts more. */
 	expect_echo(r, w, "still fine\n");
-	tls_close(w);
-	cr_assert_eq(tls_connect(port, cctx, "localhost", &r, &w), 0);
+	close_and_free(w);
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "another\n");
-	tls_close(w);
-	rill_server_close(srv);
-	cr_assert_eq(rill_server_wait_closed(srv), 0);
-	rill_server_free(srv);
+	close_and_free(w);
+	tls_env_wait_stop(&e);
 	cr_assert_eq(seen.calls, 2, "the silent client never reached the callback");
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
 	return 0;
 }
 
-Test(tls_timeouts, server_handshake_timeout, .timeout = 30)
-{
-	tls_run(server_timeout, NULL);
-}
+/* ---- closing: close_notify, then the peer's, or the timeout ------- */
 
-/* ---- closing without waiting for the peer --------------------------- */
+struct hold {
+	struct served seen;
+	bool release;		/* read_and_hold may close now */
+};
 
 /* Reads to EOF and then holds the connection open, never sending its own
- * close_notify, until the test lets go. */
+ * close_notify, until the test lets go (release set: at once). */
 static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 {
-	struct served *s = arg;
+	struct hold *h = arg;
 	char buf[256];
 	ssize_t n;
 
-	s->calls++;
+	h->seen.calls++;
 	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
 		rill_writer_write(w, buf, (size_t)n);
-	s->last_read = n;
-	for (int i = 0; i < 500 && !s->release; i++)
+	h->seen.last_read = n;
+	for (int i = 0; i < 500 && !h->release; i++)
 		rill_sleep_ms(10);
 	rill_writer_close(w);
 	return 0;
 }
 
-static int close_without_answer(void *arg)
+/* asyncio's SSLProtocol: close sends close_notify and waits for the
+ * peer's, at most ssl_shutdown_timeout, then aborts; wait_closed() raises
+ * the TimeoutError. answer: the server closes (and says close_notify) as
+ * soon as it reads ours. */
+static int close_and_wait(bool answer)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
-	struct served seen = { 0 };
-	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1, .ssl = sctx };
-	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
-		.ssl_context = cctx, .server_hostname = "localhost",
-				.ssl_shutdown_timeout = 1000 * MS };
+	struct hold h = { .release = answer };
+	struct tls_env e = { 0 };
 	rill_reader *r;
 	rill_writer *w;
-	rill_server *srv;
 	rill_bytes line;
-	rill_time t0;
+	rill_time t0, ms;
+	int err;
 
-	(void)arg;
-	cr_assert_eq(rill_start_server(read_and_hold, &seen, "127.0.0.1", 0, &so, &srv), 0);
-	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), &o, &r, &w), 0);
+	tls_env_start(&e, read_and_hold, &h, NULL);
+	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, RILL_OPEN_OPTIONS(
+		.ssl_context = e.cctx, .server_hostname = "localhost",
+		.ssl_shutdown_timeout = 300 * MS), &r, &w), 0);
 	cr_assert_eq(rill_writer_write(w, "hi\n", 3), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 3);
 	t0 = rill_now();
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	/* close_notify is sent and the socket closed without waiting for
-	 * the answer that never comes: well within the shutdown timeout. */
-	cr_assert_lt(elapsed_ms(t0), 500, "wait_closed took %lld ms",
-		     (long long)elapsed_ms(t0));
+	err = rill_writer_wait_closed(w);
+	ms = elapsed_ms(t0);
+	if (answer) {
+		cr_assert_eq(err, 0, "%s", rill_strerror(err));
+		cr_assert_lt(ms, 250, "wait_closed took %lld ms", (long long)ms);
+	} else {
+		cr_assert_eq(err, RILL_ETLS_SHUTDOWN_TIMEOUT, "%s", rill_strerror(err));
+		cr_assert_geq(ms, 290, "wait_closed took %lld ms", (long long)ms);
+		cr_assert_lt(ms, 1500, "wait_closed took %lld ms", (long long)ms);
+		/* Repeatable, as the future's exception is. */
+		cr_assert_eq(rill_writer_wait_closed(w), RILL_ETLS_SHUTDOWN_TIMEOUT);
+	}
 	rill_writer_free(w);
 	/* The server saw our close_notify: a clean EOF. */
-	for (int i = 0; i < 200 && seen.last_read != 0; i++)
+	for (int i = 0; i < 200 && h.seen.last_read != 0; i++)
 		rill_sleep_ms(5);
-	cr_assert_eq(seen.last_read, 0, "server's last read: %s",
-		     rill_strerror((int)seen.last_read));
-	seen.release = true;
-	rill_server_close(srv);
-	cr_assert_eq(rill_server_wait_closed(srv), 0);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	cr_assert_eq(h.seen.last_read, 0, "server's last read: %s",
+		     rill_strerror((int)h.seen.last_read));
+	h.release = true;
+	tls_env_wait_stop(&e);
 	return 0;
 }
 
-Test(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout = 30)
+TASK_TEST(tls_timeouts, close_waits_for_the_peers_close_notify_until_the_timeout, .timeout = 30)
 {
-	tls_run(close_without_answer, NULL);
+	return close_and_wait(false);
+}
+
+TASK_TEST(tls_timeouts, close_ends_when_the_peers_close_notify_arrives, .timeout = 30)
+{
+	return close_and_wait(true);
 }
 
 /* ---- start_tls ------------------------------------------------------- */
@@ -258,7 +217,7 @@ static int starttls_server(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-static int start_tls(void *arg)
+TASK_TEST(tls_timeouts, start_tls_with_the_client_hello_already_buffered, .timeout = 30)
 {
 	struct upgrade u = { .sctx = tls_server_ctx("server"), .last_read = -1 };
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
@@ -267,7 +226,6 @@ static int start_tls(void *arg)
 	rill_server *srv;
 	int err;
 
-	(void)arg;
 	cr_assert_eq(rill_start_server(starttls_server, &u, "127.0.0.1", 0, NULL, &srv), 0);
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), NULL, &r, &w), 0);
 	cr_assert_null(rill_writer_get_extra_info(w, "ssl_object", NULL), "plain so far");
@@ -286,7 +244,7 @@ static int start_tls(void *arg)
 	cr_assert_str_eq(u.version, "TLSv1.3");
 	/* Upgrading twice is a state error. */
 	cr_assert_eq(rill_start_tls(w, cctx, "localhost", NULL), RILL_ESTATE);
-	tls_close(w);
+	close_and_free(w);
 	for (int i = 0; i < 200 && u.last_read != 0; i++)
 		rill_sleep_ms(5);
 	cr_assert_eq(u.last_read, 0, "clean EOF after close_notify: %s",
@@ -298,27 +256,8 @@ static int start_tls(void *arg)
 	return 0;
 }
 
-Test(tls_timeouts, start_tls_with_the_client_hello_already_buffered, .timeout = 30)
-{
-	tls_run(start_tls, NULL);
-}
-
 /* start_tls's own handshake timeout, on a plain peer that never answers. */
-static int silent_plain(rill_reader *r, rill_writer *w, void *arg)
-{
-	struct served *s = arg;
-	char buf[4096];
-	ssize_t n;
-
-	s->calls++;
-	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
-		;	/* swallow the ClientHello, answer nothing */
-	s->last_read = n;
-	rill_writer_close(w);
-	return 0;
-}
-
-static int start_tls_timeout(void *arg)
+TASK_TEST(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
 {
 	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
 	rill_tls_timeouts to = { .size = sizeof(rill_tls_timeouts), .handshake = 150 * MS };
@@ -329,8 +268,8 @@ static int start_tls_timeout(void *arg)
 	rill_time t0;
 	int err;
 
-	(void)arg;
-	cr_assert_eq(rill_start_server(silent_plain, &seen, "127.0.0.1", 0, NULL, &srv), 0);
+	/* A plain peer that swallows the ClientHello and answers nothing. */
+	cr_assert_eq(rill_start_server(read_to_end, &seen, "127.0.0.1", 0, NULL, &srv), 0);
 	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), NULL, &r, &w), 0);
 	t0 = rill_now();
 	err = rill_start_tls(w, cctx, "localhost", &to);
@@ -340,14 +279,9 @@ static int start_tls_timeout(void *arg)
 	/* The connection is over: reads report the failure. */
 	cr_assert_eq(rill_reader_read(r, (char[1]){ 0 }, 1), RILL_ETLS_HANDSHAKE_TIMEOUT);
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(rill_writer_wait_closed(w), RILL_ETLS_HANDSHAKE_TIMEOUT);
 	rill_writer_free(w);
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);
 	return 0;
-}
-
-Test(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
-{
-	tls_run(start_tls_timeout, NULL);
 }

@@ -20,45 +20,18 @@ static void capture_log(int level, const char *msg, void *arg)
 	snprintf(logged + n, sizeof(logged) - n, "%s\n", msg);
 }
 
-/* Echoes lines until EOF. */
-static int echo_lines(rill_reader *r, rill_writer *w, void *arg)
+/* Echoes lines until EOF; counts the calls in seen (if not NULL) and
+ * notes the client certificate's subject there. */
+static int echo_seen(rill_reader *r, rill_writer *w, void *arg)
 {
 	struct seen *s = arg;
 	const char *subject = rill_writer_get_extra_info(w, "peercert_subject", NULL);
-	rill_bytes line;
 
 	if (s) {
 		s->calls++;
 		snprintf(s->subject, sizeof(s->subject), "%s", subject ? subject : "(none)");
 	}
-	while (rill_reader_readline(r, &line) > 0) {
-		rill_writer_write(w, line.data, line.len);
-		if (rill_writer_drain(w) < 0)
-			break;
-	}
-	rill_writer_close(w);
-	return 0;
-}
-
-static rill_server *serve(rill_tls_ctx *ctx, struct seen *seen)
-{
-	rill_server_options o = { .size = sizeof(rill_server_options), .sock = -1, .ssl = ctx };
-	rill_server *s;
-
-	cr_assert_eq(rill_start_server(echo_lines, seen, "127.0.0.1", 0, &o, &s), 0);
-	return s;
-}
-
-static void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
-{
-	rill_bytes line;
-	ssize_t n;
-
-	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
-	n = rill_reader_readline(r, &line);
-	cr_assert_eq(n, (ssize_t)strlen(msg), "readline: %s (%s)", rill_strerror((int)n),
-		     rill_tls_last_error());
-	cr_assert_arr_eq(line.data, msg, strlen(msg));
+	return echo_lines(r, w, NULL);
 }
 
 /* ---- one failing connection ------------------------------------------ */
@@ -74,15 +47,16 @@ struct bad_case {
 static int bad_connection(void *arg)
 {
 	const struct bad_case *bc = arg;
-	rill_tls_ctx *sctx = tls_server_ctx(bc->server_cert), *cctx = tls_client_ctx(bc->ca);
+	struct tls_env e = { .sctx = tls_server_ctx(bc->server_cert),
+			     .cctx = tls_client_ctx(bc->ca) };
 	struct seen seen = { 0 };
-	rill_server *srv = serve(sctx, &seen);
 	rill_reader *r = NULL;
 	rill_writer *w = NULL;
 	int err;
 
+	tls_env_start(&e, echo_seen, &seen, NULL);
 	rill_set_log_handler(capture_log, NULL);
-	err = tls_connect(rill_server_port(srv), cctx, bc->name, &r, &w);
+	err = tls_connect(e.port, e.cctx, bc->name, &r, &w);
 	cr_assert_eq(err, bc->want, "got %s, want %s (%s)", rill_strerror(err),
 		     rill_strerror(bc->want), rill_tls_last_error());
 	cr_assert_null(w, "no writer on failure");
@@ -97,51 +71,48 @@ static int bad_connection(void *arg)
 	cr_assert(strstr(logged, rill_strerror(RILL_ETLS_ALERT)), "server logged: %s", logged);
 	cr_assert_eq(seen.calls, 0);
 	rill_set_log_handler(NULL, NULL);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	tls_env_stop(&e);
 	return 0;
+}
+
+/* Runs bad_connection on the case given by its fields. */
+static void expect_failure(const char *server_cert, const char *ca, const char *name,
+			   int want, const char *reason)
+{
+	struct bad_case bc = { server_cert, ca, name, want, reason };
+
+	run_task(bad_connection, &bc);
 }
 
 Test(tls_verify, unknown_ca, .timeout = 30)
 {
-	struct bad_case bc = { "server", "other-ca.pem", "localhost", RILL_ETLS_VERIFY,
-			       "unable to get local issuer certificate" };
-
-	tls_run(bad_connection, &bc);
+	expect_failure("server", "other-ca.pem", "localhost", RILL_ETLS_VERIFY,
+		       "unable to get local issuer certificate");
 }
 
 Test(tls_verify, expired_certificate, .timeout = 30)
 {
-	struct bad_case bc = { "expired", "ca.pem", "localhost", RILL_ETLS_VERIFY,
-			       "certificate has expired" };
-
-	tls_run(bad_connection, &bc);
+	expect_failure("expired", "ca.pem", "localhost", RILL_ETLS_VERIFY,
+		       "certificate has expired");
 }
 
 Test(tls_verify, wrong_host, .timeout = 30)
 {
-	struct bad_case bc = { "wronghost", "ca.pem", "localhost", RILL_ETLS_HOSTNAME,
-			       "hostname mismatch" };
-
-	tls_run(bad_connection, &bc);
+	expect_failure("wronghost", "ca.pem", "localhost", RILL_ETLS_HOSTNAME,
+		       "hostname mismatch");
 }
 
 Test(tls_verify, wrong_ip_address, .timeout = 30)
 {
 	/* NULL: the host itself, 127.0.0.1, is the name to check. */
-	struct bad_case bc = { "wronghost", "ca.pem", NULL, RILL_ETLS_HOSTNAME,
-			       "IP address mismatch" };
-
-	tls_run(bad_connection, &bc);
+	expect_failure("wronghost", "ca.pem", NULL, RILL_ETLS_HOSTNAME,
+		       "IP address mismatch");
 }
 
 Test(tls_verify, empty_server_hostname_still_checks_the_chain, .timeout = 30)
 {
-	struct bad_case bc = { "wronghost", "other-ca.pem", "", RILL_ETLS_VERIFY,
-			       "unable to get local issuer certificate" };
-
-	tls_run(bad_connection, &bc);
+	expect_failure("wronghost", "other-ca.pem", "", RILL_ETLS_VERIFY,
+		       "unable to get local issuer certificate");
 }
 
 /* ---- connections that succeed --------------------------------------- */
@@ -154,41 +125,40 @@ struct good_case {
 static int good_connection(void *arg)
 {
 	const struct good_case *gc = arg;
-	rill_tls_ctx *sctx = tls_server_ctx(gc->server_cert), *cctx = tls_client_ctx("ca.pem");
-	rill_server *srv = serve(sctx, NULL);
+	struct tls_env e = { .sctx = tls_server_ctx(gc->server_cert) };
 	rill_reader *r;
 	rill_writer *w;
-	int err = tls_connect(rill_server_port(srv), cctx, gc->name, &r, &w);
 
-	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_env_start(&e, echo_seen, NULL, NULL);
+	tls_connect_ok(e.port, e.cctx, gc->name, &r, &w);
 	expect_echo(r, w, "verified\n");
-	tls_close(w);
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
-	rill_tls_ctx_free(sctx);
+	close_and_free(w);
+	tls_env_stop(&e);
 	return 0;
+}
+
+/* Runs good_connection on the case given by its fields. */
+static void expect_success(const char *server_cert, const char *name)
+{
+	struct good_case gc = { server_cert, name };
+
+	run_task(good_connection, &gc);
 }
 
 Test(tls_verify, empty_server_hostname_skips_the_name_check, .timeout = 30)
 {
-	struct good_case gc = { "wronghost", "" };
-
-	tls_run(good_connection, &gc);
+	expect_success("wronghost", "");
 }
 
 Test(tls_verify, ip_address_in_the_certificate, .timeout = 30)
 {
 	/* No server_hostname: 127.0.0.1 is checked against the IP SAN. */
-	struct good_case gc = { "server", NULL };
-
-	tls_run(good_connection, &gc);
+	expect_success("server", NULL);
 }
 
 Test(tls_verify, matching_host_name, .timeout = 30)
 {
-	struct good_case gc = { "server", "localhost" };
-
-	tls_run(good_connection, &gc);
+	expect_success("server", "localhost");
 }
 
 /* ---- the default context (ssl = true) -------------------------------- */
@@ -200,7 +170,7 @@ static int default_context(void *arg)
 {
 	int want = *(int *)arg;
 	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = serve(sctx, NULL);
+	rill_server *srv = tls_serve(echo_seen, NULL, sctx, NULL);
 	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1, .ssl = true,
 		.family = AF_INET };
 	rill_reader *r;
@@ -212,7 +182,7 @@ static int default_context(void *arg)
 	if (err == 0) {
 		cr_assert_not_null(rill_writer_get_extra_info(w, "sslcontext", NULL));
 		expect_echo(r, w, "default context\n");
-		tls_close(w);
+		close_and_free(w);
 	}
 	rill_server_free(srv);
 	rill_tls_ctx_free(sctx);
@@ -225,7 +195,7 @@ Test(tls_verify, default_context_honours_ssl_cert_file, .timeout = 30)
 
 	cr_assert_eq(setenv("SSL_CERT_FILE", tls_file("ca.pem"), 1), 0);
 	unsetenv("SSL_CERT_DIR");
-	tls_run(default_context, &want);
+	run_task(default_context, &want);
 }
 
 Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
@@ -235,33 +205,28 @@ Test(tls_verify, default_context_does_not_trust_the_test_ca, .timeout = 30)
 	/* The system store, which has never heard of our throwaway CA. */
 	unsetenv("SSL_CERT_FILE");
 	unsetenv("SSL_CERT_DIR");
-	tls_run(default_context, &want);
+	run_task(default_context, &want);
 }
 
 /* ---- client certificates --------------------------------------------- */
 
-static int client_certificates(void *arg)
+TASK_TEST(tls_verify, client_certificate_required, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx_opts("server", (rill_tls_options){ .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"), .verify_client = true });
-	rill_tls_options with = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
-				  .cert_file = tls_file("client.pem"),
-				  .key_file = tls_file("client.key") };
-	rill_tls_ctx *anon = tls_client_ctx("ca.pem"), *cctx;
+	struct tls_env e = { .sctx = tls_server_ctx_verifying(),
+			     .cctx = tls_client_ctx_with_cert() };
+	rill_tls_ctx *anon = tls_client_ctx("ca.pem");
 	struct seen seen = { 0 };
-	rill_server *srv = serve(sctx, &seen);
-	int port = rill_server_port(srv);
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
 	ssize_t n;
 	int err;
 
-	(void)arg;
-	cr_assert_eq(rill_tls_ctx_new_client(&with, &cctx), 0, "%s", rill_tls_last_error());
+	tls_env_start(&e, echo_seen, &seen, NULL);
 	/* Without a certificate: TLS 1.3 finishes the client's handshake
 	 * first, so the server's refusal (an alert) comes with the first
 	 * read. */
-	err = tls_connect(port, anon, "localhost", &r, &w);
+	err = tls_connect(e.port, anon, "localhost", &r, &w);
 	if (err == 0) {
 		rill_writer_write(w, "let me in\n", 10);
 		n = rill_reader_readline(r, &line);
@@ -273,38 +238,27 @@ static int client_certificates(void *arg)
 	}
 	cr_assert_eq(seen.calls, 0, "the callback never ran");
 	/* With one: served, and the server sees who we are. */
-	err = tls_connect(port, cctx, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "certified\n");
-	tls_close(w);
+	close_and_free(w);
 	cr_assert_eq(seen.calls, 1);
 	cr_assert_str_eq(seen.subject, "/CN=rill-test-client");
-	rill_server_free(srv);
-	rill_tls_ctx_free(cctx);
+	tls_env_stop(&e);
 	rill_tls_ctx_free(anon);
-	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_verify, client_certificate_required, .timeout = 30)
-{
-	tls_run(client_certificates, NULL);
 }
 
 /* ---- argument errors ------------------------------------------------- */
 
-static int bad_arguments(void *arg)
+TASK_TEST(tls_verify, argument_errors, .timeout = 30)
 {
 	rill_tls_ctx *sctx = tls_server_ctx("server");
-	rill_server *srv = serve(sctx, NULL);
-	int port = rill_server_port(srv), fd;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	rill_server *srv = tls_serve(echo_seen, NULL, sctx, NULL);
+	int port = rill_server_port(srv);
 	rill_reader *r;
 	rill_writer *w;
 	rill_open_options o;
 
-	(void)arg;
 	/* server_hostname means nothing without ssl. */
 	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = -1,
 		.server_hostname = "localhost" };
@@ -316,9 +270,8 @@ static int bad_arguments(void *arg)
 	cr_assert_neq(*rill_tls_last_error(), '\0');
 
 	/* sock= with ssl: no host to check, so server_hostname is needed. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = fd, .ssl = true };
+	o = (rill_open_options){ .size = sizeof(rill_open_options), .sock = tcp_client(port),
+		.ssl = true };
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), -EINVAL);
 	o.ssl = false;
 	o.ssl_context = tls_client_ctx("ca.pem");
@@ -327,16 +280,11 @@ static int bad_arguments(void *arg)
 	o.server_hostname = "localhost";
 	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0, "%s", rill_tls_last_error());
 	expect_echo(r, w, "adopted\n");
-	tls_close(w);
+	close_and_free(w);
 	rill_tls_ctx_free(o.ssl_context);
 	rill_server_free(srv);
 	rill_tls_ctx_free(sctx);
 	return 0;
-}
-
-Test(tls_verify, argument_errors, .timeout = 30)
-{
-	tls_run(bad_arguments, NULL);
 }
 
 Test(tls_verify, context_errors, .timeout = 30)
@@ -362,40 +310,37 @@ Test(tls_verify, context_errors, .timeout = 30)
 
 /* ---- isolation ------------------------------------------------------- */
 
-struct pair {
+/* A client that trusts another CA; what its connect gave. */
+struct bad_client {
 	int port;
-	rill_tls_ctx *good, *bad;
-	int bad_err;
-	bool good_done;
+	rill_tls_ctx *ctx;
+	int err;
 };
 
 static int bad_client(void *arg)
 {
-	struct pair *p = arg;
+	struct bad_client *b = arg;
 	rill_reader *r;
 	rill_writer *w;
 
-	p->bad_err = tls_connect(p->port, p->bad, "localhost", &r, &w);
+	b->err = tls_connect(b->port, b->ctx, "localhost", &r, &w);
 	return 0;
 }
 
-static int isolation(void *arg)
+TASK_TEST(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
 {
-	rill_tls_ctx *sctx = tls_server_ctx("server");
+	struct tls_env e = { 0 };
 	struct seen seen = { 0 };
-	rill_server *srv = serve(sctx, &seen);
-	struct pair p = { .port = rill_server_port(srv), .good = tls_client_ctx("ca.pem"),
-			  .bad = tls_client_ctx("other-ca.pem") };
+	struct bad_client b = { .ctx = tls_client_ctx("other-ca.pem") };
 	rill_reader *r;
 	rill_writer *w;
 	rill_task *t;
-	int err;
 
-	(void)arg;
-	err = tls_connect(p.port, p.good, "localhost", &r, &w);
-	cr_assert_eq(err, 0, "%s (%s)", rill_strerror(err), rill_tls_last_error());
+	tls_env_start(&e, echo_seen, &seen, NULL);
+	b.port = e.port;
+	tls_env_connect(&e, &r, &w);
 	/* The bad one fails while the good one is mid-conversation. */
-	cr_assert_eq(rill_spawn(rill_loop_current(), bad_client, &p, &t), 0);
+	cr_assert_eq(rill_spawn(rill_loop_current(), bad_client, &b, &t), 0);
 	for (int i = 0; i < 50 && !rill_task_done(t); i++) {
 		char msg[32];
 
@@ -403,22 +348,15 @@ static int isolation(void *arg)
 		expect_echo(r, w, msg);
 	}
 	cr_assert_eq(rill_task_join(t, NULL), 0);
-	cr_assert_eq(p.bad_err, RILL_ETLS_VERIFY, "%s", rill_strerror(p.bad_err));
+	cr_assert_eq(b.err, RILL_ETLS_VERIFY, "%s", rill_strerror(b.err));
 	expect_echo(r, w, "after the failure\n");
-	tls_close(w);
+	close_and_free(w);
 	/* And the server goes on accepting. */
-	cr_assert_eq(tls_connect(p.port, p.good, "localhost", &r, &w), 0);
+	tls_env_connect(&e, &r, &w);
 	expect_echo(r, w, "next\n");
-	tls_close(w);
+	close_and_free(w);
 	cr_assert_eq(seen.calls, 2);
-	rill_server_free(srv);
-	rill_tls_ctx_free(p.good);
-	rill_tls_ctx_free(p.bad);
-	rill_tls_ctx_free(sctx);
+	tls_env_stop(&e);
+	rill_tls_ctx_free(b.ctx);
 	return 0;
-}
-
-Test(tls_verify, one_failure_leaves_other_connections_alone, .timeout = 30)
-{
-	tls_run(isolation, NULL);
 }

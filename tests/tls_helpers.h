@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared by the test_tls_* programs: throwaway certificates (tls_certs.sh,
  * made once per test program), contexts made from them, peer processes
- * (openssl, curl, nginx) on pipes, and small task helpers.
+ * (openssl, curl, nginx) on pipes, TLS servers and connections. The
+ * helpers of every test program come with it, from tests/helpers.h.
  *
  * Include it once per test program: it defines Criterion's PRE_ALL and
  * POST_ALL hooks. The certificates are made in the runner process before
@@ -11,32 +12,15 @@
 #ifndef RILL_TESTS_TLS_HELPERS_H
 #define RILL_TESTS_TLS_HELPERS_H
 
-#include <criterion/criterion.h>
+#include "tests/helpers.h"
+
 #include <criterion/hooks.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "rill/error.h"
-#include "rill/stream.h"
-#include "rill/task.h"
 #include "rill/tls.h"
-
-#define MS RILL_NSEC_PER_MSEC
 
 /* ---- certificates --------------------------------------------------- */
 
@@ -119,9 +103,34 @@ static inline rill_tls_ctx *tls_server_ctx_opts(const char *name, rill_tls_optio
 	return ctx;
 }
 
+/* A server context for NAME.pem and NAME.key with the default options. */
 static inline rill_tls_ctx *tls_server_ctx(const char *name)
 {
 	return tls_server_ctx_opts(name, (rill_tls_options){ .size = sizeof(rill_tls_options) });
+}
+
+/* A server context for server.pem that asks for a client certificate and
+ * requires one signed by ca.pem. */
+static inline rill_tls_ctx *tls_server_ctx_verifying(void)
+{
+	return tls_server_ctx_opts("server", (rill_tls_options){
+		.size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
+		.verify_client = true });
+}
+
+/* A client context trusting ca.pem that shows client.pem as its
+ * certificate. */
+static inline rill_tls_ctx *tls_client_ctx_with_cert(void)
+{
+	rill_tls_options o = { .size = sizeof(rill_tls_options), .ca_file = tls_file("ca.pem"),
+			       .cert_file = tls_file("client.pem"),
+			       .key_file = tls_file("client.key") };
+	rill_tls_ctx *ctx = NULL;
+	int err = rill_tls_ctx_new_client(&o, &ctx);
+
+	cr_assert_eq(err, 0, "client context: %s %s", rill_strerror(err),
+		     rill_tls_last_error());
+	return ctx;
 }
 
 /* A client context trusting CA file ca ("ca.pem", "other-ca.pem"). */
@@ -144,6 +153,7 @@ struct peer {
 	int out;	/* its stdout (and stderr if merged) */
 };
 
+/* CLOCK_MONOTONIC in milliseconds. */
 static inline long long tls_now_ms(void)
 {
 	struct timespec ts;
@@ -205,6 +215,7 @@ static inline size_t peer_read(struct peer *p, char *buf, size_t cap,
 	return n;
 }
 
+/* Closes the peer's stdin (once): EOF for it. */
 static inline void peer_close_stdin(struct peer *p)
 {
 	if (p->in >= 0)
@@ -231,6 +242,7 @@ static inline int peer_wait(struct peer *p, int timeout_ms)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Asks the peer to end (SIGTERM) and waits for it, 5 s at most. */
 static inline void peer_stop(struct peer *p)
 {
 	kill(p->pid, SIGTERM);
@@ -249,6 +261,7 @@ struct peer_run {
 	atomic_bool done;
 };
 
+/* The thread of peer_run_in_task (arg: struct peer_run). */
 static inline void *peer_run_thread(void *arg)
 {
 	struct peer_run *r = arg;
@@ -277,30 +290,22 @@ static inline void peer_run_in_task(struct peer_run *r)
 	pthread_join(th, NULL);
 }
 
-/* ---- sockets and tasks ---------------------------------------------- */
+/* ---- servers and connections --------------------------------------- */
 
-/* A plain listening socket on 127.0.0.1 with a free port. */
-static inline int tls_listen_local(int *portp)
+/* A TLS server on 127.0.0.1 with context ctx and the options o (NULL: the
+ * defaults), port chosen by the kernel, calling cb(arg) per connection.
+ * The caller frees it. */
+static inline rill_server *tls_serve(rill_client_connected_fn cb, void *arg, rill_tls_ctx *ctx,
+				     const rill_server_options *o)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rill_server_options so = o ? *o : (rill_server_options)RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	int err;
 
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(fd, 16), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	*portp = ntohs(a.sin_port);
-	return fd;
-}
-
-static inline void tls_run(rill_task_fn fn, void *arg)
-{
-	int result = -1, err = rill_run(fn, arg, &result);
-
-	cr_assert_eq(err, 0, "rill_run: %s", rill_strerror(err));
-	cr_assert_eq(result, 0, "task failed: %d", result);
+	so.ssl = ctx;
+	err = rill_start_server(cb, arg, "127.0.0.1", 0, &so, &s);
+	cr_assert_eq(err, 0, "start_server: %s", rill_strerror(err));
+	return s;
 }
 
 /* open_connection to 127.0.0.1:port with TLS: ctx, name. */
@@ -313,11 +318,71 @@ static inline int tls_connect(int port, rill_tls_ctx *ctx, const char *name,
 	return rill_open_connection("127.0.0.1", port, &o, r, w);
 }
 
-static inline void tls_close(rill_writer *w)
+/* tls_connect; fails the test, with OpenSSL's reason, if it fails. */
+static inline void tls_connect_ok(int port, rill_tls_ctx *ctx, const char *name,
+				  rill_reader **r, rill_writer **w)
 {
-	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	rill_writer_free(w);
+	int err = tls_connect(port, ctx, name, r, w);
+
+	cr_assert_eq(err, 0, "connect: %s (%s)", rill_strerror(err), rill_tls_last_error());
+}
+
+/* A TLS server for a test, and a client context to reach it. */
+struct tls_env {
+	rill_tls_ctx *sctx;	/* NULL before tls_env_start: server.pem's */
+	rill_tls_ctx *cctx;	/* NULL before tls_env_start: trusting ca.pem */
+	rill_server *srv;
+	int port;
+};
+
+/* Starts e's server on 127.0.0.1 with the options o (NULL: the defaults)
+ * and e->sctx, calling cb(arg) per connection; makes the contexts the test
+ * has not set. */
+static inline void tls_env_start(struct tls_env *e, rill_client_connected_fn cb, void *arg,
+				 const rill_server_options *o)
+{
+	if (!e->sctx)
+		e->sctx = tls_server_ctx("server");
+	if (!e->cctx)
+		e->cctx = tls_client_ctx("ca.pem");
+	e->srv = tls_serve(cb, arg, e->sctx, o);
+	e->port = rill_server_port(e->srv);
+}
+
+/* tls_connect_ok to e's server with e->cctx, for the name "localhost". */
+static inline void tls_env_connect(const struct tls_env *e, rill_reader **r, rill_writer **w)
+{
+	tls_connect_ok(e->port, e->cctx, "localhost", r, w);
+}
+
+/* Frees e's server (aborting what it still serves), then its contexts. */
+static inline void tls_env_stop(struct tls_env *e)
+{
+	rill_server_free(e->srv);
+	rill_tls_ctx_free(e->cctx);
+	rill_tls_ctx_free(e->sctx);
+}
+
+/* Closes e's server, waits until its callbacks have all returned (failing
+ * the test if wait_closed fails), then tls_env_stop. */
+static inline void tls_env_wait_stop(struct tls_env *e)
+{
+	rill_server_close(e->srv);
+	cr_assert_eq(rill_server_wait_closed(e->srv), 0);
+	tls_env_stop(e);
+}
+
+/* Writes msg, a line, and fails the test unless the same line comes back. */
+static inline void expect_echo(rill_reader *r, rill_writer *w, const char *msg)
+{
+	rill_bytes line;
+	ssize_t n;
+
+	cr_assert_eq(rill_writer_write(w, msg, strlen(msg)), 0);
+	n = rill_reader_readline(r, &line);
+	cr_assert_eq(n, (ssize_t)strlen(msg), "readline: %s (%s)", rill_strerror((int)n),
+		     rill_tls_last_error());
+	cr_assert_arr_eq(line.data, msg, strlen(msg));
 }
 
 #endif

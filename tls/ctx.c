@@ -227,18 +227,22 @@ static int ctx_alpn(rill_tls_ctx *ctx, const rill_tls_options *o)
 	return 0;
 }
 
+/* The caller's options over the defaults (opts may be NULL). */
+static int ctx_options(const rill_tls_options *opts, rill_tls_options *o)
+{
+	*o = (rill_tls_options)RILL_TLS_OPTIONS_INIT;
+	return rill__options_load(o, sizeof(*o), opts, "rill_tls_options");
+}
+
 int rill_tls_ctx_new_client(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 {
-	rill_tls_options copy = RILL_TLS_OPTIONS_INIT;
+	rill__detail_clear();
+	rill_tls_options copy;
 	const rill_tls_options *o = &copy;
 	rill_tls_ctx *ctx;
-	int err;
+	int err = ctxp ? ctx_options(opts, &copy) : -EINVAL;
 
-	if (!ctxp)
-		return -EINVAL;
-	if ((err = rill__options_load(&copy, sizeof(copy), opts, "rill_tls_options")) < 0)
-		return err;
-	if ((err = ctx_alloc(TLS_client_method(), false, &ctx)) < 0)
+	if (err < 0 || (err = ctx_alloc(TLS_client_method(), false, &ctx)) < 0)
 		return err;
 	ctx->verify = !o->insecure;
 	SSL_CTX_set_verify(ctx->ssl_ctx, ctx->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
@@ -256,13 +260,13 @@ int rill_tls_ctx_new_client(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 
 int rill_tls_ctx_new_server(const rill_tls_options *opts, rill_tls_ctx **ctxp)
 {
-	rill_tls_options copy = RILL_TLS_OPTIONS_INIT;
+	rill__detail_clear();
+	rill_tls_options copy;
 	const rill_tls_options *o = &copy;
 	rill_tls_ctx *ctx;
-	int err;
+	int err = ctx_options(opts, &copy);
 
-	if (ctxp && opts &&
-	    (err = rill__options_load(&copy, sizeof(copy), opts, "rill_tls_options")) < 0)
+	if (err < 0)
 		return err;
 	if (!ctxp || !opts || !o->cert_file || !o->key_file)
 		return rill__tls_error_str(-EINVAL,

@@ -53,8 +53,10 @@ RILL_API const char *rill_err_name(int code);
 /* A longer message for the last error this thread got from rill, where the
  * code alone does not say enough: the io_uring setup failure with its fix,
  * the list of connect attempts behind RILL_EMULTI, the OpenSSL reason behind
- * a RILL_ETLS* code. Empty string when there is none. Borrowed: valid until
- * the next rill call on this thread that sets it. */
+ * a RILL_ETLS* code. Empty string when there is none. Every rill call that
+ * can fail sets it or clears it when it starts, so it never shows an
+ * earlier call's text. Borrowed: valid until the next rill call on this
+ * thread. */
 RILL_API const char *rill_error_detail(void);
 
 #ifdef __cplusplus

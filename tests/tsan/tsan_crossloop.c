@@ -4,26 +4,14 @@
  * A plain program, not a Criterion one: Criterion's sandbox maps its arena
  * at addresses ThreadSanitizer reserves, so it cannot start under TSan. It
  * prints one line per case and "N passed, N failed" at the end. */
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "rill.h"
+/* The helpers that do not need Criterion: CHECK, writer_done. */
+#define RILL_TEST_NO_CRITERION
+#include "tests/helpers.h"
 
 static int passed, failed;
-
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n",       \
-				__FILE__, __LINE__, #cond);                \
-			return -1;                                         \
-		}                                                          \
-	} while (0)
 
 static void run_case(const char *name, int (*fn)(void))
 {
@@ -244,9 +232,7 @@ static int one_client(void *arg)
 	rill_writer_write(w, "hello, loops", 12);
 	if (rill_reader_readexactly(r, in, 12) != 12 || memcmp(in, "hello, loops", 12))
 		return -1;
-	rill_writer_close(w);
-	rill_writer_wait_closed(w);
-	rill_writer_free(w);
+	writer_done(w);
 	return 0;
 }
 
