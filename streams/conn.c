@@ -196,12 +196,9 @@ void rill__conn_lost(struct rill__conn *c, int err)
 
 void rill_writer_close(rill_writer *w)
 {
-	struct rill__conn *c;
+	struct rill__conn *c = w ? rill__writer_conn(w) : NULL;
 
-	if (!w)
-		return;
-	c = rill__writer_conn(w);
-	if (c->closing)
+	if (!c || c->closing)
 		return;
 	c->closing = true;
 	/* A transport that may wait for the peer's last words keeps

@@ -391,15 +391,20 @@ int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 
 /* ---- drain, eof, close --------------------------------------------- */
 
-int rill_writer_drain(rill_writer *w)
+/* The connection behind w for a call that waits; NULL for NULL. */
+static struct rill__conn *waiting_call(rill_writer *w)
 {
 	rill__detail_clear();
-	struct rill__conn *c;
+	return w ? rill__writer_conn(w) : NULL;
+}
+
+int rill_writer_drain(rill_writer *w)
+{
+	struct rill__conn *c = waiting_call(w);
 	int err;
 
-	if (!w)
+	if (!c)
 		return -EINVAL;
-	c = rill__writer_conn(w);
 	for (;;) {
 		if (c->reader.exception)
 			return c->reader.exception;
@@ -480,13 +485,11 @@ void rill__writer_kick(rill_writer *w)
 
 int rill_writer_wait_closed(rill_writer *w)
 {
-	rill__detail_clear();
-	struct rill__conn *c;
+	struct rill__conn *c = waiting_call(w);
 	int err;
 
-	if (!w)
+	if (!c)
 		return -EINVAL;
-	c = rill__writer_conn(w);
 	while (!c->fd_closed)
 		if ((err = rill__waitq_park(&w->closers)) < 0)
 			return err;
