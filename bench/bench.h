@@ -5,8 +5,10 @@
 #define RILL_BENCH_H
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 /* Thousands of connections need thousands of fds: take the hard limit. */
@@ -74,6 +76,97 @@ static inline void bench_no_operands(const char *usage, int argc, char **argv,
 			program_invocation_name, argv[first]);
 		bench_usage_error(usage);
 	}
+}
+
+/* ---- the servers' command line ---------------------------------------
+ *
+ * rill-echo-server and the peers in bench/peers/ take the same options, so
+ * that compare.py starts each the same way: --port P --host H --mode M,
+ * and where a program has them, --threads N and --tls CERT KEY.
+ */
+enum bench_mode { BENCH_MODE_ECHO, BENCH_MODE_SINK, BENCH_MODE_HTTP };
+
+#define BENCH_SERVER_THREADS 1u	/* the program takes --threads N */
+#define BENCH_SERVER_TLS 2u	/* the program takes --tls CERT KEY */
+
+struct bench_server_args {
+	const char *host;	/* --host; the caller's default stays */
+	const char *port;	/* --port, as given (for getaddrinfo) */
+	int port_num;		/* the same as a number; -1 when not given */
+	enum bench_mode mode;	/* --mode; echo by default */
+	int threads;		/* --threads; the caller's default stays */
+	const char *cert, *key;	/* --tls */
+};
+
+#define BENCH_SERVER_OPTIONS \
+	"  --host H          listen on address H (default 127.0.0.1)\n" \
+	"  --mode M          echo: write back what arrives (default);\n" \
+	"                    sink: read and discard; http: HTTP/1.1 keep-alive\n"
+
+static inline enum bench_mode bench_mode_parse(const char *usage, const char *s)
+{
+	if (!strcmp(s, "echo"))
+		return BENCH_MODE_ECHO;
+	if (!strcmp(s, "sink"))
+		return BENCH_MODE_SINK;
+	if (!strcmp(s, "http"))
+		return BENCH_MODE_HTTP;
+	fprintf(stderr, "%s: --mode is echo, sink or http, not '%s'\n",
+		program_invocation_name, s);
+	bench_usage_error(usage);
+}
+
+/* --tls takes two arguments: the second is the next word. */
+static inline void bench_tls_args(const char *usage, int argc, char **argv,
+				  struct bench_server_args *a)
+{
+	if (optind >= argc) {
+		fprintf(stderr, "%s: --tls needs CERT and KEY\n", program_invocation_name);
+		bench_usage_error(usage);
+	}
+	a->cert = optarg;
+	a->key = argv[optind++];
+}
+
+/* Parses the servers' options into *a (its defaults filled in by the
+ * caller); extra says which optional ones the program takes. */
+static inline void bench_server_parse(int argc, char **argv, const char *usage,
+				      const char *options, unsigned extra,
+				      struct bench_server_args *a)
+{
+	static const struct option longopts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "tls", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+		if (c == 'p') {
+			a->port_num = (int)bench_int(usage, "--port", optarg, 0, 65535);
+			a->port = optarg;
+		} else if (c == 'H') {
+			a->host = optarg;
+		} else if (c == 'm') {
+			a->mode = bench_mode_parse(usage, optarg);
+		} else if (c == 't' && (extra & BENCH_SERVER_THREADS)) {
+			a->threads = (int)bench_int(usage, "--threads", optarg, 1, 1024);
+		} else if (c == 'T' && (extra & BENCH_SERVER_TLS)) {
+			bench_tls_args(usage, argc, argv, a);
+		} else if (c == 'h') {
+			bench_help(usage, options);
+		} else {
+			if (c == 't' || c == 'T')
+				fprintf(stderr, "%s: unrecognized option '%s'\n",
+					program_invocation_name, argv[optind - 1]);
+			bench_usage_error(usage);
+		}
+	}
+	bench_no_operands(usage, argc, argv, optind);
 }
 
 #endif

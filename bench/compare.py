@@ -49,6 +49,9 @@ SERVER_CPU = "0"
 CLIENT_CPU = "1"
 
 
+EPOLL_ROW = "rill (epoll backend)"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,6 +64,8 @@ def servers(build, certs=None):
     peers = os.path.join(build, "bench", "peers")
     plain = {
         "rill": [os.path.join(build, "bench", "rill-echo-server")],
+        # The same server on the fallback backend (where io_uring is refused).
+        EPOLL_ROW: ["env", "RILL_BACKEND=epoll", os.path.join(build, "bench", "rill-echo-server")],
         "epoll": [os.path.join(peers, "epoll_echo")],
         "libuv": [os.path.join(peers, "uv_echo")],
         "uvloop": [PY, os.path.join(ROOT, "bench", "peers", "asyncio_echo.py"), "--uvloop"],
@@ -199,6 +204,8 @@ def iperf3(write_size, secs):
 
 
 def available(cmd):
+    while cmd[0] == "env" or "=" in cmd[0]:
+        cmd = cmd[1:]
     if cmd[0] == PY:
         if not os.path.exists(PY):
             return False
@@ -248,7 +255,7 @@ def main():
         ("connect+echo+close, 10 at once", "echo", ["connect", "-c", "10", "-s", "64", "-t", secs], False,
          None),
         ("bulk, 64 KiB writes", "sink", ["bulk", "-c", "1", "-s", "65536", "-t", secs], False,
-         ("rill", "epoll", "libuv")),
+         ("rill", EPOLL_ROW, "epoll", "libuv")),
         ("TLS echo, 100 conns, 16 in flight", "echo",
          ["echo", "-c", "100", "-s", "64", "-d", "16", "-t", secs], True, None),
         ("TLS bulk, 64 KiB writes", "sink", ["bulk", "-c", "1", "-s", "65536", "-t", secs], True,
@@ -256,7 +263,7 @@ def main():
     ]
     if a.short:
         scenarios = [s for s in scenarios if not s[0].startswith("connect")]
-        short = ("rill", "epoll", "libuv", "uvloop", "openssl")
+        short = ("rill", EPOLL_ROW, "epoll", "libuv", "uvloop", "openssl")
         all_servers = {k: v for k, v in all_servers.items() if k in short}
         tls_servers = {k: v for k, v in tls_servers.items() if k in short}
     table = []
@@ -617,6 +624,14 @@ def write_outputs(a, table, curve, memory):
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 row["scenario"], name, fmt(r["rate"]), fmt(r["mbps"]), fmt(r.get("p99_us") or None),
                 fmt(r.get("cpu_us_per_msg")), fmt(per_gb), ratio))
+    fallback = []
+    for row in table:
+        r, peer = row["results"].get(EPOLL_ROW), row["results"].get("epoll")
+        if r and peer and peer["rate"]:
+            fallback.append("%s %.2fx" % (row["scenario"], r["rate"] / peer["rate"]))
+    if fallback:
+        lines += ["", "rill's epoll backend against the hand-written epoll server (target 0.9x): " +
+                  "; ".join(fallback) + "."]
     if memory:
         lines += ["", "Idle connections: %d held open by the rill server, each with a task: %.1f KiB RSS per "
                   "connection (RSS %d KiB -> %d KiB)." % (memory["conns"], memory["kib_per_conn"],

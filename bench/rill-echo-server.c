@@ -26,12 +26,10 @@
 #include <rill/tls.h>
 #endif
 
-enum mode { MODE_ECHO, MODE_SINK, MODE_HTTP };
-
 struct config {
 	const char *host;
 	int port;
-	enum mode mode;
+	enum bench_mode mode;
 	int threads;
 	const char *cert, *key;	/* --tls */
 };
@@ -82,9 +80,9 @@ static int handle_http(rill_reader *r, rill_writer *w, void *arg)
 }
 
 static const rill_client_connected_fn handlers[] = {
-	[MODE_ECHO] = handle_echo,
-	[MODE_SINK] = handle_sink,
-	[MODE_HTTP] = handle_http,
+	[BENCH_MODE_ECHO] = handle_echo,
+	[BENCH_MODE_SINK] = handle_sink,
+	[BENCH_MODE_HTTP] = handle_http,
 };
 
 /* Signals arrive on a thread of their own, which asks the loop to cancel
@@ -166,69 +164,24 @@ static int serve(void *arg)
 	"                        [--threads N] [--tls CERT KEY]"
 #define OPTIONS \
 	"  --port P          listen on port P (default 8888; 0: any free port)\n" \
-	"  --host H          listen on address H (default 127.0.0.1)\n" \
-	"  --mode M          echo: write back what arrives (default);\n" \
-	"                    sink: read and discard; http: HTTP/1.1 keep-alive\n" \
+	BENCH_SERVER_OPTIONS \
 	"  --threads N       serve on N loops, a thread each (default 1)\n" \
 	"  --tls CERT KEY    serve TLS with this certificate chain and key\n" \
 	"  -h, --help        print this and exit\n"
 
-static enum mode parse_mode(const char *s)
-{
-	if (!strcmp(s, "echo"))
-		return MODE_ECHO;
-	if (!strcmp(s, "sink"))
-		return MODE_SINK;
-	if (!strcmp(s, "http"))
-		return MODE_HTTP;
-	fprintf(stderr, "%s: --mode is echo, sink or http, not '%s'\n",
-		program_invocation_name, s);
-	bench_usage_error(USAGE);
-}
-
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
-	static const struct option longopts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "tls", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
+	struct bench_server_args a = { .host = cfg->host, .port_num = -1, .threads = 1 };
 
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			cfg->port = (int)bench_int(USAGE, "--port", optarg, 0, 65535);
-			break;
-		case 'H':
-			cfg->host = optarg;
-			break;
-		case 'm':
-			cfg->mode = parse_mode(optarg);
-			break;
-		case 't':
-			cfg->threads = (int)bench_int(USAGE, "--threads", optarg, 1, 1024);
-			break;
-		case 'T':	/* two arguments: the second is the next word */
-			if (optind >= argc) {
-				fprintf(stderr, "%s: --tls needs CERT and KEY\n",
-					program_invocation_name);
-				bench_usage_error(USAGE);
-			}
-			cfg->cert = optarg;
-			cfg->key = argv[optind++];
-			break;
-		case 'h':
-			bench_help(USAGE, OPTIONS);
-		default:
-			bench_usage_error(USAGE);
-		}
-	}
-	bench_no_operands(USAGE, argc, argv, optind);
+	bench_server_parse(argc, argv, USAGE, OPTIONS,
+			   BENCH_SERVER_THREADS | BENCH_SERVER_TLS, &a);
+	cfg->host = a.host;
+	if (a.port_num >= 0)
+		cfg->port = a.port_num;
+	cfg->mode = a.mode;
+	cfg->threads = a.threads;
+	cfg->cert = a.cert;
+	cfg->key = a.key;
 }
 
 int main(int argc, char **argv)

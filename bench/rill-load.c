@@ -403,9 +403,11 @@ static int http_open(struct hconn *c)
 
 	o.connect_timeout = cfg->timeout;
 	o.ssl_context = cfg->tls;
-	o.server_hostname = cfg->tls ? cfg->host : NULL;
-	o.ssl_handshake_timeout = cfg->timeout;
-	o.ssl_shutdown_timeout = RILL_NSEC_PER_SEC;
+	if (cfg->tls) {		/* without TLS these are -EINVAL, as in asyncio */
+		o.server_hostname = cfg->host;
+		o.ssl_handshake_timeout = cfg->timeout;
+		o.ssl_shutdown_timeout = RILL_NSEC_PER_SEC;
+	}
 	err = rill_open_connection(cfg->addr, cfg->port, &o, &c->r, &c->w);
 
 	if (err < 0) {

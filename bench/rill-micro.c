@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/loop.h"
 #include "rill/task.h"
 

@@ -4,10 +4,11 @@
  * Multishot accept where the loop has it (one SQE, a CQE per connection),
  * else single-shot accept re-armed after each completion. Errors go to the
  * owner, which decides whether to go on (EMFILE: pause, retry later).
+ * On an epoll loop, engine/epoll.c accepts on EPOLLIN instead.
  */
 #include <errno.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "engine/io.h"
 
 static void accept_arm(struct rill__acceptor *a)
@@ -51,18 +52,25 @@ void rill__acceptor_init(struct rill__acceptor *a, rill_loop *loop, int fd,
 	a->fd = fd;
 	a->ctx = ctx;
 	a->armed = a->want = false;
+	rill__list_init(&a->settle.link);
+	if (rill__epoll(loop))
+		rill__ep_acceptor_init(a);
 }
 
 void rill__acceptor_start(struct rill__acceptor *a)
 {
 	a->want = true;
-	if (!a->armed)
+	if (rill__epoll(a->loop))
+		rill__ep_acceptor_start(a);
+	else if (!a->armed)
 		accept_arm(a);
 }
 
 void rill__acceptor_stop(struct rill__acceptor *a)
 {
 	a->want = false;
-	if (a->armed)
+	if (rill__epoll(a->loop))
+		rill__ep_acceptor_stop(a);
+	else if (a->armed)
 		rill__op_cancel(a->loop, &a->op, NULL);
 }

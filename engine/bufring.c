@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 
 int rill__bufring_init(rill_loop *loop, struct rill__bufring *r,
 		       unsigned count, unsigned size, uint16_t bgid, bool inc)

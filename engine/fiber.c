@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define RILL_ASAN 1

@@ -4,7 +4,7 @@
  * is still the loop's and says which misuse it is. */
 #include <stdlib.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 
 void rill__bury(rill_loop *loop, void *p)
 {

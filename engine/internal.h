@@ -1,19 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/internal.h: what the engine shares with the layer above it.
  *
- * The stream layer talks to the engine through three things only:
- *  - operations (struct rill__op): an SQE whose user_data points at an op;
- *    its complete() runs on the loop for every CQE of that operation;
+ * The stream layer talks to the engine through two things only:
+ *  - operations (struct rill__op), started through engine/io.h: its
+ *    complete() runs on the loop for every completion of that operation;
  *  - waits: a task parks on a struct rill__wait, or on an object's struct
  *    rill__waitq, and is woken by whoever owns the condition (or by its
- *    deadline, or by cancellation);
- *  - the provided-buffer ring of the loop.
+ *    deadline, or by cancellation).
+ * Neither says which backend (io_uring or epoll) runs the loop: that, and
+ * the loop object itself, are engine/loop.h's, which streams never see.
  */
 #ifndef RILL_ENGINE_INTERNAL_H
 #define RILL_ENGINE_INTERNAL_H
 
-#include <liburing.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -65,9 +67,9 @@ static inline void rill__list_del(struct rill__list *n)
 /* ---- operations ---------------------------------------------------- */
 
 struct rill__op;
-/* Runs on the loop thread, outside any task, for each CQE of the op. flags
- * are the CQE's flags (IORING_CQE_F_MORE: more CQEs will follow). The op
- * may be freed by this call. */
+/* Runs on the loop thread, outside any task, for each completion of the
+ * op (never inside the call that started it). flags are io_uring's CQE
+ * flags (0 under epoll). The op may be freed by this call. */
 typedef void (*rill__op_fn)(struct rill__op *op, int res, unsigned flags);
 
 struct rill__op {
@@ -175,26 +177,9 @@ bool rill__waitq_wake_one(struct rill__waitq *q);
 /* Wakes every task waiting on q. */
 RILL_SPI void rill__waitq_wake_all(struct rill__waitq *q);
 
-/* Submits op's SQE (already prepared, user_data set to op) and parks until
- * its final CQE. On cancellation or deadline the operation is cancelled in
- * the kernel and both CQEs are awaited before returning. Returns the CQE's
- * res (a result that raced the cancellation is kept: bytes are never
- * lost), or -ECANCELED / -ETIMEDOUT. *flagsp gets the CQE flags if
- * non-NULL. The sqe must come from rill__sqe() on the current loop. */
-int rill__op_wait(struct io_uring_sqe *sqe, unsigned *flagsp);
-
-/* Gets an SQE for the loop, flushing the SQ to the kernel if it is full.
- * Never returns NULL. The caller must fill it in before yielding. */
-struct io_uring_sqe *rill__sqe(rill_loop *loop);
-
 /* Counts an operation as in flight, so the loop keeps running for it. */
 void rill__op_started(rill_loop *loop);
 void rill__op_finished(rill_loop *loop);
-
-/* Submits a cancel for the op whose user_data is target. The cancel's own
- * CQE goes to done (may be NULL: then it is ignored). */
-void rill__op_cancel(rill_loop *loop, struct rill__op *target,
-		     struct rill__op *done);
 
 /* The current task, or NULL on the loop's own stack. */
 RILL_SPI rill_task *rill__current(void);
@@ -235,112 +220,13 @@ void rill__timer_del(rill_loop *loop, rill_task *task);
 rill_time rill__timer_next(const rill_loop *loop);
 void rill__timers_run(rill_loop *loop, rill_time now);
 
-/* ---- provided buffers ---------------------------------------------- */
-
-struct rill__bufring {
-	struct io_uring_buf_ring *br;
-	char *mem;
-	unsigned count, size, mask;
-	unsigned pending;	/* recycled since the last advance */
-	unsigned head;		/* next slot the kernel takes (non-inc) */
-	uint16_t bgid;
-	bool inc;		/* IOU_PBUF_RING_INC: buffers consumed in parts */
-	uint32_t *offset;	/* with inc: bytes of each buffer consumed */
-};
-
-/* Returns the bytes of buffer bid, at its current offset (inc mode). */
-static inline char *rill__buf_addr(struct rill__bufring *r, unsigned bid)
-{
-	return r->mem + (size_t)bid * r->size + (r->inc ? r->offset[bid] : 0);
-}
-
-int rill__bufring_init(rill_loop *loop, struct rill__bufring *r,
-		       unsigned count, unsigned size, uint16_t bgid, bool inc);
-void rill__bufring_exit(rill_loop *loop, struct rill__bufring *r);
-/* Hands buffer bid back to the kernel (made visible at the next flush). */
-void rill__bufring_recycle(struct rill__bufring *r, unsigned bid);
-void rill__bufring_flush(struct rill__bufring *r);
-
-/* Consumes the data of one recv CQE that used the ring: calls fn for each
- * piece of received bytes (several with bundles) and recycles buffers that
- * are used up. Returns the number of bytes. */
-typedef void (*rill__data_fn)(void *ctx, const char *p, size_t n);
-void rill__bufring_take(struct rill__bufring *r, int res, unsigned flags,
-			rill__data_fn fn, void *ctx);
-
 /* ---- the loop ------------------------------------------------------ */
-
-struct rill__callback {
-	rill_callback fn;
-	void *arg;
-};
-
-struct rill__cbqueue {
-	struct rill__callback *v;
-	size_t len, cap;
-};
 
 /* Work to do once the current batch of completions is processed (re-arming
  * a multishot recv after ENOBUFS, when buffers are back). */
 struct rill__deferred {
 	struct rill__list link;
 	void (*fn)(struct rill__deferred *d);
-};
-
-struct rill_loop {
-	struct io_uring ring;
-	pthread_t thread;
-	unsigned features;		/* in use: probed & ~disabled */
-	size_t stack_size;
-	bool running, stopping, freeing;
-	const rill_task *until;		/* task rill_task_join() runs the loop for */
-
-	/* tasks */
-	rill_task *current;
-	void *main_sp;			/* the loop's own stack while a task runs */
-	void *asan_main_fake;
-	const void *asan_main_bottom;
-	size_t asan_main_size;
-	struct rill__list ready;
-	struct rill__list tasks;	/* all live tasks */
-	size_t ntasks;
-	struct rill__stack *stack_pool;
-	size_t stack_pool_len;
-
-	/* timers: a binary min-heap of tasks ordered by their wake time */
-	rill_task **heap;
-	size_t heap_len, heap_cap;
-
-	uint64_t ops_in_flight;
-
-	/* callbacks */
-	struct rill__cbqueue soon;
-	pthread_mutex_t ts_lock;
-	struct rill__cbqueue ts_queue;	/* from other threads */
-	atomic_int ts_signalled;
-	int wake_fd;			/* eventfd */
-	uint64_t wake_buf;
-	struct rill__op wake_op;
-	bool wake_armed;
-
-	struct rill__list deferred;
-	/* Threads (name resolution) that will call back into this loop:
-	 * rill_loop_free() waits for them. */
-	atomic_int foreign;
-
-	/* Handed-back task and connection structs, freed RILL__GRAVES
-	 * burials later: a handle used again soon after join, detach or
-	 * free still points at memory of ours, marked dead, and the misuse
-	 * is named instead of corrupting the heap. */
-#define RILL__GRAVES 64
-	void *graves[RILL__GRAVES];
-	unsigned grave_next;
-
-	/* provided buffers for recv */
-	struct rill__bufring bufs;
-	bool has_bufs;
-
-	rill_loop_stats stats;
 };
 
 void rill__defer(rill_loop *loop, struct rill__deferred *d);

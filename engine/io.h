@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* engine/io.h: the engine's long-lived socket operations, for streams. */
+/* engine/io.h: the engine's socket operations, for streams: receive,
+ * accept, send, connect and their cancellation. The same contract on both
+ * backends (io_uring, epoll): a completion never runs inside the call that
+ * started the operation, and a stopped operation says when it has let go
+ * of its socket. */
 #ifndef RILL_ENGINE_IO_H
 #define RILL_ENGINE_IO_H
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "engine/internal.h"
 
@@ -47,11 +54,12 @@ struct rill__acceptor {
 	rill_loop *loop;
 	int fd;
 	void *ctx;
-	/* A new connection's fd (blocking: io_uring never blocks on it;
-	 * close-on-exec; the callee owns
+	/* A new connection's fd (close-on-exec; blocking under io_uring,
+	 * which never blocks on it, non-blocking under epoll; the callee owns
 	 * it) or -errno. */
 	void (*on_accept)(void *ctx, int fd_or_err);
 	void (*on_idle)(void *ctx);
+	struct rill__deferred settle;	/* epoll: on_idle after a stop */
 	bool armed, want;
 };
 
@@ -59,5 +67,33 @@ void rill__acceptor_init(struct rill__acceptor *a, rill_loop *loop, int fd,
 			 void *ctx);
 void rill__acceptor_start(struct rill__acceptor *a);
 void rill__acceptor_stop(struct rill__acceptor *a);
+
+/* One send of a socket at a time (two could reorder bytes). The owner
+ * embeds it and keeps it, and the iovecs, until the completion. */
+struct rill__send {
+	struct rill__op op;	/* complete(op, bytes sent or -errno, 0) */
+	rill_loop *loop;
+	int fd;
+	int res;		/* epoll: the result, while on the done queue */
+	struct msghdr msg;
+	struct rill__list link;	/* epoll: on the submit or done queue */
+	bool waiting;		/* epoll: waits for EPOLLOUT */
+	bool done;		/* epoll: on the done queue, res set */
+};
+
+/* Sends iov[0..n) on fd with MSG_NOSIGNAL; op.complete() (filled in by
+ * the caller) runs at the loop's next completion point, never inside this
+ * call, with the bytes sent (maybe fewer than asked) or -errno. The
+ * caller counts it in flight (rill__op_started/finished) if the loop must
+ * run for it. */
+void rill__send_start(rill_loop *loop, struct rill__send *s, int fd,
+		      struct iovec *iov, size_t n);
+/* Cancels the send in flight: it completes with -ECANCELED, or with its
+ * result if that came first. */
+void rill__send_cancel(struct rill__send *s);
+
+/* Task: connects fd to addr, parked until it is done. Returns 0 or
+ * -errno, -ECANCELED / -ETIMEDOUT when interrupted (as rill__park). */
+int rill__connect(int fd, const struct sockaddr *addr, socklen_t len);
 
 #endif

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* engine/loop.c: the loop: ring setup, one io_uring_enter per iteration,
- * completion dispatch, callbacks from this and other threads. */
+ * completion dispatch, callbacks from this and other threads. An epoll
+ * loop (engine/epoll.c) shares all of it but the ring: its poll step
+ * takes poll_io's place. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/stream.h"	/* the log levels */
 
 /* Defaults. The SQ holds one iteration's submissions; at 1024 a loop can
@@ -65,45 +67,6 @@ int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
 
 /* ---- setup --------------------------------------------------------- */
 
-static int read_sysctl_int(const char *path)
-{
-	char buf[16] = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? atoi(buf) : -1;
-}
-
-/* Turns a failed io_uring_setup into a code that names the cause. */
-static int setup_error(int err)
-{
-	int code = err;
-
-	if (err == -ENOSYS) {
-		code = RILL_EURING_NOSYS;
-	} else if (err == -EPERM || err == -EACCES) {
-		switch (read_sysctl_int("/proc/sys/kernel/io_uring_disabled")) {
-		case 2:
-			code = RILL_EURING_DISABLED;
-			break;
-		case 1:
-			code = RILL_EURING_GROUP;
-			break;
-		default:
-			code = RILL_EURING_DENIED;
-		}
-	} else if (err == -ENOMEM) {
-		return rill__set_detail(err, "io_uring_setup: out of memory "
-			"(older kernels charge rings to RLIMIT_MEMLOCK: raise "
-			"it or lower rill_loop_options.sq_entries)");
-	}
-	return rill__set_detail(code, "rill_loop_new: %s", rill_strerror(code));
-}
-
 /* Tries the best setup flags first and falls back one step at a time:
  * DEFER_TASKRUN (completions run only when we ask, no IPIs), then
  * COOP_TASKRUN, then plain. -EINVAL means "flag unknown": try the next. */
@@ -134,7 +97,7 @@ static int ring_setup(rill_loop *loop, unsigned sq, unsigned cq, unsigned *feat)
 		if (ret != -EINVAL)
 			break;
 	}
-	return setup_error(ret);
+	return rill__uring_setup_error(ret);
 }
 
 static int options_check(const rill_loop_options *o)
@@ -191,12 +154,31 @@ static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
 	loop->wake_fd = -1;
 }
 
+/* io_uring: the ring, its features and the buffer ring. */
+static int uring_setup(rill_loop *loop, const rill_loop_options *o)
+{
+	unsigned sq, feat;
+	int ret;
+
+	feat = rill_features_probe() & ~(o->disable | rill__disabled_from_env());
+	sq = o->sq_entries ? o->sq_entries : RILL_SQ_DEFAULT;
+	ret = ring_setup(loop, sq, o->cq_entries ? o->cq_entries : sq * RILL_CQ_FACTOR, &feat);
+	if (ret < 0)
+		return ret;
+	loop->features = feat;
+	if (!(feat & RILL_FEAT_EXT_ARG))	/* liburing then uses a timeout SQE */
+		loop->ring.features &= ~IORING_FEAT_EXT_ARG;
+	if (!(feat & RILL_FEAT_RING_FD) || io_uring_register_ring_fd(&loop->ring) != 1)
+		loop->features &= ~RILL_FEAT_RING_FD;
+	bufs_setup(loop, o);
+	return 0;
+}
+
 int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 {
 	rill__detail_clear();
 	rill_loop_options copy = RILL_LOOP_OPTIONS_INIT;
 	const rill_loop_options *o = &copy;
-	unsigned sq, feat;
 	rill_loop *loop;
 	int ret;
 
@@ -205,23 +187,18 @@ int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 	if ((ret = rill__options_load(&copy, sizeof(copy), opts, "rill_loop_options")) < 0 ||
 	    (ret = options_check(o)) < 0)
 		return ret;
+	if ((ret = rill__backend_choose(o->backend)) < 0)
+		return ret;
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
 		return -ENOMEM;
 	loop_init_fields(loop, o);
-	feat = rill_features_probe() & ~(o->disable | rill__disabled_from_env());
-	sq = o->sq_entries ? o->sq_entries : RILL_SQ_DEFAULT;
-	ret = ring_setup(loop, sq, o->cq_entries ? o->cq_entries : sq * RILL_CQ_FACTOR, &feat);
+	loop->backend = ret;
+	ret = rill__epoll(loop) ? rill__ep_init(loop) : uring_setup(loop, o);
 	if (ret < 0) {
 		free(loop);
 		return ret;
 	}
-	loop->features = feat;
-	if (!(feat & RILL_FEAT_EXT_ARG))	/* liburing then uses a timeout SQE */
-		loop->ring.features &= ~IORING_FEAT_EXT_ARG;
-	if (!(feat & RILL_FEAT_RING_FD) || io_uring_register_ring_fd(&loop->ring) != 1)
-		loop->features &= ~RILL_FEAT_RING_FD;
-	bufs_setup(loop, o);
 	loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->wake_fd < 0) {
 		ret = -errno;
@@ -359,6 +336,23 @@ static void wait_timeout_sqe(rill_loop *loop, struct __kernel_timespec *ts)
 	io_uring_sqe_set_data64(sqe, 0);
 }
 
+/* An enter that failed for good (a seccomp filter installed after the
+ * loop started refuses io_uring_enter): the loop cannot make progress,
+ * and retrying would spin at 100% CPU, so it stops the process with the
+ * cause. Transient failures (a signal, a full CQ, a timeout) are retried
+ * by the next iteration. The backend choice (engine/backend.c) makes one
+ * enter before any loop exists, so this is only reached in that case. */
+static void enter_check(int ret)
+{
+	if (rill__likely(ret >= 0) || ret == -EINTR || ret == -ETIME ||
+	    ret == -EAGAIN || ret == -EBUSY || ret == -ENOMEM)
+		return;
+	rill__log(RILL_LOG_ERROR, "io_uring_enter failed: %s; the loop cannot "
+		  "go on (was io_uring refused after the loop started?)",
+		  strerror(-ret));
+	abort();
+}
+
 /* The one io_uring_enter of an iteration: submit what the tasks queued and
  * collect completions, waiting for one when nothing else is runnable. */
 static void poll_io(rill_loop *loop, bool block)
@@ -383,11 +377,12 @@ static void poll_io(rill_loop *loop, bool block)
 		wait_timeout_sqe(loop, tsp);
 		loop->stats.enters++;
 	} else if (block) {
-		io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, tsp, NULL);
+		enter_check(io_uring_submit_and_wait_timeout(&loop->ring, &cqe,
+							     1, tsp, NULL));
 		loop->stats.enters++;
 	} else if (io_uring_sq_ready(&loop->ring) || loop->ops_in_flight ||
 		   io_uring_cq_ready(&loop->ring)) {
-		io_uring_submit_and_get_events(&loop->ring);
+		enter_check(io_uring_submit_and_get_events(&loop->ring));
 		loop->stats.enters++;
 	}
 	if (IO_URING_READ_ONCE(*loop->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
@@ -460,7 +455,7 @@ int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn, void *arg)
 	return 0;
 }
 
-static void ts_run(rill_loop *loop)
+void rill__loop_ts_run(rill_loop *loop)
 {
 	struct rill__cbqueue q;
 
@@ -482,7 +477,7 @@ static void wake_done(struct rill__op *op, int res, unsigned flags)
 	loop->wake_armed = false;
 	if (res == -ECANCELED)
 		return;
-	ts_run(loop);
+	rill__loop_ts_run(loop);
 	wake_arm(loop);
 }
 
@@ -490,7 +485,13 @@ static void wake_done(struct rill__op *op, int res, unsigned flags)
  * to do returns from rill_loop_run() even though it could be woken. */
 static void wake_arm(rill_loop *loop)
 {
-	struct io_uring_sqe *sqe = rill__sqe(loop);
+	struct io_uring_sqe *sqe;
+
+	if (rill__epoll(loop)) {	/* the eventfd joins the epoll set */
+		rill__ep_wake_add(loop);
+		return;
+	}
+	sqe = rill__sqe(loop);
 
 	loop->wake_op.complete = wake_done;
 	io_uring_prep_read(sqe, loop->wake_fd, &loop->wake_buf,
@@ -524,6 +525,18 @@ static bool has_work(const rill_loop *loop)
 	       !rill__list_empty(&loop->deferred);
 }
 
+/* Block only if nothing is runnable and something can still wake us: a
+ * task that just ended may have been the last piece of work, or the one
+ * being joined, or the last one rill_loop_free() waits for (operations of
+ * no task, like a send to a peer that never reads, may never complete). */
+bool rill__loop_may_block(const rill_loop *loop)
+{
+	return rill__list_empty(&loop->ready) && !loop->soon.len &&
+	       rill__list_empty(&loop->deferred) && !loop->stopping &&
+	       !(loop->until && loop->until->state == RILL__TASK_DONE) &&
+	       !(loop->freeing && !loop->ntasks) && has_work(loop);
+}
+
 static void iterate(rill_loop *loop)
 {
 	bool block;
@@ -535,15 +548,11 @@ static void iterate(rill_loop *loop)
 	/* Deferred work (write flushes, re-arms after ENOBUFS) queues SQEs
 	 * that the enter below submits. */
 	run_deferred(loop);
-	/* Block only if something can still wake us: a task that just ended
-	 * may have been the last piece of work, or the one being joined, or
-	 * the last one rill_loop_free() waits for (operations of no task,
-	 * like a send to a peer that never reads, may never complete). */
-	block = rill__list_empty(&loop->ready) && !loop->soon.len &&
-		rill__list_empty(&loop->deferred) && !loop->stopping &&
-		!(loop->until && loop->until->state == RILL__TASK_DONE) &&
-		!(loop->freeing && !loop->ntasks) && has_work(loop);
-	poll_io(loop, block);
+	block = rill__loop_may_block(loop);
+	if (rill__epoll(loop))
+		rill__ep_poll(loop, block);
+	else
+		poll_io(loop, block);
 	if (loop->heap_len)
 		rill__timers_run(loop, rill_now());
 }
@@ -633,13 +642,16 @@ int rill_loop_free(rill_loop *loop)
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);
-		ts_run(loop);
+		rill__loop_ts_run(loop);
 	}
 	if (loop->soon.len)
 		cbqueue_run(&loop->soon);
 	/* Ring first: once it is gone no recv can pick a buffer, then the
 	 * buffer memory can go. */
-	io_uring_queue_exit(&loop->ring);
+	if (rill__epoll(loop))
+		rill__ep_exit(loop);
+	else
+		io_uring_queue_exit(&loop->ring);
 	if (loop->has_bufs)
 		rill__bufring_exit(NULL, &loop->bufs);
 	if (loop->wake_fd >= 0)

@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 
 /* At most this many lookups block at once, whatever the number of loops
  * or tasks asking: a flood of connects to names cannot become a flood of

@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 
 static const char *const feature_names[] = {
 	"multishot_accept", "multishot_recv", "buf_ring", "bundle",

@@ -15,11 +15,14 @@
  * was empty for a moment) is not the end of the stream: the recv is
  * re-armed after the current batch of completions, once their buffers
  * have been handed back.
+ *
+ * On an epoll loop, start and stop hand over to engine/epoll.c, which
+ * delivers through the same on_data / on_end / on_idle.
  */
 #include <errno.h>
 #include <stdlib.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "engine/io.h"
 
 /* Receive buffer of a connection when the loop has no buffer ring. */
@@ -160,6 +163,10 @@ int rill__recv_init(struct rill__recv *r, rill_loop *loop, int fd, void *ctx)
 	r->plain = NULL;
 	rill__list_init(&r->rearm.link);
 	r->rearm.fn = recv_rearm_deferred;
+	if (rill__epoll(loop)) {	/* the loop's buffer, copied out at once */
+		r->rearm.fn = rill__ep_recv_settle;
+		return 0;
+	}
 	if (!loop->has_bufs) {
 		r->plain = malloc(RILL_PLAIN_RECV_SIZE);
 		if (!r->plain)
@@ -173,14 +180,18 @@ void rill__recv_start(struct rill__recv *r)
 	if (r->ended)
 		return;
 	r->want = true;
-	if (!r->armed && rill__list_empty(&r->rearm.link))
+	if (rill__epoll(r->loop))
+		rill__ep_recv_start(r);
+	else if (!r->armed && rill__list_empty(&r->rearm.link))
 		recv_arm(r);
 }
 
 void rill__recv_stop(struct rill__recv *r)
 {
 	r->want = false;
-	if (r->armed)
+	if (rill__epoll(r->loop))
+		rill__ep_recv_stop(r);
+	else if (r->armed)
 		rill__op_cancel(r->loop, &r->op, NULL);
 }
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/sync.h"
 
 enum xstate { XW_WAITING, XW_SIGNALLED, XW_DONE };
@@ -208,8 +208,9 @@ int rill_queue_new(size_t capacity, rill_queue **qp)
 	rill__detail_clear();
 	rill_queue *q;
 
-	if (!qp || capacity == 0)
-		return -EINVAL;
+	if (!qp || capacity == 0 || capacity > RILL_QUEUE_CAPACITY_MAX)
+		return rill__set_detail(-EINVAL, "queue capacity must be 1 to %zu",
+					(size_t)RILL_QUEUE_CAPACITY_MAX);
 	q = calloc(1, sizeof(*q));
 	if (!q || !(q->items = calloc(capacity, sizeof(void *)))) {
 		free(q);

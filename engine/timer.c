@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 
 static rill_time wake_time(const rill_task *t)
 {

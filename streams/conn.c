@@ -146,7 +146,8 @@ static bool conn_busy(const struct rill__conn *c)
  * last words (TLS close_notify) included. */
 static bool conn_close_ready(struct rill__conn *c)
 {
-	return c->closing && !c->tp->pending(c) && (c->shut_down || !c->tp->shutdown);
+	return c->closing && !c->tp->pending(c) && (c->shut_down || !c->tp->shutdown) &&
+	       !(c->tp->linger && c->tp->linger(c));
 }
 
 void rill__conn_maybe_close(struct rill__conn *c)
@@ -181,25 +182,29 @@ void rill__conn_lost(struct rill__conn *c, int err)
 	if (c->lost)
 		return;
 	c->lost = true;
-	if (err < 0)
+	if (err < 0) {
+		c->lost_err = err;
 		rill_reader_set_exception(&c->reader, err);
+	}
+	if (c->tp->lost)
+		c->tp->lost(c, err);
 	rill__writer_wake_all(&c->writer);
 	if (c->writer.sending)
-		rill__op_cancel(c->loop, &c->writer.send_op, NULL);
+		rill__send_cancel(&c->writer.send);
 	rill__conn_maybe_close(c);
 }
 
 void rill_writer_close(rill_writer *w)
 {
-	struct rill__conn *c;
+	struct rill__conn *c = w ? rill__writer_conn(w) : NULL;
 
-	if (!w)
-		return;
-	c = rill__writer_conn(w);
-	if (c->closing)
+	if (!c || c->closing)
 		return;
 	c->closing = true;
-	rill__recv_stop(&c->recv);
+	/* A transport that may wait for the peer's last words keeps
+	 * receiving; rill__conn_maybe_close() stops the recv when through. */
+	if (!c->tp->linger)
+		rill__recv_stop(&c->recv);
 	/* A transport with last words says them from the flush. */
 	if (!w->sending && conn_close_ready(c))
 		rill__conn_maybe_close(c);

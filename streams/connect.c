@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,11 @@
 
 /* ---- one attempt --------------------------------------------------- */
 
-/* Connects a new socket to addr through io_uring. Returns the fd or
+/* Connects a new socket to addr. Returns the fd or
  * -errno; the socket is closed on failure. */
 static int connect_addr(const struct sockaddr *addr, socklen_t len,
 			const rill_open_options *o)
 {
-	struct io_uring_sqe *sqe;
 	int fd, err;
 
 	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -39,9 +39,7 @@ static int connect_addr(const struct sockaddr *addr, socklen_t len,
 		err = -errno;
 		goto fail;
 	}
-	sqe = rill__sqe(rill_loop_current());
-	io_uring_prep_connect(sqe, fd, addr, len);
-	err = rill__op_wait(sqe, NULL);
+	err = rill__connect(fd, addr, len);
 	if (err == 0)
 		return fd;
 fail:
@@ -57,8 +55,94 @@ struct attempt {
 	struct race *race;
 	rill_task *task;
 	int result;		/* fd or -errno */
-	bool done;
+	bool tried, done;
 };
+
+/* ---- the attempts, for rill_open_connection_attempts() ------------- */
+
+struct attempts_record {
+	rill_connect_attempt *v;
+	size_t n;
+};
+
+static pthread_key_t record_key;
+static pthread_once_t record_once = PTHREAD_ONCE_INIT;
+
+static void record_free(void *p)
+{
+	struct attempts_record *rec = p;
+
+	free(rec->v);
+	free(rec);
+}
+
+static void record_key_init(void)
+{
+	pthread_key_create(&record_key, record_free);
+}
+
+/* This thread's record (NULL if it cannot have one: out of memory). */
+static struct attempts_record *record_get(void)
+{
+	struct attempts_record *rec;
+
+	pthread_once(&record_once, record_key_init);
+	rec = pthread_getspecific(record_key);
+	if (!rec && (rec = calloc(1, sizeof(*rec))) &&
+	    pthread_setspecific(record_key, rec) != 0) {
+		free(rec);
+		rec = NULL;
+	}
+	return rec;
+}
+
+static void record_clear(void)
+{
+	struct attempts_record *rec = record_get();
+
+	if (rec)
+		rec->n = 0;
+}
+
+/* Replaces this thread's record with the attempts tried, in order. */
+static void record_attempts(const struct attempt *a, size_t n)
+{
+	struct attempts_record *rec = record_get();
+	rill_connect_attempt *v;
+	size_t k = 0;
+
+	if (!rec)
+		return;
+	rec->n = 0;
+	if (!(v = realloc(rec->v, (n ? n : 1) * sizeof(*v))))
+		return;
+	rec->v = v;
+	for (size_t i = 0; i < n; i++) {
+		socklen_t len = a[i].ai->ai_addrlen;
+
+		if (!a[i].tried)
+			continue;
+		memset(&v[k], 0, sizeof(v[k]));
+		if (len > sizeof(v[k].addr))
+			len = sizeof(v[k].addr);
+		memcpy(&v[k].addr, a[i].ai->ai_addr, len);
+		v[k].addrlen = len;
+		/* Started and never finished: cancelled when another won. */
+		v[k].error = !a[i].done ? -ECANCELED : a[i].result >= 0 ? 0 : a[i].result;
+		k++;
+	}
+	rec->n = k;
+}
+
+const rill_connect_attempt *rill_open_connection_attempts(size_t *countp)
+{
+	struct attempts_record *rec = record_get();
+	size_t n = rec ? rec->n : 0;
+
+	if (countp)
+		*countp = n;
+	return n ? rec->v : NULL;
+}
 
 struct race {
 	struct rill__wait *parent;	/* set while the parent waits on it */
@@ -144,7 +228,9 @@ static size_t interleave(const struct addrinfo *list, int first_count,
 	if (first_count < 1)
 		first_count = 1;
 	while (n < max && (i < n1 || j < n2)) {
-		for (int k = 0; k < (n ? 1 : first_count) && i < n1 && n < max; k++)
+		int take = n ? 1 : first_count;	/* fixed before n moves */
+
+		for (int k = 0; k < take && i < n1 && n < max; k++)
 			out[n++] = fam1[i++];
 		if (j < n2 && n < max)
 			out[n++] = fam2[j++];
@@ -165,7 +251,9 @@ static size_t list_plain(const struct addrinfo *list, const struct addrinfo **ou
 static int connect_sequential(struct attempt *a, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		a[i].tried = true;
 		a[i].result = connect_addr(a[i].ai->ai_addr, a[i].ai->ai_addrlen, a[i].o);
+		a[i].done = true;
 		if (a[i].result >= 0)
 			return a[i].result;
 		if (a[i].result == -ECANCELED || a[i].result == -ETIMEDOUT)
@@ -211,6 +299,8 @@ static void race_finish(struct attempt *a, size_t started, int winner)
 		rill_task_cancel(self);
 }
 
+/* asyncio's staggered_race: the next attempt starts when the delay has
+ * passed or as soon as the one before it failed, whichever comes first. */
 static int connect_race(struct attempt *a, size_t n, rill_time delay)
 {
 	struct race rc = { 0 };
@@ -221,13 +311,16 @@ static int connect_race(struct attempt *a, size_t n, rill_time delay)
 	while (winner < 0) {
 		rill_time now = rill_now();
 		bool all_failed = rc.finished == started;
+		bool prev_failed = started && a[started - 1].done &&
+				   a[started - 1].result < 0;
 
-		if (started < n && (now >= next || all_failed)) {
+		if (started < n && (now >= next || prev_failed)) {
 			a[started].race = &rc;
 			err = rill_spawn(rill_loop_current(), attempt_run, &a[started],
 					 &a[started].task);
 			if (err < 0)
 				break;
+			a[started].tried = true;
 			started++;
 			next = now + delay;
 			continue;
@@ -261,6 +354,7 @@ static int connect_list(const struct addrinfo *list, const char *host,
 	const struct addrinfo *order[64];
 	struct attempt a[64];
 	size_t n;
+	int fd;
 
 	if (o->happy_eyeballs_delay || o->interleave)
 		n = interleave(list, o->interleave, order, 64);
@@ -274,8 +368,11 @@ static int connect_list(const struct addrinfo *list, const char *host,
 	if (n == 0)
 		return rill__set_detail(-EHOSTUNREACH, "no address for %s", host);
 	if (o->happy_eyeballs_delay && n > 1)
-		return connect_race(a, n, o->happy_eyeballs_delay);
-	return connect_sequential(a, n);
+		fd = connect_race(a, n, o->happy_eyeballs_delay);
+	else
+		fd = connect_sequential(a, n);
+	record_attempts(a, n);
+	return fd;
 }
 
 static int connect_tcp(const char *host, int port, const rill_open_options *o)
@@ -304,6 +401,7 @@ int rill__connect_addrs(const struct sockaddr *const *addrs, const socklen_t *le
 
 	if (!rill_task_current())
 		return -EPERM;
+	record_clear();
 	if (n == 0 || n > 64)
 		return -EINVAL;
 	memset(ai, 0, sizeof(ai));
@@ -367,6 +465,10 @@ static int open_check(const rill_open_options *o, rill_reader **readerp,
 		return rill__set_detail(-EPERM, "open_connection must run in a task");
 	if (o->server_hostname && !o->ssl && !o->ssl_context)
 		return rill__set_detail(-EINVAL, "server_hostname is only meaningful with ssl");
+	if (o->ssl_handshake_timeout && !o->ssl && !o->ssl_context)
+		return rill__set_detail(-EINVAL, "ssl_handshake_timeout is only meaningful with ssl");
+	if (o->ssl_shutdown_timeout && !o->ssl && !o->ssl_context)
+		return rill__set_detail(-EINVAL, "ssl_shutdown_timeout is only meaningful with ssl");
 	if ((o->ssl || o->ssl_context) && !rill__tls)
 		return rill__set_detail(RILL_ETLS_NOT_AVAILABLE,
 					"ssl needs rill-tls: link it (pkg-config rill-tls, "
@@ -382,10 +484,11 @@ static int tls_name_check(const rill_open_options *o, const char *host)
 	return 0;
 }
 
-/* Checks and prepares an already-connected socket for adoption. */
+/* Checks and prepares an already-connected socket for adoption: TCP ones
+ * get TCP_NODELAY, as every socket asyncio's transports take does. */
 static int adopt_sock(int fd)
 {
-	int type = 0, listening = 0, flags;
+	int type = 0, listening = 0, flags, domain = 0, proto = 0;
 	socklen_t len = sizeof(type);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
@@ -397,23 +500,32 @@ static int adopt_sock(int fd)
 		return rill__set_detail(-EINVAL, "sock is a listening socket: "
 					"open_connection needs a connected one");
 	/* io_uring waits on the socket itself; a non-blocking one would only
-	 * make it return -EAGAIN. */
+	 * make it return -EAGAIN. epoll needs it non-blocking. */
 	flags = fcntl(fd, F_GETFL);
-	if (flags >= 0 && (flags & O_NONBLOCK))
+	if (flags >= 0 && rill_loop_backend(rill_loop_current()) == RILL_BACKEND_EPOLL)
+		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	else if (flags >= 0 && (flags & O_NONBLOCK))
 		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	len = sizeof(domain);
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+	len = sizeof(proto);
+	getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len);
+	if ((domain == AF_INET || domain == AF_INET6) && proto == IPPROTO_TCP)
+		rill__sock_nodelay(fd);
 	return 0;
 }
 
 /* sock=: a connection on the socket given, whose ownership passes to rill,
- * instead of connecting. peer is the host or path, which must be NULL;
- * what names it for the error. */
-static int open_sock(const rill_open_options *o, const char *peer, const char *what,
-		     rill_reader **readerp, rill_writer **writerp)
+ * instead of connecting. peer is the host or path and port the port, which
+ * must be NULL and 0 (asyncio's ValueError); what names them. */
+static int open_sock(const rill_open_options *o, const char *peer, int port,
+		     const char *what, rill_reader **readerp, rill_writer **writerp)
 {
 	int err;
 
-	if (peer)
-		return rill__set_detail(-EINVAL, "%s and sock are mutually exclusive", what);
+	if (peer || port)
+		return rill__set_detail(-EINVAL, "%s and sock can not be specified together",
+					what);
 	if ((err = adopt_sock(o->sock)) < 0)
 		return err;
 	return conn_wrap(o->sock, o, NULL, readerp, writerp);
@@ -428,12 +540,13 @@ int rill_open_connection(const char *host, int port, const rill_open_options *op
 	rill_time saved;
 	int fd = rill__options_load(&copy, sizeof(copy), opts, "rill_open_options");
 
+	record_clear();
 	if (fd < 0 || (fd = open_check(o, readerp, writerp)) < 0)
 		return fd;
 	if ((fd = tls_name_check(o, host)) < 0)
 		return fd;
 	if (o->sock >= 0)
-		return open_sock(o, host, "host", readerp, writerp);
+		return open_sock(o, host, port, "host/port", readerp, writerp);
 	if (!host || !*host)
 		return rill__set_detail(-EINVAL, "host is required without sock");
 	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);
@@ -455,15 +568,23 @@ int rill_open_unix_connection(const char *path, const rill_open_options *opts,
 	rill_time saved;
 	int fd = rill__options_load(&copy, sizeof(copy), opts, "rill_open_options");
 
+	record_clear();
 	if (fd < 0 || (fd = open_check(o, readerp, writerp)) < 0 ||
 	    (fd = tls_name_check(o, NULL)) < 0)
 		return fd;
 	if (o->sock >= 0)
-		return open_sock(o, path, "path", readerp, writerp);
+		return open_sock(o, path, 0, "path", readerp, writerp);
 	if ((fd = rill__unix_addr(path, &sun, &len)) < 0)
 		return fd;
 	saved = rill_deadline_push(o->connect_timeout ? o->connect_timeout : RILL_TIME_NEVER);
-	fd = connect_addr((struct sockaddr *)&sun, len, o);
+	{
+		struct addrinfo ai = { .ai_family = AF_UNIX, .ai_addr = (struct sockaddr *)&sun,
+				       .ai_addrlen = len };
+		struct attempt one = { .ai = &ai, .tried = true, .done = true };
+
+		fd = one.result = connect_addr((struct sockaddr *)&sun, len, o);
+		record_attempts(&one, 1);
+	}
 	rill_deadline_pop(saved);
 	if (fd < 0)
 		return fd;

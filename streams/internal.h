@@ -22,6 +22,7 @@ struct rill_reader {
 	bool paused;		/* recv stopped: buffer above 2 x limit */
 	bool behind;		/* paused since the buffer was last empty */
 	bool pinned;		/* a view into buf is out: do not move buf */
+	bool raced;		/* another task read while one waited */
 	int exception;
 	size_t consume_later;	/* bytes of the view handed out last */
 	char *retired;		/* old buffer memory a view may point into */
@@ -46,14 +47,14 @@ struct rill_writer {
 	size_t buffered;	/* bytes queued, not yet sent */
 	size_t wire;		/* bytes the transport holds unsent (TLS records) */
 	size_t high, low;
+	size_t high_default;	/* the transport's: 64 KiB plain, 512 KiB TLS */
 	bool paused;		/* above high, not yet back to low */
 	bool eof_requested, eof_done;
 	bool sending;		/* one send in flight: two could reorder */
 	char *spare;		/* a sent copy chunk kept for reuse */
 	size_t spare_cap;
 	struct iovec iov[RILL_WRITE_IOV_MAX];
-	struct msghdr msg;
-	struct rill__op send_op;
+	struct rill__send send;
 	struct rill__deferred flush;
 	struct rill__waitq drainers;
 	struct rill__waitq closers;	/* wait_closed() waiters */
@@ -92,6 +93,14 @@ struct rill__transport {
 	const void *(*extra_info)(struct rill__conn *c, const char *name, size_t *lenp);
 	/* The connection is being freed. */
 	void (*destroy)(struct rill__conn *c);
+	/* The connection was lost (err < 0: a recv or send error, 0: an
+	 * abort) before the transport saw an end of its own: a TLS handshake
+	 * in progress ends with it. May be NULL. */
+	void (*lost)(struct rill__conn *c, int err);
+	/* After shutdown: true while the transport waits for the peer's last
+	 * words (TLS close_notify); the socket stays open and receiving until
+	 * then, or until the connection is lost. May be NULL. */
+	bool (*linger)(struct rill__conn *c);
 };
 
 /* Bytes as they are (streams/plain.c): what every connection starts with. */
@@ -116,6 +125,8 @@ struct rill__conn {
 	bool released;		/* the user gave the handles back */
 	bool borrowed;		/* a server callback holds the handles */
 	bool warned;
+	int lost_err;		/* the error the connection was lost with */
+	unsigned lost_writes;	/* writes dropped since it was lost */
 	struct rill__resource res;	/* owned by the task that opened it */
 	struct rill__sockname peer, local;
 	int fd_info;		/* "socket" extra info */
@@ -131,7 +142,7 @@ void rill__conn_release(struct rill__conn *c, bool warn);
 /* The connection is gone (err < 0: fatal error, 0: closed). */
 RILL_SPI void rill__conn_lost(struct rill__conn *c, int err);
 /* Closes the fd once nothing is in flight on it. */
-void rill__conn_maybe_close(struct rill__conn *c);
+RILL_SPI void rill__conn_maybe_close(struct rill__conn *c);
 
 /* Reader side, fed by the connection. */
 void rill__reader_init(rill_reader *r, size_t limit, struct rill__conn *c);
@@ -159,6 +170,9 @@ RILL_SPI void rill__writer_consume(rill_writer *w, size_t n);
 /* The queued chunks, up to max of them, as iovecs (what the plain
  * transport sends); returns how many. They stay valid until consumed. */
 size_t rill__writer_iov(rill_writer *w, struct iovec *iov, size_t max);
+/* A new transport's default watermarks: high, and low = high / 4, as
+ * asyncio's transports set them (start_tls gets a fresh transport). */
+RILL_SPI void rill__writer_default_limits(rill_writer *w, size_t high);
 /* The transport holds n bytes not yet sent: they count for drain(). */
 RILL_SPI void rill__writer_set_wire(rill_writer *w, size_t n);
 /* Something to send (handshake records): flush at the end of the

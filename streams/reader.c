@@ -253,8 +253,9 @@ static void reader_wait_interrupt(struct rill__wait *w, int reason)
 	rill__wake(w->task, reason);
 }
 
-/* Waits for data, EOF or an exception. Only one task may wait: a second
- * gets -EBUSY (asyncio's RuntimeError). Reading resumes first if paused,
+/* Waits for data, EOF or an exception: 0, or 1 when another task read
+ * in between. Only one task may wait: a second gets -EBUSY (asyncio's
+ * RuntimeError). Reading resumes first if paused,
  * so a reader waiting for more than 2 x limit bytes cannot deadlock. */
 static int reader_wait(rill_reader *r)
 {
@@ -271,19 +272,30 @@ static int reader_wait(rill_reader *r)
 		return 0;
 	reader_resume(r);
 	r->waiter = &rw.wait;
+	r->raced = false;
 	err = rill__park(&rw.wait);
 	r->waiter = NULL;
-	return err;
+	if (err < 0 || !r->raced)
+		return err;
+	/* Another task read meanwhile. A view it holds is consumed from
+	 * here on but stays readable (retired) until the next call. */
+	r->raced = false;
+	if (r->consume_later && (err = reader_unpin(r, 1)) < 0)
+		return err;
+	return 1;
 }
 
 /* ---- the reads ----------------------------------------------------- */
 
+/* A second task may read while one waits, as in asyncio: it gets what is
+ * buffered, and -EBUSY only if it would have to wait too (reader_wait).
+ * The waiter then finds the buffer changed under it. */
 static int reader_begin(rill_reader *r)
 {
 	if (!r)
 		return -EINVAL;
 	if (r->waiter)
-		return -EBUSY;
+		r->raced = true;
 	reader_settle(r);
 	return 0;
 }
@@ -369,7 +381,8 @@ ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
 				return (ssize_t)p.n;
 			r->info.partial_len = p.n;
 			r->info.expected = n;
-			return RILL_EINCOMPLETE;
+			return rill__set_detail(RILL_EINCOMPLETE, "%zu bytes read on a total "
+						"of %zu expected bytes", p.n, n);
 		}
 		if ((err = reader_wait(r)) < 0)
 			return err;
@@ -396,12 +409,17 @@ static ssize_t reader_until(rill_reader *r, const struct rill__seps *s,
 			return (ssize_t)p.n;
 		case RILL__PARSE_LIMIT:
 			r->info.consumed = p.n;
-			return RILL_ELIMIT;
+			/* Not found: the parse moved offset to p.n; found, the
+			 * match starts past the limit, and so past offset. */
+			return rill__set_detail(RILL_ELIMIT, p.n == offset
+				? "Separator is not found, and chunk exceed the limit"
+				: "Separator is found, but chunk is longer than limit");
 		case RILL__PARSE_INCOMPLETE:
 			r->info.partial_len = p.n;
 			r->info.expected = SIZE_MAX;
 			reader_view(r, p.n, p.n, out);
-			return RILL_EINCOMPLETE;
+			return rill__set_detail(RILL_EINCOMPLETE, "%zu bytes read on a total "
+						"of undefined expected bytes", p.n);
 		case RILL__PARSE_INVALID:
 			return -EINVAL;
 		case RILL__PARSE_NEED_MORE:
@@ -409,6 +427,8 @@ static ssize_t reader_until(rill_reader *r, const struct rill__seps *s,
 		}
 		if ((err = reader_wait(r)) < 0)
 			return err;
+		if (err == 1)	/* another task consumed: search again */
+			offset = 0;
 	}
 }
 

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -95,8 +96,16 @@ static int client_task(void *arg)
 		return 0;
 	}
 	c->borrowed = true;
-	s->cb(&c->reader, &c->writer, s->arg);
+	err = s->cb(&c->reader, &c->writer, s->arg);
 	c->borrowed = false;
+	if (err < 0 && err != -ECANCELED) {
+		/* asyncio: the callback's task raised; it says so and closes
+		 * the transport (a cancelled one is closed quietly). */
+		rill__log(RILL_LOG_ERROR, "Unhandled exception in client_connected_cb: %s (%s)",
+			  rill_strerror(err), rill_err_name(err));
+	}
+	if (err < 0)
+		rill_writer_close(&c->writer);
 	rill__conn_release(c, true);
 	return 0;
 }
@@ -296,15 +305,31 @@ static int bind_host(rill_server *s, const char *host, int port,
 		if (port == 0 && s->nls)
 			set_port(ai->ai_addr, sockaddr_port(&s->ls[0].addr));
 		err = listen_on(s, ai->ai_addr, ai->ai_addrlen, o);
-		if (err < 0)
+		/* 3.13 (bpo-30945): an address that cannot be assigned is
+		 * taken for a family the machine has disabled, and skipped
+		 * (silently, as asyncio outside debug mode). */
+		if (err == -EADDRNOTAVAIL || err == -EAFNOSUPPORT) {
+			err = 0;
+		} else if (err < 0) {
 			rill__set_detail(err, "cannot listen on %s port %d: %s",
 					 host && *host ? host : "*", port, rill_strerror(err));
+		}
 	}
 	freeaddrinfo(res);
 	return err;
 }
 
-static int adopt_listener(rill_server *s, int fd)
+/* After every host: an error only when no address could be bound. */
+static int bind_none(rill_server *s, const char *host, const rill_server_options *o,
+		     int err)
+{
+	if (err < 0 || s->nls)
+		return err;
+	return rill__set_detail(-EADDRNOTAVAIL, "could not bind on any address of %s",
+				o->nhosts ? "the hosts given" : host && *host ? host : "*");
+}
+
+static int adopt_listener(rill_server *s, int fd, int backlog)
 {
 	int type = 0, acc = 0;
 	socklen_t len = sizeof(type);
@@ -312,9 +337,11 @@ static int adopt_listener(rill_server *s, int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
 		return -errno;
 	len = sizeof(acc);
-	if (type != SOCK_STREAM ||
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc)
-		return rill__set_detail(-EINVAL, "sock must be a listening stream socket");
+	if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0)
+		return rill__set_detail(-EINVAL, "sock must be a stream socket");
+	/* Bound but not listening yet: asyncio's server listens on it. */
+	if (!acc && listen(fd, backlog) < 0)
+		return rill__set_detail(-errno, "listen on sock: %s", strerror(errno));
 	s->ls = calloc(1, sizeof(*s->ls));
 	if (!s->ls)
 		return -ENOMEM;
@@ -349,6 +376,10 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 					"CMake rill::tls) and call rill_tls_init()");
 	if (o->backlog < 0)
 		return rill__set_detail(-EINVAL, "backlog must not be negative");
+	if (o->ssl_handshake_timeout && !o->ssl)
+		return rill__set_detail(-EINVAL, "ssl_handshake_timeout is only meaningful with ssl");
+	if (o->ssl_shutdown_timeout && !o->ssl)
+		return rill__set_detail(-EINVAL, "ssl_shutdown_timeout is only meaningful with ssl");
 	if (!rill_loop_current())
 		return -EPERM;
 	s = calloc(1, sizeof(*s));
@@ -438,16 +469,23 @@ int rill_start_server(rill_client_connected_fn cb, void *arg, const char *host,
 		return server_finish(s, o, serverp,
 				     rill__set_detail(-EINVAL, "nhosts is %zu but hosts is NULL",
 						      o->nhosts));
+	if (o->sock >= 0 && (host || port || o->nhosts))
+		return server_finish(s, o, serverp,
+				     rill__set_detail(-EINVAL, "host/port and sock can not "
+						      "be specified together"));
 	if (o->threads)
 		return start_group(s, host, port, o, serverp);
 	s->is_tcp = true;
-	if (o->sock >= 0)
-		err = adopt_listener(s, o->sock);
-	else if (o->nhosts)
-		for (size_t i = 0; i < o->nhosts && err == 0; i++)
-			err = bind_host(s, o->hosts[i], port, o);
-	else
-		err = bind_host(s, host, port, o);
+	if (o->sock >= 0) {
+		err = adopt_listener(s, o->sock, o->backlog ? o->backlog : 100);
+	} else {
+		if (o->nhosts)
+			for (size_t i = 0; i < o->nhosts && err == 0; i++)
+				err = bind_host(s, o->hosts[i], port, o);
+		else
+			err = bind_host(s, host, port, o);
+		err = bind_none(s, host, o, err);
+	}
 	return server_finish(s, o, serverp, err);
 }
 
@@ -461,6 +499,35 @@ static void unix_remove_stale(const char *path)
 		unlink(path);
 }
 
+/* cleanup_socket: the path is unlinked on close if it is still the socket
+ * file this server listens on (same device and inode). */
+static void unix_remember(rill_server *s, const char *path)
+{
+	struct stat st;
+
+	if (path && stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+		s->unix_path = strdup(path);
+		s->unix_dev = st.st_dev;
+		s->unix_ino = st.st_ino;
+	}
+}
+
+/* The file system path an adopted Unix socket is bound to, in sun; NULL
+ * for an abstract or unbound one, or another family. */
+static const char *unix_sock_path(rill_server *s, struct sockaddr_un *sun)
+{
+	const struct sockaddr_un *a = (const struct sockaddr_un *)&s->ls[0].addr;
+	size_t n = s->ls[0].addrlen;
+
+	if (a->sun_family != AF_UNIX || n <= offsetof(struct sockaddr_un, sun_path) ||
+	    a->sun_path[0] == '\0')
+		return NULL;
+	n -= offsetof(struct sockaddr_un, sun_path);
+	memset(sun, 0, sizeof(*sun));
+	memcpy(sun->sun_path, a->sun_path, n < sizeof(sun->sun_path) ? n : sizeof(sun->sun_path) - 1);
+	return sun->sun_path;
+}
+
 int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 			   const char *path, const rill_server_options *opts,
 			   rill_server **serverp)
@@ -469,25 +536,29 @@ int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 	rill_server_options copy = RILL_SERVER_OPTIONS_INIT;
 	const rill_server_options *o = &copy;
 	struct sockaddr_un sun;
-	struct stat st;
 	socklen_t len = 0;
 	rill_server *s;
 	int err = server_alloc(cb, arg, opts, &copy, serverp ? &s : NULL);
 
 	if (err < 0)
 		return err;
-	if (o->sock >= 0)
-		return server_finish(s, o, serverp, adopt_listener(s, o->sock));
+	if (o->sock >= 0 && path)
+		return server_finish(s, o, serverp,
+				     rill__set_detail(-EINVAL, "path and sock can not be "
+						      "specified together"));
+	if (o->sock >= 0) {
+		err = adopt_listener(s, o->sock, o->backlog ? o->backlog : 100);
+		if (err == 0 && o->cleanup_socket != RILL_OFF)
+			unix_remember(s, unix_sock_path(s, &sun));
+		return server_finish(s, o, serverp, err);
+	}
 	if ((err = rill__unix_addr(path, &sun, &len)) < 0)
 		return server_finish(s, o, serverp, err);
 	unix_remove_stale(path);
 	s->ls = calloc(1, sizeof(*s->ls));
 	err = s->ls ? listen_on(s, (struct sockaddr *)&sun, len, o) : -ENOMEM;
-	if (err == 0 && path[0] != '@' && stat(path, &st) == 0) {
-		s->unix_path = strdup(path);
-		s->unix_dev = st.st_dev;
-		s->unix_ino = st.st_ino;
-	}
+	if (err == 0 && path[0] != '@' && o->cleanup_socket != RILL_OFF)
+		unix_remember(s, path);
 	return server_finish(s, o, serverp, err);
 }
 
@@ -670,7 +741,10 @@ int rill_server_serve_forever(rill_server *s)
 	while (!s->closed && err == 0)
 		err = rill__waitq_park(&s->waiters);
 	s->forever = false;
-	if (err == -ECANCELED) {
+	/* Ended by rill_server_close() (asyncio cancels the future, which
+	 * lands here too) or cancelled: close and wait for the clients, so
+	 * that the code after serve_forever runs once they are all gone. */
+	if (err == 0 || err == -ECANCELED) {
 		rill_server_close(s);
 		wait_closed(s);
 	}

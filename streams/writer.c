@@ -30,9 +30,8 @@ static void send_done(struct rill__op *op, int res, unsigned flags);
 void rill__writer_init(rill_writer *w)
 {
 	memset(w, 0, sizeof(*w));
-	w->high = RILL_WRITE_HIGH_DEFAULT;
-	w->low = RILL_WRITE_HIGH_DEFAULT / 4;
-	w->send_op.complete = send_done;
+	rill__writer_default_limits(w, RILL_WRITE_HIGH_DEFAULT);
+	w->send.op.complete = send_done;
 	w->flush.fn = writer_flush;
 	rill__list_init(&w->flush.link);
 	rill__waitq_init(&w->drainers);
@@ -130,7 +129,7 @@ int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 	if (!w || high < -1 || low < -1 || low > SSIZE_MAX / 4)
 		return -EINVAL;
 	if (high < 0)
-		high = low < 0 ? RILL_WRITE_HIGH_DEFAULT : 4 * low;
+		high = low < 0 ? (ssize_t)w->high_default : 4 * low;
 	if (low < 0)
 		low = high / 4;
 	if (!(high >= low && low >= 0))
@@ -139,6 +138,14 @@ int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
 	w->low = (size_t)low;
 	writer_check_pause(w);
 	return 0;
+}
+
+void rill__writer_default_limits(rill_writer *w, size_t high)
+{
+	w->high_default = high;
+	w->high = high;
+	w->low = high / 4;
+	writer_check_pause(w);
 }
 
 void rill_writer_get_write_buffer_limits(const rill_writer *w, size_t *high,
@@ -168,26 +175,15 @@ static void writer_idle(rill_writer *w);
 static void writer_send(rill_writer *w)
 {
 	struct rill__conn *c = rill__writer_conn(w);
-	struct io_uring_sqe *sqe;
 	size_t n = c->tp->prepare(c, w->iov, RILL_WRITE_IOV_MAX);
 
 	if (n == 0) {
 		writer_idle(w);
 		return;
 	}
-	sqe = rill__sqe(c->loop);
-	if (n == 1) {
-		io_uring_prep_send(sqe, c->fd, w->iov[0].iov_base,
-				   w->iov[0].iov_len, MSG_NOSIGNAL);
-	} else {
-		memset(&w->msg, 0, sizeof(w->msg));
-		w->msg.msg_iov = w->iov;
-		w->msg.msg_iovlen = n;
-		io_uring_prep_sendmsg(sqe, c->fd, &w->msg, MSG_NOSIGNAL);
-	}
-	io_uring_sqe_set_data(sqe, &w->send_op);
 	w->sending = true;
 	rill__op_started(c->loop);
+	rill__send_start(c->loop, &w->send, c->fd, w->iov, n);
 }
 
 /* After the queue is empty: a requested EOF, then a requested close,
@@ -248,7 +244,7 @@ static void writer_advance(rill_writer *w, size_t n)
 
 static void send_done(struct rill__op *op, int res, unsigned flags)
 {
-	rill_writer *w = rill__container_of(op, rill_writer, send_op);
+	rill_writer *w = rill__container_of(op, rill_writer, send.op);
 	struct rill__conn *c = rill__writer_conn(w);
 
 	(void)flags;
@@ -278,7 +274,12 @@ static void send_done(struct rill__op *op, int res, unsigned flags)
 
 /* ---- write --------------------------------------------------------- */
 
-/* 0: accept the data; 1: drop it silently (connection lost); < 0: error. */
+/* asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES: the first writes after a
+ * loss are the application finding out; from this one on it is ignoring
+ * it, and each dropped write says so. */
+#define RILL_LOST_WRITES_LOG 5
+
+/* 0: accept the data; 1: drop it (connection lost or closing); < 0: error. */
 static int write_check(rill_writer *w, const void *data, size_t n)
 {
 	struct rill__conn *c;
@@ -288,8 +289,11 @@ static int write_check(rill_writer *w, const void *data, size_t n)
 	c = rill__writer_conn(w);
 	if (w->eof_requested)
 		return RILL_ESTATE;
-	if (c->lost || c->closing)
+	if (c->lost || c->closing) {
+		if (++c->lost_writes >= RILL_LOST_WRITES_LOG)
+			rill__log(RILL_LOG_WARNING, "socket.send() raised exception.");
 		return 1;
+	}
 	return n == 0;
 }
 
@@ -387,15 +391,20 @@ int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 
 /* ---- drain, eof, close --------------------------------------------- */
 
-int rill_writer_drain(rill_writer *w)
+/* The connection behind w for a call that waits; NULL for NULL. */
+static struct rill__conn *waiting_call(rill_writer *w)
 {
 	rill__detail_clear();
-	struct rill__conn *c;
+	return w ? rill__writer_conn(w) : NULL;
+}
+
+int rill_writer_drain(rill_writer *w)
+{
+	struct rill__conn *c = waiting_call(w);
 	int err;
 
-	if (!w)
+	if (!c)
 		return -EINVAL;
-	c = rill__writer_conn(w);
 	for (;;) {
 		if (c->reader.exception)
 			return c->reader.exception;
@@ -476,17 +485,15 @@ void rill__writer_kick(rill_writer *w)
 
 int rill_writer_wait_closed(rill_writer *w)
 {
-	rill__detail_clear();
-	struct rill__conn *c;
+	struct rill__conn *c = waiting_call(w);
 	int err;
 
-	if (!w)
+	if (!c)
 		return -EINVAL;
-	c = rill__writer_conn(w);
 	while (!c->fd_closed)
 		if ((err = rill__waitq_park(&w->closers)) < 0)
 			return err;
-	return 0;
+	return c->lost_err;	/* asyncio raises connection_lost's exc */
 }
 
 bool rill_writer_is_closing(const rill_writer *w)

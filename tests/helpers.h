@@ -809,10 +809,13 @@ static inline void open_tcp_small(struct conn *c, size_t limit, int opt)
 }
 
 /* Closes our side, waits for the socket to go and frees the pair; closes
- * the peer unless it is -1. */
+ * the peer unless it is -1. wait_closed() must give 0, or the error the
+ * connection was lost with (which the reader holds too). */
 static inline void conn_done(struct conn *c)
 {
-	close_and_free(c->w);
+	int lost = rill_reader_exception(c->r), err = writer_done(c->w);
+
+	cr_assert(err == 0 || err == lost, "wait_closed: %s", rill_err_name(err));
 	if (c->peer >= 0)
 		close(c->peer);
 }

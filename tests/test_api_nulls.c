@@ -162,6 +162,7 @@ static int stream_calls_in_task(void *arg)
 	rill_server_abort_clients(NULL);
 	EXPECT(18, rill_server_wait_closed(NULL) == -EINVAL);
 	rill_server_free(NULL);
+	EXPECT(19, rill_open_connection_attempts(NULL) == NULL);
 	return 0;
 }
 

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "engine/io.h"
 #include "rill/loop.h"
 #include "rill/task.h"

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/loop.h"
 #include "rill/task.h"
 #include "tests/helpers.h"

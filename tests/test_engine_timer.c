@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "engine/internal.h"
+#include "engine/loop.h"
 #include "rill/loop.h"
 #include "rill/task.h"
 #include "tests/helpers.h"

@@ -49,7 +49,7 @@ TASK_TEST(reliability_peers, reset_in_the_middle_of_a_write)
 	cr_assert_eq(rill_writer_write(w, "x", 1), 0, "writes after the loss are dropped");
 	cr_assert_lt(rill_writer_drain(w), 0);
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(rill_writer_wait_closed(w), (int)n, "wait_closed: the loss's error");
 	rill_writer_free(w);
 	cr_assert_eq(settle_fds(fds), fds, "fds: %d, want %d", count_fds(), fds);
 	close(ls);

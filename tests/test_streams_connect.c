@@ -610,3 +610,179 @@ ISOLATED_TEST(streams_connect, cancel_racing_name_resolution, .timeout = 30)
 	blackhole_close(&bh);
 	return 0;
 }
+
+/* ---- asyncio conformance -------------------------------------------- */
+
+/* asyncio's transports set TCP_NODELAY on every TCP socket they take,
+ * adopted ones included. */
+TASK_TEST(streams_connect, adopted_tcp_socket_gets_nodelay, .timeout = 30)
+{
+	rill_server *s = echo_server("127.0.0.1");
+	struct sockaddr_in a = loopback4(rill_server_port(s));
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	rill_reader *r;
+	rill_writer *w;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = -1;
+	socklen_t len = sizeof(one);
+
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &len), 0);
+	cr_assert_eq(one, 0);
+	o.sock = fd;
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
+	cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &len), 0);
+	cr_assert_neq(one, 0, "TCP_NODELAY not set on an adopted socket");
+	cr_assert_eq(echo_roundtrip(r, w, "nodelay\n"), 0);
+	close_and_free(w);
+	rill_server_free(s);
+	return 0;
+}
+
+/* asyncio's ValueErrors: sock with host or port; the TLS timeouts without
+ * TLS. */
+TASK_TEST(streams_connect, sock_with_port_and_tls_timeouts_without_tls, .timeout = 30)
+{
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	rill_reader *r;
+	rill_writer *w;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	o.sock = sv[0];
+	cr_assert_eq(rill_open_connection(NULL, 8080, &o, &r, &w), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "sock"), "%s", rill_error_detail());
+	cr_assert_eq(rill_open_unix_connection("/tmp/x.sock", &o, &r, &w), -EINVAL);
+	cr_assert_eq(fcntl(sv[0], F_GETFD) >= 0, 1, "a refused sock was closed");
+	close(sv[0]);
+	close(sv[1]);
+	o = (rill_open_options)RILL_OPEN_OPTIONS_INIT;
+	o.ssl_handshake_timeout = 1000 * MS;
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "only meaningful with ssl"), "%s",
+		  rill_error_detail());
+	o.ssl_handshake_timeout = 0;
+	o.ssl_shutdown_timeout = 1000 * MS;
+	cr_assert_eq(rill_open_connection("127.0.0.1", 80, &o, &r, &w), -EINVAL);
+	cr_assert_eq(rill_open_unix_connection("/tmp/x.sock", &o, &r, &w), -EINVAL);
+	return 0;
+}
+
+/* staggered_race: an attempt that fails starts the next one at once. The
+ * first address hangs, the second refuses, the third answers: connected
+ * after about one delay (the second's), not two. */
+ISOLATED_TEST(streams_connect, happy_eyeballs_failure_starts_the_next_at_once, .timeout = 30)
+{
+	struct blackhole bh;
+	rill_server *s;
+	struct sockaddr_in live, refused;
+	const struct sockaddr *addrs[3];
+	socklen_t lens[3] = { sizeof(struct sockaddr_in), sizeof(struct sockaddr_in),
+			      sizeof(struct sockaddr_in) };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+		.happy_eyeballs_delay = 400 * MS };
+	const rill_connect_attempt *at;
+	size_t n;
+	rill_time t0;
+	int err, fd, rfd;
+
+	CHECK((err = blackhole_open(&bh)) == 0, "blackhole: %s", strerror(-err));
+	CHECK(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &s) == 0, "server");
+	live = loopback4(rill_server_port(s));
+	refused = loopback4(refusing_port(&rfd));
+	addrs[0] = (struct sockaddr *)&bh.addr;
+	addrs[1] = (struct sockaddr *)&refused;
+	addrs[2] = (struct sockaddr *)&live;
+	t0 = rill_now();
+	fd = rill__connect_addrs(addrs, lens, 3, &o);
+	t0 = rill_now() - t0;
+	CHECK(fd >= 0, "race: %s %s", rill_err_name(fd), rill_error_detail());
+	CHECK(t0 >= 350 * MS && t0 < 700 * MS, "took %llu ms, want about 400",
+	      (unsigned long long)(t0 / MS));
+	/* The attempts, as records: hung (cancelled), refused, connected. */
+	at = rill_open_connection_attempts(&n);
+	CHECK(n == 3, "%zu attempts", n);
+	CHECK(at[0].error == -ECANCELED, "first: %s", rill_err_name(at[0].error));
+	CHECK(at[1].error == -ECONNREFUSED, "second: %s", rill_err_name(at[1].error));
+	CHECK(at[2].error == 0, "third: %s", rill_err_name(at[2].error));
+	CHECK(at[1].addrlen == sizeof(refused) &&
+	      !memcmp(&at[1].addr, &refused, sizeof(refused)), "second's address");
+	CHECK(((const struct sockaddr_in *)&at[2].addr)->sin_port == live.sin_port,
+	      "third's address");
+	close(fd);
+	close(rfd);
+	rill_server_free(s);
+	blackhole_close(&bh);
+	return 0;
+}
+
+/* _interleave_addrinfos(first_address_family_count=N): N of the first
+ * family, then alternating. Every address refuses; the detail and the
+ * attempts say the order. */
+ISOLATED_TEST(streams_connect, interleave_n_puts_n_of_the_first_family_first, .timeout = 30)
+{
+	struct sockaddr_in a4 = loopback4(1), b4 = loopback4(2);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+				   .sin6_port = htons(3) };
+	const struct sockaddr *addrs[3] = { (struct sockaddr *)&a4, (struct sockaddr *)&b4,
+					    (struct sockaddr *)&a6 };
+	socklen_t lens[3] = { sizeof(a4), sizeof(b4), sizeof(a6) };
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1 };
+	const int want[2][3] = { { AF_INET, AF_INET6, AF_INET }, { AF_INET, AF_INET, AF_INET6 } };
+
+	for (int k = 2; k >= 1; k--) {
+		const rill_connect_attempt *at;
+		const char *detail;
+		size_t n;
+		int err;
+
+		o.interleave = k;
+		err = rill__connect_addrs(addrs, lens, 3, &o);
+		CHECK(err < 0, "connected");
+		/* The detail lists the attempts in order: the v6 one second
+		 * with interleave 1, last with 2. */
+		detail = rill_error_detail();
+		CHECK((strstr(detail, "127.0.0.1:2") < strstr(detail, "[::1]:3")) == (k == 2),
+		      "interleave %d: %s", k, detail);
+		at = rill_open_connection_attempts(&n);
+		CHECK(n == 3, "%zu attempts", n);
+		for (int i = 0; i < 3; i++)
+			CHECK(at[i].addr.ss_family == want[k - 1][i],
+			      "interleave %d: attempt %d has family %d", k, i,
+			      at[i].addr.ss_family);
+	}
+	return 0;
+}
+
+/* Every attempt comes back, also when the call fails; a call that makes
+ * none leaves none. */
+TASK_TEST(streams_connect, every_attempt_can_be_read_back, .timeout = 30)
+{
+	int f1, f2, p1 = refusing_port(&f1), p2 = refusing_port(&f2);
+	struct sockaddr_in a1 = loopback4(p1), a2 = loopback4(p2);
+	const struct sockaddr *addrs[2] = { (struct sockaddr *)&a1, (struct sockaddr *)&a2 };
+	socklen_t lens[2] = { sizeof(a1), sizeof(a2) };
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	const rill_connect_attempt *at;
+	rill_reader *r;
+	rill_writer *w;
+	size_t n = 99;
+
+	cr_assert_eq(rill__connect_addrs(addrs, lens, 2, &o), RILL_EMULTI);
+	at = rill_open_connection_attempts(&n);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(at[0].error, -ECONNREFUSED);
+	cr_assert_eq(at[1].error, -ECONNREFUSED);
+	cr_assert_eq(((const struct sockaddr_in *)&at[0].addr)->sin_port, a1.sin_port);
+	cr_assert_eq(((const struct sockaddr_in *)&at[1].addr)->sin_port, a2.sin_port);
+	cr_assert_eq(rill_open_connection("127.0.0.1", p1, NULL, &r, &w), -ECONNREFUSED);
+	at = rill_open_connection_attempts(&n);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(at[0].error, -ECONNREFUSED);
+	cr_assert_eq(rill_open_connection(NULL, 80, NULL, &r, &w), -EINVAL);
+	cr_assert_null(rill_open_connection_attempts(&n));
+	cr_assert_eq(n, 0);
+	cr_assert_null(rill_open_connection_attempts(NULL));
+	close(f1);
+	close(f2);
+	return 0;
+}

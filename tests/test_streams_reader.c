@@ -587,6 +587,79 @@ TASK_TEST(streams_reader, second_waiter_gets_ebusy_at_once)
 	return 0;
 }
 
+/* asyncio raises the RuntimeError in _wait_for_data only: a second task
+ * whose read is answered by what is buffered gets the data. */
+TASK_TEST(streams_reader, second_reader_gets_buffered_data)
+{
+	struct conn c;
+	struct pending_line e = { 0 };
+	char buf[8];
+	rill_task *t;
+
+	open_unix(&c, 0);
+	e.r = c.r;
+	t = spawn(readline_task, &e);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert(e.started);
+	peer_sends(c.peer, "abc");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_buffered(c.r), 3);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), 3);
+	cr_assert_arr_eq(buf, "abc", 3);
+	/* Nothing buffered: this one would wait, and cannot. */
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -EBUSY);
+	peer_sends(c.peer, "de\nf");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	join(t);
+	cr_assert_eq(e.got, 3);	/* "de\n": the first reader's line */
+	cr_assert_eq(rill_reader_buffered(c.r), 1);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 1), 1);
+	conn_done(&c);
+	return 0;
+}
+
+struct exact10 {
+	rill_reader *r;
+	char buf[10];
+	ssize_t got;
+};
+
+static int exact10_task(void *arg)
+{
+	struct exact10 *x = arg;
+
+	x->got = rill_reader_readexactly(x->r, x->buf, 10);
+	return 0;
+}
+
+/* A view handed to the second reader stays readable while the first goes
+ * on, and its bytes are not handed out twice. */
+TASK_TEST(streams_reader, second_reader_view_is_not_read_twice)
+{
+	struct conn c;
+	struct exact10 x = { 0 };
+	rill_bytes v;
+	rill_task *t;
+
+	open_unix(&c, 0);
+	x.r = c.r;
+	peer_sends(c.peer, "l1\nrest");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	t = spawn(exact10_task, &x);
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_eq(rill_reader_readline(c.r, &v), 3);
+	cr_assert_arr_eq(v.data, "l1\n", 3);
+	peer_sends(c.peer, "0123456789");
+	cr_assert_eq(rill_sleep_ms(10), 0);
+	cr_assert_arr_eq(v.data, "l1\n", 3);
+	join(t);
+	cr_assert_eq(x.got, 10);
+	cr_assert_arr_eq(x.buf, "rest012345", 10);
+	cr_assert_eq(rill_reader_buffered(c.r), 4);
+	conn_done(&c);
+	return 0;
+}
+
 /* ---- cancellation and deadlines ----------------------------------- */
 
 struct exact_reader {
@@ -941,7 +1014,7 @@ TASK_TEST(streams_reader, peer_reset_is_econnreset)
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	cr_assert_eq(rill_reader_exception(c.r), -ECONNRESET);
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
-	conn_done(&c);
+	cr_assert_eq(writer_done(c.w), -ECONNRESET);
 	return 0;
 }
 
@@ -969,5 +1042,42 @@ TASK_TEST(streams_reader, eof_keeps_the_writer_usable)
 	cr_assert_eq(peer_recv_all(c.peer, buf, sizeof(buf)), 0);
 	rill_writer_free(c.w);
 	close(c.peer);
+	return 0;
+}
+
+/* ---- the messages of the exceptions --------------------------------- */
+
+/* rill_error_detail() after RILL_EINCOMPLETE and RILL_ELIMIT reads as the
+ * message of asyncio's exception. */
+TASK_TEST(streams_reader, exception_messages_read_as_asyncio)
+{
+	rill_reader *r;
+	rill_bytes v;
+	char buf[64];
+
+	cr_assert_eq(rill_reader_new(16, &r), 0);
+	cr_assert_eq(rill_reader_feed_data(r, "abcdefghijklmnopqrstuvwxyz", 26), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is not found, and chunk exceed the limit");
+	cr_assert_eq(rill_reader_readline(r, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is not found, and chunk exceed the limit");
+	cr_assert_eq(rill_reader_feed_data(r, "0123456789abcdefghij\n", 21), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is found, but chunk is longer than limit");
+	cr_assert_eq(rill_reader_readline(r, &v), RILL_ELIMIT);
+	cr_assert_str_eq(rill_error_detail(),
+			 "Separator is found, but chunk is longer than limit");
+	cr_assert_eq(rill_reader_feed_data(r, "0123456789abcdefgh", 18), 0);
+	rill_reader_feed_eof(r);
+	cr_assert_eq(rill_reader_readexactly(r, buf, 36), RILL_EINCOMPLETE);
+	cr_assert_str_eq(rill_error_detail(), "18 bytes read on a total of 36 expected bytes");
+	cr_assert_eq(rill_reader_feed_data(r, "tail", 4), 0);
+	cr_assert_eq(rill_reader_readuntil(r, "\n", 1, &v), RILL_EINCOMPLETE);
+	cr_assert_str_eq(rill_error_detail(),
+			 "4 bytes read on a total of undefined expected bytes");
+	rill_reader_free(r);
 	return 0;
 }

@@ -490,11 +490,11 @@ TASK_TEST(streams_server, adopt_listening_socket, .timeout = 30)
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
-	int port, fd, notlistening = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int port, fd, dgram = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	o.sock = notlistening;
+	o.sock = dgram;
 	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), -EINVAL);
-	close(notlistening);
+	close(dgram);
 
 	fd = listen_loopback(&port, 16);
 	cr_assert_geq(fd, 0);
@@ -510,6 +510,162 @@ TASK_TEST(streams_server, adopt_listening_socket, .timeout = 30)
 	rill_server_close(s);
 	cr_assert_eq(rill_server_wait_closed(s), 0);
 	cr_assert_eq(fcntl(fd, F_GETFD), -1, "the adopted listener was not closed");
+	rill_server_free(s);
+	return 0;
+}
+
+/* asyncio's server calls listen(backlog) on every socket it serves, so a
+ * bound socket that is not listening yet is taken as it is. */
+TASK_TEST(streams_server, adopt_bound_socket_not_listening_yet, .timeout = 30)
+{
+	struct sockaddr_in a = loopback4(0);
+	socklen_t len = sizeof(a);
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	o.sock = fd;
+	o.backlog = 7;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), 0,
+		     "%s", rill_error_detail());
+	cr_assert_eq(sockopt(fd, SOL_SOCKET, SO_ACCEPTCONN), 1);
+	connect_to("127.0.0.1", ntohs(a.sin_port), &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "listened for us\n"), 0);
+	close_and_free(w);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+	return 0;
+}
+
+/* asyncio's ValueErrors: sock with host or port, and the TLS timeouts
+ * without TLS. */
+TASK_TEST(streams_server, sock_with_host_or_port_and_tls_timeouts_without_tls, .timeout = 30)
+{
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s = NULL;
+	const char *hosts[] = { "127.0.0.1" };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fds;
+
+	cr_assert_eq(listen(fd, 4), 0);
+	fds = count_fds();
+	o.sock = fd;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "sock"), "%s", rill_error_detail());
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 8080, &o, &s), -EINVAL);
+	o.hosts = hosts;
+	o.nhosts = 1;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, NULL, 0, &o, &s), -EINVAL);
+	o.hosts = NULL;
+	o.nhosts = 0;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, "/tmp/rill-x.sock", &o, &s),
+		     -EINVAL);
+	cr_assert_null(s);
+	cr_assert_eq(count_fds(), fds, "a refused sock was closed or leaked");
+	close(fd);
+
+	o = (rill_server_options)RILL_SERVER_OPTIONS_INIT;
+	o.ssl_handshake_timeout = 1000 * MS;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "only meaningful with ssl"), "%s",
+		  rill_error_detail());
+	o.ssl_handshake_timeout = 0;
+	o.ssl_shutdown_timeout = 1000 * MS;
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, &o, &s), -EINVAL);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, "/tmp/rill-x.sock", &o, &s),
+		     -EINVAL);
+	return 0;
+}
+
+/* 3.13: close() from another task cancels serve_forever's future, and
+ * serve_forever closes and waits as wait_closed() does before it ends. */
+TASK_TEST(streams_server, serve_forever_ended_by_close_waits_for_the_clients, .timeout = 30)
+{
+	struct forever f = { .result = 1 };
+	rill_reader *r;
+	rill_writer *w;
+	rill_task *t;
+
+	cr_assert_eq(rill_start_server(echo_lines, NULL, "127.0.0.1", 0, NULL, &f.s), 0);
+	cr_assert_eq(rill_spawn(rill_loop_current(), forever_task, &f, &t), 0);
+	connect_to("127.0.0.1", rill_server_port(f.s), &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "connected\n"), 0);
+	rill_server_close(f.s);
+	cr_assert_eq(rill_sleep_ms(50), 0);
+	cr_assert_eq(f.result, 1, "serve_forever returned with a client connected");
+	cr_assert_eq(echo_roundtrip(r, w, "still served\n"), 0);
+	close_and_free(w);
+	cr_assert_eq(rill_task_join(t, NULL), 0);
+	cr_assert_eq(f.result, 0);
+	rill_server_free(f.s);
+	return 0;
+}
+
+/* ---- a family the machine has disabled ------------------------------ */
+
+/* In a network namespace of its own (lo up, from run_isolated), IPv6
+ * turned off. false where that cannot be had. */
+static bool ipv6_off(void)
+{
+	char mine[64] = "", parent[64] = "", where[64];
+	FILE *f;
+
+	/* Only in a namespace of our own: never turn the machine's off. */
+	snprintf(where, sizeof(where), "/proc/%d/ns/net", (int)getppid());
+	if (readlink("/proc/self/ns/net", mine, sizeof(mine) - 1) <= 0 ||
+	    readlink(where, parent, sizeof(parent) - 1) <= 0 || !strcmp(mine, parent))
+		return false;
+	f = fopen("/proc/sys/net/ipv6/conf/all/disable_ipv6", "w");
+	return f && fputs("1\n", f) >= 0 && fclose(f) == 0;
+}
+
+/* 3.13 (bpo-30945): an address that fails with EADDRNOTAVAIL is skipped;
+ * an error only when none could be bound. */
+ISOLATED_TEST(streams_server, disabled_family_is_skipped, .timeout = 30)
+{
+	const char *both[] = { "::1", "127.0.0.1" }, *v6[] = { "::1" };
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	int err;
+
+	if (!ipv6_off()) {
+		fprintf(stderr, "skipped: IPv6 cannot be turned off here (needs a "
+			"network namespace: root)\n");
+		return 0;
+	}
+	o.hosts = both;
+	o.nhosts = 2;
+	err = rill_start_server(echo_lines, NULL, NULL, 0, &o, &s);
+	CHECK(err == 0, "hosts ::1 and 127.0.0.1: %s %s", rill_err_name(err), rill_error_detail());
+	CHECK(rill_server_nsockets(s) == 1, "%zu sockets", rill_server_nsockets(s));
+	CHECK(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w) == 0, "connect");
+	CHECK(echo_roundtrip(r, w, "v4 only\n") == 0, "echo");
+	CHECK(writer_done(w) == 0, "close");
+	rill_server_close(s);
+	rill_server_wait_closed(s);
+	rill_server_free(s);
+	/* None could be bound: the error. */
+	o.hosts = v6;
+	o.nhosts = 1;
+	err = rill_start_server(echo_lines, NULL, NULL, 0, &o, &s);
+	CHECK(err == -EADDRNOTAVAIL, "::1 alone: %s", rill_err_name(err));
+	CHECK(strstr(rill_error_detail(), "could not bind"), "%s", rill_error_detail());
+	err = rill_start_server(echo_lines, NULL, "::1", 0, NULL, &s);
+	CHECK(err == -EADDRNOTAVAIL, "host ::1: %s", rill_err_name(err));
+	/* Every interface: serves on what there is. */
+	err = rill_start_server(echo_lines, NULL, NULL, 0, NULL, &s);
+	CHECK(err == 0, "host NULL: %s %s", rill_err_name(err), rill_error_detail());
+	CHECK(rill_open_connection("127.0.0.1", rill_server_port(s), NULL, &r, &w) == 0, "connect");
+	CHECK(echo_roundtrip(r, w, "every interface\n") == 0, "echo");
+	CHECK(writer_done(w) == 0, "close");
+	rill_server_close(s);
+	rill_server_wait_closed(s);
 	rill_server_free(s);
 	return 0;
 }
@@ -570,6 +726,52 @@ Test(streams_server, callback_leaving_writer_open_warns_and_closes, .timeout = 3
 	rill_set_log_handler(NULL, NULL);
 	cr_assert_eq(l.warnings, 1, "warnings: %d (last: %s)", l.warnings, l.last);
 	cr_assert(strstr(l.last, "unclosed"), "message: %s", l.last);
+}
+
+/* ---- the callback fails ---------------------------------------------- */
+
+static int fail_after_line(rill_reader *r, rill_writer *w, void *arg)
+{
+	rill_bytes line;
+
+	(void)arg;
+	if (rill_reader_readline(r, &line) > 0)
+		rill_writer_write(w, line.data, line.len);
+	return -EPROTO;		/* an exception, left open */
+}
+
+/* asyncio: "Unhandled exception in client_connected_cb" through the
+ * exception handler, then transport.close(). */
+static int failing_callback(void *arg)
+{
+	rill_server *s;
+	rill_reader *r;
+	rill_writer *w;
+	rill_bytes line;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(fail_after_line, NULL, "127.0.0.1", 0, NULL, &s), 0);
+	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
+	cr_assert_eq(echo_roundtrip(r, w, "then fail\n"), 0, "queued data lost");
+	cr_assert_eq(rill_reader_readline(r, &line), 0, "connection not closed");
+	close_and_free(w);
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+	return 0;
+}
+
+Test(streams_server, callback_error_is_logged_and_closes, .timeout = 30)
+{
+	struct logged l = { 0 };
+
+	rill_set_log_handler(log_hook, &l);
+	run_task(failing_callback, &l);
+	rill_set_log_handler(NULL, NULL);
+	cr_assert_eq(l.errors, 1, "errors: %d (last: %s)", l.errors, l.last);
+	cr_assert_eq(l.warnings, 0, "warnings: %d (last: %s)", l.warnings, l.last);
+	cr_assert(strstr(l.last, "Unhandled exception in client_connected_cb"), "%s", l.last);
+	cr_assert(strstr(l.last, rill_strerror(-EPROTO)), "%s", l.last);
 }
 
 /* ---- rill_server_free with live connections ------------------------- */

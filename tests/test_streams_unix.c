@@ -200,3 +200,76 @@ TASK_TEST(streams_unix, adopt_connected_unix_socket)
 	close(sv[1]);
 	return 0;
 }
+
+/* Closes the server, waits until it is closed, frees it. */
+static void server_done(rill_server *s)
+{
+	rill_server_close(s);
+	cr_assert_eq(rill_server_wait_closed(s), 0);
+	rill_server_free(s);
+}
+
+/* A Unix socket of the test's bound to path; listening if listens. */
+static int bound_unix(bool listens)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(sun.sun_path, path);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	if (listens)
+		cr_assert_eq(listen(fd, 4), 0);
+	return fd;
+}
+
+/* 3.13: a server started with sock= unlinks its socket file on close too,
+ * if that is still the same inode; a file that replaced it is left. */
+TASK_TEST(streams_unix, sock_socket_file_is_unlinked_on_close)
+{
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+	int fd;
+
+	o.sock = bound_unix(true);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	roundtrip(path, "adopted\n");
+	server_done(s);
+	cr_assert_eq(access(path, F_OK), -1, "socket file of sock= left behind");
+
+	/* Replaced meanwhile: not ours any more, left alone. */
+	o.sock = bound_unix(true);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	cr_assert_eq(unlink(path), 0);
+	fd = bound_unix(false);
+	server_done(s);
+	cr_assert(is_socket_file(path), "someone else's socket file was removed");
+	close(fd);
+	unlink(path);
+	return 0;
+}
+
+/* start_unix_server(cleanup_socket=False): the file stays, for a path and
+ * for a sock=. */
+TASK_TEST(streams_unix, cleanup_socket_off_leaves_the_file)
+{
+	rill_server_options o = RILL_SERVER_OPTIONS_INIT;
+	rill_server *s;
+
+	o.cleanup_socket = RILL_OFF;
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
+	roundtrip(path, "kept\n");
+	server_done(s);
+	cr_assert(is_socket_file(path), "cleanup_socket off, but the file went");
+	/* A stale file is still replaced at start. */
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, path, &o, &s), 0);
+	server_done(s);
+	cr_assert(is_socket_file(path));
+	cr_assert_eq(unlink(path), 0);
+
+	o.sock = bound_unix(false);
+	cr_assert_eq(rill_start_unix_server(echo_lines, NULL, NULL, &o, &s), 0);
+	server_done(s);
+	cr_assert(is_socket_file(path));
+	unlink(path);
+	return 0;
+}

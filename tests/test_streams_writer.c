@@ -814,7 +814,7 @@ TASK_TEST(streams_writer, get_extra_info_survives_a_reset_and_close)
 	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_close(c.w);
-	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "sockname", NULL), &peer_remote);
 	assert_same_inet(rill_writer_get_extra_info(c.w, "peername", NULL), &peer_local);
 	rill_writer_free(c.w);
@@ -831,7 +831,8 @@ static void count_log(int level, const char *msg, void *arg)
 {
 	struct log_count *lc = arg;
 
-	(void)msg;
+	if (level == RILL_LOG_INFO && strstr(msg, "io_uring unavailable"))
+		return;		/* the backend fallback's note (tests/no-io-uring) */
 	if (level == RILL_LOG_WARNING)
 		lc->warnings++;
 	else
@@ -910,4 +911,89 @@ Test(streams_writer, unclosed_writer_is_closed_with_one_warning)
 	run_task(unclosed_body, &lc);
 	rill_set_log_handler(NULL, NULL);
 	cr_assert_eq(lc.warnings, 2);
+}
+
+/* ---- after the connection is lost (asyncio conformance) ------------ */
+
+/* asyncio: connection_lost(exc) sets exc on the close waiter, so every
+ * wait_closed() raises it; rill returns it. */
+TASK_TEST(streams_writer, wait_closed_after_a_reset_returns_the_error)
+{
+	struct conn c;
+	char buf[8];
+
+	open_tcp(&c, 0);
+	peer_reset(&c.peer);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	cr_assert_eq(rill_writer_wait_closed(c.w), -ECONNRESET);
+	rill_writer_free(c.w);
+	return 0;
+}
+
+/* A clean close still gives 0. */
+TASK_TEST(streams_writer, wait_closed_after_a_clean_close_returns_0)
+{
+	struct conn c;
+
+	open_tcp(&c, 0);
+	rill_writer_close(c.w);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	cr_assert_eq(rill_writer_wait_closed(c.w), 0);
+	rill_writer_free(c.w);
+	close(c.peer);
+	return 0;
+}
+
+struct lost_log {
+	int send_warnings, others;
+};
+
+static void lost_log_hook(int level, const char *msg, void *arg)
+{
+	struct lost_log *l = arg;
+
+	if (level == RILL_LOG_INFO && strstr(msg, "io_uring unavailable"))
+		return;		/* the backend fallback's note (tests/no-io-uring) */
+	if (level == RILL_LOG_WARNING && !strcmp(msg, "socket.send() raised exception."))
+		l->send_warnings++;
+	else
+		l->others++;
+}
+
+/* asyncio's transport counts writes after the loss and, from the fifth
+ * (LOG_THRESHOLD_FOR_CONNLOST_WRITES), logs each one it drops. */
+static int lost_writes_logged_body(void *arg)
+{
+	struct lost_log *l = arg;
+	struct conn c;
+	char buf[8];
+
+	open_tcp(&c, 0);
+	peer_reset(&c.peer);
+	cr_assert_eq(rill_reader_read(c.r, buf, sizeof(buf)), -ECONNRESET);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 0);
+	cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 1);
+	cr_assert_eq(rill_writer_write_ref(c.w, "z", 1, NULL, NULL), 0);
+	cr_assert_eq(rill_writer_write(c.w, "x", 1), 0);
+	cr_assert_eq(l->send_warnings, 3);
+	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), 0);
+	rill_writer_free(c.w);
+	return 0;
+}
+
+Test(streams_writer, writes_after_the_loss_are_logged_from_the_fifth)
+{
+	struct lost_log l = { 0 };
+
+	rill_set_log_handler(lost_log_hook, &l);
+	run_task(lost_writes_logged_body, &l);
+	rill_set_log_handler(NULL, NULL);
+	cr_assert_eq(l.send_warnings, 3);
+	cr_assert_eq(l.others, 0);
 }

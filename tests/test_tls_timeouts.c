@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS timing: handshake timeouts on both sides against silent peers, close without waiting for the peer's close_notify, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
+/* TLS timing: handshake timeouts on both sides against silent peers, close waiting for the peer's close_notify up to ssl_shutdown_timeout, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
 #include "tests/tls_helpers.h"
 
 static rill_time elapsed_ms(rill_time since)
@@ -95,7 +95,7 @@ TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 	return 0;
 }
 
-/* ---- closing without waiting for the peer --------------------------- */
+/* ---- closing: close_notify, then the peer's, or the timeout ------- */
 
 struct hold {
 	struct served seen;
@@ -103,7 +103,7 @@ struct hold {
 };
 
 /* Reads to EOF and then holds the connection open, never sending its own
- * close_notify, until the test lets go. */
+ * close_notify, until the test lets go (release set: at once). */
 static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 {
 	struct hold *h = arg;
@@ -120,28 +120,40 @@ static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
-TASK_TEST(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout = 30)
+/* asyncio's SSLProtocol: close sends close_notify and waits for the
+ * peer's, at most ssl_shutdown_timeout, then aborts; wait_closed() raises
+ * the TimeoutError. answer: the server closes (and says close_notify) as
+ * soon as it reads ours. */
+static int close_and_wait(bool answer)
 {
-	struct hold h = { 0 };
+	struct hold h = { .release = answer };
 	struct tls_env e = { 0 };
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
-	rill_time t0;
+	rill_time t0, ms;
+	int err;
 
 	tls_env_start(&e, read_and_hold, &h, NULL);
 	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, RILL_OPEN_OPTIONS(
 		.ssl_context = e.cctx, .server_hostname = "localhost",
-		.ssl_shutdown_timeout = 1000 * MS), &r, &w), 0);
+		.ssl_shutdown_timeout = 300 * MS), &r, &w), 0);
 	cr_assert_eq(rill_writer_write(w, "hi\n", 3), 0);
 	cr_assert_eq(rill_reader_readline(r, &line), 3);
 	t0 = rill_now();
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
-	/* close_notify is sent and the socket closed without waiting for
-	 * the answer that never comes: well within the shutdown timeout. */
-	cr_assert_lt(elapsed_ms(t0), 500, "wait_closed took %lld ms",
-		     (long long)elapsed_ms(t0));
+	err = rill_writer_wait_closed(w);
+	ms = elapsed_ms(t0);
+	if (answer) {
+		cr_assert_eq(err, 0, "%s", rill_strerror(err));
+		cr_assert_lt(ms, 250, "wait_closed took %lld ms", (long long)ms);
+	} else {
+		cr_assert_eq(err, RILL_ETLS_SHUTDOWN_TIMEOUT, "%s", rill_strerror(err));
+		cr_assert_geq(ms, 290, "wait_closed took %lld ms", (long long)ms);
+		cr_assert_lt(ms, 1500, "wait_closed took %lld ms", (long long)ms);
+		/* Repeatable, as the future's exception is. */
+		cr_assert_eq(rill_writer_wait_closed(w), RILL_ETLS_SHUTDOWN_TIMEOUT);
+	}
 	rill_writer_free(w);
 	/* The server saw our close_notify: a clean EOF. */
 	for (int i = 0; i < 200 && h.seen.last_read != 0; i++)
@@ -151,6 +163,16 @@ TASK_TEST(tls_timeouts, close_does_not_wait_for_the_peers_close_notify, .timeout
 	h.release = true;
 	tls_env_wait_stop(&e);
 	return 0;
+}
+
+TASK_TEST(tls_timeouts, close_waits_for_the_peers_close_notify_until_the_timeout, .timeout = 30)
+{
+	return close_and_wait(false);
+}
+
+TASK_TEST(tls_timeouts, close_ends_when_the_peers_close_notify_arrives, .timeout = 30)
+{
+	return close_and_wait(true);
 }
 
 /* ---- start_tls ------------------------------------------------------- */
@@ -257,7 +279,7 @@ TASK_TEST(tls_timeouts, start_tls_handshake_timeout, .timeout = 30)
 	/* The connection is over: reads report the failure. */
 	cr_assert_eq(rill_reader_read(r, (char[1]){ 0 }, 1), RILL_ETLS_HANDSHAKE_TIMEOUT);
 	rill_writer_close(w);
-	cr_assert_eq(rill_writer_wait_closed(w), 0);
+	cr_assert_eq(rill_writer_wait_closed(w), RILL_ETLS_HANDSHAKE_TIMEOUT);
 	rill_writer_free(w);
 	rill_server_free(srv);
 	rill_tls_ctx_free(cctx);

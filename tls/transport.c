@@ -12,9 +12,11 @@
  * code calls this through struct rill__transport and never asks whether
  * it has TLS.
  *
- * Close sends close_notify and then closes the socket without waiting for
- * the peer's (allowed since TLS 1.1; so a peer that never answers cannot
- * hold wait_closed() up at all).
+ * Close sends close_notify and waits for the peer's, as asyncio's
+ * SSLProtocol does, at most ssl_shutdown_timeout (30 s); then it aborts and
+ * wait_closed() says RILL_ETLS_SHUTDOWN_TIMEOUT. Application data that
+ * arrives meanwhile is dropped; a TCP EOF ends the wait as well as the
+ * close_notify (asyncio's eof_received in SHUTDOWN).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +42,13 @@
 /* Plaintext per SSL_write: one full record. */
 #define RILL_TLS_RECORD (16 * 1024)
 #define RILL_TLS_HANDSHAKE_DEFAULT (60 * RILL_NSEC_PER_SEC)
+/* asyncio's SSL_SHUTDOWN_TIMEOUT: how long a close waits for the peer's
+ * close_notify before it aborts. */
+#define RILL_TLS_SHUTDOWN_DEFAULT (30 * RILL_NSEC_PER_SEC)
+/* asyncio's FLOW_CONTROL_HIGH_WATER_SSL_WRITE: a TLS writer's default
+ * high-water mark (low: a quarter). Records are 16 KiB, so 64 KiB would
+ * pause a writer after four of them. */
+#define RILL_TLS_WRITE_HIGH (512 * 1024)
 
 struct tls_conn {
 	struct rill__conn *c;
@@ -49,11 +58,15 @@ struct tls_conn {
 	bool done;		/* handshake finished */
 	bool failed;
 	bool close_notify;	/* the peer's arrived */
+	bool peer_eof;		/* TCP EOF while closing */
+	bool notify_sent;	/* our close_notify is queued */
 	int err;
 	const char *in;		/* ciphertext OpenSSL reads next (the view) */
 	size_t in_len;
 	char *held;		/* what OpenSSL left unread, kept (malloc'd) */
 	size_t held_len;
+	rill_time shutdown_timeout;
+	rill_task *shutdown_timer;	/* running while we wait for the peer */
 	struct rill__waitq waiters;	/* tasks waiting for the handshake */
 	char *subject;		/* "peercert_subject", made on demand */
 	char *alpn;		/* "alpn_protocol" */
@@ -92,6 +105,19 @@ static void tls_fail(struct tls_conn *t, int err)
 	tls_last_words(t);
 	rill__waitq_wake_all(&t->waiters);
 	rill__conn_lost(t->c, err);
+}
+
+/* The socket failed under us (a reset, a send error) or was aborted: a
+ * task waiting for the handshake learns it now, not at its timeout. */
+static void tls_lost(struct rill__conn *c, int err)
+{
+	struct tls_conn *t = tls_of(c);
+
+	if (t->failed || t->done)
+		return;
+	t->failed = true;
+	t->err = err < 0 ? err : -ECONNRESET;
+	rill__waitq_wake_all(&t->waiters);
 }
 
 static void tls_kick_if_output(struct tls_conn *t)
@@ -147,7 +173,8 @@ static void tls_read(struct tls_conn *t)
 		}
 		r = SSL_read(t->ssl, p, room > INT_MAX ? INT_MAX : (int)room);
 		if (r > 0) {
-			rill__reader_commit(reader, (size_t)r);
+			if (!t->c->closing)	/* closing: asyncio drops it too */
+				rill__reader_commit(reader, (size_t)r);
 			continue;
 		}
 		e = SSL_get_error(t->ssl, r);
@@ -156,6 +183,8 @@ static void tls_read(struct tls_conn *t)
 		if (e == SSL_ERROR_ZERO_RETURN) {
 			t->close_notify = true;
 			rill_reader_feed_eof(reader);
+			if (t->c->closing)
+				rill__conn_maybe_close(t->c);
 			return;
 		}
 		tls_fail(t, rill__tls_conn_error(t->ssl, e));
@@ -240,6 +269,12 @@ static void tls_on_eof(struct rill__conn *c)
 
 	if (t->close_notify || t->failed)
 		return;
+	if (c->closing) {	/* we said goodbye: the peer's EOF will do */
+		t->peer_eof = true;
+		rill_reader_feed_eof(&c->reader);
+		rill__conn_maybe_close(c);
+		return;
+	}
 	/* The TCP stream ended without close_notify: a truncation the
 	 * reader must not take for a clean end. */
 	tls_fail(t, rill__tls_error_str(RILL_ETLS_EOF,
@@ -304,15 +339,43 @@ static bool tls_pending(struct rill__conn *c)
 	       (t->done && !t->failed && c->writer.qlen);
 }
 
+/* Waiting for the peer's close_notify: the socket stays open and
+ * receiving. */
+static bool tls_linger(struct rill__conn *c)
+{
+	struct tls_conn *t = tls_of(c);
+
+	return t->notify_sent && !t->close_notify && !t->peer_eof && !t->failed;
+}
+
+static int tls_shutdown_timer(void *arg)
+{
+	struct tls_conn *t = arg;
+
+	if (rill_sleep_ns(t->shutdown_timeout) < 0)
+		return 0;	/* cancelled: t may be gone */
+	if (tls_linger(t->c))
+		rill__conn_lost(t->c, rill__tls_error_str(RILL_ETLS_SHUTDOWN_TIMEOUT,
+			"SSL shutdown timed out: no close_notify from the peer"));
+	return 0;
+}
+
 static void tls_shutdown(struct rill__conn *c)
 {
 	struct tls_conn *t = tls_of(c);
 
-	if (t->done && !t->failed) {
-		ERR_clear_error();
-		SSL_shutdown(t->ssl);	/* queues close_notify */
-		ERR_clear_error();
-	}
+	if (!t->done || t->failed)
+		return;
+	ERR_clear_error();
+	SSL_shutdown(t->ssl);	/* queues close_notify */
+	ERR_clear_error();
+	t->notify_sent = true;
+	if (!tls_linger(c))
+		return;
+	/* (A reader paused above 2 x limit stays paused: such a close
+	 * waits for the timeout.) */
+	if (rill_spawn(c->loop, tls_shutdown_timer, t, &t->shutdown_timer) < 0)
+		t->peer_eof = true;	/* no timer: do not wait at all */
 }
 
 static bool tls_can_write_eof(struct rill__conn *c)
@@ -371,6 +434,10 @@ static void tls_destroy(struct rill__conn *c)
 {
 	struct tls_conn *t = tls_of(c);
 
+	if (t->shutdown_timer) {
+		rill_task_cancel(t->shutdown_timer);
+		rill_task_detach(t->shutdown_timer);
+	}
 	SSL_free(t->ssl);	/* frees the view and its end of the pair */
 	BIO_free(t->net);
 	free(t->held);
@@ -390,6 +457,8 @@ static const struct rill__transport tls_transport = {
 	.can_write_eof = tls_can_write_eof,
 	.extra_info = tls_extra_info,
 	.destroy = tls_destroy,
+	.lost = tls_lost,
+	.linger = tls_linger,
 };
 
 /* ---- the view: OpenSSL's input, read in place ---------------------- */
@@ -525,7 +594,6 @@ static int tls_client(struct rill__conn *c, rill_tls_ctx *ctx, const char *name,
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct tls_conn *t;
 
-	(void)shutdown;
 	if (!ctx) {
 		pthread_once(&once, default_client_init);
 		if (!(ctx = default_client))
@@ -535,6 +603,7 @@ static int tls_client(struct rill__conn *c, rill_tls_ctx *ctx, const char *name,
 		return rill__tls_error_str(-EINVAL, "a server context on a client connection");
 	if (!(t = tls_new(c, ctx)))
 		return -ENOMEM;
+	t->shutdown_timeout = shutdown ? shutdown : RILL_TLS_SHUTDOWN_DEFAULT;
 	if (tls_client_name(t, name) < 0) {
 		c->tp_data = t;
 		tls_destroy(c);
@@ -543,6 +612,7 @@ static int tls_client(struct rill__conn *c, rill_tls_ctx *ctx, const char *name,
 	}
 	SSL_set_connect_state(t->ssl);
 	rill__conn_set_transport(c, &tls_transport, t);
+	rill__writer_default_limits(&c->writer, RILL_TLS_WRITE_HIGH);
 	tls_progress(t);	/* the ClientHello */
 	return tls_wait(t, handshake);
 }
@@ -552,13 +622,14 @@ static int tls_server(struct rill__conn *c, rill_tls_ctx *ctx, rill_time handsha
 {
 	struct tls_conn *t;
 
-	(void)shutdown;
 	if (!ctx->server)
 		return rill__tls_error_str(-EINVAL, "a client context on a server");
 	if (!(t = tls_new(c, ctx)))
 		return -ENOMEM;
+	t->shutdown_timeout = shutdown ? shutdown : RILL_TLS_SHUTDOWN_DEFAULT;
 	SSL_set_accept_state(t->ssl);
 	rill__conn_set_transport(c, &tls_transport, t);
+	rill__writer_default_limits(&c->writer, RILL_TLS_WRITE_HIGH);
 	if (!t->failed)
 		tls_progress(t);	/* bytes that came early */
 	return tls_wait(t, handshake);
@@ -615,7 +686,13 @@ int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx, const char *server_hostnam
 	struct rill__conn *c = NULL;
 	int err = rill__options_load(&t, sizeof(t), timeouts, "rill_tls_timeouts");
 
-	if (err < 0 || (err = start_check(w, &c)) < 0)
+	if (err < 0)
+		return err;
+	/* asyncio: "check_hostname requires server_hostname". */
+	if (!server_hostname && (!ctx || (ctx->verify && !ctx->server)))
+		return rill__tls_error_str(-EINVAL, "server_hostname is required: the "
+			"context checks host names (\"\" turns the check off)");
+	if ((err = start_check(w, &c)) < 0)
 		return err;
 	return tls_client(c, ctx, server_hostname, t.handshake, t.shutdown);
 }

@@ -46,7 +46,6 @@
 
 #define MAX_EVENTS 256
 
-enum mode { MODE_ECHO, MODE_SINK, MODE_HTTP };
 
 static const char http_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
 				 "Content-Type: text/plain\r\n\r\nHello, world!";
@@ -60,7 +59,7 @@ struct conn {
 	size_t out_len;
 };
 
-static enum mode mode = MODE_ECHO;
+static enum bench_mode mode = BENCH_MODE_ECHO;
 static int epfd = -1;
 
 /* Tags for the two non-connection fds in the epoll set. */
@@ -182,9 +181,9 @@ static int http_handle(struct conn *c, const char *p, size_t n)
 static int conn_consume(struct conn *c, size_t n)
 {
 	switch (mode) {
-	case MODE_ECHO:
+	case BENCH_MODE_ECHO:
 		return conn_send(c, rbuf, n);
-	case MODE_HTTP:
+	case BENCH_MODE_HTTP:
 		return http_handle(c, rbuf, n);
 	default:
 		return 0;
@@ -339,61 +338,22 @@ static void serve(int lfd)
 #define USAGE "epoll_echo --port P [--host H] [--mode echo|sink|http]"
 #define OPTIONS \
 	"  --port P          listen on port P (0: any free port)\n" \
-	"  --host H          listen on address H (default 127.0.0.1)\n" \
-	"  --mode M          echo: write back what arrives (default);\n" \
-	"                    sink: read and discard; http: HTTP/1.1 keep-alive\n" \
+	BENCH_SERVER_OPTIONS \
 	"  -h, --help        print this and exit\n"
-
-static enum mode parse_mode(const char *s)
-{
-	if (!strcmp(s, "echo"))
-		return MODE_ECHO;
-	if (!strcmp(s, "sink"))
-		return MODE_SINK;
-	if (!strcmp(s, "http"))
-		return MODE_HTTP;
-	fprintf(stderr, "%s: --mode is echo, sink or http, not '%s'\n",
-		program_invocation_name, s);
-	bench_usage_error(USAGE);
-}
 
 /* The port stays a string, for getaddrinfo. */
 static const char *parse_args(int argc, char **argv, const char **host)
 {
-	static const struct option longopts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	const char *port = NULL;
-	int c;
+	struct bench_server_args a = { .host = *host, .port_num = -1 };
 
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			bench_int(USAGE, "--port", optarg, 0, 65535);
-			port = optarg;
-			break;
-		case 'H':
-			*host = optarg;
-			break;
-		case 'm':
-			mode = parse_mode(optarg);
-			break;
-		case 'h':
-			bench_help(USAGE, OPTIONS);
-		default:
-			bench_usage_error(USAGE);
-		}
-	}
-	bench_no_operands(USAGE, argc, argv, optind);
-	if (!port) {
+	bench_server_parse(argc, argv, USAGE, OPTIONS, 0, &a);
+	if (!a.port) {
 		fprintf(stderr, "%s: --port is required\n", program_invocation_name);
 		bench_usage_error(USAGE);
 	}
-	return port;
+	*host = a.host;
+	mode = a.mode;
+	return a.port;
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* rill/loop.h: the event loop, one io_uring per loop, one loop per thread.
+/* rill/loop.h: the event loop, one io_uring (or, where io_uring is refused,
+ * one epoll instance) per loop, one loop per thread.
  *
  * A loop is created, run and freed on one thread. Every rill object created
  * on a loop (tasks, readers, writers, servers) belongs to it and may only be
@@ -53,7 +54,20 @@ typedef struct rill_loop_options {
 	 * installed before it, or the default). true: leave signal handling
 	 * alone, for programs that own their handlers. */
 	bool no_signal_handler;
+	/* Which backend runs the loop (enum rill_backend). RILL_BACKEND_AUTO:
+	 * io_uring, else epoll where io_uring is refused (see
+	 * rill_loop_backend()); RILL_BACKEND_IO_URING: io_uring or an error,
+	 * never epoll; RILL_BACKEND_EPOLL: epoll. The environment variable
+	 * RILL_BACKEND=io_uring|epoll overrides AUTO. */
+	int backend;
 } rill_loop_options;
+
+/* The loop's kernel interface. */
+enum rill_backend {
+	RILL_BACKEND_AUTO = 0,		/* options: choose (io_uring first) */
+	RILL_BACKEND_IO_URING = 1,	/* io_uring: completions */
+	RILL_BACKEND_EPOLL = 2,		/* epoll: readiness, non-blocking sockets */
+};
 
 #define RILL_LOOP_OPTIONS_INIT RILL__INIT(rill_loop_options)
 #ifndef __cplusplus
@@ -106,6 +120,10 @@ RILL_API int rill_loop_call_soon(rill_loop *loop, rill_callback fn, void *arg);
  * NULL). */
 RILL_API unsigned rill_loop_features(const rill_loop *loop);
 
+/* The backend the loop runs on: RILL_BACKEND_IO_URING or
+ * RILL_BACKEND_EPOLL (RILL_BACKEND_AUTO for NULL). */
+RILL_API int rill_loop_backend(const rill_loop *loop);
+
 /* The features the running kernel has (probed once per process). */
 RILL_API unsigned rill_features_probe(void);
 
@@ -115,7 +133,7 @@ RILL_API const char *rill_feature_name(unsigned feature);
 typedef struct rill_loop_stats {
 	size_t size;		/* set by RILL_LOOP_STATS_INIT */
 	uint64_t iterations;	/* loop iterations */
-	uint64_t enters;	/* io_uring_enter calls */
+	uint64_t enters;	/* io_uring_enter (epoll: epoll_wait) calls */
 	uint64_t sqes;		/* submission entries queued */
 	uint64_t cqes;		/* completion entries handled */
 	uint64_t cq_overflows;	/* times the CQ overflowed (nothing lost) */

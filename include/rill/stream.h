@@ -61,8 +61,10 @@ typedef struct rill_open_options {
 	bool ssl;		/* true: TLS with the default client context */
 	rill_tls_ctx *ssl_context;	/* TLS with this context */
 	const char *server_hostname;	/* SNI and name check; "": no check */
+	/* TLS only (-EINVAL without): */
 	rill_time ssl_handshake_timeout;	/* 0: 60 s */
-	rill_time ssl_shutdown_timeout;		/* 0: 30 s */
+	rill_time ssl_shutdown_timeout;	/* wait for the peer's close_notify
+					 * after ours, then abort; 0: 30 s */
 } rill_open_options;
 
 #define RILL_OPEN_OPTIONS_INIT RILL__INIT_SOCK(rill_open_options)
@@ -76,7 +78,10 @@ typedef struct rill_open_options {
  * addresses are not resolved) and stores the new reader and writer. opts
  * may be NULL. The caller owns the pair and frees it with
  * rill_writer_free(). Every attempt failing: that error if one attempt was
- * made, else RILL_EMULTI with rill_error_detail() listing each. Other
+ * made, else RILL_EMULTI with rill_error_detail() listing each (and
+ * rill_open_connection_attempts() giving each as a record). With a
+ * happy_eyeballs_delay the next attempt starts when the delay has passed
+ * or the one before it failed, whichever is first. Other
  * errors: -EINVAL, -ETIMEDOUT (connect_timeout), -ECANCELED, EAI errors as
  * -EHOSTUNREACH with detail. Task only. */
 RILL_API int rill_open_connection(const char *host, int port,
@@ -90,6 +95,26 @@ RILL_API int rill_open_unix_connection(const char *path,
 				       rill_reader **readerp,
 				       rill_writer **writerp);
 
+/* One connect attempt of an open_connection: the address tried and how
+ * it ended (0: connected; -errno; -ECANCELED: stopped because another
+ * attempt won, or the call was cancelled or timed out). */
+typedef struct rill_connect_attempt {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int error;
+} rill_connect_attempt;
+
+/* asyncio's all_errors=True: every attempt of this thread's last
+ * rill_open_connection() or rill_open_unix_connection(), in the order they
+ * were started, and their count in *countp (may be NULL). Empty (NULL, 0)
+ * when that call made none: a sock= adoption, an argument refused, a name
+ * that did not resolve. Borrowed until the next open_connection on this
+ * thread: another task of the same loop may make one as soon as this task
+ * waits, so read it before then (a TLS handshake is such a wait: with ssl,
+ * read it after the call, knowing another task may have connected during
+ * the handshake). */
+RILL_API const rill_connect_attempt *rill_open_connection_attempts(size_t *countp);
+
 /* ---- StreamReader -------------------------------------------------- */
 
 typedef struct rill_read_error {
@@ -97,6 +122,11 @@ typedef struct rill_read_error {
 	size_t partial_len;	/* IncompleteReadError.partial length */
 	size_t consumed;	/* LimitOverrunError.consumed */
 } rill_read_error;
+
+/* One task at a time may wait on a reader: a read from another task that
+ * what is buffered answers gets it (a waiting readuntil then searches
+ * again); one that would have to wait too returns -EBUSY at once
+ * (asyncio's RuntimeError from _wait_for_data). */
 
 /* read(n), n > 0: waits for at least one byte and copies up to n into buf.
  * Returns the count, 0 at EOF, or the reader's exception. Not capped by the
@@ -164,8 +194,9 @@ RILL_API void rill_reader_free(rill_reader *r);
 /* ---- StreamWriter -------------------------------------------------- */
 
 /* Queues a copy of data; never blocks. Returns 0, or RILL_ESTATE after
- * write_eof. After the connection is lost data is dropped silently (0),
- * as asyncio does. */
+ * write_eof. After the connection is lost (or closed) data is dropped and
+ * 0 returned, as asyncio does; from the fifth such write on, each one is
+ * reported through the log hook ("socket.send() raised exception."). */
 RILL_API int rill_writer_write(rill_writer *w, const void *data, size_t n);
 RILL_API int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks,
 				    size_t n);
@@ -184,7 +215,9 @@ RILL_API int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 RILL_API int rill_writer_drain(rill_writer *w);
 
 /* set_write_buffer_limits(high, low), -1 for None: with only low, high =
- * 4 x low; with only high, low = high / 4; neither: 64 KiB and 16 KiB.
+ * 4 x low; with only high, low = high / 4; neither: the transport's
+ * defaults, 64 KiB and 16 KiB (TLS: 512 KiB and 128 KiB, asyncio's SSL
+ * watermarks, which a TLS writer also starts with).
  * -EINVAL unless high >= low >= 0, for other negative values, and for a
  * low whose 4 x low would not fit. */
 RILL_API int rill_writer_set_write_buffer_limits(rill_writer *w, ssize_t high,
@@ -206,8 +239,11 @@ RILL_API bool rill_writer_can_write_eof(const rill_writer *w);
 RILL_API void rill_writer_close(rill_writer *w);
 /* Whether close() or a lost connection has begun closing; true for NULL. */
 RILL_API bool rill_writer_is_closing(const rill_writer *w);
-/* Waits until the socket is really closed. Repeatable. Returns 0 or
- * -ECANCELED / -ETIMEDOUT. Task only. */
+/* Waits until the socket is really closed. Repeatable. Returns 0, or the
+ * error the connection was lost with (-ECONNRESET, -EPIPE, a RILL_ETLS*
+ * code; RILL_ETLS_SHUTDOWN_TIMEOUT when a TLS peer did not answer our
+ * close_notify within ssl_shutdown_timeout) on every call, as asyncio's
+ * wait_closed() raises it; or -ECANCELED / -ETIMEDOUT. Task only. */
 RILL_API int rill_writer_wait_closed(rill_writer *w);
 /* abort(): drops the queue and closes now. */
 RILL_API void rill_writer_abort(rill_writer *w);
@@ -257,6 +293,7 @@ typedef struct rill_server_options {
 	const char *const *hosts; /* several hosts: bind each */
 	size_t nhosts;
 	rill_tls_ctx *ssl;	/* TLS server context (rill-tls) */
+	/* TLS only (-EINVAL without), as in rill_open_options: */
 	rill_time ssl_handshake_timeout;	/* 0: 60 s */
 	rill_time ssl_shutdown_timeout;		/* 0: 30 s */
 	/* Thread per core: N >= 1 serves on N loops, each on its own thread
@@ -264,6 +301,10 @@ typedef struct rill_server_options {
 	 * port; a connection's callback runs on the loop that accepted it.
 	 * RILL_THREADS_PER_CPU: one loop per online CPU. 0: this loop only. */
 	int threads;
+	/* Unix servers (3.13's cleanup_socket): default on: close unlinks
+	 * the socket file, a sock='s too, if it is still the one the server
+	 * listens on (same inode); RILL_OFF leaves it. */
+	int cleanup_socket;
 } rill_server_options;
 
 #define RILL_THREADS_PER_CPU (-1)
@@ -276,7 +317,10 @@ typedef struct rill_server_options {
 #endif
 
 /* Listens on host:port (NULL or "": every interface, one socket per
- * family; port 0: a free port, the same one for every socket) and calls
+ * family; port 0: a free port, the same one for every socket; an address
+ * that fails with EADDRNOTAVAIL, a disabled family, is skipped, and
+ * -EADDRNOTAVAIL comes only when none could be bound; host or port with
+ * sock: -EINVAL) and calls
  * cb(reader, writer, arg) in a new task per connection. arg is borrowed
  * for the server's lifetime. The caller owns the server: rill_server_free().
  * Task only (host names are resolved off the loop thread). */
@@ -286,7 +330,8 @@ RILL_API int rill_start_server(rill_client_connected_fn cb, void *arg,
 			       rill_server **serverp);
 
 /* As above on a Unix socket path ('@' first: abstract). A stale socket
- * file is removed first; the path is unlinked on close if still ours. */
+ * file is removed first; the path is unlinked on close if still ours
+ * (cleanup_socket). path and sock together: -EINVAL. */
 RILL_API int rill_start_unix_server(rill_client_connected_fn cb, void *arg,
 				    const char *path,
 				    const rill_server_options *opts,

@@ -70,8 +70,10 @@ RILL_API int rill_event_wait(rill_event *ev);
 
 typedef struct rill_queue rill_queue;
 
-/* A bounded FIFO of pointers between tasks of any loops (capacity > 0).
- * The items are the callers': the queue only moves the pointers. */
+/* A bounded FIFO of pointers between tasks of any loops, capacity 1 to
+ * RILL_QUEUE_CAPACITY_MAX (else -EINVAL). The items are the callers': the
+ * queue only moves the pointers. */
+#define RILL_QUEUE_CAPACITY_MAX (1u << 24)
 RILL_API int rill_queue_new(size_t capacity, rill_queue **qp);
 RILL_API void rill_queue_free(rill_queue *q);
 /* Task: waits while full. 0, RILL_ECLOSED, -ECANCELED, -ETIMEDOUT. */

@@ -81,7 +81,8 @@ RILL_API const char *rill_tls_last_error(void);
 typedef struct rill_tls_timeouts {
 	size_t size;		/* set by RILL_TLS_TIMEOUTS_INIT */
 	rill_time handshake;	/* 0: 60 s */
-	rill_time shutdown;	/* 0: 30 s */
+	rill_time shutdown;	/* close: wait this long for the peer's
+				 * close_notify, then abort; 0: 30 s */
 } rill_tls_timeouts;
 
 #define RILL_TLS_TIMEOUTS_INIT RILL__INIT(rill_tls_timeouts)
@@ -93,9 +94,13 @@ typedef struct rill_tls_timeouts {
  * the client side with ctx (NULL: a default client context), and waits
  * for the handshake. The same reader and writer go on working, now over
  * TLS; bytes the peer sent before the upgrade and still buffered in the
- * reader are handed to TLS, not lost. server_hostname: SNI and name check
- * (NULL: none given, verification against a name fails; "": no check).
- * Returns 0 or a RILL_ETLS* code, -ECANCELED, -ETIMEDOUT. Task only. */
+ * reader are handed to TLS, not lost. server_hostname: SNI and name check;
+ * "": no name check. NULL with a context that verifies the peer (ctx NULL
+ * included): -EINVAL at once, with a detail, as asyncio raises ValueError
+ * ("check_hostname requires server_hostname"); with an insecure context
+ * NULL is allowed. Returns 0 or a RILL_ETLS* code, -ECONNRESET (the peer
+ * reset the connection during the handshake), -ECANCELED, -ETIMEDOUT.
+ * Task only. */
 RILL_API int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx,
 			    const char *server_hostname,
 			    const rill_tls_timeouts *timeouts);

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, SSL write watermarks, start_tls without a server name. */
+#include <openssl/ssl.h>
+
+#include "tests/tls_helpers.h"
+
+static rill_time elapsed_ms(rill_time since)
+{
+	return (rill_now() - since) / MS;
+}
+
+/* A real ClientHello, from an OpenSSL client talking to memory BIOs. */
+static size_t client_hello(unsigned char *buf, size_t cap)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = SSL_new(ctx);
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	int n;
+
+	SSL_set_bio(ssl, rb, wb);
+	SSL_set_connect_state(ssl);
+	cr_assert_leq(SSL_do_handshake(ssl), 0);
+	n = BIO_read(wb, buf, (int)cap);
+	cr_assert_gt(n, 5);
+	cr_assert_eq(buf[0], 0x16);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	return (size_t)n;
+}
+
+static void reset_close(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* ---- a reset during the handshake: the server side ------------------ */
+
+static atomic_int failed_handshakes, reset_handshakes;
+
+static void handshake_log(int level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	if (strstr(msg, "TLS handshake failed")) {
+		atomic_fetch_add(&failed_handshakes, 1);
+		if (strstr(msg, rill_strerror(-ECONNRESET)) ||
+		    strstr(msg, rill_strerror(-EPIPE)))
+			atomic_fetch_add(&reset_handshakes, 1);
+	}
+}
+
+static int never_called(rill_reader *r, rill_writer *w, void *arg)
+{
+	(void)r;
+	(void)w;
+	++*(int *)arg;
+	return 0;
+}
+
+#define WAVE 200
+
+/* WAVE clients on a thread: connect, send a ClientHello, reset. */
+struct wave {
+	int port;
+	atomic_bool done;
+};
+
+static void *wave_thread(void *arg)
+{
+	struct wave *wv = arg;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				 .sin_port = htons((uint16_t)wv->port) };
+	unsigned char hello[2048];
+	size_t n = client_hello(hello, sizeof(hello));
+	static int fds[WAVE];
+
+	for (int i = 0; i < WAVE; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		cr_assert_geq(fds[i], 0);
+		cr_assert_eq(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+		cr_assert_eq(send(fds[i], hello, n, MSG_NOSIGNAL), (ssize_t)n);
+	}
+	/* Long enough for the server to answer with its ServerHello. */
+	usleep(300 * 1000);
+	for (int i = 0; i < WAVE; i++)
+		reset_close(fds[i]);
+	atomic_store(&wv->done, true);
+	return NULL;
+}
+
+/* Runs a wave and returns how long after its resets the server's
+ * handshakes had all ended (ms). */
+static long long run_wave(int port, int expect_failed)
+{
+	struct wave wv = { .port = port };
+	pthread_t th;
+	rill_time t0;
+
+	cr_assert_eq(pthread_create(&th, NULL, wave_thread, &wv), 0);
+	while (!atomic_load(&wv.done))
+		rill_sleep_ms(2);
+	t0 = rill_now();
+	pthread_join(th, NULL);
+	for (int i = 0; i < 3000 && atomic_load(&failed_handshakes) < expect_failed; i++)
+		rill_sleep_ms(1);
+	cr_assert_eq(atomic_load(&failed_handshakes), expect_failed);
+	return elapsed_ms(t0);
+}
+
+static int server_reset_body(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server");
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1,
+				   .ssl = sctx };	/* handshake timeout: 60 s */
+	rill_server *srv;
+	int calls = 0, fds0;
+	long long ms;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(never_called, &calls, "127.0.0.1", 0, &so, &srv), 0);
+	fds0 = count_fds();
+	ms = run_wave(rill_server_port(srv), WAVE);
+	cr_assert_lt(ms, 1000, "the handshakes ended %lld ms after the resets", ms);
+	cr_assert_eq(atomic_load(&reset_handshakes), WAVE);
+	rill_sleep_ms(50);
+	cr_assert_leq(count_fds(), fds0, "fds: %d, before the wave %d", count_fds(), fds0);
+	/* A second wave: the first left nothing behind. */
+	ms = run_wave(rill_server_port(srv), 2 * WAVE);
+	cr_assert_lt(ms, 1000, "the handshakes ended %lld ms after the resets", ms);
+	rill_sleep_ms(50);
+	cr_assert_leq(count_fds(), fds0);
+	cr_assert_eq(calls, 0);
+	rill_server_close(srv);
+	cr_assert_eq(rill_server_wait_closed(srv), 0);
+	rill_server_free(srv);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_asyncio, reset_during_the_handshake_ends_server_handshakes_at_once, .timeout = 60)
+{
+	rill_set_log_handler(handshake_log, NULL);
+	run_task(server_reset_body, NULL);
+	rill_set_log_handler(NULL, NULL);
+}
+
+/* ---- a reset during the handshake: the client side ------------------ */
+
+struct raw_server {
+	int lfd;
+	atomic_bool done;
+};
+
+/* Reads the ClientHello, then resets. */
+static void *raw_reset_thread(void *arg)
+{
+	struct raw_server *rs = arg;
+	unsigned char buf[4096];
+	int fd = accept4(rs->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_gt(recv(fd, buf, sizeof(buf), 0), 5);
+	cr_assert_eq(buf[0], 0x16);
+	reset_close(fd);
+	atomic_store(&rs->done, true);
+	return NULL;
+}
+
+static int client_reset_body(void *arg)
+{
+	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	struct raw_server rs = { 0 };
+	int port;
+	rill_open_options o = { .size = sizeof(rill_open_options), .sock = -1,
+				.ssl_context = cctx, .server_hostname = "localhost" };
+	rill_reader *r = NULL;
+	rill_writer *w = NULL;
+	pthread_t th;
+	rill_time t0;
+	int err;
+
+	(void)arg;
+	rs.lfd = listen_loopback(&port, 16);
+	cr_assert_eq(pthread_create(&th, NULL, raw_reset_thread, &rs), 0);
+	t0 = rill_now();
+	err = rill_open_connection("127.0.0.1", port, &o, &r, &w);
+	cr_assert_eq(err, -ECONNRESET, "%s", rill_strerror(err));
+	cr_assert_lt(elapsed_ms(t0), 1000, "took %lld ms", (long long)elapsed_ms(t0));
+	cr_assert_null(w);
+	pthread_join(th, NULL);
+	close(rs.lfd);
+	rill_tls_ctx_free(cctx);
+	return 0;
+}
+
+Test(tls_asyncio, reset_during_the_handshake_fails_open_connection_at_once, .timeout = 30)
+{
+	run_task(client_reset_body, NULL);
+}
+
+/* ---- write watermarks ----------------------------------------------- */
+
+struct marks {
+	size_t high, low;
+	bool seen;
+};
+
+static int record_marks(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct marks *m = arg;
+
+	(void)r;
+	rill_writer_get_write_buffer_limits(w, &m->high, &m->low);
+	m->seen = true;
+	rill_writer_close(w);
+	return 0;
+}
+
+/* asyncio's SSL transports default to FLOW_CONTROL_HIGH_WATER_SSL_WRITE:
+ * 512 KiB high, 128 KiB low; plain ones to 64 and 16 KiB. */
+static int marks_body(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
+	rill_server_options so = { .size = sizeof(rill_server_options), .sock = -1, .ssl = sctx };
+	struct marks m = { 0 };
+	rill_server *srv;
+	rill_reader *r;
+	rill_writer *w;
+	size_t high, low;
+
+	(void)arg;
+	cr_assert_eq(rill_start_server(record_marks, &m, "127.0.0.1", 0, &so, &srv), 0);
+	cr_assert_eq(tls_connect(rill_server_port(srv), cctx, "localhost", &r, &w), 0);
+	rill_writer_get_write_buffer_limits(w, &high, &low);
+	cr_assert_eq(high, 512 * 1024);
+	cr_assert_eq(low, 128 * 1024);
+	/* None, None: the transport's defaults again. */
+	cr_assert_eq(rill_writer_set_write_buffer_limits(w, 1000, 10), 0);
+	cr_assert_eq(rill_writer_set_write_buffer_limits(w, -1, -1), 0);
+	rill_writer_get_write_buffer_limits(w, &high, &low);
+	cr_assert_eq(high, 512 * 1024);
+	cr_assert_eq(low, 128 * 1024);
+	for (int i = 0; i < 200 && !m.seen; i++)
+		rill_sleep_ms(5);
+	cr_assert(m.seen);
+	cr_assert_eq(m.high, 512 * 1024);
+	cr_assert_eq(m.low, 128 * 1024);
+	close_and_free(w);
+	rill_server_close(srv);
+	rill_server_wait_closed(srv);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_asyncio, tls_writers_default_to_the_ssl_watermarks, .timeout = 30)
+{
+	run_task(marks_body, NULL);
+}
+
+/* ---- start_tls without a server name -------------------------------- */
+
+/* asyncio: "check_hostname requires server_hostname" (ValueError). */
+static int no_name_body(void *arg)
+{
+	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	rill_reader *r;
+	rill_writer *w;
+	int sv[2], err;
+
+	(void)arg;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	o.sock = sv[0];
+	cr_assert_eq(rill_open_connection(NULL, 0, &o, &r, &w), 0);
+	err = rill_start_tls(w, cctx, NULL, NULL);
+	cr_assert_eq(err, -EINVAL, "%s", rill_strerror(err));
+	cr_assert(strstr(rill_error_detail(), "server_hostname"), "%s", rill_error_detail());
+	err = rill_start_tls(w, NULL, NULL, NULL);
+	cr_assert_eq(err, -EINVAL, "%s", rill_strerror(err));
+	/* Refused before anything was sent: still a plain connection. */
+	cr_assert_eq(rill_writer_write(w, "plain", 5), 0);
+	cr_assert_eq(rill_writer_drain(w), 0);
+	rill_sleep_ms(10);
+	{
+		char buf[8];
+
+		cr_assert_eq(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT), 5);
+		cr_assert_arr_eq(buf, "plain", 5);
+	}
+	rill_writer_close(w);
+	rill_writer_wait_closed(w);
+	rill_writer_free(w);
+	close(sv[1]);
+	rill_tls_ctx_free(cctx);
+	return 0;
+}
+
+Test(tls_asyncio, start_tls_with_a_verifying_context_needs_a_name, .timeout = 30)
+{
+	run_task(no_name_body, NULL);
+}
