@@ -52,8 +52,6 @@
 
 #define MAX_EVENTS 256
 
-enum mode { MODE_ECHO, MODE_SINK, MODE_HTTP };
-
 static const char http_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
 				 "Content-Type: text/plain\r\n\r\nHello, world!";
 #define HTTP_REPLY_LEN (sizeof(http_reply) - 1)
@@ -70,7 +68,7 @@ struct conn {
 	struct conn *next;	/* pending list */
 };
 
-static enum mode mode = MODE_ECHO;
+static enum bench_mode mode = BENCH_MODE_ECHO;
 static int epfd = -1;
 static SSL_CTX *ssl_ctx;
 
@@ -223,9 +221,9 @@ static int http_handle(struct conn *c, const char *p, size_t n)
 static int conn_consume(struct conn *c, size_t n)
 {
 	switch (mode) {
-	case MODE_ECHO:
+	case BENCH_MODE_ECHO:
 		return conn_send(c, rbuf, n);
-	case MODE_HTTP:
+	case BENCH_MODE_HTTP:
 		return http_handle(c, rbuf, n);
 	default:
 		return 0;
@@ -435,73 +433,18 @@ static void serve(int lfd)
 #define OPTIONS \
 	"  --port P          listen on port P (0: any free port)\n" \
 	"  --tls CERT KEY    the certificate chain CERT and its key KEY (PEM)\n" \
-	"  --host H          listen on address H (default 127.0.0.1)\n" \
-	"  --mode M          echo: write back what arrives (default);\n" \
-	"                    sink: read and discard; http: HTTP/1.1 keep-alive\n" \
+	BENCH_SERVER_OPTIONS \
 	"  -h, --help        print this and exit\n"
 
-static enum mode parse_mode(const char *s)
+static void parse_args(int argc, char **argv, struct bench_server_args *a)
 {
-	if (!strcmp(s, "echo"))
-		return MODE_ECHO;
-	if (!strcmp(s, "sink"))
-		return MODE_SINK;
-	if (!strcmp(s, "http"))
-		return MODE_HTTP;
-	fprintf(stderr, "%s: --mode is echo, sink or http, not '%s'\n",
-		program_invocation_name, s);
-	bench_usage_error(USAGE);
-}
-
-struct args {
-	const char *host, *port, *cert, *key;
-};
-
-static void parse_args(int argc, char **argv, struct args *a)
-{
-	static const struct option longopts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "tls", required_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	int c;
-
-	while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			bench_int(USAGE, "--port", optarg, 0, 65535);
-			a->port = optarg;
-			break;
-		case 'H':
-			a->host = optarg;
-			break;
-		case 'm':
-			mode = parse_mode(optarg);
-			break;
-		case 'T':
-			if (optind >= argc) {
-				fprintf(stderr, "%s: --tls needs CERT and KEY\n",
-					program_invocation_name);
-				bench_usage_error(USAGE);
-			}
-			a->cert = optarg;
-			a->key = argv[optind++];
-			break;
-		case 'h':
-			bench_help(USAGE, OPTIONS);
-		default:
-			bench_usage_error(USAGE);
-		}
-	}
-	bench_no_operands(USAGE, argc, argv, optind);
+	bench_server_parse(argc, argv, USAGE, OPTIONS, BENCH_SERVER_TLS, a);
 	if (!a->port || !a->cert) {
 		fprintf(stderr, "%s: --port and --tls are required\n",
 			program_invocation_name);
 		bench_usage_error(USAGE);
 	}
+	mode = a->mode;
 }
 
 static SSL_CTX *tls_context(const char *cert, const char *key)
@@ -522,7 +465,7 @@ static SSL_CTX *tls_context(const char *cert, const char *key)
 
 int main(int argc, char **argv)
 {
-	struct args a = { .host = "127.0.0.1" };
+	struct bench_server_args a = { .host = "127.0.0.1", .port_num = -1 };
 	int lfd, sfd;
 
 	parse_args(argc, argv, &a);
