@@ -37,6 +37,7 @@
 #include <openssl/ssl.h>
 
 #include "../bench.h"
+#include "peer.h"
 
 /* 64 KiB: the read size every peer and rill use, so all make the same syscalls. */
 #define READ_SIZE (64 * 1024)
@@ -174,31 +175,11 @@ static void conn_flush(struct conn *c)
 	watch(c, EPOLL_CTL_MOD, EPOLLIN);
 }
 
-/* Count the requests that end in this chunk; the match state spans reads. */
-static size_t http_count(struct conn *c, const char *p, size_t n)
-{
-	static const char term[] = "\r\n\r\n";
-	size_t count = 0;
-	int s = c->crlf;
-
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == term[s])
-			s++;
-		else
-			s = p[i] == '\r';
-		if (s == 4) {
-			count++;
-			s = 0;
-		}
-	}
-	c->crlf = s;
-	return count;
-}
 
 /* One write carries the replies to every request completed by this read. */
 static int http_handle(struct conn *c, const char *p, size_t n)
 {
-	size_t count = http_count(c, p, n);
+	size_t count = peer_http_count(&c->crlf, p, n);
 	size_t len = count * HTTP_REPLY_LEN;
 
 	if (!count)
@@ -345,56 +326,8 @@ static void accept_all(int lfd)
 	}
 }
 
-static int bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -1;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
 
-/* Returns a non-blocking listening fd, or -1 with a message printed. */
-static int listen_on(const char *host, const char *port)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE }, *ai;
-	int fd, one = 1, err = getaddrinfo(host, port, &hints, &ai);
-
-	if (err) {
-		fprintf(stderr, "%s: %s\n", host, gai_strerror(err));
-		return -1;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    listen(fd, BACKLOG) < 0) {
-		perror("listen");
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
-/* SIGINT/SIGTERM arrive through a signalfd, so they are just another event. */
-static int signal_open(void)
-{
-	sigset_t set;
-
-	signal(SIGPIPE, SIG_IGN);	/* a reset peer surfaces as EPIPE instead */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
 
 static int add_tagged(int fd, void *tag)
 {
@@ -470,13 +403,13 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &a);
 	ssl_ctx = tls_context(a.cert, a.key);
-	sfd = signal_open();
-	lfd = listen_on(a.host, a.port);
+	sfd = peer_signal_fd();
+	lfd = peer_listen(a.host, a.port, BACKLOG);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!ssl_ctx || sfd < 0 || lfd < 0 || epfd < 0 ||
 	    add_tagged(sfd, &signal_tag) < 0 || add_tagged(lfd, &listener_tag) < 0)
 		return 1;
-	printf("Serving on %s:%d\n", a.host, bound_port(lfd));
+	printf("Serving on %s:%d\n", a.host, peer_bound_port(lfd));
 	fflush(stdout);
 	serve(lfd);
 	close(lfd);

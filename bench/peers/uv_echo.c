@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "../bench.h"
+#include "peer.h"
 
 /* 64 KiB: the read size every peer and rill use, so all make the same syscalls. */
 #define READ_SIZE (64 * 1024)
@@ -133,31 +134,11 @@ static int conn_send(struct conn *c, const char *data, size_t len)
 	return 0;
 }
 
-/* Count the requests that end in this chunk; the match state spans reads. */
-static size_t http_count(struct conn *c, const char *p, size_t n)
-{
-	static const char term[] = "\r\n\r\n";
-	size_t count = 0;
-	int s = c->crlf;
-
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == term[s])
-			s++;
-		else
-			s = p[i] == '\r';
-		if (s == 4) {
-			count++;
-			s = 0;
-		}
-	}
-	c->crlf = s;
-	return count;
-}
 
 /* One write carries the replies to every request completed by this read. */
 static void http_handle(struct conn *c, const char *p, size_t n)
 {
-	size_t count = http_count(c, p, n);
+	size_t count = peer_http_count(&c->crlf, p, n);
 	size_t len = count * HTTP_REPLY_LEN;
 
 	if (!count)
