@@ -82,8 +82,9 @@ typedef struct rill_open_options {
  * rill_open_connection_attempts() giving each as a record). With a
  * happy_eyeballs_delay the next attempt starts when the delay has passed
  * or the one before it failed, whichever is first. Other
- * errors: -EINVAL, -ETIMEDOUT (connect_timeout), -ECANCELED, EAI errors as
- * -EHOSTUNREACH with detail. Task only. */
+ * errors: -EINVAL, -ETIMEDOUT (connect_timeout), -ECANCELED, a name that
+ * does not resolve as -ENOENT and other EAI errors as -EHOSTUNREACH, with
+ * detail. Task only. */
 RILL_API int rill_open_connection(const char *host, int port,
 				  const rill_open_options *opts,
 				  rill_reader **readerp, rill_writer **writerp);

@@ -35,9 +35,10 @@ typedef struct rill_thread rill_thread;
 RILL_API int rill_thread_start(const rill_loop_options *opts, int cpu,
 			       rill_task_fn fn, void *arg, rill_thread **threadp);
 
-/* The thread's loop: valid until rill_thread_join() returns. Pass it to
- * rill_loop_call_soon_threadsafe() to run code on that thread. NULL for a
- * NULL thread. */
+/* The thread's loop: valid while the thread's fn runs (the thread frees
+ * its loop as soon as fn returns), so post to it with
+ * rill_loop_call_soon_threadsafe() only while fn is known to run. NULL
+ * for a NULL thread. */
 RILL_API rill_loop *rill_thread_loop(const rill_thread *t);
 
 /* Waits for the thread's task to return and its loop to be freed, stores

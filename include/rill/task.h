@@ -63,7 +63,8 @@ RILL_API bool rill_task_done(const rill_task *task);
 /* The task running now, or NULL outside tasks. */
 RILL_API rill_task *rill_task_current(void);
 
-/* Lets the other ready tasks run, then resumes. Returns 0 or -ECANCELED. */
+/* Lets the other ready tasks run, then resumes. Returns 0, -ECANCELED,
+ * -ETIMEDOUT (the task's deadline passed), or -EPERM outside a task. */
 RILL_API int rill_yield(void);
 
 /* Suspends the task for ns nanoseconds (ms milliseconds). Returns 0, or
