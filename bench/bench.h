@@ -88,6 +88,8 @@ enum bench_mode { BENCH_MODE_ECHO, BENCH_MODE_SINK, BENCH_MODE_HTTP };
 
 #define BENCH_SERVER_THREADS 1u	/* the program takes --threads N */
 #define BENCH_SERVER_TLS 2u	/* the program takes --tls CERT KEY */
+#define BENCH_SERVER_NEED_PORT 4u	/* --port must be given */
+#define BENCH_SERVER_NEED_TLS 8u	/* --tls must be given */
 
 struct bench_server_args {
 	const char *host;	/* --host; the caller's default stays */
@@ -167,6 +169,12 @@ static inline void bench_server_parse(int argc, char **argv, const char *usage,
 		}
 	}
 	bench_no_operands(usage, argc, argv, optind);
+	if (((extra & BENCH_SERVER_NEED_PORT) && !a->port) ||
+	    ((extra & BENCH_SERVER_NEED_TLS) && !a->cert)) {
+		fprintf(stderr, "%s: %s required\n", program_invocation_name,
+			extra & BENCH_SERVER_NEED_TLS ? "--port and --tls are" : "--port is");
+		bench_usage_error(usage);
+	}
 }
 
 #endif

@@ -91,15 +91,20 @@ const char *rill_err_name(int code)
 }
 
 static __thread char rill_detail[1024];
+/* Whether rill_detail holds this thread's last detail. Every public call
+ * clears it, reads and writes included, so it is one byte in static TLS
+ * (initial-exec): a plain %fs-relative store, where the 1 KiB text in a
+ * shared library is reached through __tls_get_addr. */
+static __thread bool detail_set __attribute__((tls_model("initial-exec")));
 
 const char *rill_error_detail(void)
 {
-	return rill_detail;
+	return detail_set ? rill_detail : "";
 }
 
 void rill__detail_clear(void)
 {
-	rill_detail[0] = '\0';
+	detail_set = false;
 }
 
 /* Records the long message behind code for rill_error_detail(); returns
@@ -111,5 +116,6 @@ int rill__set_detail(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(rill_detail, sizeof(rill_detail), fmt, ap);
 	va_end(ap);
+	detail_set = true;
 	return code;
 }

@@ -274,34 +274,20 @@ static void serve(int lfd)
 	BENCH_SERVER_OPTIONS \
 	"  -h, --help        print this and exit\n"
 
-/* The port stays a string, for getaddrinfo. */
-static const char *parse_args(int argc, char **argv, const char **host)
-{
-	struct bench_server_args a = { .host = *host, .port_num = -1 };
-
-	bench_server_parse(argc, argv, USAGE, OPTIONS, 0, &a);
-	if (!a.port) {
-		fprintf(stderr, "%s: --port is required\n", program_invocation_name);
-		bench_usage_error(USAGE);
-	}
-	*host = a.host;
-	mode = a.mode;
-	return a.port;
-}
-
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *port;
+	struct bench_server_args a = { .host = "127.0.0.1", .port_num = -1 };
 	int lfd, sfd;
 
-	port = parse_args(argc, argv, &host);
+	bench_server_parse(argc, argv, USAGE, OPTIONS, BENCH_SERVER_NEED_PORT, &a);
+	mode = a.mode;
 	sfd = peer_signal_fd();
-	lfd = peer_listen(host, port, BACKLOG);
+	lfd = peer_listen(a.host, a.port, BACKLOG);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (sfd < 0 || lfd < 0 || epfd < 0 || add_tagged(sfd, &signal_tag) < 0 ||
 	    add_tagged(lfd, &listener_tag) < 0)
 		return 1;
-	printf("Serving on %s:%d\n", host, peer_bound_port(lfd));
+	printf("Serving on %s:%d\n", a.host, peer_bound_port(lfd));
 	fflush(stdout);
 	serve(lfd);
 	close(lfd);

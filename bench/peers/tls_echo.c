@@ -369,17 +369,6 @@ static void serve(int lfd)
 	BENCH_SERVER_OPTIONS \
 	"  -h, --help        print this and exit\n"
 
-static void parse_args(int argc, char **argv, struct bench_server_args *a)
-{
-	bench_server_parse(argc, argv, USAGE, OPTIONS, BENCH_SERVER_TLS, a);
-	if (!a->port || !a->cert) {
-		fprintf(stderr, "%s: --port and --tls are required\n",
-			program_invocation_name);
-		bench_usage_error(USAGE);
-	}
-	mode = a->mode;
-}
-
 static SSL_CTX *tls_context(const char *cert, const char *key)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -401,7 +390,9 @@ int main(int argc, char **argv)
 	struct bench_server_args a = { .host = "127.0.0.1", .port_num = -1 };
 	int lfd, sfd;
 
-	parse_args(argc, argv, &a);
+	bench_server_parse(argc, argv, USAGE, OPTIONS,
+			   BENCH_SERVER_TLS | BENCH_SERVER_NEED_PORT | BENCH_SERVER_NEED_TLS, &a);
+	mode = a.mode;
 	ssl_ctx = tls_context(a.cert, a.key);
 	sfd = peer_signal_fd();
 	lfd = peer_listen(a.host, a.port, BACKLOG);

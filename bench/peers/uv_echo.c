@@ -274,37 +274,23 @@ static int listen_on(uv_loop_t *loop, const char *host, const char *port)
 	BENCH_SERVER_OPTIONS \
 	"  -h, --help        print this and exit\n"
 
-/* The port stays a string, for getaddrinfo. */
-static const char *parse_args(int argc, char **argv, const char **host)
-{
-	struct bench_server_args a = { .host = *host, .port_num = -1 };
-
-	bench_server_parse(argc, argv, USAGE, OPTIONS, 0, &a);
-	if (!a.port) {
-		fprintf(stderr, "%s: --port is required\n", program_invocation_name);
-		bench_usage_error(USAGE);
-	}
-	*host = a.host;
-	mode = a.mode;
-	return a.port;
-}
-
 int main(int argc, char **argv)
 {
-	const char *host = "127.0.0.1", *port;
+	struct bench_server_args a = { .host = "127.0.0.1", .port_num = -1 };
 	uv_loop_t *loop = uv_default_loop();
 	int bound;
 
-	port = parse_args(argc, argv, &host);
+	bench_server_parse(argc, argv, USAGE, OPTIONS, BENCH_SERVER_NEED_PORT, &a);
+	mode = a.mode;
 	signal(SIGPIPE, SIG_IGN);	/* libuv writes with write(2): EPIPE, not death */
-	bound = listen_on(loop, host, port);
+	bound = listen_on(loop, a.host, a.port);
 	if (bound < 0)
 		return 1;
 	uv_signal_init(loop, &sigint);
 	uv_signal_init(loop, &sigterm);
 	uv_signal_start(&sigint, signal_cb, SIGINT);
 	uv_signal_start(&sigterm, signal_cb, SIGTERM);
-	printf("Serving on %s:%d\n", host, bound);
+	printf("Serving on %s:%d\n", a.host, bound);
 	fflush(stdout);
 	uv_run(loop, UV_RUN_DEFAULT);
 	free(reply_buf);
