@@ -190,31 +190,41 @@ void rill__ep_recv_settle(struct rill__deferred *d)
 		recv_settle(r);
 }
 
+/* The owner's memory for a throttled read, or NULL: see rill__recv.lend. */
+static char *recv_lend(struct rill__recv *r, size_t *len)
+{
+	return r->throttled && r->lend ? r->lend(r->ctx, len) : NULL;
+}
+
 /* EPOLLIN: what a multishot recv would have delivered, in reads of the
- * loop's buffer while they come back full; a throttled recv reads one
- * buffer per iteration until a short read. */
+ * loop's buffer while they come back full; a throttled recv reads once per
+ * iteration (into the owner's memory where it lends some) until a short
+ * read. */
 static void recv_ready(rill_loop *loop, struct rill__recv *r)
 {
-	size_t size = r->throttled ? EP_THROTTLED_SIZE : loop->ep.buf_size;
-
 	for (int i = 0; i < EP_READS_MAX && r->want; i++) {
-		ssize_t n = recv(r->fd, loop->ep.buf, size, MSG_DONTWAIT);
+		size_t len = r->throttled ? EP_THROTTLED_SIZE : loop->ep.buf_size;
+		char *lent = recv_lend(r, &len);
+		ssize_t n = recv(r->fd, lent ? lent : loop->ep.buf, len, MSG_DONTWAIT);
+		int err = n < 0 ? errno : 0;
+		bool full = n > 0 && (size_t)n == len;
 
-		if (n > 0) {
-			bool full = (size_t)n == size;
-
-			if (r->throttled && !full)
-				r->throttled = false;
+		if (n > 0)
+			rill__recv_sized(r, (size_t)n, EP_THROTTLED_SIZE);
+		if (lent)
+			r->landed(r->ctx, lent, n > 0 ? (size_t)n : 0);
+		else if (n > 0)
 			r->on_data(r->ctx, loop->ep.buf, (size_t)n);
+		if (n > 0) {
 			if (!full || r->throttled)
 				return;
 			continue;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		if (n < 0 && (err == EAGAIN || err == EINTR))
 			return;
 		r->ended = true;
 		r->want = false;
-		r->on_end(r->ctx, n == 0 ? 0 : -errno);
+		r->on_end(r->ctx, n == 0 ? 0 : -err);
 		recv_settle(r);
 		return;
 	}

@@ -26,10 +26,21 @@ struct rill__recv {
 	void (*on_end)(void *ctx, int err);
 	/* The operation has settled after a stop or an end (may be NULL). */
 	void (*on_idle)(void *ctx);
+	/* Optional (may be NULL): while throttled, receive straight into the
+	 * owner's memory instead of a ring buffer that is then copied. lend
+	 * returns where, and how much (*n), or NULL for "use the ring"; the
+	 * memory must stay put until landed(ctx, p, n) hands it back, with n
+	 * bytes received there (0 after an error, EOF or a cancel, which
+	 * on_end or on_idle then report as usual). */
+	char *(*lend)(void *ctx, size_t *n);
+	void (*landed)(void *ctx, char *p, size_t n);
 	struct rill__deferred rearm;
 	char *plain;		/* own buffer when the loop has no ring */
+	char *lent;		/* the owner's memory a recv in flight fills */
+	size_t lent_len;
 	bool armed, want, ended;
 	bool throttled;		/* one recv at a time, see rill__recv_throttle */
+	uint8_t calm;		/* short throttled reads in a row */
 };
 
 /* Sets r up for fd; the callbacks are filled in by the caller. Returns 0
@@ -41,10 +52,13 @@ void rill__recv_start(struct rill__recv *r);
  * taken from the socket is still delivered through on_data. */
 void rill__recv_stop(struct rill__recv *r);
 bool rill__recv_busy(const struct rill__recv *r);
-/* The owner could not keep up (its buffer overflowed): receive one buffer
- * per loop iteration instead of multishot, until a short read shows the
- * sender is no longer ahead. */
+/* The owner could not keep up (its buffer overflowed): receive once per
+ * loop iteration instead of multishot (into lent memory where the owner
+ * lends it), until a short read shows the sender is no longer ahead. */
 void rill__recv_throttle(struct rill__recv *r);
+/* A throttled read took n bytes where a full one takes `small` or more:
+ * enough short ones in a row end the throttle (backends call it). */
+void rill__recv_sized(struct rill__recv *r, size_t n, size_t small);
 /* Frees what init allocated. Only once !rill__recv_busy(r). */
 void rill__recv_free(struct rill__recv *r);
 

@@ -8,7 +8,10 @@
  *
  * Multishot has no backpressure of its own: one io_uring_enter can move a
  * whole socket buffer into the reader. A connection whose reader overflows
- * (a bulk stream) is throttled to one recv per iteration instead.
+ * (a bulk stream) is throttled to one recv per iteration instead, and that
+ * recv lands straight in the owner's memory where it lends some: a bulk
+ * stream then costs one kernel copy into memory that stays hot, rather
+ * than a copy into the ring (walked in order, so cold) and another out.
  *
  * A multishot recv ends whenever a CQE comes without IORING_CQE_F_MORE:
  * rill re-arms it while the owner still wants data. -ENOBUFS (the ring
@@ -69,15 +72,47 @@ static void recv_rearm_deferred(struct rill__deferred *d)
 void rill__recv_throttle(struct rill__recv *r)
 {
 	r->throttled = true;
+	r->calm = 0;
+}
+
+/* Throttled reads smaller than a ring buffer, in a row, before multishot
+ * is trusted again. One short read in a bulk stream is common (the reader
+ * caught up for a moment), and every return to multishot there costs a
+ * batch above the reader's limit and a pause. */
+#define RECV_CALM_READS 8
+
+void rill__recv_sized(struct rill__recv *r, size_t n, size_t small)
+{
+	if (!r->throttled)
+		return;
+	if (n >= small)
+		r->calm = 0;
+	else if (++r->calm >= RECV_CALM_READS)
+		r->throttled = false;
+}
+
+/* Hands lent memory back: res bytes landed in it (none when res <= 0).
+ * Reads of less than a ring buffer's worth end the throttle, as in
+ * recv_data; a bigger read that did not fill the loan is still a bulk
+ * stream, and landing in place is the cheaper way to take one. */
+static void recv_landed(struct rill__recv *r, int res)
+{
+	char *p = r->lent;
+	size_t n = res > 0 ? (size_t)res : 0;
+
+	if (n)
+		rill__recv_sized(r, n, r->loop->bufs.size);
+	r->lent = NULL;
+	r->landed(r->ctx, p, n);
 }
 
 static void recv_data(struct rill__recv *r, int res, unsigned flags)
 {
-	/* A single recv that did not fill its buffer drained the socket: the
+	/* Single recvs that do not fill their buffer drain the socket: the
 	 * peer is no longer ahead of us, multishot is safe again. */
-	if (r->throttled && !(flags & IORING_CQE_F_MORE) &&
-	    (unsigned)res < (r->plain ? RILL_PLAIN_RECV_SIZE : r->loop->bufs.size))
-		r->throttled = false;
+	if (!(flags & IORING_CQE_F_MORE))
+		rill__recv_sized(r, (size_t)res,
+				 r->plain ? RILL_PLAIN_RECV_SIZE : r->loop->bufs.size);
 	if (r->plain)
 		r->on_data(r->ctx, r->plain, (size_t)res);
 	else
@@ -88,11 +123,15 @@ static void recv_done(struct rill__op *op, int res, unsigned flags)
 {
 	struct rill__recv *r = rill__container_of(op, struct rill__recv, op);
 	bool more = flags & IORING_CQE_F_MORE;
-	bool later = false;
+	/* The next loan waits for this iteration's tasks: by then the
+	 * reader has usually taken these bytes, and lends the same memory. */
+	bool later = r->lent != NULL;
 
-	if (res > 0) {
+	if (r->lent)
+		recv_landed(r, res);	/* single-shot: the only completion */
+	else if (res > 0)
 		recv_data(r, res, flags);
-	} else if (res == 0) {
+	if (res == 0) {
 		if (flags & IORING_CQE_F_BUFFER)
 			recv_data(r, 0, flags);	/* hand the buffer back */
 		if (!r->ended)
@@ -100,7 +139,7 @@ static void recv_done(struct rill__op *op, int res, unsigned flags)
 	} else if (res == -ENOBUFS) {
 		r->loop->stats.enobufs++;
 		later = true;
-	} else if (res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
+	} else if (res < 0 && res != -ECANCELED && res != -EINTR && res != -EAGAIN) {
 		if (!r->ended)
 			recv_end(r, res);
 	}
@@ -131,12 +170,26 @@ static void recv_done(struct rill__op *op, int res, unsigned flags)
 	recv_settled(r);
 }
 
+/* A throttled recv into the owner's memory, if it lends some. */
+static bool recv_arm_lent(struct rill__recv *r, struct io_uring_sqe *sqe)
+{
+	if (!r->throttled || !r->lend)
+		return false;
+	r->lent = r->lend(r->ctx, &r->lent_len);
+	if (!r->lent)
+		return false;
+	io_uring_prep_recv(sqe, r->fd, r->lent, r->lent_len, 0);
+	return true;
+}
+
 static void recv_arm(struct rill__recv *r)
 {
 	rill_loop *loop = r->loop;
 	struct io_uring_sqe *sqe = rill__sqe(loop);
 
-	if (r->plain) {
+	if (recv_arm_lent(r, sqe)) {
+		/* lands in the owner's memory */
+	} else if (r->plain) {
 		io_uring_prep_recv(sqe, r->fd, r->plain, RILL_PLAIN_RECV_SIZE, 0);
 	} else {
 		if ((loop->features & RILL_FEAT_MULTISHOT_RECV) && !r->throttled)
@@ -160,7 +213,10 @@ int rill__recv_init(struct rill__recv *r, rill_loop *loop, int fd, void *ctx)
 	r->fd = fd;
 	r->ctx = ctx;
 	r->armed = r->want = r->ended = r->throttled = false;
-	r->plain = NULL;
+	r->calm = 0;
+	r->plain = r->lent = NULL;
+	r->lend = NULL;
+	r->landed = NULL;
 	rill__list_init(&r->rearm.link);
 	r->rearm.fn = recv_rearm_deferred;
 	if (rill__epoll(loop)) {	/* the loop's buffer, copied out at once */

@@ -31,6 +31,35 @@ static void conn_on_data(void *ctx, const char *p, size_t n)
 	c->tp->on_data(c, p, n);
 }
 
+static char *conn_lend(void *ctx, size_t *n)
+{
+	struct rill__conn *c = ctx;
+
+	return c->tp->lend ? c->tp->lend(c, n) : NULL;
+}
+
+static void conn_landed(void *ctx, char *p, size_t n)
+{
+	struct rill__conn *c = ctx;
+	char *late = NULL;
+
+	if (c->tp->lend || n == 0) {
+		rill__reader_landed(&c->reader, n);
+		return;
+	}
+	/* start_tls installed a transport while the recv was in flight: the
+	 * bytes are its own, taken out first as rill__conn_set_transport
+	 * takes the ones held before. */
+	if ((late = malloc(n)))
+		memcpy(late, p, n);
+	rill__reader_landed(&c->reader, 0);
+	if (late)
+		c->tp->on_data(c, late, n);
+	else
+		rill__conn_lost(c, -ENOMEM);
+	free(late);
+}
+
 static void conn_on_end(void *ctx, int err)
 {
 	struct rill__conn *c = ctx;
@@ -115,6 +144,8 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	}
 	c->tp = &rill__plain_transport;
 	c->recv.on_data = conn_on_data;
+	c->recv.lend = conn_lend;
+	c->recv.landed = conn_landed;
 	c->recv.on_end = conn_on_end;
 	c->recv.on_idle = conn_on_idle;
 	c->res.release = conn_task_ended;

@@ -77,6 +77,10 @@ struct rill__sockname {
 struct rill__transport {
 	/* Bytes from the socket, in order. */
 	void (*on_data)(struct rill__conn *c, const char *p, size_t n);
+	/* Memory a throttled recv may fill in place, bytes that then count
+	 * as on_data's (the plain transport lends the reader's tail room),
+	 * or NULL; see rill__recv.lend. The hook may be NULL. */
+	char *(*lend)(struct rill__conn *c, size_t *n);
 	/* The peer closed its side. */
 	void (*on_eof)(struct rill__conn *c);
 	/* Fills up to max iovecs with the bytes to send next; returns how
@@ -186,6 +190,11 @@ RILL_SPI void rill__writer_kick(rill_writer *w);
  * pointer is valid until that commit or the next call on the reader. */
 RILL_SPI char *rill__reader_reserve(rill_reader *r, size_t n, size_t *room);
 RILL_SPI void rill__reader_commit(rill_reader *r, size_t n);
+/* The reader's tail room for a recv in flight to fill (*n bytes at most),
+ * NULL when none can be had; until rill__reader_landed() says how many
+ * bytes landed there (0: none), the buffer stays put. */
+char *rill__reader_lend(rill_reader *r, size_t *n);
+void rill__reader_landed(rill_reader *r, size_t n);
 /* Installs tp on c; the bytes the reader still holds are handed to
  * tp->on_data (start_tls: they were the peer's first TLS bytes). */
 RILL_SPI void rill__conn_set_transport(struct rill__conn *c,

@@ -11,6 +11,11 @@ static void plain_on_data(struct rill__conn *c, const char *p, size_t n)
 	rill__reader_on_data(c, p, n);
 }
 
+static char *plain_lend(struct rill__conn *c, size_t *n)
+{
+	return rill__reader_lend(&c->reader, n);
+}
+
 static void plain_on_eof(struct rill__conn *c)
 {
 	rill_reader_feed_eof(&c->reader);	/* half-close: writer stays */
@@ -39,6 +44,7 @@ static bool plain_can_write_eof(struct rill__conn *c)
 
 const struct rill__transport rill__plain_transport = {
 	.on_data = plain_on_data,
+	.lend = plain_lend,
 	.on_eof = plain_on_eof,
 	.prepare = plain_prepare,
 	.sent = plain_sent,

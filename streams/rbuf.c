@@ -15,6 +15,7 @@ void rill__rbuf_init(struct rill__rbuf *b)
 {
 	b->data = NULL;
 	b->start = b->end = b->cap = 0;
+	b->lent = false;
 }
 
 void rill__rbuf_free(struct rill__rbuf *b)
@@ -73,6 +74,7 @@ char *rill__rbuf_reserve(struct rill__rbuf *b, size_t n)
 {
 	size_t len = rill__rbuf_len(b);
 
+	assert(!b->lent);
 	if (b->data && b->cap - b->end >= n)
 		return b->data + b->end;
 	if (n > SIZE_MAX - len)
@@ -131,6 +133,8 @@ void rill__rbuf_consume(struct rill__rbuf *b, size_t n)
 {
 	assert(n <= rill__rbuf_len(b));
 	b->start += n;
+	if (b->lent)
+		return;
 	if (b->start == b->end)
 		b->start = b->end = 0;
 	rbuf_maybe_shrink(b);

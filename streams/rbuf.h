@@ -14,6 +14,7 @@
 #ifndef RILL_STREAMS_RBUF_H
 #define RILL_STREAMS_RBUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -35,6 +36,9 @@
 struct rill__rbuf {
 	char *data;
 	size_t start, end, cap;
+	/* The tail room is lent to a recv in flight (streams/reader.c): data
+	 * must not move, so consuming only advances start. */
+	bool lent;
 };
 
 /* Makes b an empty buffer. Allocates nothing. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, SSL write watermarks, start_tls without a server name. */
+/* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, SSL write watermarks, start_tls without a server name, start_tls on a connection whose reader fell behind. */
 #include <openssl/ssl.h>
 
 #include "tests/tls_helpers.h"
@@ -304,4 +304,71 @@ static int no_name_body(void *arg)
 Test(tls_asyncio, start_tls_with_a_verifying_context_needs_a_name, .timeout = 30)
 {
 	run_task(no_name_body, NULL);
+}
+
+/* ---- start_tls on a connection whose reader fell behind --------------- */
+
+#define BEHIND_BULK (1024 * 1024)
+
+/* The server's end: falls behind a plain flood, reads all of it, says so
+ * and upgrades. On io_uring its next recv is then in flight into the
+ * reader's own buffer (see tests/test_streams_bulk.c), so the ClientHello
+ * lands there and must go to TLS, not to the reader. */
+static int behind_then_tls(rill_reader *r, rill_writer *w, void *arg)
+{
+	unsigned char *buf = malloc(BEHIND_BULK);
+	rill_bytes line;
+	int err;
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(rill_sleep_ms(30), 0);
+	cr_assert_eq(rill_reader_readexactly(r, buf, BEHIND_BULK), BEHIND_BULK);
+	check_pat(buf, 0, BEHIND_BULK);
+	free(buf);
+	cr_assert_eq(rill_writer_write(w, "ok\n", 3), 0);
+	cr_assert_eq(rill_writer_drain(w), 0);
+	err = rill_start_tls_server(w, arg, NULL);
+	cr_assert_eq(err, 0, "start_tls_server: %s (%s)", rill_strerror(err),
+		     rill_tls_last_error());
+	cr_assert_eq(rill_reader_readline(r, &line), 6);
+	cr_assert_arr_eq(line.data, "hello\n", 6);
+	cr_assert_eq(rill_writer_write(w, line.data, line.len), 0);
+	cr_assert_eq(rill_writer_drain(w), 0);
+	rill_writer_close(w);
+	return 0;
+}
+
+static int behind_body(void *arg)
+{
+	rill_tls_ctx *sctx = tls_server_ctx("server"), *cctx = tls_client_ctx("ca.pem");
+	unsigned char *buf = malloc(BEHIND_BULK);
+	rill_server *srv;
+	rill_reader *r;
+	rill_writer *w;
+	int err;
+
+	(void)arg;
+	cr_assert_not_null(buf);
+	cr_assert_eq(rill_start_server(behind_then_tls, sctx, "127.0.0.1", 0, NULL, &srv), 0);
+	connect_to("127.0.0.1", rill_server_port(srv), &r, &w);
+	fill_pat(buf, 0, BEHIND_BULK);
+	cr_assert_eq(rill_writer_write(w, buf, BEHIND_BULK), 0);
+	cr_assert_eq(rill_writer_drain(w), 0);
+	free(buf);
+	expect_line(r, "ok\n");
+	err = rill_start_tls(w, cctx, "localhost", NULL);
+	cr_assert_eq(err, 0, "start_tls: %s (%s)", rill_strerror(err), rill_tls_last_error());
+	expect_echo(r, w, "hello\n");
+	close_and_free(w);
+	rill_server_close(srv);
+	cr_assert_eq(rill_server_wait_closed(srv), 0);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	rill_tls_ctx_free(sctx);
+	return 0;
+}
+
+Test(tls_asyncio, start_tls_after_the_reader_fell_behind, .timeout = 30)
+{
+	run_task(behind_body, NULL);
 }

@@ -181,7 +181,8 @@ RILL_API bool rill_reader_at_eof(const rill_reader *r);
 RILL_API int rill_reader_exception(const rill_reader *r);
 /* Every later read returns err (negative), even with data buffered. */
 RILL_API void rill_reader_set_exception(rill_reader *r, int err);
-/* Adds bytes to the buffer as if received. Returns 0 or -ENOMEM. */
+/* Adds bytes to the buffer as if received. Returns 0, -ENOMEM, or -EBUSY
+ * on a connection's reader while its recv fills the buffer in place. */
 RILL_API int rill_reader_feed_data(rill_reader *r, const void *p, size_t n);
 RILL_API void rill_reader_feed_eof(rill_reader *r);
 /* Buffered bytes (0 for NULL). */

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/* Bulk streams: a reader that fell behind has its recv land straight in its buffer; every byte arrives once and in order through every kind of read, the buffer keeps its bound, and nothing else writes into a buffer the recv is filling. */
+#include <criterion/criterion.h>
+
+#include "tests/helpers.h"
+
+TestSuite(streams_bulk, .timeout = 60);
+
+#define KIB 1024ul
+#define MIB (1024ul * KIB)
+#define FLOOD (16 * MIB)
+
+struct flood {
+	int fd;
+	size_t total;
+	bool keep_open;		/* no EOF after the bytes */
+};
+
+/* The plain peer sends total pattern bytes in uneven writes, then EOF. */
+static int flood_task(void *arg)
+{
+	struct flood *f = arg;
+	unsigned char *buf = malloc(100 * KIB);
+	uint32_t seed = 7;
+
+	cr_assert_not_null(buf);
+	for (size_t off = 0; off < f->total;) {
+		size_t n = 1 + xorshift32(&seed) % (100 * KIB);
+
+		if (n > f->total - off)
+			n = f->total - off;
+		fill_pat(buf, off, n);
+		peer_send(f->fd, buf, n);
+		off += n;
+	}
+	free(buf);
+	if (!f->keep_open)
+		cr_assert_eq(shutdown(f->fd, SHUT_WR), 0);
+	return 0;
+}
+
+/* One read of a random kind and size at offset off; returns the bytes it
+ * took (0 at EOF). Every byte is checked against the pattern. */
+static size_t read_some(rill_reader *r, uint64_t off, uint32_t *seed, unsigned char *buf)
+{
+	size_t n = 1 + xorshift32(seed) % (96 * KIB);
+	rill_bytes v;
+	ssize_t k;
+
+	switch (xorshift32(seed) % 3) {
+	case 0:
+		k = rill_reader_read(r, buf, n);
+		cr_assert_geq(k, 0, "read: %s", rill_err_name((int)k));
+		check_pat(buf, off, (size_t)k);
+		return (size_t)k;
+	case 1:
+		k = rill_reader_readexactly(r, buf, n);
+		if (k == RILL_EINCOMPLETE) {
+			const rill_read_error *e = rill_reader_error_info(r);
+
+			check_pat(buf, off, e->partial_len);
+			return e->partial_len;
+		}
+		cr_assert_eq(k, (ssize_t)n, "readexactly: %s", rill_err_name((int)k));
+		check_pat(buf, off, n);
+		return n;
+	default:
+		k = rill_reader_peek(r, &v);
+		cr_assert_geq(k, 0, "peek: %s", rill_err_name((int)k));
+		if (n > v.len)
+			n = v.len;
+		check_pat((const unsigned char *)v.data, off, v.len);
+		rill_reader_consume(r, n);
+		return n;
+	}
+}
+
+/* Reads the flood to EOF with a consumer that keeps falling behind. */
+static void slow_then_fast(struct conn *c)
+{
+	struct flood f = { .fd = c->peer, .total = FLOOD };
+	unsigned char *buf = malloc(96 * KIB);
+	rill_task *sender = spawn(flood_task, &f);
+	uint32_t seed = 11;
+	uint64_t off = 0;
+	size_t k;
+
+	cr_assert_not_null(buf);
+	/* Behind from the start: the reader pauses, then is throttled. */
+	cr_assert_eq(rill_sleep_ms(30), 0);
+	while ((k = read_some(c->r, off, &seed, buf)) > 0) {
+		off += k;
+		if (xorshift32(&seed) % 64 == 0)
+			cr_assert_eq(rill_sleep_ms(2), 0);	/* behind again */
+	}
+	cr_assert(rill_reader_at_eof(c->r));
+	cr_assert_eq(off, FLOOD, "every byte once: %" PRIu64 " of %zu", off, (size_t)FLOOD);
+	join(sender);
+	free(buf);
+	conn_done(c);
+}
+
+TASK_TEST(streams_bulk, tcp_flood_arrives_whole_through_every_read)
+{
+	struct conn c;
+
+	open_tcp(&c, 0);
+	slow_then_fast(&c);
+	return 0;
+}
+
+/* A limit below the smallest loan (16 KiB). */
+TASK_TEST(streams_bulk, small_limit_flood_arrives_whole)
+{
+	struct conn c;
+
+	open_tcp(&c, 4 * KIB);
+	slow_then_fast(&c);
+	return 0;
+}
+
+TASK_TEST(streams_bulk, unix_flood_arrives_whole)
+{
+	struct conn c;
+
+	open_unix(&c, 0);
+	slow_then_fast(&c);
+	return 0;
+}
+
+/* Once a reader has fallen behind and caught up, io_uring keeps a recv in
+ * flight into its buffer (epoll reads only when there is something to
+ * read): feeding that reader by hand then is refused, not interleaved. */
+TASK_TEST(streams_bulk, feed_data_into_a_reader_being_filled)
+{
+	struct flood f = { .total = 1 * MIB, .keep_open = true };
+	unsigned char *buf = malloc(f.total);
+	bool uring = rill_loop_backend(rill_loop_current()) == RILL_BACKEND_IO_URING;
+	struct conn c;
+	rill_task *sender;
+	int err;
+
+	cr_assert_not_null(buf);
+	open_tcp(&c, 0);
+	f.fd = c.peer;
+	sender = spawn(flood_task, &f);
+	cr_assert_eq(rill_sleep_ms(30), 0);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, f.total), (ssize_t)f.total);
+	check_pat(buf, 0, f.total);
+	join(sender);
+	cr_assert_eq(rill_sleep_ms(5), 0);	/* the next recv is armed */
+	err = rill_reader_feed_data(c.r, "x", 1);
+	if (uring) {
+		cr_assert_eq(err, -EBUSY, "feed_data: %s", rill_err_name(err));
+		cr_assert(strstr(rill_error_detail(), "filling"), "%s", rill_error_detail());
+		cr_assert_eq(rill_reader_buffered(c.r), 0);
+	} else {
+		cr_assert_eq(err, 0, "feed_data: %s", rill_err_name(err));
+		cr_assert_eq(rill_reader_readexactly(c.r, buf, 1), 1);
+		cr_assert_eq(buf[0], 'x');
+	}
+	/* Then the peer's next bytes, and its EOF. */
+	peer_sends(c.peer, "tail");
+	peer_close(&c.peer);
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 4), 4);
+	cr_assert_arr_eq(buf, "tail", 4);
+	cr_assert_eq(rill_reader_read(c.r, buf, 16), 0);
+	free(buf);
+	conn_done(&c);
+	return 0;
+}
