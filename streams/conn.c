@@ -34,25 +34,29 @@ static void conn_on_data(void *ctx, const char *p, size_t n)
 static char *conn_lend(void *ctx, size_t *n)
 {
 	struct rill__conn *c = ctx;
+	char *p = c->tp->lend ? c->tp->lend(c, n) : NULL;
 
-	return c->tp->lend ? c->tp->lend(c, n) : NULL;
+	c->lender = p ? c->tp : NULL;
+	return p;
 }
 
 static void conn_landed(void *ctx, char *p, size_t n)
 {
 	struct rill__conn *c = ctx;
+	const struct rill__transport *lender = c->lender;
 	char *late = NULL;
 
-	if (c->tp->lend || n == 0) {
-		rill__reader_landed(&c->reader, n);
+	c->lender = NULL;
+	if (lender == c->tp || n == 0) {
+		lender->landed(c, p, n);
 		return;
 	}
 	/* start_tls installed a transport while the recv was in flight: the
-	 * bytes are its own, taken out first as rill__conn_set_transport
+	 * bytes are the new one's, taken out first as rill__conn_set_transport
 	 * takes the ones held before. */
 	if ((late = malloc(n)))
 		memcpy(late, p, n);
-	rill__reader_landed(&c->reader, 0);
+	lender->landed(c, p, 0);
 	if (late)
 		c->tp->on_data(c, late, n);
 	else

@@ -77,10 +77,12 @@ struct rill__sockname {
 struct rill__transport {
 	/* Bytes from the socket, in order. */
 	void (*on_data)(struct rill__conn *c, const char *p, size_t n);
-	/* Memory a throttled recv may fill in place, bytes that then count
-	 * as on_data's (the plain transport lends the reader's tail room),
-	 * or NULL; see rill__recv.lend. The hook may be NULL. */
+	/* Memory a throttled recv may fill in place (*n bytes at most), or
+	 * NULL; landed() then gets it back with the n bytes that came, which
+	 * count as on_data's (0: none came). See rill__recv.lend. Both may be
+	 * NULL. The plain transport lends the reader's tail room. */
 	char *(*lend)(struct rill__conn *c, size_t *n);
+	void (*landed)(struct rill__conn *c, char *p, size_t n);
 	/* The peer closed its side. */
 	void (*on_eof)(struct rill__conn *c);
 	/* Fills up to max iovecs with the bytes to send next; returns how
@@ -119,6 +121,7 @@ struct rill__conn {
 	int fd;
 	const struct rill__transport *tp;
 	void *tp_data;
+	const struct rill__transport *lender;	/* its memory is lent to recv */
 	bool shut_down;		/* tp->shutdown() has run */
 	struct rill_reader reader;
 	struct rill_writer writer;

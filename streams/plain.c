@@ -16,6 +16,12 @@ static char *plain_lend(struct rill__conn *c, size_t *n)
 	return rill__reader_lend(&c->reader, n);
 }
 
+static void plain_landed(struct rill__conn *c, char *p, size_t n)
+{
+	(void)p;
+	rill__reader_landed(&c->reader, n);
+}
+
 static void plain_on_eof(struct rill__conn *c)
 {
 	rill_reader_feed_eof(&c->reader);	/* half-close: writer stays */
@@ -45,6 +51,7 @@ static bool plain_can_write_eof(struct rill__conn *c)
 const struct rill__transport rill__plain_transport = {
 	.on_data = plain_on_data,
 	.lend = plain_lend,
+	.landed = plain_landed,
 	.on_eof = plain_on_eof,
 	.prepare = plain_prepare,
 	.sent = plain_sent,

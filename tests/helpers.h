@@ -687,6 +687,45 @@ static inline void check_pat(const unsigned char *p, uint64_t off, size_t n)
 			       pat(off + i));
 }
 
+/* One read of pattern bytes from offset off, of a random kind (read,
+ * readexactly, peek + consume) and size (at most READ_PAT_MAX, the size of
+ * buf); returns the bytes it took, 0 at EOF. Every byte is checked. */
+#define READ_PAT_MAX (96 * 1024)
+
+static inline size_t read_pat_some(rill_reader *r, uint64_t off, uint32_t *seed, unsigned char *buf)
+{
+	size_t n = 1 + xorshift32(seed) % READ_PAT_MAX;
+	rill_bytes v;
+	ssize_t k;
+
+	switch (xorshift32(seed) % 3) {
+	case 0:
+		k = rill_reader_read(r, buf, n);
+		cr_assert_geq(k, 0, "read: %s", rill_err_name((int)k));
+		check_pat(buf, off, (size_t)k);
+		return (size_t)k;
+	case 1:
+		k = rill_reader_readexactly(r, buf, n);
+		if (k == RILL_EINCOMPLETE) {
+			const rill_read_error *e = rill_reader_error_info(r);
+
+			check_pat(buf, off, e->partial_len);
+			return e->partial_len;
+		}
+		cr_assert_eq(k, (ssize_t)n, "readexactly: %s", rill_err_name((int)k));
+		check_pat(buf, off, n);
+		return n;
+	default:
+		k = rill_reader_peek(r, &v);
+		cr_assert_geq(k, 0, "peek: %s", rill_err_name((int)k));
+		if (n > v.len)
+			n = v.len;
+		check_pat((const unsigned char *)v.data, off, v.len);
+		rill_reader_consume(r, n);
+		return n;
+	}
+}
+
 /* ---- an echo server short of fds: the test's side --------------------- */
 
 /* Forks a child that runs fn(arg) with rill_run and exits with its result

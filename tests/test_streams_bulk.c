@@ -39,47 +39,11 @@ static int flood_task(void *arg)
 	return 0;
 }
 
-/* One read of a random kind and size at offset off; returns the bytes it
- * took (0 at EOF). Every byte is checked against the pattern. */
-static size_t read_some(rill_reader *r, uint64_t off, uint32_t *seed, unsigned char *buf)
-{
-	size_t n = 1 + xorshift32(seed) % (96 * KIB);
-	rill_bytes v;
-	ssize_t k;
-
-	switch (xorshift32(seed) % 3) {
-	case 0:
-		k = rill_reader_read(r, buf, n);
-		cr_assert_geq(k, 0, "read: %s", rill_err_name((int)k));
-		check_pat(buf, off, (size_t)k);
-		return (size_t)k;
-	case 1:
-		k = rill_reader_readexactly(r, buf, n);
-		if (k == RILL_EINCOMPLETE) {
-			const rill_read_error *e = rill_reader_error_info(r);
-
-			check_pat(buf, off, e->partial_len);
-			return e->partial_len;
-		}
-		cr_assert_eq(k, (ssize_t)n, "readexactly: %s", rill_err_name((int)k));
-		check_pat(buf, off, n);
-		return n;
-	default:
-		k = rill_reader_peek(r, &v);
-		cr_assert_geq(k, 0, "peek: %s", rill_err_name((int)k));
-		if (n > v.len)
-			n = v.len;
-		check_pat((const unsigned char *)v.data, off, v.len);
-		rill_reader_consume(r, n);
-		return n;
-	}
-}
-
 /* Reads the flood to EOF with a consumer that keeps falling behind. */
 static void slow_then_fast(struct conn *c)
 {
 	struct flood f = { .fd = c->peer, .total = FLOOD };
-	unsigned char *buf = malloc(96 * KIB);
+	unsigned char *buf = malloc(READ_PAT_MAX);
 	rill_task *sender = spawn(flood_task, &f);
 	uint32_t seed = 11;
 	uint64_t off = 0;
@@ -88,7 +52,7 @@ static void slow_then_fast(struct conn *c)
 	cr_assert_not_null(buf);
 	/* Behind from the start: the reader pauses, then is throttled. */
 	cr_assert_eq(rill_sleep_ms(30), 0);
-	while ((k = read_some(c->r, off, &seed, buf)) > 0) {
+	while ((k = read_pat_some(c->r, off, &seed, buf)) > 0) {
 		off += k;
 		if (xorshift32(&seed) % 64 == 0)
 			cr_assert_eq(rill_sleep_ms(2), 0);	/* behind again */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, SSL write watermarks, start_tls without a server name, start_tls on a connection whose reader fell behind. */
+/* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, SSL write watermarks, start_tls without a server name, start_tls on a connection whose reader fell behind, a TLS flood into a reader that keeps falling behind. */
 #include <openssl/ssl.h>
 
 #include "tests/tls_helpers.h"
@@ -371,4 +371,60 @@ static int behind_body(void *arg)
 Test(tls_asyncio, start_tls_after_the_reader_fell_behind, .timeout = 30)
 {
 	run_task(behind_body, NULL);
+}
+
+/* ---- a TLS flood into a reader that keeps falling behind -------------- */
+
+#define FLOOD_BYTES (8 * 1024 * 1024)
+
+/* Reads the flood with every kind of read, falling behind now and then:
+ * its ciphertext then lands in the transport's own buffer (a loan), with
+ * partial records carried over from one landing to the next. */
+static int slow_tls_reader(rill_reader *r, rill_writer *w, void *arg)
+{
+	unsigned char *buf = malloc(READ_PAT_MAX);
+	uint64_t *got = arg, off = 0;
+	uint32_t seed = 5;
+	size_t k;
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(rill_sleep_ms(30), 0);
+	while ((k = read_pat_some(r, off, &seed, buf)) > 0) {
+		off += k;
+		if (xorshift32(&seed) % 64 == 0)
+			cr_assert_eq(rill_sleep_ms(2), 0);
+	}
+	free(buf);
+	*got = off;
+	rill_writer_close(w);
+	return 0;
+}
+
+static int tls_flood_body(void *arg)
+{
+	struct tls_env e = { 0 };
+	unsigned char *buf = malloc(64 * 1024);
+	uint64_t got = 0;
+	rill_reader *r;
+	rill_writer *w;
+
+	(void)arg;
+	cr_assert_not_null(buf);
+	tls_env_start(&e, slow_tls_reader, &got, NULL);
+	tls_env_connect(&e, &r, &w);
+	for (uint64_t off = 0; off < FLOOD_BYTES; off += 64 * 1024) {
+		fill_pat(buf, off, 64 * 1024);
+		cr_assert_eq(rill_writer_write(w, buf, 64 * 1024), 0);
+		cr_assert_eq(rill_writer_drain(w), 0);
+	}
+	free(buf);
+	close_and_free(w);	/* close_notify: the reader's EOF */
+	tls_env_wait_stop(&e);
+	cr_assert_eq(got, FLOOD_BYTES, "every byte once: %" PRIu64, got);
+	return 0;
+}
+
+Test(tls_asyncio, tls_flood_arrives_whole_through_a_reader_that_falls_behind, .timeout = 30)
+{
+	run_task(tls_flood_body, NULL);
 }

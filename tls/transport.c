@@ -63,8 +63,9 @@ struct tls_conn {
 	int err;
 	const char *in;		/* ciphertext OpenSSL reads next (the view) */
 	size_t in_len;
-	char *held;		/* what OpenSSL left unread, kept (malloc'd) */
-	size_t held_len;
+	char *inbuf;		/* ciphertext kept: what OpenSSL left unread, */
+	size_t held_len;	/* held_len bytes, then room lent to the recv */
+	size_t in_cap;
 	rill_time shutdown_timeout;
 	rill_task *shutdown_timer;	/* running while we wait for the peer */
 	struct rill__waitq waiters;	/* tasks waiting for the handshake */
@@ -205,62 +206,102 @@ static void tls_progress(struct tls_conn *t)
 		tls_kick_if_output(t);	/* tickets, key updates, alerts */
 }
 
-/* Ciphertext OpenSSL left unread goes to t->held, bounded like the pair
- * it replaces: OpenSSL stops reading only to write first (a full output
- * pair), and a peer that makes it so for that long is not reading. */
-static int tls_hold(struct tls_conn *t, bool from_held)
+/* Room for n more bytes after the held ones. */
+static int tls_inbuf_reserve(struct tls_conn *t, size_t n)
 {
-	char *h;
+	char *p;
 
-	if (!t->in_len || t->failed || t->close_notify) {
-		free(t->held);
-		t->held = NULL;
-		t->held_len = 0;
+	if (t->held_len + n <= t->in_cap)
 		return 0;
-	}
-	if (t->in_len > RILL_TLS_PAIR_SIZE)
-		return rill__tls_error_str(RILL_ETLS, "TLS input stalled");
-	if (from_held) {
-		memmove(t->held, t->in, t->in_len);
-		t->held_len = t->in_len;
-		return 0;
-	}
-	if (!(h = malloc(t->in_len)))
+	if (!(p = realloc(t->inbuf, t->held_len + n)))
 		return -ENOMEM;
-	memcpy(h, t->in, t->in_len);
-	free(t->held);
-	t->held = h;
-	t->held_len = t->in_len;
+	t->inbuf = p;
+	t->in_cap = t->held_len + n;
 	return 0;
+}
+
+/* Ciphertext OpenSSL left unread is kept at the start of t->inbuf, bounded
+ * like the pair it replaces: OpenSSL stops reading only to write first (a
+ * full output pair), and a peer that makes it so for that long is not
+ * reading. The buffer goes once empty, unless the recv lends it again. */
+static int tls_hold(struct tls_conn *t, bool keep)
+{
+	size_t n = t->in_len;
+
+	t->held_len = 0;
+	if (!n || t->failed || t->close_notify) {
+		if (!keep) {
+			free(t->inbuf);
+			t->inbuf = NULL;
+			t->in_cap = 0;
+		}
+		return 0;
+	}
+	if (n > RILL_TLS_PAIR_SIZE)
+		return rill__tls_error_str(RILL_ETLS, "TLS input stalled");
+	if (tls_inbuf_reserve(t, n) < 0)
+		return -ENOMEM;
+	memmove(t->inbuf, t->in, n);
+	t->held_len = n;
+	return 0;
+}
+
+/* OpenSSL reads the n bytes at p (the view), then what it left is held. */
+static void tls_take(struct tls_conn *t, const char *p, size_t n, bool keep)
+{
+	int err;
+
+	t->in = p;
+	t->in_len = n;
+	tls_progress(t);
+	err = tls_hold(t, keep);
+	t->in = NULL;
+	t->in_len = 0;
+	if (err < 0)
+		tls_fail(t, err);
 }
 
 static void tls_on_data(struct rill__conn *c, const char *p, size_t n)
 {
 	struct tls_conn *t = tls_of(c);
-	int err;
 
 	if (t->failed)
 		return;
-	t->in = p;
-	t->in_len = n;
-	if (t->held_len) {	/* rare: after the bytes held back */
-		char *h = realloc(t->held, t->held_len + n);
-
-		if (!h) {
-			tls_fail(t, -ENOMEM);
-			return;
-		}
-		memcpy(h + t->held_len, p, n);
-		t->held = h;
-		t->in = h;
-		t->in_len = t->held_len + n;
+	if (!t->held_len) {
+		tls_take(t, p, n, false);
+		return;
 	}
-	tls_progress(t);
-	err = tls_hold(t, t->held_len);
-	t->in = NULL;
-	t->in_len = 0;
-	if (err < 0)
-		tls_fail(t, err);
+	/* rare: after the bytes held back */
+	if (tls_inbuf_reserve(t, n) < 0) {
+		tls_fail(t, -ENOMEM);
+		return;
+	}
+	memcpy(t->inbuf + t->held_len, p, n);
+	tls_take(t, t->inbuf, t->held_len + n, false);
+}
+
+/* A throttled recv (the reader fell behind: a bulk stream) lands in the
+ * buffer after the held bytes: in memory that stays hot, a loan at a time,
+ * instead of ring buffers walked in order and then copied. */
+#define RILL_TLS_LOAN (64 * 1024)
+
+static char *tls_lend(struct rill__conn *c, size_t *n)
+{
+	struct tls_conn *t = tls_of(c);
+
+	if (t->failed || tls_inbuf_reserve(t, RILL_TLS_LOAN) < 0)
+		return NULL;
+	*n = RILL_TLS_LOAN;
+	return t->inbuf + t->held_len;
+}
+
+static void tls_landed(struct rill__conn *c, char *p, size_t n)
+{
+	struct tls_conn *t = tls_of(c);
+
+	(void)p;
+	if (n && !t->failed)
+		tls_take(t, t->inbuf, t->held_len + n, true);
 }
 
 static void tls_on_eof(struct rill__conn *c)
@@ -440,7 +481,7 @@ static void tls_destroy(struct rill__conn *c)
 	}
 	SSL_free(t->ssl);	/* frees the view and its end of the pair */
 	BIO_free(t->net);
-	free(t->held);
+	free(t->inbuf);
 	rill__tls_ctx_unref(t->ctx);
 	OPENSSL_free(t->subject);
 	free(t->alpn);
@@ -449,6 +490,8 @@ static void tls_destroy(struct rill__conn *c)
 
 static const struct rill__transport tls_transport = {
 	.on_data = tls_on_data,
+	.lend = tls_lend,
+	.landed = tls_landed,
 	.on_eof = tls_on_eof,
 	.prepare = tls_prepare,
 	.sent = tls_sent,
