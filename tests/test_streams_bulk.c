@@ -40,15 +40,22 @@ static int flood_task(void *arg)
 }
 
 /* Reads the flood to EOF with a consumer that keeps falling behind. */
-static void slow_then_fast(struct conn *c)
+static int slow_then_fast(bool unix_socket, size_t limit)
 {
-	struct flood f = { .fd = c->peer, .total = FLOOD };
+	struct conn conn, *c = &conn;
+	struct flood f = { .total = FLOOD };
 	unsigned char *buf = malloc(READ_PAT_MAX);
-	rill_task *sender = spawn(flood_task, &f);
+	rill_task *sender;
 	uint32_t seed = 11;
 	uint64_t off = 0;
 	size_t k;
 
+	if (unix_socket)
+		open_unix(c, limit);
+	else
+		open_tcp(c, limit);
+	f.fd = c->peer;
+	sender = spawn(flood_task, &f);
 	cr_assert_not_null(buf);
 	/* Behind from the start: the reader pauses, then is throttled. */
 	cr_assert_eq(rill_sleep_ms(30), 0);
@@ -62,34 +69,23 @@ static void slow_then_fast(struct conn *c)
 	join(sender);
 	free(buf);
 	conn_done(c);
+	return 0;
 }
 
 TASK_TEST(streams_bulk, tcp_flood_arrives_whole_through_every_read)
 {
-	struct conn c;
-
-	open_tcp(&c, 0);
-	slow_then_fast(&c);
-	return 0;
+	return slow_then_fast(false, 0);
 }
 
 /* A limit below the smallest loan (16 KiB). */
 TASK_TEST(streams_bulk, small_limit_flood_arrives_whole)
 {
-	struct conn c;
-
-	open_tcp(&c, 4 * KIB);
-	slow_then_fast(&c);
-	return 0;
+	return slow_then_fast(false, 4 * KIB);
 }
 
 TASK_TEST(streams_bulk, unix_flood_arrives_whole)
 {
-	struct conn c;
-
-	open_unix(&c, 0);
-	slow_then_fast(&c);
-	return 0;
+	return slow_then_fast(true, 0);
 }
 
 /* Once a reader has fallen behind and caught up, io_uring keeps a recv in
