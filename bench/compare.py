@@ -14,7 +14,10 @@ CPU per GB of the bulk rows beside the TLS echo rates (latest-bulk.png);
 the table on stdout.
 
 The server's CPU time per message (and per GB on the bulk rows) comes from
-/proc/PID/stat (user+system jiffies) read before and after each run.
+/proc/PID/stat (user+system jiffies) read before and after each run, and
+so does the share of it spent in user space. After the table, the
+performance targets (TARGETS: ratios against a peer measured in the same
+run) with this run's figure and whether it is met.
 
 TLS rows: TLS 1.3 with TLS_AES_128_GCM_SHA256 for every server (an
 OPENSSL_CONF made for the run), certificates made at run time
@@ -128,9 +131,14 @@ class Server:
         raise RuntimeError("server did not start: %s" % " ".join(argv))
 
     def cpu_seconds(self):
+        return sum(self.cpu_split())
+
+    def cpu_split(self):
+        """(user, system) CPU seconds so far, from /proc/PID/stat."""
         with open("/proc/%d/stat" % self.proc.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        hz = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / hz, int(fields[12]) / hz
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -170,9 +178,11 @@ def measure(build, cmd, mode, load_args, runs):
     for _ in range(runs):
         srv = Server(cmd, mode)
         try:
-            cpu0 = srv.cpu_seconds()
+            user0, sys0 = srv.cpu_split()
             r = load(build, load_args + ["--port", str(srv.port)])
-            r["server_cpu_s"] = srv.cpu_seconds() - cpu0
+            user1, sys1 = srv.cpu_split()
+            r["server_cpu_s"] = (user1 - user0) + (sys1 - sys0)
+            r["user_share"] = (user1 - user0) / r["server_cpu_s"] if r["server_cpu_s"] else None
             r["cpu_us_per_msg"] = 1e6 * r["server_cpu_s"] / max(r["msgs"], 1)
             mb = r["mbps"] * r["seconds"]
             r["cpu_ms_per_gb"] = 1e6 * r["server_cpu_s"] / mb if mb else None
@@ -250,6 +260,8 @@ def main():
     scenarios = [
         ("echo, 100 conns", "echo", ["echo", "-c", "100", "-s", "64", "-d", "1", "-t", secs], False,
          None),
+        ("echo, 1000 conns", "echo", ["echo", "-c", "1000", "-s", "64", "-d", "1", "-t", secs], False,
+         ("rill", EPOLL_ROW, "epoll", "libuv")),
         ("echo, 100 conns, 16 in flight", "echo", ["echo", "-c", "100", "-s", "64", "-d", "16", "-t", secs],
          False, None),
         ("connect+echo+close, 10 at once", "echo", ["connect", "-c", "10", "-s", "64", "-t", secs], False,
@@ -262,7 +274,7 @@ def main():
          ("rill", "openssl", "uvloop")),
     ]
     if a.short:
-        scenarios = [s for s in scenarios if not s[0].startswith("connect")]
+        scenarios = [s for s in scenarios if not s[0].startswith(("connect", "echo, 1000"))]
         short = ("rill", EPOLL_ROW, "epoll", "libuv", "uvloop", "openssl")
         all_servers = {k: v for k, v in all_servers.items() if k in short}
         tls_servers = {k: v for k, v in tls_servers.items() if k in short}
@@ -614,16 +626,17 @@ def write_outputs(a, table, curve, memory):
              (machine(), SERVER_CPU, CLIENT_CPU, a.runs or (1 if a.short else 3),
               time.strftime("%Y-%m-%d")), ""]
     lines.append("| scenario | server | msg/s | MB/s | p99 us | server CPU us/msg | server CPU ms/GB "
-                 "| rill / this |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+                 "| server CPU in user space | rill / this |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in table:
         rill = row["results"].get("rill", {}).get("rate")
         for name, r in row["results"].items():
             ratio = "-" if name == "rill" or not r["rate"] else "%.2fx" % (rill / r["rate"])
             per_gb = r.get("cpu_ms_per_gb") if "bulk" in row["scenario"] else None
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            user = "%.1f%%" % (100 * r["user_share"]) if r.get("user_share") is not None else "-"
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 row["scenario"], name, fmt(r["rate"]), fmt(r["mbps"]), fmt(r.get("p99_us") or None),
-                fmt(r.get("cpu_us_per_msg")), fmt(per_gb), ratio))
+                fmt(r.get("cpu_us_per_msg")), fmt(per_gb), user, ratio))
     fallback = []
     for row in table:
         r, peer = row["results"].get(EPOLL_ROW), row["results"].get("epoll")
@@ -632,6 +645,7 @@ def write_outputs(a, table, curve, memory):
     if fallback:
         lines += ["", "rill's epoll backend against the hand-written epoll server (target 0.9x): " +
                   "; ".join(fallback) + "."]
+    lines += targets(table)
     if memory:
         lines += ["", "Idle connections: %d held open by the rill server, each with a task: %.1f KiB RSS per "
                   "connection (RSS %d KiB -> %d KiB)." % (memory["conns"], memory["kib_per_conn"],
@@ -644,6 +658,56 @@ def write_outputs(a, table, curve, memory):
     plot(a.out, curve)
     plot_bulk(a.out, table)
     print(md)
+
+
+# The performance targets (issue 15): (what, scenario, peer, figure, at
+# most / at least, bound). Figures: "rate" (rill over the peer), "cpu"
+# (rill's server CPU per message or per GB over the peer's), "user" (the
+# share of rill's server CPU spent in user space; no peer).
+TARGETS = [
+    ("bulk sink, server CPU per GB vs libuv", "bulk, 64 KiB writes", "libuv", "cpu", "<=", 1.0),
+    ("bulk sink, throughput vs libuv", "bulk, 64 KiB writes", "libuv", "rate", ">=", 1.0),
+    ("TLS bulk sink, server CPU per GB vs the OpenSSL peer", "TLS bulk, 64 KiB writes", "openssl", "cpu",
+     "<=", 1.0),
+    ("TLS echo 100x16, rate vs the OpenSSL peer", "TLS echo, 100 conns, 16 in flight", "openssl", "rate",
+     ">=", 1.0),
+    ("TLS echo 100x16, rate vs uvloop", "TLS echo, 100 conns, 16 in flight", "uvloop", "rate", ">=", 3.0),
+    ("echo 100x16, rate vs epoll", "echo, 100 conns, 16 in flight", "epoll", "rate", ">=", 1.15),
+    ("echo 100x16, user share of rill's server CPU", "echo, 100 conns, 16 in flight", None, "user", "<=", 0.04),
+    ("echo 100 conns, rate vs epoll", "echo, 100 conns", "epoll", "rate", ">=", 1.05),
+    ("echo 1000 conns, rate vs epoll", "echo, 1000 conns", "epoll", "rate", ">=", 1.05),
+]
+
+
+def target_figure(row, peer, figure):
+    """A target's measured figure from a table row, or None."""
+    rill, other = row["results"].get("rill"), row["results"].get(peer)
+    if not rill:
+        return None
+    if figure == "user":
+        return rill.get("user_share")
+    if not other:
+        return None
+    if figure == "rate":
+        return rill["rate"] / other["rate"] if other["rate"] else None
+    key = "cpu_ms_per_gb" if "bulk" in row["scenario"] else "cpu_us_per_msg"
+    return rill[key] / other[key] if rill.get(key) and other.get(key) else None
+
+
+def targets(table):
+    """The targets table: each target's figure from this run, met or not."""
+    rows = {row["scenario"]: row for row in table}
+    lines = ["", "Targets (issue 15), from this run:", "",
+             "| target | bound | measured | met |", "|---|---:|---:|---|"]
+    for what, scenario, peer, figure, op, bound in TARGETS:
+        v = target_figure(rows[scenario], peer, figure) if scenario in rows else None
+        if v is None:
+            continue
+        met = v <= bound if op == "<=" else v >= bound
+        shown = ("%.1f%%" % (100 * v), "%s %.0f%%" % (op, 100 * bound)) if figure == "user" else \
+            ("%.2fx" % v, "%s %.2fx" % (op, bound))
+        lines.append("| %s | %s | %s | %s |" % (what, shown[1], shown[0], "yes" if met else "no"))
+    return lines if len(lines) > 5 else []
 
 
 def plot(out, curve):
