@@ -65,8 +65,10 @@ void rill_reader_free(rill_reader *r)
  * holds (a megabyte and more from a fast peer): that can land above the
  * 2 x limit pause. A reader that has paused is "behind": until its buffer
  * is read empty, every recv is throttled (single-shot, one per loop
- * iteration), so a slow consumer stays within 2 x limit plus one ring
- * buffer instead of taking a batch after every resume.
+ * iteration, landing in place: see below), so a slow consumer stays within
+ * 2 x limit plus 16 KiB instead of taking a batch after every resume. The
+ * engine keeps the throttle after that until reads come back short
+ * (engine/recv.c): a bulk stream stays on the in-place path.
  */
 
 static void reader_pause(rill_reader *r)
