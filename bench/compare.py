@@ -7,11 +7,12 @@
 
 Every server (rill, a hand-written epoll server, libuv, uvloop, asyncio)
 runs pinned to CPU 0; the same load generator (rill-load) drives it from
-CPU 1. Each scenario runs --runs times and the median is reported. Output:
-a Markdown table and a JSON file in --out (default bench/results), PNG
-plots (gnuplot): rate against connection count (latest.png), and server
-CPU per GB of the bulk rows beside the TLS echo rates (latest-bulk.png);
-the table on stdout.
+CPU 1. Each scenario runs --runs times, the servers' runs interleaved,
+and the run with the median rate is reported. Output: a Markdown table
+and a JSON file in --out (default bench/results), PNG plots (gnuplot):
+rate against connection count (latest.png), and server CPU per GB of the
+bulk rows beside the TLS echo rates (latest-bulk.png); the table on
+stdout.
 
 The server's CPU time per message (and per GB on the bulk rows) comes from
 /proc/PID/stat (user+system jiffies) read before and after each run, and
@@ -172,24 +173,26 @@ def load(build, args):
     raise RuntimeError("rill-load gave no result: %s\n%s" % (" ".join(argv), out.stderr[-2000:]))
 
 
-def measure(build, cmd, mode, load_args, runs):
-    """Median over runs of one scenario; a fresh server per run."""
-    results = []
-    for _ in range(runs):
-        srv = Server(cmd, mode)
-        try:
-            user0, sys0 = srv.cpu_split()
-            r = load(build, load_args + ["--port", str(srv.port)])
-            user1, sys1 = srv.cpu_split()
-            r["server_cpu_s"] = (user1 - user0) + (sys1 - sys0)
-            r["user_share"] = (user1 - user0) / r["server_cpu_s"] if r["server_cpu_s"] else None
-            r["cpu_us_per_msg"] = 1e6 * r["server_cpu_s"] / max(r["msgs"], 1)
-            mb = r["mbps"] * r["seconds"]
-            r["cpu_ms_per_gb"] = 1e6 * r["server_cpu_s"] / mb if mb else None
-            results.append(r)
-        finally:
-            srv.stop()
-    results.sort(key=lambda r: r["rate"])
+def measure(build, cmd, mode, load_args):
+    """One run of a scenario against a fresh server."""
+    srv = Server(cmd, mode)
+    try:
+        user0, sys0 = srv.cpu_split()
+        r = load(build, load_args + ["--port", str(srv.port)])
+        user1, sys1 = srv.cpu_split()
+        r["server_cpu_s"] = (user1 - user0) + (sys1 - sys0)
+        r["user_share"] = (user1 - user0) / r["server_cpu_s"] if r["server_cpu_s"] else None
+        r["cpu_us_per_msg"] = 1e6 * r["server_cpu_s"] / max(r["msgs"], 1)
+        mb = r["mbps"] * r["seconds"]
+        r["cpu_ms_per_gb"] = 1e6 * r["server_cpu_s"] / mb if mb else None
+        return r
+    finally:
+        srv.stop()
+
+
+def median_run(results):
+    """The run with the median rate."""
+    results = sorted(results, key=lambda r: r["rate"])
     return results[len(results) // 2]
 
 
@@ -283,12 +286,17 @@ def main():
         if tls and not tls_servers:
             continue
         row = {"scenario": title, "results": {}}
-        for name, cmd in (tls_servers if tls else all_servers).items():
-            if only and name not in only:
-                continue
-            print("  %-34s %-8s ..." % (title, name), file=sys.stderr, flush=True)
-            load_args = args + (["--tls", os.path.join(certs, "ca.pem")] if tls else [])
-            row["results"][name] = measure(a.build, cmd, mode, load_args, runs)
+        taking = {name: cmd for name, cmd in (tls_servers if tls else all_servers).items()
+                  if not only or name in only}
+        load_args = args + (["--tls", os.path.join(certs, "ca.pem")] if tls else [])
+        # Interleaved: run i of every server, then run i + 1, so that a
+        # machine whose speed drifts does not favour whoever ran first.
+        runs_of = {name: [] for name in taking}
+        for i in range(runs):
+            for name, cmd in taking.items():
+                print("  %-34s %-8s run %d ..." % (title, name, i + 1), file=sys.stderr, flush=True)
+                runs_of[name].append(measure(a.build, cmd, mode, load_args))
+        row["results"] = {name: median_run(rs) for name, rs in runs_of.items()}
         if mode == "sink" and not tls and shutil.which("iperf3"):
             row["results"]["iperf3"] = iperf3(65536, int(secs))
         table.append(row)
@@ -303,7 +311,7 @@ def main():
         curve[name] = []
         for c in counts:
             print("  %-32s %-8s ..." % ("echo, %d conns" % c, name), file=sys.stderr, flush=True)
-            r = measure(a.build, cmd, "echo", ["echo", "-c", str(c), "-s", "64", "-d", "1", "-t", secs], 1)
+            r = measure(a.build, cmd, "echo", ["echo", "-c", str(c), "-s", "64", "-d", "1", "-t", secs])
             curve[name].append((c, r["rate"]))
 
     memory = None if a.short else idle_memory(a.build, all_servers["rill"], 10000)

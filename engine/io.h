@@ -54,7 +54,7 @@ void rill__recv_stop(struct rill__recv *r);
 bool rill__recv_busy(const struct rill__recv *r);
 /* The owner could not keep up (its buffer overflowed): receive once per
  * loop iteration instead of multishot (into lent memory where the owner
- * lends it), until a short read shows the sender is no longer ahead. */
+ * lends it), until short reads show the sender is no longer ahead. */
 void rill__recv_throttle(struct rill__recv *r);
 /* A throttled read took n bytes where a full one takes `small` or more:
  * enough short ones in a row end the throttle (backends call it). */

@@ -91,17 +91,23 @@ void rill__recv_sized(struct rill__recv *r, size_t n, size_t small)
 		r->throttled = false;
 }
 
+/* What one throttled recv takes from the ring (or the own buffer). */
+static size_t recv_buf_size(const struct rill__recv *r)
+{
+	return r->plain ? RILL_PLAIN_RECV_SIZE : r->loop->bufs.size;
+}
+
 /* Hands lent memory back: res bytes landed in it (none when res <= 0).
- * Reads of less than a ring buffer's worth end the throttle, as in
- * recv_data; a bigger read that did not fill the loan is still a bulk
- * stream, and landing in place is the cheaper way to take one. */
+ * Reads of less than a ring buffer's worth count toward the throttle's
+ * end, as in recv_data; a bigger read that did not fill the loan is still
+ * a bulk stream, and landing in place is the cheaper way to take one. */
 static void recv_landed(struct rill__recv *r, int res)
 {
 	char *p = r->lent;
 	size_t n = res > 0 ? (size_t)res : 0;
 
 	if (n)
-		rill__recv_sized(r, n, r->loop->bufs.size);
+		rill__recv_sized(r, n, recv_buf_size(r));
 	r->lent = NULL;
 	r->landed(r->ctx, p, n);
 }
@@ -111,8 +117,7 @@ static void recv_data(struct rill__recv *r, int res, unsigned flags)
 	/* Single recvs that do not fill their buffer drain the socket: the
 	 * peer is no longer ahead of us, multishot is safe again. */
 	if (!(flags & IORING_CQE_F_MORE))
-		rill__recv_sized(r, (size_t)res,
-				 r->plain ? RILL_PLAIN_RECV_SIZE : r->loop->bufs.size);
+		rill__recv_sized(r, (size_t)res, recv_buf_size(r));
 	if (r->plain)
 		r->on_data(r->ctx, r->plain, (size_t)res);
 	else
