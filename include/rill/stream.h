@@ -98,7 +98,9 @@ RILL_API int rill_open_unix_connection(const char *path,
 
 /* One connect attempt of an open_connection: the address tried and how
  * it ended (0: connected; -errno; -ECANCELED: stopped because another
- * attempt won, or the call was cancelled or timed out). */
+ * attempt won, or the call was cancelled or timed out). Handed out as an
+ * array, so frozen for the life of the SONAME: it gains no fields (more
+ * per attempt would come through a new function). */
 typedef struct rill_connect_attempt {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
