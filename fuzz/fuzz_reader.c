@@ -10,6 +10,10 @@
  * on a tie. Outcomes, handed-out bytes, LimitOverrunError.consumed and the
  * buffer left behind must agree after every read, or the target aborts.
  *
+ * Arrivals take turns: reserve + commit, append, and reserve + commit that
+ * then lends the tail room for the next chunk, so that the reads before it
+ * lands consume while the buffer is lent (and must not move it).
+ *
  * Input layout (missing bytes read as 0):
  *   limit byte, separator count byte, per separator a length byte and bytes,
  *   an alphabet byte, an op count byte, two bytes per op, then chunks: a
@@ -371,10 +375,29 @@ struct real {
 	struct rill__rbuf b;
 	int eof;
 	size_t next;
+	uint8_t *loan;		/* tail room lent for chunk next (b.lent) */
 };
 
-/* One arrival, through reserve + commit and append in turn, as the engine
- * may do either. */
+static void fill_chunk(uint8_t *p, const struct spec *s, const struct chunk *c)
+{
+	for (size_t i = 0; i < c->len; i++)
+		p[i] = chunk_byte(s, c, i);
+}
+
+/* A loan for the next chunk, as a throttled recv takes one: the reads
+ * until the next arrival consume while it is out (streams/reader.c). */
+static void real_lend(struct real *x, const struct spec *s)
+{
+	if (x->next == s->nchunks || s->chunks[x->next].len == 0)
+		return;
+	x->loan = (uint8_t *)rill__rbuf_reserve(&x->b, s->chunks[x->next].len);
+	if (!x->loan)
+		abort();
+	x->b.lent = true;
+}
+
+/* One arrival, through reserve + commit, append, and a loan landing in
+ * turn, as the engine may do any of them. */
 static void real_wait(struct real *x, const struct spec *s)
 {
 	const struct chunk *c;
@@ -385,16 +408,24 @@ static void real_wait(struct real *x, const struct spec *s)
 		return;
 	}
 	c = &s->chunks[x->next++];
+	if (x->loan) {
+		fill_chunk(x->loan, s, c);
+		x->loan = NULL;
+		x->b.lent = false;
+		rill__rbuf_commit(&x->b, c->len);
+		return;
+	}
 	if (c->len == 0)
 		return real_wait(x, s);
-	p = x->next & 1 ? (uint8_t *)rill__rbuf_reserve(&x->b, c->len)
+	p = x->next % 3 ? (uint8_t *)rill__rbuf_reserve(&x->b, c->len)
 			: malloc(c->len);
 	if (!p)
 		abort();
-	for (size_t i = 0; i < c->len; i++)
-		p[i] = chunk_byte(s, c, i);
-	if (x->next & 1) {
+	fill_chunk(p, s, c);
+	if (x->next % 3) {
 		rill__rbuf_commit(&x->b, c->len);
+		if (x->next % 3 == 2)
+			real_lend(x, s);
 		return;
 	}
 	if (rill__rbuf_append(&x->b, p, c->len) < 0)
@@ -490,7 +521,9 @@ static void check_state(const struct real *x, const struct model *m)
 	const struct rill__rbuf *b = &x->b;
 	size_t len = rill__rbuf_len(b);
 
-	if (b->start > b->end || b->end > b->cap || (len == 0 && b->start))
+	/* An empty buffer starts over at 0, except while lent (it must not
+	 * move then). */
+	if (b->start > b->end || b->end > b->cap || (len == 0 && b->start && !b->lent))
 		abort();
 	if (len != m->len || x->eof != m->eof || x->next != m->next)
 		abort();
