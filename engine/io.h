@@ -37,7 +37,6 @@ struct rill__recv {
 	struct rill__deferred rearm;
 	char *plain;		/* own buffer when the loop has no ring */
 	char *lent;		/* the owner's memory a recv in flight fills */
-	size_t lent_len;
 	bool armed, want, ended;
 	bool throttled;		/* one recv at a time, see rill__recv_throttle */
 	uint8_t calm;		/* short throttled reads in a row */

@@ -178,12 +178,14 @@ static void recv_done(struct rill__op *op, int res, unsigned flags)
 /* A throttled recv into the owner's memory, if it lends some. */
 static bool recv_arm_lent(struct rill__recv *r, struct io_uring_sqe *sqe)
 {
+	size_t len;
+
 	if (!r->throttled || !r->lend)
 		return false;
-	r->lent = r->lend(r->ctx, &r->lent_len);
+	r->lent = r->lend(r->ctx, &len);
 	if (!r->lent)
 		return false;
-	io_uring_prep_recv(sqe, r->fd, r->lent, r->lent_len, 0);
+	io_uring_prep_recv(sqe, r->fd, r->lent, len, 0);
 	return true;
 }
 
