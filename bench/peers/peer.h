@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* bench/peers/peer.h: what the hand-written C peer servers share (epoll_echo,
- * tls_echo, uv_echo): the HTTP request count of --mode http, the listening
- * socket, the bound port and the stop signals. Nothing here needs rill. */
+ * tls_echo, uv_echo): the HTTP requests and replies of --mode http, the
+ * listening socket, the bound port and the stop signals. Nothing here needs
+ * rill. */
 #ifndef RILL_BENCH_PEER_H
 #define RILL_BENCH_PEER_H
 
@@ -10,6 +11,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -34,6 +37,31 @@ static inline size_t peer_http_count(int *crlf, const char *p, size_t n)
 	}
 	*crlf = s;
 	return count;
+}
+
+/* count replies of --mode http back to back, their length in *lenp, in a
+ * buffer of the process that grows on demand: the peer hands it to a send
+ * that copies or finishes it before its next read. NULL without memory. */
+static inline const char *peer_http_replies(size_t count, size_t *lenp)
+{
+	static const char one[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
+				  "Content-Type: text/plain\r\n\r\nHello, world!";
+	static char *buf;
+	static size_t cap;
+	size_t n = sizeof(one) - 1, len = count * n;
+
+	if (len > cap) {
+		char *b = realloc(buf, len);
+
+		if (!b)
+			return NULL;
+		buf = b;
+		cap = len;
+	}
+	for (size_t i = 0; i < count; i++)
+		memcpy(buf + i * n, one, n);
+	*lenp = len;
+	return buf;
 }
 
 static inline int peer_bound_port(int fd)

@@ -53,9 +53,6 @@
 
 #define MAX_EVENTS 256
 
-static const char http_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
-				 "Content-Type: text/plain\r\n\r\nHello, world!";
-#define HTTP_REPLY_LEN (sizeof(http_reply) - 1)
 
 struct conn {
 	int fd;
@@ -84,8 +81,6 @@ static char listener_tag, signal_tag;
 static char rbuf[READ_SIZE];
 
 /* Replies for one read's worth of pipelined requests; grows on demand. */
-static char *reply_buf;
-static size_t reply_cap;
 
 static int watch(struct conn *c, int op, uint32_t events)
 {
@@ -180,22 +175,16 @@ static void conn_flush(struct conn *c)
 static int http_handle(struct conn *c, const char *p, size_t n)
 {
 	size_t count = peer_http_count(&c->crlf, p, n);
-	size_t len = count * HTTP_REPLY_LEN;
+	const char *replies;
+	size_t len;
 
 	if (!count)
 		return 0;
-	if (len > reply_cap) {
-		char *b = realloc(reply_buf, len);
-		if (!b) {
-			conn_close(c);
-			return -1;
-		}
-		reply_buf = b;
-		reply_cap = len;
+	if (!(replies = peer_http_replies(count, &len))) {
+		conn_close(c);
+		return -1;
 	}
-	for (size_t i = 0; i < count; i++)
-		memcpy(reply_buf + i * HTTP_REPLY_LEN, http_reply, HTTP_REPLY_LEN);
-	return conn_send(c, reply_buf, len);
+	return conn_send(c, replies, len);
 }
 
 /* Returns 0, or -1 if c was closed. */
@@ -407,6 +396,5 @@ int main(int argc, char **argv)
 	close(epfd);
 	close(sfd);
 	SSL_CTX_free(ssl_ctx);
-	free(reply_buf);
 	return 0;
 }

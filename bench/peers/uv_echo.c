@@ -34,9 +34,6 @@
 #define WRITE_HIGH_WATER (64 * 1024)
 
 
-static const char http_reply[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n"
-				 "Content-Type: text/plain\r\n\r\nHello, world!";
-#define HTTP_REPLY_LEN (sizeof(http_reply) - 1)
 
 struct conn {
 	uv_tcp_t tcp;	/* first, so a handle pointer is a conn pointer */
@@ -61,8 +58,6 @@ static uv_signal_t sigint, sigterm;
 static char rbuf[READ_SIZE];
 
 /* Replies for one read's worth of pipelined requests; grows on demand. */
-static char *reply_buf;
-static size_t reply_cap;
 
 static void conn_free(uv_handle_t *h)
 {
@@ -139,22 +134,16 @@ static int conn_send(struct conn *c, const char *data, size_t len)
 static void http_handle(struct conn *c, const char *p, size_t n)
 {
 	size_t count = peer_http_count(&c->crlf, p, n);
-	size_t len = count * HTTP_REPLY_LEN;
+	const char *replies;
+	size_t len;
 
 	if (!count)
 		return;
-	if (len > reply_cap) {
-		char *b = realloc(reply_buf, len);
-		if (!b) {
-			conn_close(c);
-			return;
-		}
-		reply_buf = b;
-		reply_cap = len;
+	if (!(replies = peer_http_replies(count, &len))) {
+		conn_close(c);
+		return;
 	}
-	for (size_t i = 0; i < count; i++)
-		memcpy(reply_buf + i * HTTP_REPLY_LEN, http_reply, HTTP_REPLY_LEN);
-	conn_send(c, reply_buf, len);
+	conn_send(c, replies, len);
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status)
@@ -293,6 +282,5 @@ int main(int argc, char **argv)
 	printf("Serving on %s:%d\n", a.host, bound);
 	fflush(stdout);
 	uv_run(loop, UV_RUN_DEFAULT);
-	free(reply_buf);
 	return uv_loop_close(loop) ? 1 : 0;
 }
