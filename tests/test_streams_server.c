@@ -698,17 +698,24 @@ static int leave_open(rill_reader *r, rill_writer *w, void *arg)
 	return 0;		/* no close: rill closes, with a warning */
 }
 
-static int unclosed_writer(void *arg)
+/* A server with callback cb: one round trip of msg, then the server must
+ * have closed the connection. */
+struct one_exchange {
+	rill_client_connected_fn cb;
+	const char *msg;
+};
+
+static int echo_then_closed(void *arg)
 {
+	const struct one_exchange *x = arg;
 	rill_server *s;
 	rill_reader *r;
 	rill_writer *w;
 	rill_bytes line;
 
-	(void)arg;
-	cr_assert_eq(rill_start_server(leave_open, NULL, "127.0.0.1", 0, NULL, &s), 0);
+	cr_assert_eq(rill_start_server(x->cb, NULL, "127.0.0.1", 0, NULL, &s), 0);
 	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
-	cr_assert_eq(echo_roundtrip(r, w, "last words\n"), 0, "queued data lost");
+	cr_assert_eq(echo_roundtrip(r, w, x->msg), 0, "queued data lost");
 	cr_assert_eq(rill_reader_readline(r, &line), 0, "connection not closed");
 	close_and_free(w);
 	rill_server_close(s);
@@ -720,9 +727,10 @@ static int unclosed_writer(void *arg)
 Test(streams_server, callback_leaving_writer_open_warns_and_closes, .timeout = 30)
 {
 	struct logged l = { 0 };
+	struct one_exchange x = { leave_open, "last words\n" };
 
 	rill_set_log_handler(log_hook, &l);
-	run_task(unclosed_writer, &l);
+	run_task(echo_then_closed, &x);
 	rill_set_log_handler(NULL, NULL);
 	cr_assert_eq(l.warnings, 1, "warnings: %d (last: %s)", l.warnings, l.last);
 	cr_assert(strstr(l.last, "unclosed"), "message: %s", l.last);
@@ -742,31 +750,13 @@ static int fail_after_line(rill_reader *r, rill_writer *w, void *arg)
 
 /* asyncio: "Unhandled exception in client_connected_cb" through the
  * exception handler, then transport.close(). */
-static int failing_callback(void *arg)
-{
-	rill_server *s;
-	rill_reader *r;
-	rill_writer *w;
-	rill_bytes line;
-
-	(void)arg;
-	cr_assert_eq(rill_start_server(fail_after_line, NULL, "127.0.0.1", 0, NULL, &s), 0);
-	connect_to("127.0.0.1", rill_server_port(s), &r, &w);
-	cr_assert_eq(echo_roundtrip(r, w, "then fail\n"), 0, "queued data lost");
-	cr_assert_eq(rill_reader_readline(r, &line), 0, "connection not closed");
-	close_and_free(w);
-	rill_server_close(s);
-	cr_assert_eq(rill_server_wait_closed(s), 0);
-	rill_server_free(s);
-	return 0;
-}
-
 Test(streams_server, callback_error_is_logged_and_closes, .timeout = 30)
 {
 	struct logged l = { 0 };
+	struct one_exchange x = { fail_after_line, "then fail\n" };
 
 	rill_set_log_handler(log_hook, &l);
-	run_task(failing_callback, &l);
+	run_task(echo_then_closed, &x);
 	rill_set_log_handler(NULL, NULL);
 	cr_assert_eq(l.errors, 1, "errors: %d (last: %s)", l.errors, l.last);
 	cr_assert_eq(l.warnings, 0, "warnings: %d (last: %s)", l.warnings, l.last);
