@@ -3,6 +3,9 @@
 #ifndef RILL_COMMON_H
 #define RILL_COMMON_H
 
+/* errno.h: rill returns -errno codes (-ECANCELED, -ETIMEDOUT, ...), so
+ * every rill header gives the program their names. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>

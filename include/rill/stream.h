@@ -69,9 +69,12 @@ typedef struct rill_open_options {
 
 #define RILL_OPEN_OPTIONS_INIT RILL__INIT_SOCK(rill_open_options)
 #ifndef __cplusplus
-/* To adopt a socket, start from RILL_OPEN_OPTIONS_INIT and assign .sock:
- * giving .sock here overrides an initialiser, which -Wextra warns of. */
+/* RILL_OPEN_OPTIONS(.limit = 1024): never with .sock, which would override
+ * the macro's own .sock = -1 (gcc's -Wextra warns: -Woverride-init). To
+ * adopt a socket: RILL_OPEN_OPTIONS_SOCK(fd, .limit = 1024), or assign
+ * .sock in a struct started from RILL_OPEN_OPTIONS_INIT. */
 #define RILL_OPEN_OPTIONS(...) RILL__TEMP(rill_open_options, .sock = -1, __VA_ARGS__)
+#define RILL_OPEN_OPTIONS_SOCK(...) RILL__TEMP(rill_open_options, .sock = __VA_ARGS__)
 #endif
 
 /* Connects to host:port (names resolved off the loop thread; numeric
@@ -315,9 +318,11 @@ typedef struct rill_server_options {
 
 #define RILL_SERVER_OPTIONS_INIT RILL__INIT_SOCK(rill_server_options)
 #ifndef __cplusplus
-/* As RILL_OPEN_OPTIONS(): assign .sock to a RILL_SERVER_OPTIONS_INIT
- * struct instead. */
+/* As RILL_OPEN_OPTIONS(): never with .sock; to adopt a listening socket,
+ * RILL_SERVER_OPTIONS_SOCK(fd, .backlog = 511), or assign .sock in a
+ * struct started from RILL_SERVER_OPTIONS_INIT. */
 #define RILL_SERVER_OPTIONS(...) RILL__TEMP(rill_server_options, .sock = -1, __VA_ARGS__)
+#define RILL_SERVER_OPTIONS_SOCK(...) RILL__TEMP(rill_server_options, .sock = __VA_ARGS__)
 #endif
 
 /* Listens on host:port (NULL or "": every interface, one socket per

@@ -100,7 +100,20 @@ for p in "${pkgs[@]}"; do
 done
 pc=$(find "$root" -name rill.pc -path '*/pkgconfig/*' -print -quit)
 libdir=$(dirname "$(dirname "$pc")")
+# The .pc files name /usr, where the packages install: pkg-config finds
+# them in the scratch root through PKG_CONFIG_SYSROOT_DIR, which puts the
+# root before every -I and -L path, as for a cross build's sysroot.
+for p in rill rill-tls; do
+	[[ -e $libdir/pkgconfig/$p.pc ]] || continue
+	grep -qx 'prefix=/usr' "$libdir/pkgconfig/$p.pc" ||
+		fail "$p.pc: $(grep '^prefix=' "$libdir/pkgconfig/$p.pc"), not prefix=/usr"
+done
 export PKG_CONFIG_PATH=$libdir/pkgconfig
+# Installed as the packages install it, --cflags gives nothing (/usr/include
+# is a system directory), never a path through pkgconfig/../../..
+cflags=$(pkg-config --cflags rill)
+[[ -z ${cflags// /} ]] || fail "pkg-config --cflags rill, installed in /usr: '$cflags'"
+export PKG_CONFIG_SYSROOT_DIR=$root
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 # run ROOT PROGRAM: runs it, and fails if it loaded librill from elsewhere.
