@@ -91,7 +91,8 @@ RILL_API int rill_loop_free(rill_loop *loop);
 
 /* Runs the loop until rill_loop_stop() or until nothing is left that could
  * make progress (no task, no operation in flight, no timer). Returns 0, or
- * -EBUSY when the loop is already running, -EPERM from another thread. */
+ * -EINVAL for NULL, -EBUSY when the loop is already running, -EPERM from
+ * another thread. */
 RILL_API int rill_loop_run(rill_loop *loop);
 
 /* Makes rill_loop_run() return after the current iteration. Called before
@@ -107,9 +108,12 @@ RILL_API rill_loop *rill_loop_current(void);
 typedef void (*rill_callback)(void *arg);
 
 /* Runs fn(arg) on the loop's thread at its next iteration, outside any task
- * (fn must not block; it may spawn tasks). Safe from any thread, including
- * signal-free contexts of other loops. Callbacks run in the order queued.
- * Returns 0 or -ENOMEM. */
+ * (fn must not block; it may spawn tasks). Safe from any thread, tasks and
+ * callbacks of other loops included; not from a signal handler: it takes
+ * a lock and may allocate, so it is not async-signal-safe. Callbacks run
+ * in the order queued. Returns 0, -EINVAL (NULL loop or fn), -ENOMEM, or
+ * -errno when waking the loop failed (the callback stays queued and runs
+ * when the loop next wakes). */
 RILL_API int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn,
 					    void *arg);
 

@@ -200,8 +200,8 @@ RILL_API void rill_reader_free(rill_reader *r);
 
 /* ---- StreamWriter -------------------------------------------------- */
 
-/* Queues a copy of data; never blocks. Returns 0, or RILL_ESTATE after
- * write_eof. After the connection is lost (or closed) data is dropped and
+/* Queues a copy of data; never blocks. Returns 0, -EINVAL (NULL w, or
+ * NULL data with n > 0), -ENOMEM, or RILL_ESTATE after write_eof. After the connection is lost (or closed) data is dropped and
  * 0 returned, as asyncio does; from the fifth such write on, each one is
  * reported through the log hook ("socket.send() raised exception."). */
 RILL_API int rill_writer_write(rill_writer *w, const void *data, size_t n);
@@ -278,7 +278,10 @@ RILL_API void rill_writer_free(rill_writer *w);
 /* Runs in a task of its own for each connection. The reader and writer
  * are borrowed: rill frees both when the callback returns, and closes the
  * connection first if the callback left it open, saying so once through
- * the log hook (asyncio's ResourceWarning). The return value is ignored. */
+ * the log hook (asyncio's ResourceWarning). Return 0; a negative value is
+ * the callback's exception: it is logged as an error ("Unhandled
+ * exception in client_connected_cb", except -ECANCELED, which is quiet)
+ * and the connection is closed. Other values are ignored. */
 typedef int (*rill_client_connected_fn)(rill_reader *r, rill_writer *w,
 					void *arg);
 
@@ -356,15 +359,21 @@ RILL_API int rill_server_port(const rill_server *s);
 
 RILL_API bool rill_server_is_serving(const rill_server *s);
 RILL_API int rill_server_start_serving(rill_server *s);
-/* Serves until cancelled (then closes, waits and returns -ECANCELED).
- * RILL_ESTATE if already serving forever, RILL_ECLOSED if closed. */
+/* Serves until the server is closed by another task or callback
+ * (rill_server_close(), rill_server_free()): then waits until its
+ * connections have ended and returns 0. Cancelled: closes, waits the same
+ * way and returns -ECANCELED. -ETIMEDOUT (the task's deadline) leaves the
+ * server open. RILL_ESTATE if another task already serves forever,
+ * RILL_ECLOSED if closed, -EPERM outside a task. */
 RILL_API int rill_server_serve_forever(rill_server *s);
 /* Stops listening; open connections stay. Idempotent. */
 RILL_API void rill_server_close(rill_server *s);
 /* Closes (close_clients) or aborts (abort_clients) every connection. */
 RILL_API void rill_server_close_clients(rill_server *s);
 RILL_API void rill_server_abort_clients(rill_server *s);
-/* Waits until the server is closed and every connection has ended. */
+/* Waits until the server is closed and every connection has ended.
+ * Returns 0, -ECANCELED, -ETIMEDOUT, or -EPERM when it must wait outside
+ * a task. */
 RILL_API int rill_server_wait_closed(rill_server *s);
 /* Closes, aborts the clients and frees the server once they are gone.
  * A task waiting in serve_forever() or wait_closed() on it returns first

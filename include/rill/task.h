@@ -42,8 +42,9 @@ RILL_API int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg,
  * any task, on the loop's thread, it runs the loop until the task ends.
  * Returns 0, or -ECANCELED / -ETIMEDOUT when the waiting task is cancelled
  * or times out (the handle then stays valid and owned by the caller),
- * -EINVAL for a detached task or a task joining itself, or -EBUSY while
- * another task is joining it. A handle already joined or detached must not
+ * -EINVAL for a detached task or a task joining itself, -EBUSY while
+ * another task is joining it, or -EPERM outside any task from a thread
+ * other than the loop's. A handle already joined or detached must not
  * be used again: rill aborts with a message naming the misuse when it can
  * tell (soon after the hand-back), as it does for cancel, detach and
  * done. */
@@ -87,7 +88,11 @@ RILL_API bool rill_deadline_expired(void);
 
 /* The asyncio.run() of rill: creates a loop with default options, runs
  * fn(arg) in a task until it ends, frees the loop. Stores the task's
- * result in *resultp (may be NULL). Returns 0 or a rill_loop_new() error. */
+ * result in *resultp (may be NULL). Returns 0 once the task has ended
+ * (its own result, an error code or not, is in *resultp), or an error of
+ * rill_loop_new() (the RILL_EURING_* codes among them), rill_spawn() or
+ * rill_task_join(). main() should not return either as its exit status:
+ * test them and return EXIT_SUCCESS or EXIT_FAILURE. */
 RILL_API int rill_run(rill_task_fn fn, void *arg, int *resultp);
 
 #ifdef __cplusplus
