@@ -17,3 +17,15 @@ if(RILL_BUILD_TESTS AND NOT rill_fuzz)
 	set_tests_properties(man_pages_cover_exports PROPERTIES
 		SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "build;doc")
 endif()
+
+# The code a reader copies out of README.md and docs/*.md (and
+# tests/doc/*.c) compiles against these headers and links against these
+# libraries (tests/check-doc-code.sh).
+if(RILL_BUILD_TESTS AND NOT rill_fuzz)
+	list(JOIN rill_san_flags " " rill_doc_san_flags)
+	add_test(NAME doc_code_blocks_compile
+		COMMAND bash ${PROJECT_SOURCE_DIR}/tests/check-doc-code.sh ${rill_man_libs})
+	set_tests_properties(doc_code_blocks_compile PROPERTIES
+		TIMEOUT 300 LABELS "build;doc"
+		ENVIRONMENT "CC=${CMAKE_C_COMPILER};RILL_TEST_CFLAGS=${rill_doc_san_flags}")
+endif()

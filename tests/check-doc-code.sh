@@ -30,7 +30,7 @@ flags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Woverride-init -Wpedantic -Werror
 	-Wno-unused-function -I"$root/include" "${san[@]}")
 status=0 built=0 skipped=0
 
-# build NAME FILE: compiles FILE (links it if it has a main()).
+# build NAME FILE: compiles FILE (links it, to FILE.exe, if it has a main()).
 build() {
 	local name=$1 file=$2 out libs=("$lib")
 	if grep -q 'rill/tls\.h' "$file"; then
@@ -38,7 +38,7 @@ build() {
 		libs=("$tls_lib" "$lib")
 	fi
 	if grep -Eq '^int main\(' "$file"; then
-		out=$("$cc" "${flags[@]}" -o "$work/a.out" "$file" "${libs[@]}" \
+		out=$("$cc" "${flags[@]}" -o "$file.exe" "$file" "${libs[@]}" \
 			-Wl,-rpath,"$(dirname "$lib")" 2>&1) || { echo "FAIL $name:" >&2; echo "$out" >&2; status=1; return; }
 	else
 		out=$("$cc" "${flags[@]}" -c -o "$work/a.o" "$file" 2>&1) ||
@@ -52,10 +52,10 @@ declared() {
 	grep -Eqw -- "$1" "$root"/include/rill.h "$root"/include/rill/*.h
 }
 
-# extract FILE: writes each block to $work/<base>.<n>.c with its tag in
-# $work/<base>.<n>.tag, the line it starts on in $work/<base>.<n>.line.
+# extract FILE DIR: writes each block to DIR/<base>.<n>.c with its tag in
+# DIR/<base>.<n>.tag, the line it starts on in DIR/<base>.<n>.line.
 extract() {
-	awk -v dir="$work" -v base="$(basename "$1" .md)" '
+	awk -v dir="$2" -v base="$(basename "$1" .md)" '
 		/^```/ && !in_block {
 			in_block = 1; tag = substr($0, 4); n++
 			f = sprintf("%s/%s.%02d", dir, base, n)
@@ -72,9 +72,11 @@ extract() {
 docs=("$root/README.md" "$root"/docs/*.md "$root/bench/README.md")
 for md in "${docs[@]}"; do
 	[[ -f $md ]] || continue
-	rm -f "$work"/*.c "$work"/*.tag "$work"/*.line
-	extract "$md"
-	for tagf in "$work"/*.tag; do
+	dir=$work/$(basename "$(dirname "$md")")-$(basename "$md" .md)
+	[[ $md == "$root/README.md" ]] && dir=$work/readme
+	mkdir -p "$dir"
+	extract "$md" "$dir"
+	for tagf in "$dir"/*.tag; do
 		[[ -e $tagf ]] || continue
 		f=${tagf%.tag}
 		read -r tag <"$tagf" || true
@@ -97,9 +99,48 @@ for md in "${docs[@]}"; do
 		build "$name" "$f.c"
 	done
 done
+# The README's first server and client, run: the client's message comes
+# back. They use 127.0.0.1:8888, as the asyncio documentation does; if
+# something else listens there, the run is skipped.
+readme_server= readme_client=
+for f in "$work"/readme/*.c; do
+	[[ -e $f.exe ]] || continue
+	if [[ -z $readme_server ]] && grep -q 'rill_start_server(' "$f"; then
+		readme_server=$f.exe
+	elif [[ -z $readme_client ]] && grep -q 'rill_open_connection(' "$f"; then
+		readme_client=$f.exe
+	fi
+done
+if [[ -z $readme_server || -z $readme_client ]]; then
+	echo "FAIL README.md has no first server and client that build" >&2
+	status=1
+elif command -v ss >/dev/null 2>&1 && ss -Htln 'sport = :8888' | grep -q .; then
+	echo "skip running the README's server and client: port 8888 is in use"
+else
+	"$readme_server" >"$work/server.out" 2>&1 &
+	server_pid=$!
+	for _ in $(seq 50); do
+		grep -q '^Serving on' "$work/server.out" && break
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! timeout 10 "$readme_client" >"$work/client.out" 2>&1 ||
+		! grep -qx 'Received: Hello World!' "$work/client.out"; then
+		echo "FAIL the README's client against its server:" >&2
+		cat "$work/client.out" "$work/server.out" >&2
+		status=1
+	else
+		echo "ok   the README's client got its message back from the README's server"
+	fi
+	kill "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+fi
+
+mkdir -p "$work/doc"
 for f in "$root"/tests/doc/*.c; do
 	[[ -e $f ]] || continue
-	build "tests/doc/$(basename "$f")" "$f"
+	cp "$f" "$work/doc/"
+	build "tests/doc/$(basename "$f")" "$work/doc/$(basename "$f")"
 done
 
 ((built > 0)) || { echo "FAIL no code block found" >&2; status=1; }
