@@ -5,7 +5,33 @@
 # rules; uses its RILL_BUILD_TESTS, rill_fuzz and RILL_HAVE_TLS.
 
 file(GLOB RILL_MAN3_PAGES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/man/man3/*.3)
-install(FILES ${RILL_MAN3_PAGES} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+
+# Installed compressed (gzip -9n, as Debian wants them; man-db reads them,
+# ".so" links included). The pages of rill-tls (rill_tls*, rill_start_tls*)
+# go with it, to librill-tls-dev; the others to librill-dev.
+find_program(RILL_GZIP gzip REQUIRED)
+set(rill_man_out ${PROJECT_BINARY_DIR}/man/man3)
+set(rill_man_gz "")
+foreach(page ${RILL_MAN3_PAGES})
+	get_filename_component(name ${page} NAME)
+	set(gz ${rill_man_out}/${name}.gz)
+	add_custom_command(OUTPUT ${gz}
+		COMMAND ${CMAKE_COMMAND} -E make_directory ${rill_man_out}
+		COMMAND sh -c "\"$0\" -9nc \"$1\" > \"$2\"" ${RILL_GZIP} ${page} ${gz}
+		DEPENDS ${page} VERBATIM)
+	list(APPEND rill_man_gz ${gz})
+	if(name MATCHES "^rill_(tls|start_tls)")
+		if(NOT RILL_HAVE_TLS)
+			continue()	# no rill-tls, nothing they describe
+		endif()
+		set(component tls_dev)
+	else()
+		set(component dev)
+	endif()
+	install(FILES ${gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3
+		COMPONENT ${component})
+endforeach()
+add_custom_target(rill_man_pages ALL DEPENDS ${rill_man_gz})
 
 if(RILL_BUILD_TESTS AND NOT rill_fuzz)
 	set(rill_man_libs $<TARGET_FILE:rill>)
