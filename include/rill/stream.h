@@ -129,7 +129,11 @@ typedef struct rill_read_error {
 	size_t consumed;	/* LimitOverrunError.consumed */
 } rill_read_error;
 
-/* One task at a time may wait on a reader: a read from another task that
+/* Every read below also returns -EINVAL for a NULL argument, and when it
+ * has to wait: -ECANCELED / -ETIMEDOUT (rill/task.h) and -EPERM outside a
+ * task.
+ *
+ * One task at a time may wait on a reader: a read from another task that
  * what is buffered answers gets it (a waiting readuntil then searches
  * again); one that would have to wait too returns -EBUSY at once
  * (asyncio's RuntimeError from _wait_for_data). */
@@ -218,7 +222,8 @@ RILL_API int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 /* drain(): returns at once below the high-water mark, else waits until the
  * queue is at or below the low-water mark. Returns 0, the reader's
  * exception, -ECONNRESET after the connection was lost or closed,
- * -ECANCELED, -ETIMEDOUT. Task only; many tasks may wait at once. */
+ * -ECANCELED, -ETIMEDOUT, -EINVAL for NULL, -EPERM when it must wait
+ * outside a task. Many tasks may wait at once. */
 RILL_API int rill_writer_drain(rill_writer *w);
 
 /* set_write_buffer_limits(high, low), -1 for None: with only low, high =
@@ -250,7 +255,8 @@ RILL_API bool rill_writer_is_closing(const rill_writer *w);
  * error the connection was lost with (-ECONNRESET, -EPIPE, a RILL_ETLS*
  * code; RILL_ETLS_SHUTDOWN_TIMEOUT when a TLS peer did not answer our
  * close_notify within ssl_shutdown_timeout) on every call, as asyncio's
- * wait_closed() raises it; or -ECANCELED / -ETIMEDOUT. Task only. */
+ * wait_closed() raises it; or -ECANCELED / -ETIMEDOUT, -EINVAL for NULL,
+ * -EPERM when it must wait outside a task. */
 RILL_API int rill_writer_wait_closed(rill_writer *w);
 /* abort(): drops the queue and closes now. */
 RILL_API void rill_writer_abort(rill_writer *w);
@@ -364,7 +370,7 @@ RILL_API int rill_server_start_serving(rill_server *s);
  * connections have ended and returns 0. Cancelled: closes, waits the same
  * way and returns -ECANCELED. -ETIMEDOUT (the task's deadline) leaves the
  * server open. RILL_ESTATE if another task already serves forever,
- * RILL_ECLOSED if closed, -EPERM outside a task. */
+ * RILL_ECLOSED if closed, -EPERM outside a task, -EINVAL for NULL. */
 RILL_API int rill_server_serve_forever(rill_server *s);
 /* Stops listening; open connections stay. Idempotent. */
 RILL_API void rill_server_close(rill_server *s);

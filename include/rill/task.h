@@ -55,7 +55,8 @@ RILL_API void rill_task_detach(rill_task *task);
 
 /* Asks the task to stop: the wait it is in, or its next one, returns
  * -ECANCELED. A task that has not started yet never runs its body and ends
- * with result -ECANCELED. Returns 0, or -ESRCH when it has already ended. */
+ * with result -ECANCELED. Returns 0, -ESRCH when it has already ended, or
+ * -EINVAL for NULL. */
 RILL_API int rill_task_cancel(rill_task *task);
 
 /* Whether the task has ended; true for NULL. */

@@ -61,8 +61,9 @@ RILL_API void rill_tls_init(void);
  * system trust store (or ca_file/ca_dir) and its name checked, sessions
  * resumed per server name. opts may be NULL for the default. The caller
  * owns it (rill_tls_ctx_free); connections keep it alive as they need.
- * Returns 0, -EINVAL, -ENOMEM or RILL_ETLS (rill_tls_last_error() says
- * what OpenSSL refused, e.g. an unreadable CA file). */
+ * Returns 0, -EINVAL, -E2BIG (see rill/common.h), -ENOMEM or RILL_ETLS
+ * (rill_tls_last_error() says what OpenSSL refused, e.g. an unreadable CA
+ * file). */
 RILL_API int rill_tls_ctx_new_client(const rill_tls_options *opts,
 				     rill_tls_ctx **ctxp);
 
@@ -98,9 +99,10 @@ typedef struct rill_tls_timeouts {
  * "": no name check. NULL with a context that verifies the peer (ctx NULL
  * included): -EINVAL at once, with a detail, as asyncio raises ValueError
  * ("check_hostname requires server_hostname"); with an insecure context
- * NULL is allowed. Returns 0 or a RILL_ETLS* code, -ECONNRESET (the peer
- * reset the connection during the handshake), -ECANCELED, -ETIMEDOUT.
- * Task only. */
+ * NULL is allowed. Returns 0 or a RILL_ETLS* code, -ECONNRESET (the
+ * connection is closing or closed, or the peer reset it during the
+ * handshake), RILL_ESTATE (it already runs TLS), -EINVAL, -ENOMEM,
+ * -ECANCELED, -ETIMEDOUT, or -EPERM outside a task. */
 RILL_API int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx,
 			    const char *server_hostname,
 			    const rill_tls_timeouts *timeouts);
