@@ -234,6 +234,15 @@ void rill__defer(rill_loop *loop, struct rill__deferred *d);
  * Returns 0, or -EPERM / -EBUSY as rill_loop_run(). */
 int rill__loop_run_until(rill_loop *loop, const rill_task *t);
 
+/* ---- signals (engine/signal.c) -------------------------------------- */
+
+struct rill__sigloop;
+/* Loop thread, at each eventfd wake-up: wakes the tasks and queues the
+ * handlers of the signals caught since the last call. */
+void rill__signals_poll(rill_loop *loop);
+/* rill_loop_free(): gives every signal of the loop back (default action). */
+void rill__signals_free(rill_loop *loop);
+
 /* ---- fibers -------------------------------------------------------- */
 
 /* Switches stacks: saves the callee-saved registers and stack pointer into

@@ -161,6 +161,9 @@ struct rill_loop {
 	bool has_bufs;
 
 	rill_loop_stats stats;
+
+	/* signals this loop handles (engine/signal.c); NULL until the first */
+	struct rill__sigloop *sig;
 };
 
 
