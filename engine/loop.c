@@ -640,6 +640,7 @@ int rill_loop_free(rill_loop *loop)
 					"task or callback");
 	loop->freeing = true;
 	tasks_drain(loop);
+	rill__call_later_drop(loop);
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);

@@ -154,6 +154,48 @@ RILL_API int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
 /* Monotonic clock, in nanoseconds. */
 RILL_API rill_time rill_now(void);
 
+/* ---- timers -------------------------------------------------------- */
+
+/* A scheduled callback, as asyncio's TimerHandle. */
+typedef struct rill_timer_handle rill_timer_handle;
+
+/* Schedules fn(arg) to run on the loop's thread once rill_now() reaches
+ * when (call_at), or delay_ns from now (call_later); a time already past
+ * runs it at the loop's next timer step. Callbacks with equal times run
+ * in the order scheduled. fn runs from the loop, outside any task: it
+ * must not wait, and may call everything that does not (spawn tasks, set
+ * events, schedule or cancel timers, free its own handle). A pending
+ * timer keeps rill_loop_run() running. arg is borrowed until fn has run
+ * or the timer is cancelled.
+ *
+ * With hp NULL rill frees the timer once it has fired or the loop is
+ * freed. With hp non-NULL *hp gets a handle the caller owns: it stays
+ * valid after the timer fired, was cancelled, or its loop was freed,
+ * until rill_timer_handle_free(). Loop thread only. Returns 0, -EINVAL
+ * (NULL loop or fn), -EPERM (another thread), -ENOMEM, or RILL_ECLOSED
+ * while the loop is being freed; then fn is never called. */
+RILL_API int rill_loop_call_at(rill_loop *loop, rill_time when,
+			       rill_callback fn, void *arg,
+			       rill_timer_handle **hp);
+RILL_API int rill_loop_call_later(rill_loop *loop, rill_time delay_ns,
+				  rill_callback fn, void *arg,
+				  rill_timer_handle **hp);
+
+/* Cancels the timer: its callback will not run. Returns 1 if it was
+ * pending, 0 if it had already run or been cancelled, -EINVAL for NULL.
+ * Afterwards rill_timer_handle_cancelled() is true, as in asyncio even
+ * for a timer that had run. */
+RILL_API int rill_timer_handle_cancel(rill_timer_handle *h);
+/* Whether the timer was cancelled (or its loop freed before it ran); true
+ * for NULL. */
+RILL_API bool rill_timer_handle_cancelled(const rill_timer_handle *h);
+/* The rill_now() time the timer was scheduled for (RILL_TIME_NEVER for
+ * NULL). */
+RILL_API rill_time rill_timer_handle_when(const rill_timer_handle *h);
+/* Frees the handle, cancelling the timer if it is pending. NULL is
+ * ignored. The handle must not be used afterwards. */
+RILL_API void rill_timer_handle_free(rill_timer_handle *h);
+
 /* ---- signals ------------------------------------------------------- */
 
 /* Unix signals delivered to a loop, as asyncio's loop.add_signal_handler().
