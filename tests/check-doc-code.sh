@@ -100,7 +100,7 @@ for md in "${docs[@]}"; do
 	done
 done
 # The README's first server and client, run: the client's message comes
-# back. They use 127.0.0.1:8888, as the asyncio documentation does; if
+# back, and the server exits 0 on SIGINT. They use 127.0.0.1:8888, as the asyncio documentation does; if
 # something else listens there, the run is skipped.
 readme_server= readme_client=
 for f in "$work"/readme/*.c; do
@@ -132,8 +132,26 @@ else
 	else
 		echo "ok   the README's client got its message back from the README's server"
 	fi
-	kill "$server_pid" 2>/dev/null || true
-	wait "$server_pid" 2>/dev/null || true
+	# Ctrl-C: the server frees its server and exits 0.
+	kill -INT "$server_pid" 2>/dev/null || true
+	rc=0
+	for _ in $(seq 50); do
+		kill -0 "$server_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$server_pid" 2>/dev/null; then
+		kill -KILL "$server_pid"
+		echo "FAIL the README's server did not stop on SIGINT" >&2
+		status=1
+	fi
+	wait "$server_pid" 2>/dev/null || rc=$?
+	if ((rc != 0)); then
+		echo "FAIL the README's server exited $rc after SIGINT, not 0:" >&2
+		cat "$work/server.out" >&2
+		status=1
+	else
+		echo "ok   the README's server stopped on SIGINT with exit status 0"
+	fi
 fi
 
 mkdir -p "$work/doc"
