@@ -204,6 +204,15 @@ int rill_task_group_wait(rill_task_group *g)
 	return err;
 }
 
+int rill_task_group_cancel(rill_task_group *g)
+{
+	rill__detail_clear();
+	if (!g)
+		return rill__set_detail(-EINVAL, "rill_task_group_cancel: the group is NULL");
+	group_abort(g);
+	return 0;
+}
+
 size_t rill_task_group_failed(const rill_task_group *g)
 {
 	return g ? g->nfailed : 0;

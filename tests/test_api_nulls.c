@@ -64,7 +64,8 @@ static int group_calls(void)
 	EXPECT(1, rill_task_group_new(NULL, &g) == -EINVAL && !g);
 	EXPECT(2, rill_task_group_spawn(NULL, NULL, NULL, &t) == -EINVAL && !t);
 	EXPECT(3, rill_task_group_wait(NULL) == -EINVAL);
-	EXPECT(4, rill_task_group_failed(NULL) == 0);
+	EXPECT(4, rill_task_group_failed(NULL) == 0 &&
+		  rill_task_group_cancel(NULL) == -EINVAL);
 	rill_task_group_free(NULL);
 	EXPECT(5, rill_wait(NULL, 0, 0, 0, NULL) == -EINVAL);
 	EXPECT(6, rill_wait(&t, SIZE_MAX, RILL_ALL_COMPLETED, 0, NULL) == -EPERM);

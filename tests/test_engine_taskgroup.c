@@ -265,6 +265,29 @@ TASK_TEST(engine_taskgroup, waiter_deadline_cancels_members)
 	return 0;
 }
 
+/* The owner gives up: its members are cancelled, none counts as failed,
+ * and the group takes no new ones. */
+TASK_TEST(engine_taskgroup, owner_cancels_the_group)
+{
+	struct job s[2] = { { .sleep_ms = 5000 }, { .sleep_ms = 5000, .ret = -EIO } };
+	rill_task_group *g = group_new();
+	rill_time t0 = rill_now();
+
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(rill_task_group_spawn(g, job_fn, &s[i], NULL), 0);
+	cr_assert_eq(rill_yield(), 0);
+	cr_assert_eq(rill_task_group_cancel(g), 0);
+	cr_assert_eq(rill_task_group_spawn(g, job_fn, &s[0], NULL), RILL_ESTATE);
+	cr_assert_eq(rill_task_group_wait(g), 0);
+	cr_assert_lt(ms_since(t0), 2000);
+	cr_assert_eq(rill_task_group_failed(g), 0);
+	cr_assert_eq(s[0].slept, -ECANCELED);
+	cr_assert_eq(s[1].slept, -ECANCELED);
+	cr_assert_eq(rill_task_group_cancel(NULL), -EINVAL);
+	rill_task_group_free(g);
+	return 0;
+}
+
 /* Members spawned by a member while the owner waits are waited for too. */
 struct spawner {
 	rill_task_group *g;

@@ -134,6 +134,13 @@ RILL_API int rill_task_group_spawn(rill_task_group *g, rill_task_fn fn,
  * once. */
 RILL_API int rill_task_group_wait(rill_task_group *g);
 
+/* Cancels every member still running and shuts the group down (no new
+ * members), as asyncio's TaskGroup does when the body of its async with
+ * raises: for an owner that must give up, then wait for the members with
+ * rill_task_group_wait(). Cancelled members are no failures. Returns 0, or
+ * -EINVAL for NULL. */
+RILL_API int rill_task_group_cancel(rill_task_group *g);
+
 /* How many members have failed so far (0 for NULL). */
 RILL_API size_t rill_task_group_failed(const rill_task_group *g);
 
