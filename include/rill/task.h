@@ -42,14 +42,15 @@ RILL_API int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg,
  * any task, on the loop's thread, it runs the loop until the task ends.
  * Returns 0, or -ECANCELED / -ETIMEDOUT when the waiting task is cancelled
  * or times out (the handle then stays valid and owned by the caller),
- * -EINVAL for a detached task or a task joining itself, or -EBUSY while
- * another task is joining it. A handle already joined or detached must not
- * be used again: rill aborts with a message naming the misuse when it can
- * tell (soon after the hand-back), as it does for cancel, detach and
- * done. */
+ * -EINVAL for a detached task, a task group's member or a task joining
+ * itself, or -EBUSY while another task is joining it. A handle already
+ * joined or detached must not be used again: rill aborts with a message
+ * naming the misuse when it can tell (soon after the hand-back), as it
+ * does for cancel, detach and done. */
 RILL_API int rill_task_join(rill_task *task, int *resultp);
 
-/* Gives up the handle: the task runs on and frees itself when done. */
+/* Gives up the handle: the task runs on and frees itself when done. A
+ * task group's member is its group's to free: ignored, with a warning. */
 RILL_API void rill_task_detach(rill_task *task);
 
 /* Asks the task to stop: the wait it is in, or its next one, returns
