@@ -73,7 +73,9 @@ TASK_TEST(engine_taskgroup, all_done)
 TASK_TEST(engine_taskgroup, first_failure_cancels_siblings)
 {
 	struct job fail = { .sleep_ms = 20, .ret = -EIO };
-	struct job late = { .sleep_ms = 40, .ret = -EPIPE };	/* cancelled first */
+	/* Would fail later, but is cancelled first (1 s apart: a loaded
+	 * machine must not run both in one iteration). */
+	struct job late = { .sleep_ms = 1000, .ret = -EPIPE };
 	struct job s1 = { .sleep_ms = 5000 }, s2 = { .sleep_ms = 5000 };
 	rill_task_group *g = group_new();
 	rill_time t0 = rill_now();
@@ -341,7 +343,9 @@ TASK_TEST(engine_taskgroup, free_with_running_members)
  * cannot be joined, and detaching them is ignored. */
 TASK_TEST(engine_taskgroup, kept_handles)
 {
-	struct job j[2] = { { .sleep_ms = 10, .ret = 4 }, { .sleep_ms = 30, .ret = 5 } };
+	/* Far apart, so that only the first has ended when the wait returns,
+	 * even on a loaded machine. */
+	struct job j[2] = { { .sleep_ms = 10, .ret = 4 }, { .sleep_ms = 300, .ret = 5 } };
 	rill_task_group *g = group_new();
 	rill_task *t[2];
 	int res[2] = { 0, 0 };

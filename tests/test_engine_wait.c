@@ -135,6 +135,32 @@ TASK_TEST(engine_wait, all_completed_with_timeout)
 	return 0;
 }
 
+/* FIRST_COMPLETED and FIRST_EXCEPTION time out the same way: 0, with
+ * what has ended counted. */
+TASK_TEST(engine_wait, first_completed_and_exception_time_out)
+{
+	struct job j[2] = { J(5000, 0), J(10, 1) };
+	rill_task *t[2];
+	rill_time t0 = rill_now();
+	size_t ndone = 9;
+
+	spawn_jobs(t, j, 2);
+	cr_assert_eq(rill_wait(t, 1, RILL_FIRST_COMPLETED, 30 * MS, &ndone), 0);
+	cr_assert_geq(ms_since(t0), 25);
+	cr_assert_lt(ms_since(t0), 2000);
+	cr_assert_eq(ndone, 0);
+	t0 = rill_now();
+	cr_assert_eq(rill_wait(t, 2, RILL_FIRST_EXCEPTION, 30 * MS, &ndone), 0);
+	cr_assert_geq(ms_since(t0), 25);
+	cr_assert_eq(ndone, 1);		/* t[1] ended well: no exception */
+	cr_assert(rill_task_done(t[1]));
+	cr_assert_not(rill_task_done(t[0]));
+	cr_assert_eq(rill_task_cancel(t[0]), 0);
+	join_expect(t[0], -ECANCELED);
+	join_expect(t[1], 1);
+	return 0;
+}
+
 /* A task that waits on others, its result and rill_wait's kept. */
 struct waiter {
 	rill_task **tasks;
