@@ -145,6 +145,7 @@ struct rill_task {
 	bool detached;
 	bool joining;			/* a task is in rill_task_join() on it */
 	bool cancel_pending;		/* delivered at the next wait */
+	bool in_group;			/* a rill_task_group owns the handle */
 	int wake_res;			/* what park() returns */
 	rill_time deadline;		/* RILL_TIME_NEVER: none */
 	struct rill__wait *wait;	/* what it is parked on */
@@ -154,7 +155,23 @@ struct rill_task {
 	struct rill__waitq joiners;	/* tasks joining it */
 	void *asan_fake_stack;
 	struct rill__list resources;	/* released when the task ends */
+	struct rill__task_hook *hooks;	/* run when the task ends */
 };
+
+/* Called once when a task ends, on the ending task's stack, after its
+ * result is set and its joiners are woken (engine/taskgroup.c, wait.c).
+ * The hook is unlinked before done() runs, so done() may free it. A
+ * singly linked list with a back pointer: zero from calloc, so spawning
+ * costs nothing more, and a hook leaves in O(1). */
+struct rill__task_hook {
+	struct rill__task_hook *next, **pprev;
+	void (*done)(struct rill__task_hook *h, rill_task *t);
+};
+
+/* Links h to t, which must not have ended. */
+void rill__task_hook_add(rill_task *t, struct rill__task_hook *h);
+/* Unlinks h; nothing if it is not linked (it has run, or never was). */
+void rill__task_hook_del(struct rill__task_hook *h);
 
 /* Something a task owns that must not outlive it (an unclosed writer):
  * release() runs on the task's stack when its body returns. */

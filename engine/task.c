@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "engine/loop.h"
+#include "rill/stream.h"	/* the log levels */
 
 static __thread rill_task *current_task;
 
@@ -34,6 +35,36 @@ static void task_suspend(rill_task *t)
 				 &loop->asan_main_size);
 }
 
+void rill__task_hook_add(rill_task *t, struct rill__task_hook *h)
+{
+	h->next = t->hooks;
+	if (h->next)
+		h->next->pprev = &h->next;
+	h->pprev = &t->hooks;
+	t->hooks = h;
+}
+
+void rill__task_hook_del(struct rill__task_hook *h)
+{
+	if (!h->pprev)
+		return;
+	*h->pprev = h->next;
+	if (h->next)
+		h->next->pprev = h->pprev;
+	h->next = NULL;
+	h->pprev = NULL;
+}
+
+static void hooks_run(rill_task *t)
+{
+	struct rill__task_hook *h;
+
+	while ((h = t->hooks) != NULL) {
+		rill__task_hook_del(h);
+		h->done(h, t);
+	}
+}
+
 static void task_finish(rill_task *t)
 {
 	rill_loop *loop = t->loop;
@@ -42,6 +73,8 @@ static void task_finish(rill_task *t)
 	rill__list_del(&t->all_link);
 	loop->ntasks--;
 	rill__waitq_wake_all(&t->joiners);
+	if (rill__unlikely(t->hooks != NULL))
+		hooks_run(t);
 }
 
 void rill__resource_add(struct rill__resource *res)
@@ -260,6 +293,9 @@ int rill_task_join(rill_task *t, int *resultp)
 	task_check(t, "rill_task_join");
 	if (!t || t->detached || t == self)
 		return -EINVAL;
+	if (t->in_group)
+		return rill__set_detail(-EINVAL, "rill_task_join: the task belongs "
+					"to a task group, which reaps it");
 	if (t->joining)		/* the handle has one owner: one join */
 		return -EBUSY;
 	t->joining = true;
@@ -281,6 +317,12 @@ void rill_task_detach(rill_task *t)
 	task_check(t, "rill_task_detach");
 	if (!t)
 		return;
+	if (t->in_group) {
+		/* The group frees it: detaching too would free it twice. */
+		rill__log(RILL_LOG_WARNING, "rill_task_detach: the task belongs "
+			  "to a task group, which reaps it; ignored");
+		return;
+	}
 	if (t->state == RILL__TASK_DONE)
 		task_bury(t->loop, t);
 	else
