@@ -149,6 +149,7 @@ static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
 	loop->stack_size = (loop->stack_size + 4095) & ~(size_t)4095;
 	rill__list_init(&loop->ready);
 	rill__list_init(&loop->tasks);
+	rill__list_init(&loop->finished);
 	rill__list_init(&loop->deferred);
 	pthread_mutex_init(&loop->ts_lock, NULL);
 	loop->wake_fd = -1;
@@ -625,6 +626,18 @@ static void tasks_drain(rill_loop *loop)
 	}
 }
 
+/* The handles of ended tasks the caller still owns outlive the loop:
+ * each forgets it (a join then only frees the handle). */
+static void tasks_orphan(rill_loop *loop)
+{
+	while (!rill__list_empty(&loop->finished)) {
+		rill_task *t = rill__container_of(loop->finished.next,
+						  rill_task, all_link);
+		rill__list_del(&t->all_link);
+		t->loop = NULL;
+	}
+}
+
 int rill_loop_free(rill_loop *loop)
 {
 	rill__detail_clear();
@@ -639,6 +652,7 @@ int rill_loop_free(rill_loop *loop)
 					"task or callback");
 	loop->freeing = true;
 	tasks_drain(loop);
+	tasks_orphan(loop);
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);

@@ -123,6 +123,10 @@ struct rill_loop {
 	size_t asan_main_size;
 	struct rill__list ready;
 	struct rill__list tasks;	/* all live tasks */
+	/* Ended tasks whose handle is still the caller's (not joined nor
+	 * detached): rill_loop_free() cuts them loose, so that a join after
+	 * the loop is gone frees the handle without touching the loop. */
+	struct rill__list finished;
 	size_t ntasks;
 	struct rill__stack *stack_pool;
 	size_t stack_pool_len;

@@ -40,6 +40,8 @@ static void task_finish(rill_task *t)
 
 	t->state = RILL__TASK_DONE;
 	rill__list_del(&t->all_link);
+	if (!t->detached)	/* until joined or detached */
+		rill__list_add_tail(&loop->finished, &t->all_link);
 	loop->ntasks--;
 	rill__waitq_wake_all(&t->joiners);
 }
@@ -88,10 +90,15 @@ static void task_entry(void *arg)
 	__builtin_unreachable();
 }
 
+/* loop is NULL for a handle that outlived its loop (tasks_orphan). */
 static void task_bury(rill_loop *loop, rill_task *t)
 {
 	t->magic = RILL__TASK_DEAD;
-	rill__bury(loop, t);
+	rill__list_del(&t->all_link);	/* off loop->finished */
+	if (loop)
+		rill__bury(loop, t);
+	else
+		free(t);
 }
 
 void rill__task_run(rill_loop *loop, rill_task *t)
