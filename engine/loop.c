@@ -57,8 +57,11 @@ int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
 	rill_loop_stats all = loop ? loop->stats : (rill_loop_stats){ 0 };
 	size_t n;
 
-	if (!loop || !stats || stats->size < sizeof(stats->size))
+	if (!loop || !stats)
 		return -EINVAL;
+	if (stats->size < sizeof(stats->size) || stats->size > RILL__OPTIONS_SIZE_MAX)
+		return rill__set_detail(-EINVAL, "rill_loop_stats.size is %zu: start "
+					"the struct from RILL_LOOP_STATS_INIT", stats->size);
 	n = stats->size < sizeof(all) ? stats->size : sizeof(all);
 	all.size = stats->size;
 	memcpy(stats, &all, n);

@@ -147,7 +147,7 @@ typedef struct rill_loop_stats {
 
 /* Copies the loop's counters into *stats, as many as stats->size holds
  * (start from RILL_LOOP_STATS_INIT). Returns 0, or -EINVAL for a NULL
- * argument or a size of 0. */
+ * argument or a size of 0 or above 4096 (an unset size). */
 RILL_API int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
 
 /* Monotonic clock, in nanoseconds. */
