@@ -103,6 +103,23 @@ static int ring_setup(rill_loop *loop, unsigned sq, unsigned cq, unsigned *feat)
 	return rill__uring_setup_error(ret);
 }
 
+/* The kernel rounds sq_entries up to a power of two and refuses a
+ * completion queue smaller than that with EINVAL, which would otherwise
+ * read as "io_uring refused here". Checked on epoll too: the same options
+ * must mean the same on both backends. */
+static int cq_check(const rill_loop_options *o)
+{
+	unsigned sq = o->sq_entries ? o->sq_entries : RILL_SQ_DEFAULT, pow2 = 1;
+
+	while (pow2 < sq)
+		pow2 <<= 1;
+	if (o->cq_entries && o->cq_entries < pow2)
+		return rill__set_detail(-EINVAL, "cq_entries (%u) must be at least "
+					"sq_entries (%u, rounded up to a power of "
+					"two: %u)", o->cq_entries, sq, pow2);
+	return 0;
+}
+
 static int options_check(const rill_loop_options *o)
 {
 	if (o->buf_count && (o->buf_count & (o->buf_count - 1)))
@@ -119,7 +136,7 @@ static int options_check(const rill_loop_options *o)
 		return rill__set_detail(-EINVAL, "stack_size must be at most 1 GiB");
 	if (o->sq_entries > 32768)
 		return rill__set_detail(-EINVAL, "sq_entries must be at most 32768");
-	return 0;
+	return cq_check(o);
 }
 
 static void wake_arm(rill_loop *loop);

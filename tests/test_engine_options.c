@@ -106,3 +106,24 @@ TASK_TEST(engine_options, open_and_server_options_of_garbage_size)
 	}
 	return 0;
 }
+
+/* ---- values the kernel would refuse ---------------------------------- */
+
+Test(engine_options, cq_entries_below_sq_entries_is_einval_not_a_refusal)
+{
+	rill_loop *l = NULL;
+
+	cr_assert_eq(rill_loop_new(RILL_LOOP_OPTIONS(.sq_entries = 64, .cq_entries = 32), &l),
+		     -EINVAL, "%s", rill_error_detail());
+	cr_assert(strstr(rill_error_detail(), "cq_entries"), "detail: %s", rill_error_detail());
+	cr_assert_null(l);
+	/* The default sq_entries (1024) too, and the kernel's rounding up. */
+	cr_assert_eq(rill_loop_new(RILL_LOOP_OPTIONS(.cq_entries = 8), &l), -EINVAL);
+	cr_assert_eq(rill_loop_new(RILL_LOOP_OPTIONS(.sq_entries = 100, .cq_entries = 100), &l),
+		     -EINVAL);
+	cr_assert(strstr(rill_error_detail(), "128"), "detail: %s", rill_error_detail());
+	/* Equal is fine. */
+	cr_assert_eq(rill_loop_new(RILL_LOOP_OPTIONS(.sq_entries = 64, .cq_entries = 64), &l),
+		     0, "%s", rill_error_detail());
+	cr_assert_eq(rill_loop_free(l), 0);
+}
