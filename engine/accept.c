@@ -36,6 +36,7 @@ static void accept_done(struct rill__op *op, int res, unsigned flags)
 		return;
 	a->armed = false;
 	rill__op_finished(a->loop);
+	rill__acceptor_settled(a);
 	if (a->want) {
 		a->loop->stats.rearms++;
 		accept_arm(a);
@@ -57,8 +58,19 @@ void rill__acceptor_init(struct rill__acceptor *a, rill_loop *loop, int fd,
 		rill__ep_acceptor_init(a);
 }
 
+/* Whether a's stop has still to settle: no longer, once it is disarmed
+ * or started again. */
+void rill__acceptor_settled(struct rill__acceptor *a)
+{
+	if (a->settling) {
+		a->settling = false;
+		a->loop->settling--;
+	}
+}
+
 void rill__acceptor_start(struct rill__acceptor *a)
 {
+	rill__acceptor_settled(a);
 	a->want = true;
 	if (rill__epoll(a->loop))
 		rill__ep_acceptor_start(a);
@@ -69,6 +81,10 @@ void rill__acceptor_start(struct rill__acceptor *a)
 void rill__acceptor_stop(struct rill__acceptor *a)
 {
 	a->want = false;
+	if (a->armed && !a->settling) {
+		a->settling = true;
+		a->loop->settling++;
+	}
 	if (rill__epoll(a->loop))
 		rill__ep_acceptor_stop(a);
 	else if (a->armed)

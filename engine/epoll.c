@@ -242,6 +242,7 @@ static void acceptor_settle(struct rill__acceptor *a)
 	epfd(loop, a->fd)->acc = NULL;
 	a->armed = false;
 	rill__op_finished(loop);
+	rill__acceptor_settled(a);
 	if (a->on_idle)
 		a->on_idle(a->ctx);
 }

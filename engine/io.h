@@ -74,12 +74,16 @@ struct rill__acceptor {
 	void (*on_idle)(void *ctx);
 	struct rill__deferred settle;	/* epoll: on_idle after a stop */
 	bool armed, want;
+	bool settling;	/* stopped while armed: counted in loop->settling */
 };
 
 void rill__acceptor_init(struct rill__acceptor *a, rill_loop *loop, int fd,
 			 void *ctx);
 void rill__acceptor_start(struct rill__acceptor *a);
 void rill__acceptor_stop(struct rill__acceptor *a);
+/* Ends the count of a stop still to settle (a disarmed or restarted
+ * acceptor); for the backends. */
+void rill__acceptor_settled(struct rill__acceptor *a);
 
 /* One send of a socket at a time (two could reorder bytes). The owner
  * embeds it and keeps it, and the iovecs, until the completion. */

@@ -646,6 +646,18 @@ static void tasks_drain(rill_loop *loop)
 	}
 }
 
+/* A server freed outside a task has stopped its acceptors, and only the
+ * loop can see the stops through (a cancel's completion on io_uring, a
+ * deferred call on epoll); then the listening socket is closed and the
+ * server freed. Both come within a few iterations; a second at most. */
+static void acceptors_settle(rill_loop *loop)
+{
+	rill_time until = rill_now() + RILL_NSEC_PER_SEC;
+
+	while (loop->settling && rill_now() < until)
+		iterate(loop);
+}
+
 /* The handles of ended tasks the caller still owns outlive the loop:
  * each forgets it (a join then only frees the handle). */
 static void tasks_orphan(rill_loop *loop)
@@ -673,6 +685,7 @@ int rill_loop_free(rill_loop *loop)
 	loop->freeing = true;
 	tasks_drain(loop);
 	tasks_orphan(loop);
+	acceptors_settle(loop);
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);

@@ -127,6 +127,10 @@ struct rill_loop {
 	 * detached): rill_loop_free() cuts them loose, so that a join after
 	 * the loop is gone frees the handle without touching the loop. */
 	struct rill__list finished;
+	/* Acceptors stopped whose accept has not let go yet: a server freed
+	 * outside a task leaves them for rill_loop_free() to settle, which
+	 * closes the listening socket and frees the server. */
+	unsigned settling;
 	size_t ntasks;
 	struct rill__stack *stack_pool;
 	size_t stack_pool_len;
