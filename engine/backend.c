@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,14 +142,22 @@ static void uring_check(void)
 
 static void check_once(void)
 {
+	uring_check();
+}
+
+/* The one line saying loops fall back, logged by the first loop that
+ * does: not at the check, since a loop that requires io_uring does not
+ * fall back and must not say it does. */
+static void log_fallback(void)
+{
+	static atomic_bool said;
 	char why[256];
 
-	uring_check();
-	if (uring_err && refused(uring_err)) {
-		refusal(uring_err, why, sizeof(why));
-		rill__log(RILL_LOG_INFO, "io_uring unavailable, %s failed: %s; "
-			  "loops run on the epoll backend", uring_step, why);
-	}
+	if (atomic_exchange(&said, true))
+		return;
+	refusal(uring_err, why, sizeof(why));
+	rill__log(RILL_LOG_INFO, "io_uring unavailable, %s failed: %s; "
+		  "loops run on the epoll backend", uring_step, why);
 }
 
 /* The backend the environment asks for (RILL_BACKEND), or AUTO. */
@@ -163,26 +172,50 @@ static int backend_from_env(void)
 	return RILL_BACKEND_AUTO;
 }
 
+/* io_uring was required (by the option, or by RILL_BACKEND when from_env)
+ * and is refused: the error, with what refused it, how to allow it (the
+ * code's message) and how to run without it. */
+static int required_refused(bool from_env)
+{
+	char why[256];
+	int code = refusal(uring_err, why, sizeof(why));
+
+	return rill__set_detail(code, "rill_loop_new: io_uring is required (%s) "
+				"and refused: %s failed: %s. To allow it: %s. Or "
+				"run on epoll: %s", from_env ? "RILL_BACKEND=io_uring"
+				: "rill_loop_options.backend = RILL_BACKEND_IO_URING",
+				uring_step, why, rill_strerror(code),
+				from_env ? "unset RILL_BACKEND or set it to epoll"
+				: "leave backend at RILL_BACKEND_AUTO");
+}
+
 int rill__backend_choose(int want)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	char why[256];
-	int code;
+	bool from_env = false;
 
-	if (want == RILL_BACKEND_AUTO)
+	if (want == RILL_BACKEND_AUTO) {
 		want = backend_from_env();
+		from_env = want != RILL_BACKEND_AUTO;
+	}
 	if (want == RILL_BACKEND_EPOLL)
 		return RILL_BACKEND_EPOLL;
 	pthread_once(&once, check_once);
 	if (!uring_err)
 		return RILL_BACKEND_IO_URING;
-	if (want == RILL_BACKEND_AUTO && refused(uring_err))
-		return RILL_BACKEND_EPOLL;
 	if (!refused(uring_err) && !strcmp(uring_step, "io_uring_setup"))
 		return RILL_BACKEND_IO_URING;	/* ENOMEM: the loop says why */
-	code = refusal(uring_err, why, sizeof(why));
-	return rill__set_detail(code, "rill_loop_new: io_uring required, but %s "
-				"failed: %s", uring_step, why);
+	if (want == RILL_BACKEND_IO_URING)
+		return required_refused(from_env);
+	if (!refused(uring_err)) {	/* a failing enter: no reason to fall back */
+		char why[256];
+		int code = refusal(uring_err, why, sizeof(why));
+
+		return rill__set_detail(code, "rill_loop_new: %s failed: %s",
+					uring_step, why);
+	}
+	log_fallback();
+	return RILL_BACKEND_EPOLL;
 }
 
 int rill__uring_setup_error(int err)
