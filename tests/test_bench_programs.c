@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The benchmark programs where things are missing: rill-micro on the epoll backend. */
+/* The benchmark programs where things are missing: rill-micro on the epoll backend, rill-echo-server when its signal thread cannot start. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -140,4 +140,50 @@ Test(bench_programs, micro_runs_on_the_epoll_backend)
 	cr_assert(strstr(p.text, "backend: epoll"), "%s", p.text);
 	cr_assert(strstr(p.text, "spawn + join"), "%s", p.text);
 	cr_assert(strstr(p.text, "needs the io_uring backend"), "%s", p.text);
+}
+
+/* ---- rill-echo-server ---------------------------------------------- */
+
+/* A thread stack no address space holds (RLIMIT_STACK of 200 TiB, the
+ * size glibc gives new threads): pthread_create fails. The server must
+ * say so and exit, not serve on with SIGTERM blocked for good. */
+Test(bench_programs, echo_server_without_its_signal_thread_exits)
+{
+	char prog[PATH_MAX];
+	struct proc p;
+	bool done;
+
+	bench_path("rill-echo-server", prog, sizeof(prog));
+	start(&p, (char *[]){ prog, "--port", "0", NULL }, (rlim_t)200 << 40);
+	done = wait_exit(&p, 5000);
+	if (!done) {	/* serving: SIGTERM must still stop it */
+		kill(p.pid, SIGTERM);
+		done = wait_exit(&p, 3000);
+	}
+	finish(&p);
+	cr_assert_neq(WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 0, 126,
+		      "cannot raise RLIMIT_STACK here");
+	cr_assert(done, "rill-echo-server ignored SIGTERM: %s", p.text);
+	cr_assert(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 1,
+		  "status %#x: %s", p.status, p.text);
+	cr_assert(strstr(p.text, "signal thread"), "output: %s", p.text);
+	cr_assert_null(strstr(p.text, "Serving on"), "output: %s", p.text);
+}
+
+Test(bench_programs, echo_server_stops_on_sigterm)
+{
+	char prog[PATH_MAX];
+	struct proc p;
+	bool done;
+
+	bench_path("rill-echo-server", prog, sizeof(prog));
+	start(&p, (char *[]){ prog, "--port", "0", NULL }, 0);
+	for (int i = 0; i < 250 && !strstr(p.text, "Serving on") && !p.exited; i++)
+		wait_exit(&p, 20);
+	cr_assert(strstr(p.text, "Serving on"), "output: %s", p.text);
+	kill(p.pid, SIGTERM);
+	done = wait_exit(&p, 5000);
+	finish(&p);
+	cr_assert(done, "rill-echo-server ignored SIGTERM");
+	cr_assert(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0, "status %#x", p.status);
 }
