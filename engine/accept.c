@@ -52,7 +52,7 @@ void rill__acceptor_init(struct rill__acceptor *a, rill_loop *loop, int fd,
 	a->loop = loop;
 	a->fd = fd;
 	a->ctx = ctx;
-	a->armed = a->want = false;
+	a->armed = a->want = a->settling = false;
 	rill__list_init(&a->settle.link);
 	if (rill__epoll(loop))
 		rill__ep_acceptor_init(a);
