@@ -88,6 +88,8 @@ void rill__ep_acceptor_init(struct rill__acceptor *a);
 void rill__ep_recv_stop(struct rill__recv *r);
 void rill__ep_acceptor_start(struct rill__acceptor *a);
 void rill__ep_acceptor_stop(struct rill__acceptor *a);
+/* Drops a's fd from the epoll set and the fd table, before it is closed. */
+void rill__ep_acceptor_forget(struct rill__acceptor *a);
 void rill__ep_send_start(struct rill__send *s);
 void rill__ep_send_cancel(struct rill__send *s);
 int rill__ep_connect(rill_loop *loop, int fd, const struct sockaddr *addr,

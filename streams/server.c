@@ -640,16 +640,13 @@ void rill_server_close(rill_server *s)
 	for (size_t i = 0; i < s->nls; i++) {
 		struct listener *l = &s->ls[i];
 
-		if (l->acc.armed) {
-			/* Stop listening now, as closing the socket would: the
-			 * fd itself is closed in on_idle, once the accept in
-			 * flight has let go of it. */
-			shutdown(l->fd, SHUT_RD);
-			rill__acceptor_stop(&l->acc);
-		} else if (l->fd >= 0) {
-			close(l->fd);
+		/* Closing our fd is all: the socket may be shared with other
+		 * processes (a pre-fork server), and shutdown() would stop
+		 * their accepting too. Alone, it stops listening now. Where
+		 * the accept in flight cannot be cancelled at once, the fd is
+		 * closed in on_idle, once it has let go. */
+		if (l->fd >= 0 && rill__acceptor_close(&l->acc))
 			l->fd = -1;
-		}
 	}
 	unix_unlink_if_ours(s);
 	rill__waitq_wake_all(&s->waiters);	/* serve_forever returns */
