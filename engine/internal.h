@@ -290,4 +290,18 @@ RILL_SPI void rill__misuse(const char *fmt, ...)
 RILL_SPI void rill__bury(rill_loop *loop, void *p);
 void rill__graves_free(rill_loop *loop);
 
+/* ---- loops inherited through fork() (engine/fork.c) ---------------- */
+
+/* Bumped in every child of fork(); a loop remembers the value it was made
+ * with, so that telling a loop of the parent costs one load. */
+extern atomic_uint rill__fork_generation;
+/* Registers the fork handler (once); returns the current generation. */
+unsigned rill__fork_watch(void);
+/* RILL_EFORKED, with the detail naming call. */
+RILL_SPI int rill__forked_error(const char *call);
+/* 0, or RILL_EFORKED (detail naming call) for a loop of a parent process. */
+RILL_SPI int rill__loop_check_fork(const rill_loop *loop, const char *call);
+/* In a child of fork(): the thread is in no task any more. */
+void rill__task_forget_current(void);
+
 #endif

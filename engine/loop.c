@@ -165,6 +165,7 @@ static void bufs_setup(rill_loop *loop, const rill_loop_options *o)
 static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
 {
 	loop->thread = pthread_self();
+	loop->fork_gen = rill__fork_watch();
 	loop->stack_size = o->stack_size ? o->stack_size : RILL_STACK_DEFAULT;
 	loop->stack_size = (loop->stack_size + 4095) & ~(size_t)4095;
 	rill__list_init(&loop->ready);
@@ -562,6 +563,10 @@ static void iterate(rill_loop *loop)
 {
 	bool block;
 
+	/* A child of fork() made in a task, whose task returned (or waited)
+	 * into the parent's loop: going on would take the parent's events. */
+	if (rill__loop_forked(loop))
+		rill__forked_misuse();
 	loop->stats.iterations++;
 	if (loop->soon.len)
 		cbqueue_run(&loop->soon);
@@ -578,10 +583,17 @@ static void iterate(rill_loop *loop)
 		rill__timers_run(loop, rill_now());
 }
 
+int rill__loop_check_fork(const rill_loop *loop, const char *call)
+{
+	return loop && rill__loop_forked(loop) ? rill__forked_error(call) : 0;
+}
+
 static int run_check(rill_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
+	if (rill__loop_forked(loop))
+		return rill__forked_error("rill_loop_run");
 	if (!pthread_equal(loop->thread, pthread_self()))
 		return -EPERM;
 	if (loop->running || rill__current())
@@ -646,6 +658,27 @@ static void tasks_drain(rill_loop *loop)
 	}
 }
 
+/* rill_loop_free() in a child of fork() on its parent's loop: closes the
+ * child's copies of the loop's own fds and nothing else. No task is run,
+ * no operation cancelled, no epoll_ctl made: the ring, the epoll instance
+ * and the sockets are the parent's too (an EPOLL_CTL_DEL here would remove
+ * the parent's registration). The memory stays: it holds the inherited
+ * tasks and connections, which nothing may touch, and goes with the
+ * child's exit or exec. */
+static int loop_free_forked(rill_loop *loop)
+{
+	if (rill__epoll(loop))
+		close(loop->ep.fd);
+	else
+		close(loop->ring.ring_fd);
+	if (loop->wake_fd >= 0)
+		close(loop->wake_fd);
+	loop->wake_fd = -1;
+	if (thread_loop == loop)
+		thread_loop = NULL;
+	return 0;
+}
+
 /* A server freed outside a task has stopped its acceptors, and only the
  * loop can see the stops through (a cancel's completion on io_uring, a
  * deferred call on epoll); then the listening socket is closed and the
@@ -679,6 +712,8 @@ int rill_loop_free(rill_loop *loop)
 		return rill__set_detail(-EPERM, "rill_loop_free from another thread");
 	/* From a task or callback of the loop it would free the stack or
 	 * the queue it runs on. */
+	if (rill__loop_forked(loop))
+		return loop_free_forked(loop);
 	if (loop->running || rill__current())
 		return rill__set_detail(-EBUSY, "rill_loop_free inside the loop's own "
 					"task or callback");

@@ -133,6 +133,7 @@ struct rill_loop {
 	 * outside a task leaves them for rill_loop_free() to settle, which
 	 * closes the listening socket and frees the server. */
 	unsigned settling;
+	unsigned fork_gen;	/* rill__fork_generation when it was made */
 	size_t ntasks;
 	struct rill__stack *stack_pool;
 	size_t stack_pool_len;
@@ -186,6 +187,16 @@ static inline bool rill__epoll(const rill_loop *loop)
 {
 	return rill__unlikely(loop->backend == RILL_BACKEND_EPOLL);
 }
+
+/* Whether loop was made in a parent of this process (engine/fork.c). */
+static inline bool rill__loop_forked(const rill_loop *loop)
+{
+	return rill__unlikely(loop->fork_gen !=
+		atomic_load_explicit(&rill__fork_generation, memory_order_relaxed));
+}
+/* Aborts, naming the misuse: a child of fork() made in a task went back
+ * into its parent's loop (the task returned or waited). */
+_Noreturn void rill__forked_misuse(void);
 
 /* ---- io_uring operations ------------------------------------------- */
 
