@@ -6,15 +6,20 @@
  * alone, and a loop that cannot enter would spin). If either step fails
  * with an errno that means "io_uring is refused or missing here" (ENOSYS,
  * EPERM, EACCES, EOPNOTSUPP, EINVAL), loops run on epoll, and one line
- * through the log hook names the cause. Other errors (ENOMEM) are not a
- * reason to fall back: the loop reports them as before.
+ * through the log hook names the cause. ENOMEM is a reason to fall back
+ * only where RLIMIT_MEMLOCK binds (no CAP_IPC_LOCK, a finite limit): the
+ * kernel charges rings to it, and a loop that cannot have one runs on
+ * epoll (rill__uring_nomem). Other errors are reported by the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/loop.h"
@@ -218,15 +223,65 @@ int rill__backend_choose(int want)
 	return RILL_BACKEND_EPOLL;
 }
 
+/* Whether the kernel charges this process's rings to RLIMIT_MEMLOCK: it
+ * does (6.x kernels included) unless the process has CAP_IPC_LOCK, and the
+ * limit binds unless it is infinite. *limit gets the limit in bytes. */
+static bool memlock_bound(rlim_t *limit)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { { 0 } };
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	*limit = rl.rlim_cur;
+	if (syscall(SYS_capget, &h, d) < 0)
+		return true;
+	return !(d[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32)));
+}
+
+/* The sentence naming RLIMIT_MEMLOCK, for the log and the detail. */
+static void memlock_why(char *buf, size_t len, rlim_t limit)
+{
+	snprintf(buf, len, "io_uring_setup: out of memory: the ring counts against "
+		 "RLIMIT_MEMLOCK (%llu KiB, shared by all of this user's processes; "
+		 "CAP_IPC_LOCK lifts it); raise it (ulimit -l, systemd LimitMEMLOCK=, "
+		 "docker --ulimit memlock=) or lower rill_loop_options.sq_entries",
+		 (unsigned long long)limit / 1024);
+}
+
+int rill__uring_nomem(int want)
+{
+	static atomic_bool said;
+	char why[400];
+	rlim_t limit;
+
+	if (!memlock_bound(&limit))
+		return -ENOMEM;	/* out of memory indeed: the detail is set */
+	memlock_why(why, sizeof(why), limit);
+	if (want == RILL_BACKEND_AUTO)
+		want = backend_from_env();
+	if (want == RILL_BACKEND_IO_URING)
+		return rill__set_detail(-ENOMEM, "rill_loop_new: io_uring is required "
+					"and %s", why);
+	if (!atomic_exchange(&said, true))
+		rill__log(RILL_LOG_INFO, "%s; loops that cannot have a ring run on the "
+			  "epoll backend", why);
+	return RILL_BACKEND_EPOLL;
+}
+
 int rill__uring_setup_error(int err)
 {
-	char why[256];
+	char why[400];
+	rlim_t limit;
 	int code;
 
+	if (err == -ENOMEM && memlock_bound(&limit)) {
+		memlock_why(why, sizeof(why), limit);
+		return rill__set_detail(err, "%s", why);
+	}
 	if (err == -ENOMEM)
-		return rill__set_detail(err, "io_uring_setup: out of memory "
-			"(older kernels charge rings to RLIMIT_MEMLOCK: raise "
-			"it or lower rill_loop_options.sq_entries)");
+		return rill__set_detail(err, "io_uring_setup: out of memory");
 	code = refusal(-err, why, sizeof(why));
 	return rill__set_detail(code, "rill_loop_new: io_uring_setup failed: %s",
 				why);

@@ -19,8 +19,16 @@
  * multishot recvs post many CQEs per SQE, and with thousands of
  * connections a burst of completions must fit without overflowing (an
  * overflow loses nothing with IORING_FEAT_NODROP, but costs a slow path). */
-#define RILL_SQ_DEFAULT 1024
-#define RILL_CQ_FACTOR 16
+/* Ring sizes. The kernel charges a ring's memory to RLIMIT_MEMLOCK (6.x
+ * too, where the process lacks CAP_IPC_LOCK), 8 MiB per user by default:
+ * 1024 SQEs and 16384 CQEs took 340 KiB a loop, and 24 loops filled it.
+ * 256 SQEs (16 KiB) and 2048 CQEs (32 KiB) take about 60 KiB with the
+ * buffer ring, so a 64-thread server fits with room to spare. 256 SQEs is
+ * more than an iteration of a busy loop submits (rill__sqe() submits
+ * early if not), and 8 CQEs per SQE leave room for multishot bursts; the
+ * kernel keeps what overflows (IORING_FEAT_NODROP). */
+#define RILL_SQ_DEFAULT 256
+#define RILL_CQ_FACTOR 8
 /* 512 x 16 KiB = 8 MiB of receive buffers per loop: enough for hundreds of
  * connections receiving at once, and 16 KiB lets a bulk stream move a
  * TCP segment train per completion. */
@@ -217,6 +225,11 @@ int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 	loop_init_fields(loop, o);
 	loop->backend = ret;
 	ret = rill__epoll(loop) ? rill__ep_init(loop) : uring_setup(loop, o);
+	if (ret == -ENOMEM && !rill__epoll(loop) &&
+	    (ret = rill__uring_nomem(o->backend)) == RILL_BACKEND_EPOLL) {
+		loop->backend = RILL_BACKEND_EPOLL;
+		ret = rill__ep_init(loop);
+	}
 	if (ret < 0) {
 		free(loop);
 		return ret;

@@ -181,6 +181,11 @@ struct rill_loop {
 int rill__backend_choose(int want);
 /* Names the cause of a failed io_uring_setup (err < 0) for the caller. */
 int rill__uring_setup_error(int err);
+/* A loop's io_uring_setup failed with ENOMEM (want: its backend option).
+ * RILL_BACKEND_EPOLL where RLIMIT_MEMLOCK binds and io_uring is not
+ * required (said once through the log hook, naming RLIMIT_MEMLOCK), else
+ * -ENOMEM with the detail set. */
+int rill__uring_nomem(int want);
 
 /* The loop runs on epoll: a well-predicted branch where the two differ. */
 static inline bool rill__epoll(const rill_loop *loop)

@@ -117,7 +117,7 @@ Test(engine_options, cq_entries_below_sq_entries_is_einval_not_a_refusal)
 		     -EINVAL, "%s", rill_error_detail());
 	cr_assert(strstr(rill_error_detail(), "cq_entries"), "detail: %s", rill_error_detail());
 	cr_assert_null(l);
-	/* The default sq_entries (1024) too, and the kernel's rounding up. */
+	/* The default sq_entries (256) too, and the kernel's rounding up. */
 	cr_assert_eq(rill_loop_new(RILL_LOOP_OPTIONS(.cq_entries = 8), &l), -EINVAL);
 	cr_assert_eq(rill_loop_new(RILL_LOOP_OPTIONS(.sq_entries = 100, .cq_entries = 100), &l),
 		     -EINVAL);

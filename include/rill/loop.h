@@ -42,8 +42,8 @@ enum rill_feature {
 
 typedef struct rill_loop_options {
 	size_t size;		/* set by RILL_LOOP_OPTIONS_INIT (rill/common.h) */
-	unsigned sq_entries;	/* submission queue size; 0: 1024 */
-	unsigned cq_entries;	/* completion queue size; 0: 16 x sq_entries;
+	unsigned sq_entries;	/* submission queue size; 0: 256 */
+	unsigned cq_entries;	/* completion queue size; 0: 8 x sq_entries;
 				 * below sq_entries: -EINVAL */
 	unsigned buf_count;	/* provided buffers, a power of two; 0: 512 */
 	unsigned buf_size;	/* bytes per provided buffer; 0: 16 KiB */
