@@ -69,8 +69,7 @@ static void settling_begin(struct rill__acceptor *a)
 	}
 }
 
-/* Whether a's stop has still to settle: no longer, once it is disarmed
- * or started again. */
+/* a's stop has settled: it is disarmed, or started again. */
 void rill__acceptor_settled(struct rill__acceptor *a)
 {
 	if (a->settling) {
@@ -138,8 +137,7 @@ bool rill__acceptor_close(struct rill__acceptor *a)
 			rill__acceptor_stop(a);
 			return false;
 		}
-		a->want = false;
-		settling_begin(a);
+		settling_begin(a);	/* its -ECANCELED completion is to come */
 	}
 	a->want = false;
 	a->fd = -1;
