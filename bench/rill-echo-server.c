@@ -203,9 +203,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rill-echo-server: %s\n", rill_error_detail());
 		return 1;
 	}
-	rill_spawn(st.loop, serve, &cfg, &st.task);
-	pthread_create(&th, NULL, signal_thread, &st);
+	/* The signal thread first: without it SIGINT and SIGTERM, blocked
+	 * above, could never stop the server. */
+	if ((err = pthread_create(&th, NULL, signal_thread, &st)) != 0) {
+		fprintf(stderr, "rill-echo-server: cannot start the signal thread: %s\n",
+			strerror(err));
+		rill_loop_free(st.loop);
+		return 1;
+	}
 	pthread_detach(th);
+	if ((err = rill_spawn(st.loop, serve, &cfg, &st.task)) < 0) {
+		fprintf(stderr, "rill-echo-server: %s\n", rill_strerror(err));
+		rill_loop_free(st.loop);
+		return 1;
+	}
 	rill_task_join(st.task, &result);
 	rill_loop_free(st.loop);
 	return result;

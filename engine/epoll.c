@@ -238,10 +238,11 @@ static void acceptor_settle(struct rill__acceptor *a)
 
 	if (!rill__list_empty(&a->settle.link))
 		rill__list_del(&a->settle.link);
-	interest(loop, a->fd, EPOLLIN, false);
-	epfd(loop, a->fd)->acc = NULL;
+	if (a->fd >= 0)		/* not closed by rill__acceptor_close() */
+		rill__ep_acceptor_forget(a);
 	a->armed = false;
 	rill__op_finished(loop);
+	rill__acceptor_settled(a);
 	if (a->on_idle)
 		a->on_idle(a->ctx);
 }
@@ -273,6 +274,12 @@ void rill__ep_acceptor_start(struct rill__acceptor *a)
 	}
 	epfd(a->loop, a->fd)->acc = a;
 	interest(a->loop, a->fd, EPOLLIN, true);
+}
+
+void rill__ep_acceptor_forget(struct rill__acceptor *a)
+{
+	interest(a->loop, a->fd, EPOLLIN, false);
+	epfd(a->loop, a->fd)->acc = NULL;
 }
 
 void rill__ep_acceptor_stop(struct rill__acceptor *a)

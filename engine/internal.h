@@ -305,10 +305,15 @@ unsigned rill__disabled_from_env(void);
 /* Reads the caller's options struct src (NULL: nothing to read), whose
  * first member is its size_t size, into dst (dst_size bytes, holding the
  * defaults): as much of it as both know; dst's size becomes dst_size.
- * Returns 0, or -EINVAL (size unset) / -E2BIG (fields unknown here set)
- * with the detail naming type. */
+ * Returns 0, or -EINVAL (size unset, or above RILL__OPTIONS_SIZE_MAX) /
+ * -E2BIG (fields unknown here set) with the detail naming type. */
 RILL_SPI int rill__options_load(void *dst, size_t dst_size, const void *src,
 				const char *type);
+/* The largest size an options or stats struct may claim: a page, as
+ * clone3 and openat2 bound theirs. rill's structs are a few hundred bytes;
+ * a size beyond this is an unset field (stack garbage), and reading that
+ * far would run off the caller's memory. */
+#define RILL__OPTIONS_SIZE_MAX 4096
 RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Every public call that can fail starts with this, so that
@@ -330,5 +335,19 @@ RILL_SPI void rill__misuse(const char *fmt, ...)
  * later, or when the loop is freed (engine/graves.c). */
 RILL_SPI void rill__bury(rill_loop *loop, void *p);
 void rill__graves_free(rill_loop *loop);
+
+/* ---- loops inherited through fork() (engine/fork.c) ---------------- */
+
+/* Bumped in every child of fork(); a loop remembers the value it was made
+ * with, so that telling a loop of the parent costs one load. */
+extern atomic_uint rill__fork_generation;
+/* Registers the fork handler (once); returns the current generation. */
+unsigned rill__fork_watch(void);
+/* RILL_EFORKED, with the detail naming call. */
+RILL_SPI int rill__forked_error(const char *call);
+/* 0, or RILL_EFORKED (detail naming call) for a loop of a parent process. */
+RILL_SPI int rill__loop_check_fork(const rill_loop *loop, const char *call);
+/* In a child of fork(): the thread is in no task any more. */
+void rill__task_forget_current(void);
 
 #endif

@@ -74,12 +74,22 @@ struct rill__acceptor {
 	void (*on_idle)(void *ctx);
 	struct rill__deferred settle;	/* epoll: on_idle after a stop */
 	bool armed, want;
+	bool settling;	/* stopped while armed: counted in loop->settling */
 };
 
 void rill__acceptor_init(struct rill__acceptor *a, rill_loop *loop, int fd,
 			 void *ctx);
 void rill__acceptor_start(struct rill__acceptor *a);
 void rill__acceptor_stop(struct rill__acceptor *a);
+/* Ends the count of a stop still to settle (a disarmed or restarted
+ * acceptor); for the backends. */
+void rill__acceptor_settled(struct rill__acceptor *a);
+/* Stops a and closes its listening fd now, touching nothing this process
+ * shares with others (no shutdown(): a pre-fork worker's close must not
+ * stop its siblings' accepting). Returns true when the fd is closed (a->fd
+ * is then -1); false where the kernel cannot cancel the accept at once
+ * (before 6.0): a is stopped, and the owner closes the fd at on_idle. */
+bool rill__acceptor_close(struct rill__acceptor *a);
 
 /* One send of a socket at a time (two could reorder bytes). The owner
  * embeds it and keeps it, and the iovecs, until the completion. */

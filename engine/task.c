@@ -23,6 +23,11 @@ rill_task *rill_task_current(void)
 	return current_task;
 }
 
+void rill__task_forget_current(void)
+{
+	current_task = NULL;
+}
+
 /* Leaves the task for the loop's stack; returns when the loop resumes it. */
 static void task_suspend(rill_task *t)
 {
@@ -71,6 +76,8 @@ static void task_finish(rill_task *t)
 
 	t->state = RILL__TASK_DONE;
 	rill__list_del(&t->all_link);
+	if (!t->detached)	/* until joined or detached */
+		rill__list_add_tail(&loop->finished, &t->all_link);
 	loop->ntasks--;
 	rill__waitq_wake_all(&t->joiners);
 	if (rill__unlikely(t->hooks != NULL))
@@ -121,14 +128,21 @@ static void task_entry(void *arg)
 	__builtin_unreachable();
 }
 
+/* loop is NULL for a handle that outlived its loop (tasks_orphan). */
 static void task_bury(rill_loop *loop, rill_task *t)
 {
 	t->magic = RILL__TASK_DEAD;
-	rill__bury(loop, t);
+	rill__list_del(&t->all_link);	/* off loop->finished */
+	if (loop)
+		rill__bury(loop, t);
+	else
+		free(t);
 }
 
 void rill__task_run(rill_loop *loop, rill_task *t)
 {
+	if (rill__loop_forked(loop))
+		rill__forked_misuse();
 	loop->current = t;
 	current_task = t;
 	t->state = RILL__TASK_RUNNING;
@@ -137,6 +151,8 @@ void rill__task_run(rill_loop *loop, rill_task *t)
 				t->stack->size);
 	rill__fiber_switch(&loop->main_sp, t->sp);
 	rill__asan_finish_switch(loop->asan_main_fake, NULL, NULL);
+	if (rill__loop_forked(loop))	/* t forked, and its child came back */
+		rill__forked_misuse();
 	current_task = NULL;
 	loop->current = NULL;
 	if (t->state == RILL__TASK_DONE) {
@@ -164,9 +180,12 @@ int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 {
 	rill__detail_clear();
 	rill_task *t;
+	int err;
 
 	if (!loop || !fn)
 		return -EINVAL;
+	if ((err = rill__loop_check_fork(loop, "rill_spawn")) < 0)
+		return err;
 	if (loop->freeing)
 		return RILL_ECLOSED;
 	t = calloc(1, sizeof(*t));

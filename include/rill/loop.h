@@ -42,8 +42,9 @@ enum rill_feature {
 
 typedef struct rill_loop_options {
 	size_t size;		/* set by RILL_LOOP_OPTIONS_INIT (rill/common.h) */
-	unsigned sq_entries;	/* submission queue size; 0: 1024 */
-	unsigned cq_entries;	/* completion queue size; 0: 16 x sq_entries */
+	unsigned sq_entries;	/* submission queue size; 0: 256 */
+	unsigned cq_entries;	/* completion queue size; 0: 8 x sq_entries;
+				 * below sq_entries: -EINVAL */
 	unsigned buf_count;	/* provided buffers, a power of two; 0: 512 */
 	unsigned buf_size;	/* bytes per provided buffer; 0: 16 KiB */
 	unsigned disable;	/* RILL_FEAT_* bits never to use */
@@ -79,7 +80,20 @@ enum rill_backend {
  * returns 0; the caller owns it and frees it with rill_loop_free() on this
  * thread. Fails with -EINVAL for bad options, -E2BIG (see rill/common.h),
  * -ENOMEM, or one of the RILL_EURING_* codes when io_uring cannot be used
- * here; then rill_error_detail() names the cause and the fix. */
+ * here; then rill_error_detail() names the cause and the fix.
+ *
+ * fork(): a loop belongs to the process that made it. A child of fork()
+ * shares its parent's ring or epoll instance and sockets, so every call on
+ * an inherited loop there (run, spawn, join from outside a task, starting
+ * a server or a connection on it, the server calls) is refused with
+ * RILL_EFORKED and a detail naming fork; the void server calls say so
+ * through the log hook. rill_loop_free() on it in the child closes only
+ * the child's copies of the loop's fds (no cancel, no epoll_ctl) and
+ * returns 0; its memory goes with the child's exit or exec. A child
+ * forked inside a task is in no task: it may make and run loops of its
+ * own, and must end with _exit() or exec rather than return from that
+ * task (rill aborts it, naming the misuse, if it does). Only fork() is
+ * seen (pthread_atfork), not a raw clone(). */
 RILL_API int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp);
 
 /* Frees the loop. Tasks still alive are cancelled and run until they end,
@@ -152,7 +166,7 @@ typedef struct rill_loop_stats {
 
 /* Copies the loop's counters into *stats, as many as stats->size holds
  * (start from RILL_LOOP_STATS_INIT). Returns 0, or -EINVAL for a NULL
- * argument or a size of 0. */
+ * argument or a size of 0 or above 4096 (an unset size). */
 RILL_API int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
 
 /* Monotonic clock, in nanoseconds. */

@@ -372,7 +372,9 @@ RILL_API int rill_server_start_serving(rill_server *s);
  * server open. RILL_ESTATE if another task already serves forever,
  * RILL_ECLOSED if closed, -EPERM outside a task, -EINVAL for NULL. */
 RILL_API int rill_server_serve_forever(rill_server *s);
-/* Stops listening; open connections stay. Idempotent. */
+/* Stops listening; open connections stay. Idempotent. Closes only this
+ * process's fds: a listening socket shared with other processes (pre-fork
+ * workers) goes on listening for them. */
 RILL_API void rill_server_close(rill_server *s);
 /* Closes (close_clients) or aborts (abort_clients) every connection. */
 RILL_API void rill_server_close_clients(rill_server *s);

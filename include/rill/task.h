@@ -47,7 +47,9 @@ RILL_API int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg,
  * task from a thread other than the loop's. A handle already joined or
  * detached must not be used again: rill aborts with a message naming the
  * misuse when it can tell (soon after the hand-back), as it does for
- * cancel, detach and done. */
+ * cancel, detach and done. A handle outlives its loop: after
+ * rill_loop_free() (which cancels the tasks still running) join gives 0
+ * and the task's result, and frees the handle without touching the loop. */
 RILL_API int rill_task_join(rill_task *task, int *resultp);
 
 /* Gives up the handle: the task runs on and frees itself when done. A
