@@ -21,7 +21,12 @@
  * SSLProtocol does, at most ssl_shutdown_timeout (30 s); then it aborts and
  * wait_closed() says RILL_ETLS_SHUTDOWN_TIMEOUT. Application data that
  * arrives meanwhile is dropped; a TCP EOF ends the wait as well as the
- * close_notify (asyncio's eof_received in SHUTDOWN).
+ * close_notify (asyncio's eof_received in SHUTDOWN). The peer's
+ * close_notify that comes first is answered at once, without the
+ * application: the reader sees EOF and the connection closes as if
+ * close() had been called, what was queued sent first (asyncio's
+ * _start_shutdown from _do_read), so a peer waiting for our close_notify
+ * is not held up by a handler still running.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -207,6 +212,8 @@ static void tls_read(struct tls_conn *t)
 			rill_reader_feed_eof(reader);
 			if (t->c->closing)
 				rill__conn_maybe_close(t->c);
+			else	/* answered now: the close only defers its flush */
+				rill_writer_close(&t->c->writer);
 			return;
 		}
 		tls_fail(t, rill__tls_conn_error(t->ssl, e));
@@ -340,10 +347,14 @@ static void tls_on_eof(struct rill__conn *c)
 		return;
 	}
 	/* The TCP stream ended without close_notify: a truncation the
-	 * reader must not take for a clean end. */
-	tls_fail(t, rill__tls_error_str(RILL_ETLS_EOF,
-		t->done ? "the peer closed without close_notify"
-			: "the peer closed during the handshake"));
+	 * reader must not take for a clean end; in a handshake, the peer
+	 * hung up on it (asyncio: ConnectionResetError). */
+	if (t->done)
+		tls_fail(t, rill__tls_error_str(RILL_ETLS_EOF,
+						"the peer closed without close_notify"));
+	else
+		tls_fail(t, rill__tls_error_str(-ECONNRESET,
+						"the peer closed during the TLS handshake"));
 }
 
 /* Encrypts queued plaintext while the pair has room for a record. */
@@ -597,7 +608,10 @@ static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
 	return t;
 }
 
-/* Waits for the handshake, at most timeout (0: 60 s). */
+/* Waits for the handshake, at most timeout (0: 60 s). Only that timeout
+ * is RILL_ETLS_HANDSHAKE_TIMEOUT; the task's own deadline, passed first,
+ * is -ETIMEDOUT as for any wait (asyncio: wait_for's TimeoutError). The
+ * connection is over either way. */
 static int tls_wait(struct tls_conn *t, rill_time timeout)
 {
 	rill_time saved = rill_deadline_push(timeout ? timeout : RILL_TLS_HANDSHAKE_DEFAULT);
@@ -608,11 +622,13 @@ static int tls_wait(struct tls_conn *t, rill_time timeout)
 	rill_deadline_pop(saved);
 	if (t->failed)
 		return t->err;
-	if (err == -ETIMEDOUT) {
+	if (err == -ETIMEDOUT && rill_deadline_expired())
+		err = rill__set_detail(-ETIMEDOUT, "the task's deadline passed in the TLS handshake");
+	else if (err == -ETIMEDOUT)
 		err = rill__tls_error_str(RILL_ETLS_HANDSHAKE_TIMEOUT,
 					  "no TLS handshake within the timeout");
+	if (err == -ETIMEDOUT || err == RILL_ETLS_HANDSHAKE_TIMEOUT)
 		tls_fail(t, err);
-	}
 	return err;
 }
 
