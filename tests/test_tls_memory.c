@@ -10,7 +10,8 @@
  * loop's pools). RILL_TLS_MEM_N overrides, for a larger measurement. */
 #define IDLE_CONNS 200
 /* One round of clients that reset after the ClientHello, in batches that
- * are in the server at the same time. */
+ * are in the server at the same time (a batch waits for the last to be
+ * gone). */
 #define HELLO_ROUND 1000
 #define HELLO_BATCH 100
 
@@ -21,6 +22,9 @@
 #define IDLE_HEAP_MAX (24 * 1024)
 #define IDLE_RSS_MAX (32 * 1024)
 #define HELLO_GROWTH_MAX (8 * 1024 * 1024)
+/* A handshake waiting for the client's Finished: OpenSSL's handshake
+ * buffer (16 KiB) and state, the connection, its task. */
+#define PENDING_HEAP_MAX (64 * 1024)
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -128,11 +132,13 @@ static void reset(int fd)
 }
 
 /* One batch: n ClientHellos, each held until the server's reply starts
- * to arrive (the server has made its output by then), then all reset. */
-static int hello_batch(SSL_CTX *ctx, int port, int n)
+ * to arrive (the server has made its output by then), then all reset;
+ * with ctl >= 0, the test is told and the resets wait for its word. */
+static int hello_batch(SSL_CTX *ctx, int port, int n, int ctl)
 {
 	int fds[HELLO_BATCH];
 	SSL *ssls[HELLO_BATCH];
+	char c = 'h';
 
 	for (int i = 0; i < n; i++)
 		CHECK((fds[i] = hello(ctx, port, &ssls[i])) >= 0, "ClientHello %d", i);
@@ -141,6 +147,10 @@ static int hello_batch(SSL_CTX *ctx, int port, int n)
 
 		CHECK(poll(&pf, 1, 10000) == 1, "no ServerHello on %d", i);
 	}
+	if (ctl >= 0) {
+		CHECK(write(ctl, &c, 1) == 1);
+		CHECK(read(ctl, &c, 1) >= 0);
+	}
 	for (int i = 0; i < n; i++) {
 		reset(fds[i]);
 		SSL_free(ssls[i]);
@@ -148,18 +158,18 @@ static int hello_batch(SSL_CTX *ctx, int port, int n)
 	return 0;
 }
 
-/* Rounds of HELLO_ROUND ClientHello+RST clients, one per byte the test
- * sends on ctl; each round answered with a byte. */
-static int hello_rounds(int port, int ctl)
+/* Batches of HELLO_BATCH ClientHello+RST clients, one per byte the test
+ * sends on ctl; each answered with a byte. (The test paces them, so that
+ * no more than a batch is in the server at once, however slow it is.) */
+static int hello_batches(int port, int ctl)
 {
 	SSL_CTX *ctx = client_ctx();
 	char c;
 
 	CHECK(ctx);
 	while (read(ctl, &c, 1) == 1) {
-		for (int done = 0; done < HELLO_ROUND; done += HELLO_BATCH)
-			if (hello_batch(ctx, port, HELLO_BATCH))
-				return 1;
+		if (hello_batch(ctx, port, HELLO_BATCH, -1))
+			return 1;
 		CHECK(write(ctl, &c, 1) == 1);
 	}
 	return 0;
@@ -186,15 +196,26 @@ static pid_t clients_start(int (*fn)(int, int, int), int port, int arg, int *ctl
 	return pid;
 }
 
+/* One batch of HELLO_BATCH handshakes left waiting for the client's
+ * Finished while the test measures, then reset. */
+static int pending_handshakes_fn(int port, int unused, int ctl)
+{
+	SSL_CTX *ctx = client_ctx();
+
+	(void)unused;
+	CHECK(ctx);
+	return hello_batch(ctx, port, HELLO_BATCH, ctl);
+}
+
 static int idle_clients_fn(int port, int n, int ctl)
 {
 	return idle_clients(port, n, ctl);
 }
 
-static int hello_rounds_fn(int port, int unused, int ctl)
+static int hello_batches_fn(int port, int unused, int ctl)
 {
 	(void)unused;
-	return hello_rounds(port, ctl);
+	return hello_batches(port, ctl);
 }
 
 /* Waits (from a task, the loop serving meanwhile) for a byte on ctl. */
@@ -294,7 +315,7 @@ TASK_TEST(tls_memory, client_hello_and_reset_rounds_do_not_grow_the_server, .tim
 	struct tls_env e = { 0 };
 	struct mem before, after;
 	size_t growth[2];
-	int ctl;
+	int ctl, fds0;
 	pid_t pid;
 
 #ifdef UNDER_ASAN
@@ -302,12 +323,16 @@ TASK_TEST(tls_memory, client_hello_and_reset_rounds_do_not_grow_the_server, .tim
 #endif
 	tls_env_start(&e, wait_idle, &s, NULL);
 	warm_up(&e);
-	pid = clients_start(hello_rounds_fn, e.port, 0, &ctl);
+	pid = clients_start(hello_batches_fn, e.port, 0, &ctl);
+	fds0 = count_fds();
 	for (int round = 0; round < 2; round++) {
 		before = mem_now();
-		cr_assert_eq(write(ctl, "g", 1), 1);
-		cr_assert(ctl_wait(ctl, 60000), "round %d did not finish", round);
-		rill_sleep_ms(100);	/* the server sees the last resets */
+		for (int done = 0; done < HELLO_ROUND; done += HELLO_BATCH) {
+			cr_assert_eq(write(ctl, "g", 1), 1);
+			cr_assert(ctl_wait(ctl, 60000), "round %d did not finish", round);
+			/* The server has seen the resets: its sockets are gone. */
+			cr_assert_leq(settle_fds(fds0), fds0, "the reset connections linger");
+		}
 		after = mem_now();
 		growth[round] = after.heap > before.heap ? after.heap - before.heap : 0;
 		fprintf(stderr, "tls_memory: round %d of %d ClientHello+RST: heap %+.2f MiB "
@@ -321,5 +346,37 @@ TASK_TEST(tls_memory, client_hello_and_reset_rounds_do_not_grow_the_server, .tim
 	for (int round = 0; round < 2; round++)
 		cr_assert_lt(growth[round], HELLO_GROWTH_MAX, "round %d grew the heap by %zu B",
 			     round, growth[round]);
+	return 0;
+}
+
+/* A handshake in progress (the server's flight sent, the client's Finished
+ * not come): what a slowloris TLS client or a ClientHello flood holds. */
+TASK_TEST(tls_memory, pending_handshake_costs_the_server_little, .timeout = 60)
+{
+	struct idle_server s = { 0 };
+	struct tls_env e = { 0 };
+	struct mem before, after;
+	double heap, rss;
+	int ctl;
+	pid_t pid;
+
+#ifdef UNDER_ASAN
+	cr_skip_test("AddressSanitizer's allocator hides malloc's figures");
+#endif
+	tls_env_start(&e, wait_idle, &s, NULL);
+	warm_up(&e);
+	before = mem_now();
+	pid = clients_start(pending_handshakes_fn, e.port, 0, &ctl);
+	cr_assert(ctl_wait(ctl, 60000), "the ClientHellos were not answered");
+	rill_sleep_ms(50);	/* the flights sent */
+	after = mem_now();
+	heap = ((double)after.in_use - (double)before.in_use) / HELLO_BATCH;
+	rss = ((double)after.rss - (double)before.rss) / HELLO_BATCH;
+	fprintf(stderr, "tls_memory: %d handshakes waiting for the client: %.0f B heap in use, "
+		"%.0f B RSS per connection\n", HELLO_BATCH, heap, rss);
+	cr_assert_eq(write(ctl, "g", 1), 1);
+	clients_finish(pid, ctl);
+	tls_env_stop(&e);
+	cr_assert_leq(heap, PENDING_HEAP_MAX, "%.0f B of heap per pending handshake", heap);
 	return 0;
 }
