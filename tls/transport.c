@@ -357,7 +357,8 @@ static void tls_on_eof(struct rill__conn *c)
 						"the peer closed during the TLS handshake"));
 }
 
-/* Encrypts queued plaintext while the pair has room for a record. */
+/* Encrypts queued plaintext while the output has room for a record
+ * under RILL_TLS_OUT_MAX. */
 static void tls_encrypt(struct tls_conn *t)
 {
 	rill_writer *w = &t->c->writer;
