@@ -560,6 +560,11 @@ void rill__ep_poll(rill_loop *loop, bool block)
 		loop->stats.cqes += sends_complete(loop);
 		block = block && rill__loop_may_block(loop);
 	}
+	/* A send those handlers started (the rest of a partial one) waits
+	 * for the next submit point, and nothing may wake this wait for it:
+	 * no EPOLLOUT is asked for it yet. */
+	if (!rill__list_empty(&loop->ep.submit))
+		block = false;
 	if (block || loop->ops_in_flight || atomic_load(&loop->ts_signalled)) {
 		n = epoll_wait(loop->ep.fd, evs, EP_EVENTS, wait_ms(loop, block));
 		loop->stats.enters++;
