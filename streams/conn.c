@@ -129,6 +129,12 @@ static void conn_get_name(struct rill__conn *c, struct rill__sockname *n)
 
 struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 {
+	return rill__conn_new_fd(loop, fd, limit, 0);
+}
+
+struct rill__conn *rill__conn_new_fd(rill_loop *loop, int fd, size_t limit,
+				     unsigned flags)
+{
 	struct rill__conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
@@ -137,8 +143,11 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	c->magic = RILL__CONN_LIVE;
 	c->fd = fd;
 	c->fd_info = fd;
-	conn_get_name(c, &c->peer);
-	conn_get_name(c, &c->local);
+	c->pipe = flags & RILL__CONN_PIPE;
+	if (!c->pipe) {
+		conn_get_name(c, &c->peer);
+		conn_get_name(c, &c->local);
+	}
 	rill__reader_init(&c->reader, limit, c);
 	rill__writer_init(&c->writer);
 	rill__list_init(&c->server_link);
@@ -154,7 +163,12 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	c->recv.on_idle = conn_on_idle;
 	c->res.release = conn_task_ended;
 	rill__resource_add(&c->res);
-	rill__recv_start(&c->recv);
+	c->recv.file = c->writer.send.file = c->pipe;
+	c->recv.regular = flags & RILL__CONN_REGULAR;
+	if (flags & RILL__CONN_NO_READ)
+		rill_reader_feed_eof(&c->reader);	/* a write-only pipe */
+	else
+		rill__recv_start(&c->recv);
 	return c;
 }
 

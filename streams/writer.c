@@ -195,7 +195,10 @@ static void writer_idle(rill_writer *w)
 	rill__waitq_wake_all(&w->flushed);
 	if (w->eof_requested && !w->eof_done && !c->lost) {
 		w->eof_done = true;
-		shutdown(c->fd, SHUT_WR);
+		if (c->pipe)	/* no half-close: asyncio's pipe closes */
+			c->closing = true;
+		else
+			shutdown(c->fd, SHUT_WR);
 	}
 	if (c->closing && !c->shut_down && !c->lost && c->tp->shutdown) {
 		c->shut_down = true;
