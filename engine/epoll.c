@@ -423,15 +423,17 @@ struct ep_connect {
 	struct rill__wait wait;
 	rill_loop *loop;
 	int fd;
+	uint32_t bit;		/* EPOLLOUT: a connect; EPOLLIN: a readable wait */
 };
 
 static void connect_unwait(struct ep_connect *c)
 {
 	struct rill__epfd *e = epfd(c->loop, c->fd);
+	struct rill__wait **slot = c->bit == EPOLLIN ? &e->in : &e->out;
 
-	if (e->out == &c->wait) {
-		e->out = NULL;
-		interest(c->loop, c->fd, EPOLLOUT, false);
+	if (*slot == &c->wait) {
+		*slot = NULL;
+		interest(c->loop, c->fd, c->bit, false);
 	}
 }
 
@@ -451,6 +453,7 @@ static int connect_wait(rill_loop *loop, int fd)
 		.wait = { .interrupt = connect_interrupt, .until = RILL_TIME_NEVER },
 		.loop = loop,
 		.fd = fd,
+		.bit = EPOLLOUT,
 	};
 	socklen_t len = sizeof(int);
 	int err, soerr = 0;
@@ -466,6 +469,27 @@ static int connect_wait(rill_loop *loop, int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		return -errno;
 	return -soerr;
+}
+
+int rill__ep_wait_readable(rill_loop *loop, int fd)
+{
+	struct ep_connect c = {
+		.wait = { .interrupt = connect_interrupt, .until = RILL_TIME_NEVER },
+		.loop = loop,
+		.fd = fd,
+		.bit = EPOLLIN,
+	};
+	int err;
+
+	if (epfd(loop, fd)->in)
+		return -EBUSY;	/* one waiter per fd */
+	epfd(loop, fd)->in = &c.wait;
+	interest(loop, fd, EPOLLIN, true);
+	rill__op_started(loop);
+	err = rill__park(&c.wait);
+	rill__op_finished(loop);
+	connect_unwait(&c);
+	return err;
 }
 
 int rill__ep_connect(rill_loop *loop, int fd, const struct sockaddr *addr,
@@ -528,6 +552,14 @@ static void event(rill_loop *loop, const struct epoll_event *ev)
 	e = &loop->ep.fds[fd];
 	if ((ev->events & out) && e->send)
 		send_try(e->send);
+	e = &loop->ep.fds[fd];
+	if ((ev->events & in) && e->in) {
+		struct rill__wait *w = e->in;
+
+		e->in = NULL;
+		interest(loop, fd, EPOLLIN, false);
+		rill__wake(w->task, 0);
+	}
 	e = &loop->ep.fds[fd];
 	if ((ev->events & out) && e->out) {
 		struct rill__wait *w = e->out;

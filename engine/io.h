@@ -128,4 +128,9 @@ void rill__send_cancel(struct rill__send *s);
  * -errno, -ECANCELED / -ETIMEDOUT when interrupted (as rill__park). */
 int rill__connect(int fd, const struct sockaddr *addr, socklen_t len);
 
+/* Task: parked until fd is readable (a pidfd: its process has exited).
+ * Returns 0, or -ECANCELED / -ETIMEDOUT as rill__park, -EBUSY on epoll
+ * when another task waits on the same fd, -EPERM outside a task. */
+int rill__wait_readable(int fd);
+
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -106,4 +107,20 @@ int rill__connect(int fd, const struct sockaddr *addr, socklen_t len)
 	sqe = rill__sqe(loop);
 	io_uring_prep_connect(sqe, fd, addr, len);
 	return rill__op_wait(sqe, NULL);
+}
+
+int rill__wait_readable(int fd)
+{
+	rill_task *t = rill__current();
+	struct io_uring_sqe *sqe;
+	int res;
+
+	if (!t)
+		return -EPERM;
+	if (rill__epoll(t->loop))
+		return rill__ep_wait_readable(t->loop, fd);
+	sqe = rill__sqe(t->loop);
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	res = rill__op_wait(sqe, NULL);
+	return res < 0 ? res : 0;
 }
