@@ -471,20 +471,21 @@ static int connect_wait(rill_loop *loop, int fd)
 	return -soerr;
 }
 
-int rill__ep_wait_readable(rill_loop *loop, int fd)
+int rill__ep_wait_fd(rill_loop *loop, int fd, bool out)
 {
 	struct ep_connect c = {
 		.wait = { .interrupt = connect_interrupt, .until = RILL_TIME_NEVER },
 		.loop = loop,
 		.fd = fd,
-		.bit = EPOLLIN,
+		.bit = out ? EPOLLOUT : EPOLLIN,
 	};
+	struct rill__wait **slot = out ? &epfd(loop, fd)->out : &epfd(loop, fd)->in;
 	int err;
 
-	if (epfd(loop, fd)->in)
-		return -EBUSY;	/* one waiter per fd */
-	epfd(loop, fd)->in = &c.wait;
-	interest(loop, fd, EPOLLIN, true);
+	if (*slot)
+		return -EBUSY;	/* one waiter per fd and direction */
+	*slot = &c.wait;
+	interest(loop, fd, c.bit, true);
 	rill__op_started(loop);
 	err = rill__park(&c.wait);
 	rill__op_finished(loop);

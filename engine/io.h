@@ -132,5 +132,12 @@ int rill__connect(int fd, const struct sockaddr *addr, socklen_t len);
  * Returns 0, or -ECANCELED / -ETIMEDOUT as rill__park, -EBUSY on epoll
  * when another task waits on the same fd, -EPERM outside a task. */
 int rill__wait_readable(int fd);
+int rill__wait_writable(int fd);
+
+/* Task, io_uring only (-EOPNOTSUPP on epoll): one SPLICE of up to n bytes
+ * from in (at off_in, or its position for -1) to out, which must be a pipe
+ * if in is not. Returns the bytes moved (0: EOF of in) or -errno,
+ * -ECANCELED / -ETIMEDOUT as rill__op_wait. */
+int rill__splice(int in, int64_t off_in, int out, unsigned n);
 
 #endif

@@ -91,8 +91,9 @@ void rill__ep_acceptor_start(struct rill__acceptor *a);
 void rill__ep_acceptor_stop(struct rill__acceptor *a);
 void rill__ep_send_start(struct rill__send *s);
 void rill__ep_send_cancel(struct rill__send *s);
-/* Task: parked until fd is readable (rill__wait_readable on epoll). */
-int rill__ep_wait_readable(rill_loop *loop, int fd);
+/* Task: parked until fd is readable, or writable with out (epoll's side
+ * of rill__wait_readable / rill__wait_writable). */
+int rill__ep_wait_fd(rill_loop *loop, int fd, bool out);
 int rill__ep_connect(rill_loop *loop, int fd, const struct sockaddr *addr,
 		     socklen_t len);
 

@@ -109,7 +109,7 @@ int rill__connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return rill__op_wait(sqe, NULL);
 }
 
-int rill__wait_readable(int fd)
+static int wait_fd(int fd, bool out)
 {
 	rill_task *t = rill__current();
 	struct io_uring_sqe *sqe;
@@ -118,9 +118,33 @@ int rill__wait_readable(int fd)
 	if (!t)
 		return -EPERM;
 	if (rill__epoll(t->loop))
-		return rill__ep_wait_readable(t->loop, fd);
+		return rill__ep_wait_fd(t->loop, fd, out);
 	sqe = rill__sqe(t->loop);
-	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	io_uring_prep_poll_add(sqe, fd, out ? POLLOUT : POLLIN);
 	res = rill__op_wait(sqe, NULL);
 	return res < 0 ? res : 0;
+}
+
+int rill__wait_readable(int fd)
+{
+	return wait_fd(fd, false);
+}
+
+int rill__wait_writable(int fd)
+{
+	return wait_fd(fd, true);
+}
+
+int rill__splice(int in, int64_t off_in, int out, unsigned n)
+{
+	rill_task *t = rill__current();
+	struct io_uring_sqe *sqe;
+
+	if (!t)
+		return -EPERM;
+	if (rill__epoll(t->loop))
+		return -EOPNOTSUPP;
+	sqe = rill__sqe(t->loop);
+	io_uring_prep_splice(sqe, in, off_in, out, -1, n, 0);
+	return rill__op_wait(sqe, NULL);
 }

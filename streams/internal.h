@@ -61,6 +61,9 @@ struct rill_writer {
 	/* Woken when the queue is empty with no send in flight (sent, or
 	 * dropped with the connection): start_tls waits for that. */
 	struct rill__waitq flushed;
+	/* rill_writer_sendfile() owns the socket (streams/sendfile.c):
+	 * writes queue behind the file and are flushed after it. */
+	bool in_sendfile;
 };
 
 struct rill__conn;

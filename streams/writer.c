@@ -218,7 +218,7 @@ static void writer_flush(struct rill__deferred *d)
 
 	struct rill__conn *c = rill__writer_conn(w);
 
-	if (w->sending || c->lost)
+	if (w->sending || c->lost || w->in_sendfile)	/* sendfile kicks after */
 		return;
 	if (c->tp->pending(c))
 		writer_send(w);
