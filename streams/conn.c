@@ -188,7 +188,7 @@ static void conn_free(struct rill__conn *c)
 
 static bool conn_busy(const struct rill__conn *c)
 {
-	return c->writer.sending || rill__recv_busy(&c->recv);
+	return c->writer.sending || c->writer.in_sendfile || rill__recv_busy(&c->recv);
 }
 
 /* A close is through once the transport has nothing left to send, its
@@ -212,8 +212,8 @@ void rill__conn_maybe_close(struct rill__conn *c)
 		rill__recv_stop(&c->recv);
 		return;		/* on_idle brings us back */
 	}
-	if (c->writer.sending)
-		return;		/* send_done brings us back */
+	if (c->writer.sending || c->writer.in_sendfile)
+		return;		/* send_done (or sendfile's end) brings us back */
 	close(c->fd);
 	c->fd = -1;
 	c->fd_closed = true;

@@ -65,7 +65,9 @@ static int pipe_options(const rill_open_options *opts, rill_open_options *o,
 	if (err < 0)
 		return err;
 	if (o->ssl || o->ssl_context || o->server_hostname || o->sock != -1 ||
-	    o->local_addr || o->family || o->connect_timeout)
+	    o->local_addr || o->local_addrlen || o->family || o->proto || o->flags ||
+	    o->connect_timeout || o->happy_eyeballs_delay || o->interleave ||
+	    o->ssl_handshake_timeout || o->ssl_shutdown_timeout)
 		return rill__set_detail(-EINVAL, "%s: only limit applies to a pipe",
 					call);
 	if (!rill_task_current())

@@ -153,7 +153,7 @@ static int send_zero_copy(rill_writer *w, int fd, off_t off, size_t count,
 	w->in_sendfile = false;
 	rill__waitq_wake_all(&w->flushed);
 	rill__writer_kick(w);	/* what was written meanwhile */
-	if (c->closing)
+	if (c->closing || c->lost)	/* held off while the socket was ours */
 		rill__conn_maybe_close(c);
 	return err;
 }

@@ -125,6 +125,43 @@ TASK_TEST(streams_sendfile, writes_made_meanwhile_go_after_the_file)
 	return 0;
 }
 
+struct sender {
+	rill_writer *w;
+	int fd;
+	size_t n;
+	ssize_t got;
+};
+
+static int send_it(void *arg)
+{
+	struct sender *s = arg;
+
+	s->got = rill_writer_sendfile(s->w, s->fd, 0, s->n);
+	return 0;
+}
+
+TASK_TEST(streams_sendfile, close_while_it_sends_waits_for_the_file)
+{
+	struct sender s = { .n = 16u << 20 };
+	struct env e;
+	rill_task *t;
+
+	s.fd = pattern_file(s.n);
+	env_start(&e);
+	s.w = e.w;
+	t = spawn(send_it, &s);
+	rill_sleep_ms(1);	/* the sendfile is under way */
+	rill_writer_close(e.w);	/* as with queued writes: sent, then closed */
+	join(t);
+	cr_assert_eq(s.got, (ssize_t)s.n, "sendfile: %zd", s.got);
+	env_finish(&e);
+	cr_assert_eq(e.rc.len, s.n);
+	check_pat(e.rc.data, 0, s.n);
+	env_free(&e);
+	close(s.fd);
+	return 0;
+}
+
 TASK_TEST(streams_sendfile, over_a_unix_socket)
 {
 	const size_t n = 5u << 20;
