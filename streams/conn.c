@@ -237,6 +237,10 @@ void rill__conn_lost(struct rill__conn *c, int err)
 	}
 	if (c->tp->lost)
 		c->tp->lost(c, err);
+	/* A sendfile blocked on a full socket (a splice in io_uring's worker,
+	 * an EPOLLOUT wait) ends now, not when the peer reads. */
+	if (c->writer.in_sendfile && !c->fd_closed)
+		shutdown(c->fd, SHUT_RDWR);
 	rill__writer_wake_all(&c->writer);
 	if (c->writer.sending)
 		rill__send_cancel(&c->writer.send);

@@ -231,6 +231,8 @@ ssize_t rill_writer_sendfile(rill_writer *w, int fd, off_t offset, size_t count)
 		err = send_zero_copy(w, fd, offset, count, &sent);
 	if (err == -ENOSYS)
 		err = send_copied(w, fd, offset, count, &sent);
+	if (err < 0 && conn_gone(c) < 0)
+		err = conn_gone(c);	/* as drain() says it: abort is -ECONNRESET */
 	if (err < 0)
 		return err;
 	return (ssize_t)sent;

@@ -235,6 +235,35 @@ TASK_TEST(streams_sendfile, a_peer_that_goes_away)
 	return 0;
 }
 
+TASK_TEST(streams_sendfile, abort_ends_a_sendfile_blocked_on_a_full_socket)
+{
+	struct sender s = { .n = 64u << 20 };
+	int lfd, port, peer;
+	rill_reader *r;
+	rill_task *t;
+	rill_time t0;
+
+	s.fd = pattern_file(s.n);
+	lfd = listen_loopback(&port, 1);
+	connect_to("127.0.0.1", port, &r, &s.w);
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);	/* never reads */
+	cr_assert_geq(peer, 0);
+	t = spawn(send_it, &s);
+	rill_sleep_ms(50);	/* the socket is full by now */
+	cr_assert_eq(s.got, 0, "sendfile ended early: %zd", s.got);
+	t0 = rill_now();
+	rill_writer_abort(s.w);
+	join(t);
+	cr_assert_eq(s.got, -ECONNRESET, "sendfile: %zd (%s)", s.got, rill_err_name((int)s.got));
+	cr_assert_lt(rill_now() - t0, 2000 * MS, "abort took too long");
+	cr_assert_eq(rill_writer_wait_closed(s.w), 0);
+	rill_writer_free(s.w);
+	close(peer);
+	close(lfd);
+	close(s.fd);
+	return 0;
+}
+
 static ssize_t outside_a_task(void)
 {
 	return rill_writer_sendfile((rill_writer *)NULL, 0, 0, 1);
