@@ -282,6 +282,7 @@ RILL_API void rill_writer_free(rill_writer *w);
  * (io_uring: SPLICE through a pipe; epoll: sendfile(2)); TLS, pipes, and
  * files the kernel will not splice are read with pread(2) and written as
  * by rill_writer_write() + drain() (do not write from other tasks then).
+ * close() meanwhile lets it finish first; abort() ends it (-ECONNRESET).
  * Errors: -EINVAL (w NULL, negative offset, fd not a regular file open
  * for reading), -EBADF, RILL_ESTATE after write_eof, the connection's
  * error or -ECONNRESET, -ECANCELED / -ETIMEDOUT (with some unknown part
