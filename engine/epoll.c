@@ -600,7 +600,11 @@ void rill__ep_poll(rill_loop *loop, bool block)
 	 * epoll_wait, as it costs io_uring one enter. */
 	if (!rill__list_empty(&loop->ep.done)) {
 		loop->stats.cqes += sends_complete(loop);
-		block = block && rill__loop_may_block(loop);
+		/* A completion that sent part of a queue starts the next send
+		 * at once (send_done): it waits on the submit list, so the
+		 * wait below must not block on it. */
+		block = block && rill__loop_may_block(loop) &&
+			rill__list_empty(&loop->ep.submit);
 	}
 	if (block || loop->ops_in_flight || atomic_load(&loop->ts_signalled)) {
 		n = epoll_wait(loop->ep.fd, evs, EP_EVENTS, wait_ms(loop, block));
