@@ -55,6 +55,7 @@ struct rill__epfd {
 	struct rill__acceptor *acc;
 	struct rill__send *send;
 	struct rill__wait *out;		/* a task waiting for EPOLLOUT */
+	struct rill__wait *in;		/* a task waiting for EPOLLIN */
 	uint32_t mask;			/* events registered with the kernel */
 };
 
@@ -92,6 +93,9 @@ void rill__ep_acceptor_stop(struct rill__acceptor *a);
 void rill__ep_acceptor_forget(struct rill__acceptor *a);
 void rill__ep_send_start(struct rill__send *s);
 void rill__ep_send_cancel(struct rill__send *s);
+/* Task: parked until fd is readable, or writable with out (epoll's side
+ * of rill__wait_readable / rill__wait_writable). */
+int rill__ep_wait_fd(rill_loop *loop, int fd, bool out);
 int rill__ep_connect(rill_loop *loop, int fd, const struct sockaddr *addr,
 		     socklen_t len);
 

@@ -53,6 +53,10 @@ int rill_reader_new(size_t limit, rill_reader **readerp)
 
 void rill_reader_free(rill_reader *r)
 {
+	if (r && r->conn && r->conn->reader_owns) {	/* a read pipe's */
+		rill_writer_free(&r->conn->writer);
+		return;
+	}
 	if (!r || r->conn)	/* a connection's reader goes with its writer */
 		return;
 	rill__reader_destroy(r);

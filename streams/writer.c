@@ -196,7 +196,10 @@ static void writer_idle(rill_writer *w)
 	rill__waitq_wake_all(&w->flushed);
 	if (w->eof_requested && !w->eof_done && !c->lost) {
 		w->eof_done = true;
-		shutdown(c->fd, SHUT_WR);
+		if (c->pipe)	/* no half-close: asyncio's pipe closes */
+			c->closing = true;
+		else
+			shutdown(c->fd, SHUT_WR);
 	}
 	if (c->closing && !c->shut_down && !c->lost && c->tp->shutdown) {
 		c->shut_down = true;
@@ -216,7 +219,7 @@ static void writer_flush(struct rill__deferred *d)
 
 	struct rill__conn *c = rill__writer_conn(w);
 
-	if (w->sending || c->lost)
+	if (w->sending || c->lost || w->in_sendfile)	/* sendfile kicks after */
 		return;
 	if (c->tp->pending(c))
 		writer_send(w);

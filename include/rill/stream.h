@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "rill/common.h"
 #include "rill/loop.h"
@@ -278,6 +279,25 @@ RILL_API rill_reader *rill_writer_reader(rill_writer *w);
  * connection instead and says so through the log hook. Called again on a
  * freed writer, rill aborts with a message naming the misuse. */
 RILL_API void rill_writer_free(rill_writer *w);
+
+/* ---- sendfile ------------------------------------------------------- */
+
+/* loop.sendfile(transport, file, offset, count): sends count bytes of the
+ * regular file fd (borrowed; its file position is neither used nor moved)
+ * from offset, or up to its end for count 0 or a file that ends first,
+ * after what was written before the call; writes made while it runs (by
+ * other tasks) go after the file. Returns when every byte has been handed
+ * to the kernel, with the count sent. Zero-copy on a plain socket
+ * (io_uring: SPLICE through a pipe; epoll: sendfile(2)); TLS, pipes, and
+ * files the kernel will not splice are read with pread(2) and written as
+ * by rill_writer_write() + drain() (do not write from other tasks then).
+ * close() meanwhile lets it finish first; abort() ends it (-ECONNRESET).
+ * Errors: -EINVAL (w NULL, negative offset, fd not a regular file open
+ * for reading), -EBADF, RILL_ESTATE after write_eof, the connection's
+ * error or -ECONNRESET, -ECANCELED / -ETIMEDOUT (with some unknown part
+ * sent: close the connection), -EPERM outside a task. */
+RILL_API ssize_t rill_writer_sendfile(rill_writer *w, int fd, off_t offset,
+				      size_t count);
 
 /* ---- start_server -------------------------------------------------- */
 
