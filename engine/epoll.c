@@ -607,11 +607,7 @@ void rill__ep_poll(rill_loop *loop, bool block)
 	 * epoll_wait, as it costs io_uring one enter. */
 	if (!rill__list_empty(&loop->ep.done)) {
 		loop->stats.cqes += sends_complete(loop);
-		/* A completion that sent part of a queue starts the next send
-		 * at once (send_done): it waits on the submit list, so the
-		 * wait below must not block on it. */
-		block = block && rill__loop_may_block(loop) &&
-			rill__list_empty(&loop->ep.submit);
+		block = block && rill__loop_may_block(loop);
 	}
 	/* A send those handlers started (the rest of a partial one) waits
 	 * for the next submit point, and nothing may wake this wait for it:
