@@ -77,8 +77,9 @@ static SSL_CTX *client_ctx(void)
 	return ctx;
 }
 
-/* n clients finish their handshake and sit idle until told to go. */
-static int idle_clients(int port, int n, int ctl)
+/* n clients finish their handshake (and, with echo, have one byte
+ * echoed) and sit idle until told to go. */
+static int idle_clients(int port, int n, int ctl, bool echo)
 {
 	SSL_CTX *ctx = client_ctx();
 	char c = 'r';
@@ -90,6 +91,10 @@ static int idle_clients(int port, int n, int ctl)
 
 		CHECK(ssl && SSL_set_fd(ssl, fd) == 1, "client %d", i);
 		CHECK(SSL_connect(ssl) == 1, "handshake %d", i);
+		if (echo) {
+			CHECK(SSL_write(ssl, "e", 1) == 1, "write %d", i);
+			CHECK(SSL_read(ssl, &c, 1) == 1 && c == 'e', "echo %d", i);
+		}
 		/* Kept: never freed, never closed until the child exits. */
 	}
 	CHECK(write(ctl, &c, 1) == 1);
@@ -209,7 +214,12 @@ static int pending_handshakes_fn(int port, int unused, int ctl)
 
 static int idle_clients_fn(int port, int n, int ctl)
 {
-	return idle_clients(port, n, ctl);
+	return idle_clients(port, n, ctl, false);
+}
+
+static int idle_echo_clients_fn(int port, int n, int ctl)
+{
+	return idle_clients(port, n, ctl, true);
 }
 
 static int hello_batches_fn(int port, int unused, int ctl)
@@ -264,6 +274,24 @@ static int wait_idle(rill_reader *r, rill_writer *w, void *arg)
 	return 0;
 }
 
+/* Echoes the first byte, then waits for one that never comes: a
+ * connection that carried traffic, then went idle. */
+static int echo_then_idle(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct idle_server *s = arg;
+	char c;
+
+	s->served++;
+	if (rill_reader_readexactly(r, &c, 1) == 1) {
+		rill_writer_write(w, &c, 1);
+		(void)rill_writer_drain(w);
+		(void)rill_reader_read(r, &c, 1);
+	}
+	s->ended++;
+	rill_writer_close(w);
+	return 0;
+}
+
 /* One connection through the whole path first: OpenSSL's and the loop's
  * one-off allocations are made before the measurement starts. */
 static void warm_up(struct tls_env *e)
@@ -306,6 +334,41 @@ TASK_TEST(tls_memory, idle_connection_costs_the_server_little, .timeout = 60)
 	tls_env_stop(&e);
 	cr_assert_leq(heap, IDLE_HEAP_MAX, "%.0f B of heap per idle connection", heap);
 	cr_assert_leq(rss, IDLE_RSS_MAX, "%.0f B of RSS per idle connection", rss);
+	return 0;
+}
+
+/* A connection that carried traffic keeps OpenSSL's buffers while it may
+ * go on (request/response traffic does not free and make them per
+ * message), and gives them back once it stayed idle (tls/idle.c sweeps
+ * every 250 ms). */
+TASK_TEST(tls_memory, connection_idle_after_traffic_gives_buffers_back, .timeout = 60)
+{
+	struct idle_server s = { 0 };
+	struct tls_env e = { 0 };
+	int n = conns_wanted(), ctl;
+	struct mem before, busy, after;
+	double heap_busy, heap;
+	pid_t pid;
+
+#ifdef UNDER_ASAN
+	cr_skip_test("AddressSanitizer's allocator hides malloc's figures");
+#endif
+	tls_env_start(&e, echo_then_idle, &s, NULL);
+	warm_up(&e);
+	before = mem_now();
+	pid = clients_start(idle_echo_clients_fn, e.port, n, &ctl);
+	cr_assert(ctl_wait(ctl, 60000), "the clients did not connect");
+	busy = mem_now();
+	rill_sleep_ms(700);	/* two sweep periods and more */
+	after = mem_now();
+	heap_busy = ((double)busy.in_use - (double)before.in_use) / n;
+	heap = ((double)after.in_use - (double)before.in_use) / n;
+	fprintf(stderr, "tls_memory: %d TLS connections idle after one echo: %.0f B heap "
+		"in use at once, %.0f B after 700 ms\n", n, heap_busy, heap);
+	clients_finish(pid, ctl);
+	tls_env_stop(&e);
+	cr_assert_eq(s.served - 1, n, "connections served (and the warm-up)");
+	cr_assert_leq(heap, IDLE_HEAP_MAX, "%.0f B of heap per idle connection", heap);
 	return 0;
 }
 

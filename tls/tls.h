@@ -59,6 +59,23 @@ void rill__tls_out_sent(struct rill__tls_out *o, size_t n);
 /* Drops what is unsent and gives all its memory back. */
 void rill__tls_out_free(struct rill__tls_out *o);
 
+/* ---- idle connections give OpenSSL's buffers back (tls/idle.c) ----- */
+
+/* A connection's place on its thread's idle list; zeroed is off it. */
+struct rill__tls_idle {
+	struct rill__tls_idle *prev, *next;
+	bool touched;		/* went idle again since the last sweep */
+};
+
+/* The connection has nothing in or out: it joins its thread's idle list,
+ * and rill__tls_idle_release() is called for it once it stayed so through
+ * a whole sweep period. Called on the loop's thread. */
+void rill__tls_idle_mark(struct rill__tls_idle *e);
+/* Off the list (the connection is going away). */
+void rill__tls_idle_leave(struct rill__tls_idle *e);
+/* Defined by the transport: frees OpenSSL's buffers if still idle. */
+void rill__tls_idle_release(struct rill__tls_idle *e);
+
 /* Set rill_tls_last_error() and return code. */
 int rill__tls_error(int code, const char *what);
 int rill__tls_error_str(int code, const char *fmt, ...)

@@ -13,9 +13,9 @@
  *
  * Memory follows the traffic: output blocks go back once sent, the
  * ciphertext held between recvs once OpenSSL took it, and OpenSSL's own
- * record buffers (34 KiB) whenever the connection is idle (see
- * tls_release_if_idle), so an idle connection costs little more than its
- * SSL object.
+ * record buffers (34 KiB) once the connection stayed idle a while (see
+ * tls_release_if_idle and tls/idle.c), so an idle connection costs little
+ * more than its SSL object.
  *
  * Close sends close_notify and waits for the peer's, as asyncio's
  * SSLProtocol does, at most ssl_shutdown_timeout (30 s); then it aborts and
@@ -69,6 +69,7 @@ struct tls_conn {
 	bool close_notify;	/* the peer's arrived */
 	bool peer_eof;		/* TCP EOF while closing */
 	bool notify_sent;	/* our close_notify is queued */
+	bool warm;		/* idle once since the handshake */
 	int err;
 	const char *in;		/* ciphertext OpenSSL reads next (the view) */
 	size_t in_len;
@@ -80,6 +81,7 @@ struct tls_conn {
 	struct rill__waitq waiters;	/* tasks waiting for the handshake */
 	char *subject;		/* "peercert_subject", made on demand */
 	char *alpn;		/* "alpn_protocol" */
+	struct rill__tls_idle idle;	/* on the thread's idle list */
 };
 
 static struct tls_conn *tls_of(struct rill__conn *c)
@@ -145,12 +147,34 @@ static void tls_kick_if_output(struct tls_conn *t)
  * waiting either, whose memory is the read buffer.) In a handshake, the
  * output on its way does not count: no bulk follows before it ends, and a
  * flood of handshakes must not hold 34 KiB each until their flights go. */
+static bool tls_idle(const struct tls_conn *t)
+{
+	return !(t->failed || t->held_len || t->in_len || (t->done && t->out.pending) ||
+		 t->c->writer.qlen || SSL_has_pending(t->ssl));
+}
+
+/* In the handshake, and the first time the connection is idle after it
+ * (a client that connects and waits), the buffers go at once; once it has
+ * carried traffic, when it stayed idle for a while (tls/idle.c), so that
+ * request/response traffic keeps them. */
 static void tls_release_if_idle(struct tls_conn *t)
 {
-	if (t->failed || t->held_len || t->in_len || (t->done && t->out.pending) ||
-	    t->c->writer.qlen || SSL_has_pending(t->ssl))
+	if (!tls_idle(t))
 		return;
+	if (t->warm) {
+		rill__tls_idle_mark(&t->idle);
+		return;
+	}
 	SSL_free_buffers(t->ssl);
+	t->warm = t->done;
+}
+
+void rill__tls_idle_release(struct rill__tls_idle *e)
+{
+	struct tls_conn *t = (struct tls_conn *)((char *)e - offsetof(struct tls_conn, idle));
+
+	if (tls_idle(t))
+		SSL_free_buffers(t->ssl);
 }
 
 static void tls_handshake_step(struct tls_conn *t)
@@ -506,6 +530,7 @@ static void tls_destroy(struct rill__conn *c)
 		rill_task_cancel(t->shutdown_timer);
 		rill_task_detach(t->shutdown_timer);
 	}
+	rill__tls_idle_leave(&t->idle);
 	SSL_free(t->ssl);	/* frees the view and the sink */
 	rill__tls_out_free(&t->out);
 	free(t->inbuf);
