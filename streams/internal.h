@@ -129,7 +129,7 @@ struct rill__conn {
 	bool closing;		/* close() or abort() called */
 	bool lost;		/* connection_lost: no more I/O */
 	bool fd_closed;
-	bool released;		/* the user gave the handles back */
+	bool released;		/* every holder gave the handles back */
 	bool borrowed;		/* a server callback holds the handles */
 	bool warned;
 	int lost_err;		/* the error the connection was lost with */
@@ -139,6 +139,11 @@ struct rill__conn {
 	int fd_info;		/* "socket" extra info */
 	struct rill_server *server;
 	struct rill__list server_link;
+	/* rill_writer_keep(): holders besides the owner (the task that opened
+	 * it, or the server callback); memory goes when both are done. */
+	unsigned keeps;
+	bool owner_released;	/* the owner gave its reference back */
+	bool keeps_seen;	/* kept once: the warning names the holder */
 };
 
 /* Creates a connection for a connected socket (ownership passes to it) and

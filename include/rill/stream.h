@@ -270,12 +270,35 @@ RILL_API rill_reader *rill_writer_reader(rill_writer *w);
  * freed writer, rill aborts with a message naming the misuse. */
 RILL_API void rill_writer_free(rill_writer *w);
 
+/* ---- kept writers (libevent's bufferevent_incref / decref) ----------- */
+
+/* Takes a reference to the connection behind w, so that it outlives its
+ * owner (the task that opened it, or the server callback that was handed
+ * it): w and rill_writer_reader(w) stay valid until the matching
+ * rill_writer_release(), and another task of the same loop may write to,
+ * drain, close and read from them meanwhile. The owner's release (the
+ * callback returning, rill_writer_free, the opening task ending) then
+ * leaves the connection open; it is closed (with the "unclosed writer"
+ * warning if nobody closed it) and freed when the last holder lets go.
+ * Once the connection is lost or closed, calls on a kept writer behave
+ * as on any closed one: writes are dropped, drain returns -ECONNRESET (or
+ * the reader's exception), reads return EOF or the loss error. Returns w
+ * (NULL for NULL). Loop thread only; keeping a freed writer aborts with a
+ * message naming the misuse. */
+RILL_API rill_writer *rill_writer_keep(rill_writer *w);
+/* Gives back one rill_writer_keep() reference; the last holder's release
+ * may free w at once: w and its reader are invalid for this holder after
+ * the call. More releases than keeps abort with a message. NULL: no-op. */
+RILL_API void rill_writer_release(rill_writer *w);
+
 /* ---- start_server -------------------------------------------------- */
 
 /* Runs in a task of its own for each connection. The reader and writer
  * are borrowed: rill frees both when the callback returns, and closes the
  * connection first if the callback left it open, saying so once through
- * the log hook (asyncio's ResourceWarning). The return value is ignored. */
+ * the log hook (asyncio's ResourceWarning). With rill_writer_keep()
+ * references out, the connection stays open and is freed when the last
+ * is released instead. The return value is ignored. */
 typedef int (*rill_client_connected_fn)(rill_reader *r, rill_writer *w,
 					void *arg);
 
