@@ -61,6 +61,10 @@ struct rill_writer {
 	/* Woken when the queue is empty with no send in flight (sent, or
 	 * dropped with the connection): start_tls waits for that. */
 	struct rill__waitq flushed;
+	/* writer_push(): the next write sends at once from this many bytes
+	 * queued, or from this coarse-clock time. */
+	size_t push_bytes;
+	uint64_t push_at;
 };
 
 struct rill__conn;

@@ -197,7 +197,11 @@ RILL_API void rill_reader_free(rill_reader *r);
 
 /* ---- StreamWriter -------------------------------------------------- */
 
-/* Queues a copy of data; never blocks. Returns 0, or RILL_ESTATE after
+/* Queues a copy of data; never blocks. The writes made before the task
+ * waits leave together at the end of the loop iteration; a write finding
+ * 16 KiB queued, or its oldest byte older than about 1 ms, sends at once
+ * what the socket takes (asyncio's write() sends when it can), so a task
+ * that never waits still gets its bytes out. Returns 0, or RILL_ESTATE after
  * write_eof. After the connection is lost (or closed) data is dropped and
  * 0 returned, as asyncio does; from the fifth such write on, each one is
  * reported through the log hook ("socket.send() raised exception."). */
