@@ -148,6 +148,7 @@ struct rill__conn {
 	unsigned keeps;
 	bool owner_released;	/* the owner gave its reference back */
 	bool keeps_seen;	/* kept once: the warning names the holder */
+	rill_task *handler;	/* a server callback running on it, or NULL */
 };
 
 /* Creates a connection for a connected socket (ownership passes to it) and

@@ -386,12 +386,34 @@ RILL_API void rill_server_close(rill_server *s);
 /* Closes (close_clients) or aborts (abort_clients) every connection. */
 RILL_API void rill_server_close_clients(rill_server *s);
 RILL_API void rill_server_abort_clients(rill_server *s);
-/* Waits until the server is closed and every connection has ended. */
+/* Waits until the server is closed and every connection has ended (its
+ * socket closed, its callback returned), as asyncio 3.12+; closes nothing
+ * itself: after close_clients() a client that never reads keeps its
+ * connection open, and this waiting, for as long as that lasts; see
+ * rill_server_shutdown() for a bounded stop. */
 RILL_API int rill_server_wait_closed(rill_server *s);
 /* Closes, aborts the clients and frees the server once they are gone.
  * A task waiting in serve_forever() or wait_closed() on it returns first
  * (as after rill_server_close()); the server goes after that. */
 RILL_API void rill_server_free(rill_server *s);
+
+/* ---- shutdown with a grace period ----------------------------------- */
+
+/* A shutdown that cannot hang on a client that stopped reading: stops
+ * listening (rill_server_close), closes every connection gracefully
+ * (rill_server_close_clients: queued bytes are sent first), waits up to
+ * grace_ns for all of them to end, then aborts those still open
+ * (rill_server_abort_clients), cancels their callbacks that are still
+ * running, and waits for those callbacks to return. Returns 0 when every
+ * connection ended within the grace period, else the number of
+ * connections aborted (> 0; on a server with threads 1, the count being
+ * the worker threads'); -EINVAL (NULL s), -EPERM
+ * outside a task; -ECANCELED if the calling task was cancelled (the rest
+ * is aborted then, without waiting), -ETIMEDOUT if its own deadline
+ * passed. Connections kept with rill_writer_keep() are closed and
+ * aborted as the others. The server is still the caller's to free. Task
+ * only. */
+RILL_API int rill_server_shutdown(rill_server *s, rill_time grace_ns);
 
 /* ---- logging ------------------------------------------------------- */
 
