@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "streams/internal.h"
@@ -288,6 +289,25 @@ static void conn_last_release(struct rill__conn *c, bool warn)
 		rill_writer_close(&c->writer);
 	else
 		rill__conn_maybe_close(c);
+}
+
+int rill_writer_abort_reset(rill_writer *w)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+	struct rill__conn *c;
+
+	rill__detail_clear();
+	if (!w)
+		return -EINVAL;
+	c = rill__writer_conn(w);
+	if (c->fd_closed)
+		return rill__set_detail(RILL_ECLOSED, "the socket is already closed");
+	/* Linger 0: the close, once nothing is in flight on the fd, sends
+	 * RST instead of FIN (uv_tcp_close_reset). */
+	if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst)) < 0)
+		return rill__set_detail(-errno, "SO_LINGER: %s", strerror(errno));
+	rill_writer_abort(w);
+	return 0;
 }
 
 void rill__conn_release(struct rill__conn *c, bool warn)

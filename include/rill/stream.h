@@ -397,6 +397,17 @@ RILL_API int rill_server_wait_closed(rill_server *s);
  * (as after rill_server_close()); the server goes after that. */
 RILL_API void rill_server_free(rill_server *s);
 
+/* ---- close with a reset (libuv's uv_tcp_close_reset) ---------------- */
+
+/* abort() that the peer sees as a reset: sets SO_LINGER to 0, so that
+ * closing the socket sends RST instead of FIN (the peer's reads and
+ * writes fail with ECONNRESET), then aborts as rill_writer_abort(): the
+ * queue is dropped, reading stops. Meaningful on TCP; on a Unix socket it
+ * aborts. Returns 0, -EINVAL for NULL, RILL_ECLOSED once the socket is
+ * closed (nothing done), or setsockopt's error (then nothing is done).
+ * w stays valid: free it as after rill_writer_abort(). */
+RILL_API int rill_writer_abort_reset(rill_writer *w);
+
 /* ---- shutdown with a grace period ----------------------------------- */
 
 /* A shutdown that cannot hang on a client that stopped reading: stops
