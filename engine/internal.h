@@ -99,6 +99,19 @@ struct rill__waitq {
 	struct rill__list waiters;	/* struct rill__wait, by link */
 };
 
+/* An entry of the loop's timer heap (engine/timer.c): a task's sleep or
+ * deadline, or a callback timer (rill_loop_call_later). Entries fire in
+ * the order of when, and of seq (the order they were started) for equal
+ * whens, as asyncio runs call_later callbacks. */
+struct rill__timer {
+	rill_time when;
+	uint64_t seq;
+	size_t index;		/* in the heap, or SIZE_MAX */
+	/* Loop thread, outside tasks: the time has come; the entry is out of
+	 * the heap already and may be started again or freed. */
+	void (*fire)(struct rill__timer *tm, rill_time now);
+};
+
 enum rill__task_state {
 	RILL__TASK_NEW,
 	RILL__TASK_READY,
@@ -135,7 +148,7 @@ struct rill_task {
 	int wake_res;			/* what park() returns */
 	rill_time deadline;		/* RILL_TIME_NEVER: none */
 	struct rill__wait *wait;	/* what it is parked on */
-	size_t heap_index;		/* in the timer heap, or SIZE_MAX */
+	struct rill__timer timer;	/* in the timer heap while it waits */
 	struct rill__list ready_link;	/* ready queue */
 	struct rill__list all_link;	/* every live task of the loop */
 	struct rill__waitq joiners;	/* tasks joining it */
@@ -217,6 +230,13 @@ void rill__work_abandon(struct rill__work *w);
 
 void rill__timer_add(rill_loop *loop, rill_task *task, rill_time when);
 void rill__timer_del(rill_loop *loop, rill_task *task);
+/* Puts tm (fire set by the caller, index SIZE_MAX) in the heap to fire at
+ * when; stop takes it out if it is in (no-op otherwise). */
+void rill__timer_start(rill_loop *loop, struct rill__timer *tm, rill_time when);
+void rill__timer_stop(rill_loop *loop, struct rill__timer *tm);
+/* rill_loop_free(): cancels the callback timers still pending
+ * (engine/call_later.c). */
+void rill__call_later_drop(rill_loop *loop);
 rill_time rill__timer_next(const rill_loop *loop);
 void rill__timers_run(rill_loop *loop, rill_time now);
 
@@ -233,6 +253,15 @@ void rill__defer(rill_loop *loop, struct rill__deferred *d);
 /* Runs the loop until t has ended: rill_task_join() outside a task.
  * Returns 0, or -EPERM / -EBUSY as rill_loop_run(). */
 int rill__loop_run_until(rill_loop *loop, const rill_task *t);
+
+/* ---- signals (engine/signal.c) -------------------------------------- */
+
+struct rill__sigloop;
+/* Loop thread, at each eventfd wake-up: wakes the tasks and queues the
+ * handlers of the signals caught since the last call. */
+void rill__signals_poll(rill_loop *loop);
+/* rill_loop_free(): gives every signal of the loop back (default action). */
+void rill__signals_free(rill_loop *loop);
 
 /* ---- fibers -------------------------------------------------------- */
 

@@ -467,6 +467,7 @@ void rill__loop_ts_run(rill_loop *loop)
 	for (size_t i = 0; i < q.len; i++)
 		q.v[i].fn(q.v[i].arg);
 	free(q.v);
+	rill__signals_poll(loop);
 }
 
 static void wake_done(struct rill__op *op, int res, unsigned flags)
@@ -639,11 +640,13 @@ int rill_loop_free(rill_loop *loop)
 					"task or callback");
 	loop->freeing = true;
 	tasks_drain(loop);
+	rill__call_later_drop(loop);
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);
 		rill__loop_ts_run(loop);
 	}
+	rill__signals_free(loop);
 	if (loop->soon.len)
 		cbqueue_run(&loop->soon);
 	/* Ring first: once it is gone no recv can pick a buffer, then the

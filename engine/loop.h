@@ -127,8 +127,8 @@ struct rill_loop {
 	struct rill__stack *stack_pool;
 	size_t stack_pool_len;
 
-	/* timers: a binary min-heap of tasks ordered by their wake time */
-	rill_task **heap;
+	/* timers: a binary min-heap ordered by (when, seq) */
+	struct rill__timer **heap;
 	size_t heap_len, heap_cap;
 
 	uint64_t ops_in_flight;
@@ -161,6 +161,10 @@ struct rill_loop {
 	bool has_bufs;
 
 	rill_loop_stats stats;
+
+	/* signals this loop handles (engine/signal.c); NULL until the first */
+	struct rill__sigloop *sig;
+	uint64_t timer_seq;		/* the next rill__timer.seq */
 };
 
 

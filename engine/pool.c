@@ -4,14 +4,19 @@
  * asyncio's default executor run them. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "engine/loop.h"
 
-/* At most this many lookups block at once, whatever the number of loops
- * or tasks asking: a flood of connects to names cannot become a flood of
- * threads. libuv uses 4 by default for the same reason. */
-#define RILL__POOL_THREADS 4
+/* At most this many calls block at once (lookups, rill_to_thread()),
+ * whatever the number of loops or tasks asking: a flood of connects to
+ * names cannot become a flood of threads. libuv uses 4 by default for the
+ * same reason, and its UV_THREADPOOL_SIZE is RILL_THREADPOOL_SIZE here,
+ * read once at the pool's first use and clamped to 1..POOL_MAX. */
+#define POOL_DEFAULT 4
+#define POOL_MAX 128
 
 enum { WORK_QUEUED, WORK_RUNNING, WORK_POSTED, WORK_ABANDONED };
 
@@ -19,7 +24,7 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t more;
 	struct rill__list queue;
-	int threads, idle;
+	int threads, idle, max;
 	bool ready;
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER };
 
@@ -59,11 +64,26 @@ static void work_post(struct rill__work *w)
 		nanosleep(&pause, NULL);	/* -ENOMEM: the answer must arrive */
 }
 
+/* A pool thread takes no asynchronous signal: the loops' handlers
+ * (engine/signal.c) run on other threads, and the blocking calls run here
+ * are not cut short by EINTR. Faults stay deliverable. */
+static void signals_block(void)
+{
+	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
+	sigset_t set;
+
+	sigfillset(&set);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		sigdelset(&set, faults[i]);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static void *pool_thread(void *arg)
 {
 	struct rill__work *w;
 
 	(void)arg;
+	signals_block();
 	pthread_mutex_lock(&pool.lock);
 	for (;;) {
 		pool.idle++;
@@ -88,7 +108,7 @@ static int pool_grow(void)
 	pthread_t th;
 	int err;
 
-	if (pool.idle > 0 || pool.threads >= RILL__POOL_THREADS)
+	if (pool.idle > 0 || pool.threads >= pool.max)
 		return 0;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -100,6 +120,16 @@ static int pool_grow(void)
 	return 0;
 }
 
+static int pool_size(void)
+{
+	const char *env = getenv("RILL_THREADPOOL_SIZE");
+	long n = env ? strtol(env, NULL, 10) : 0;
+
+	if (n <= 0)
+		return POOL_DEFAULT;
+	return n > POOL_MAX ? POOL_MAX : (int)n;
+}
+
 int rill__work_submit(rill_loop *loop, struct rill__work *w)
 {
 	int err;
@@ -108,6 +138,7 @@ int rill__work_submit(rill_loop *loop, struct rill__work *w)
 	pthread_mutex_lock(&pool.lock);
 	if (!pool.ready) {
 		rill__list_init(&pool.queue);
+		pool.max = pool_size();
 		pool.ready = true;
 	}
 	err = pool_grow();

@@ -149,7 +149,7 @@ int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 	t->fn = fn;
 	t->arg = arg;
 	t->deadline = RILL_TIME_NEVER;
-	t->heap_index = SIZE_MAX;
+	t->timer.index = SIZE_MAX;
 	t->detached = taskp == NULL;
 	t->state = RILL__TASK_READY;
 	rill__waitq_init(&t->joiners);

@@ -6,9 +6,12 @@
  * Prints "Serving on HOST:PORT", then for each connection reads up to 100
  * bytes, prints what it got and from whom, echoes it back and closes.
  * --tls: serve TLS with the certificate chain CERT and its key KEY (PEM).
+ * SIGINT or SIGTERM stops it: no new connections, the open ones get
+ * STOP_GRACE_MS to finish and are then aborted, exit status 0.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +92,32 @@ static int server_options(const struct args *a, rill_server_options *o)
 #endif
 }
 
+/* How long connections open at a stop signal may take to finish. */
+#define STOP_GRACE_MS 2000
+
+/* Serves (the server started serving already) until SIGINT or SIGTERM,
+ * then stops gracefully: the listening sockets close at once, the
+ * connections get STOP_GRACE_MS to end on their own, then are aborted. */
+static int wait_for_stop(rill_server *server)
+{
+	static const int stop[] = { SIGINT, SIGTERM };
+	int sig = rill_signal_wait(stop, 2);
+	rill_time saved;
+
+	if (sig < 0) {
+		fprintf(stderr, "signal_wait: %s\n", rill_strerror(sig));
+		return sig;
+	}
+	fprintf(stderr, "echo-server: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	rill_server_close(server);
+	rill_server_close_clients(server);
+	saved = rill_deadline_push(STOP_GRACE_MS * RILL_NSEC_PER_MSEC);
+	if (rill_server_wait_closed(server) == -ETIMEDOUT)
+		rill_server_abort_clients(server);
+	rill_deadline_pop(saved);
+	return 0;
+}
+
 static int main_task(void *arg)
 {
 	struct args *a = arg;
@@ -110,12 +139,12 @@ static int main_task(void *arg)
 		printf("Serving on %s\n", addr);
 	}
 	fflush(stdout);
-	err = rill_server_serve_forever(server);
+	err = wait_for_stop(server);
 	rill_server_free(server);
 #ifdef RILL_HAVE_TLS
 	rill_tls_ctx_free(opts.ssl);
 #endif
-	return err < 0 && err != -ECANCELED;
+	return err < 0;
 }
 
 int main(int argc, char **argv)

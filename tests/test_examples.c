@@ -152,6 +152,27 @@ static void stop_program(pid_t pid)
 
 /* ---- echo-server and echo-client ------------------------------------ */
 
+/* Sends sig to a server that stops gracefully on it and checks that it
+ * exits with status 0 within ms. */
+static void stop_gracefully(pid_t pid, int sig, long long ms)
+{
+	long long t0 = now_ms();
+	int status = 0;
+	pid_t got = 0;
+
+	cr_assert_eq(kill(pid, sig), 0);
+	while (now_ms() - t0 < ms && (got = waitpid(pid, &status, WNOHANG)) == 0)
+		usleep(2000);
+	if (got == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		cr_assert_fail("no exit within %lld ms of signal %d", ms, sig);
+	}
+	cr_assert_eq(got, pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "signal %d: status %#x", sig, status);
+}
+
 /* Runs echo-client (argv, whose last argument is msg) against the running
  * echo-server whose stdout is outfd; both must print what the asyncio
  * documentation's pair prints. */
@@ -196,7 +217,35 @@ Test(examples, echo_server_and_client, .timeout = 30)
 	check_echo_exchange((char *[]){ client, "127.0.0.1", port, "Hello World!", NULL },
 			    "Hello World!", outfd);
 
-	stop_program(pid);
+	stop_gracefully(pid, SIGTERM, 2000);
+	close(outfd);
+	close(errfd);
+}
+
+/* A client that connects and sends nothing keeps its handler in read:
+ * SIGINT still stops the server, within its grace period (2 s) and a
+ * margin, with status 0; a new connection is refused meanwhile. */
+Test(examples, echo_server_stops_on_signal_with_an_idle_client, .timeout = 30)
+{
+	char server[PATH_MAX], line[256];
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int outfd, errfd, p = 0, c;
+	pid_t pid;
+
+	example_path("echo-server", server, sizeof(server));
+	pid = start_program((char *[]){ server, "127.0.0.1", "0", NULL }, &outfd, &errfd);
+	slurp(outfd, line, sizeof(line), 5000, true);
+	cr_assert_eq(sscanf(line, "Serving on ('127.0.0.1', %d)", &p), 1, "server said: %s", line);
+	sa.sin_port = htons((uint16_t)p);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	usleep(50000);	/* the server has accepted it */
+	stop_gracefully(pid, SIGINT, 2000 + 1500);
+	close(c);
+	c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_neq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0, "still listening");
+	close(c);
 	close(outfd);
 	close(errfd);
 }
@@ -259,7 +308,7 @@ Test(examples, echo_server_and_client_over_tls, .timeout = 30)
 	/* A CA that did not sign the server's certificate: refused. */
 	expect_verify_failure((char *[]){ client, "--tls", other, "127.0.0.1", port, "nope",
 					  NULL });
-	stop_program(pid);
+	stop_gracefully(pid, SIGINT, 2000);
 	close(outfd);
 	close(errfd);
 	remove_dir(dir);

@@ -108,8 +108,9 @@ typedef void (*rill_callback)(void *arg);
 
 /* Runs fn(arg) on the loop's thread at its next iteration, outside any task
  * (fn must not block; it may spawn tasks). Safe from any thread, including
- * signal-free contexts of other loops. Callbacks run in the order queued.
- * Returns 0 or -ENOMEM. */
+ * signal-free contexts of other loops, but not from a signal handler (it
+ * locks and may allocate; see rill_loop_add_signal_handler()). Callbacks
+ * run in the order queued. Returns 0 or -ENOMEM. */
 RILL_API int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn,
 					    void *arg);
 
@@ -152,6 +153,104 @@ RILL_API int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
 
 /* Monotonic clock, in nanoseconds. */
 RILL_API rill_time rill_now(void);
+
+/* ---- timers -------------------------------------------------------- */
+
+/* A scheduled callback, as asyncio's TimerHandle. */
+typedef struct rill_timer_handle rill_timer_handle;
+
+/* Schedules fn(arg) to run on the loop's thread once rill_now() reaches
+ * when (call_at), or delay_ns from now (call_later); a time already past
+ * runs it at the loop's next timer step. Callbacks with equal times run
+ * in the order scheduled. fn runs from the loop, outside any task: it
+ * must not wait, and may call everything that does not (spawn tasks, set
+ * events, schedule or cancel timers, free its own handle). A pending
+ * timer keeps rill_loop_run() running. arg is borrowed until fn has run
+ * or the timer is cancelled.
+ *
+ * With hp NULL rill frees the timer once it has fired or the loop is
+ * freed. With hp non-NULL *hp gets a handle the caller owns: it stays
+ * valid after the timer fired, was cancelled, or its loop was freed,
+ * until rill_timer_handle_free(). Loop thread only. Returns 0, -EINVAL
+ * (NULL loop or fn), -EPERM (another thread), -ENOMEM, or RILL_ECLOSED
+ * while the loop is being freed; then fn is never called. */
+RILL_API int rill_loop_call_at(rill_loop *loop, rill_time when,
+			       rill_callback fn, void *arg,
+			       rill_timer_handle **hp);
+RILL_API int rill_loop_call_later(rill_loop *loop, rill_time delay_ns,
+				  rill_callback fn, void *arg,
+				  rill_timer_handle **hp);
+
+/* Cancels the timer: its callback will not run. Returns 1 if it was
+ * pending, 0 if it had already run or been cancelled, -EINVAL for NULL.
+ * Afterwards rill_timer_handle_cancelled() is true, as in asyncio even
+ * for a timer that had run. */
+RILL_API int rill_timer_handle_cancel(rill_timer_handle *h);
+/* Whether the timer was cancelled (or its loop freed before it ran); true
+ * for NULL. */
+RILL_API bool rill_timer_handle_cancelled(const rill_timer_handle *h);
+/* The rill_now() time the timer was scheduled for (RILL_TIME_NEVER for
+ * NULL). */
+RILL_API rill_time rill_timer_handle_when(const rill_timer_handle *h);
+/* Frees the handle, cancelling the timer if it is pending. NULL is
+ * ignored. The handle must not be used afterwards. */
+RILL_API void rill_timer_handle_free(rill_timer_handle *h);
+
+/* ---- signals ------------------------------------------------------- */
+
+/* Unix signals delivered to a loop, as asyncio's loop.add_signal_handler().
+ *
+ * rill catches a signal with a handler of its own (sigaction, SA_RESTART)
+ * that only records it and wakes the loop; the callback, or the task
+ * waiting in rill_signal_wait(), then runs on the loop's thread, outside
+ * signal context, so it may call any rill function a callback may. The
+ * signal mask is left alone but for one thing: the signal is unblocked in
+ * the loop's thread while rill holds it (and blocked again afterwards if
+ * it was before), so it works whichever thread the kernel picks.
+ *
+ * One loop per signal: a signal is held by at most one loop of the
+ * process, the first to take it, and runs only that loop's handler and
+ * waiters; another loop's add or wait gets -EBUSY until the first gives it
+ * back. Several deliveries of one signal before the loop gets to them may
+ * run the handler once (as the kernel merges standard signals).
+ *
+ * Not taken (-EINVAL): SIGKILL, SIGSTOP, the fault signals (SIGSEGV,
+ * SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS), 32 and 33 (the C library's),
+ * numbers outside 1..SIGRTMAX.
+ *
+ * From a plain signal handler (one installed with sigaction()) no rill
+ * call is safe, rill_loop_call_soon_threadsafe() included (it takes a
+ * mutex and may allocate): let rill catch the signal instead. */
+
+/* Calls fn(arg) on the loop's thread, from the loop, each time signo
+ * arrives; replaces the loop's earlier handler for signo. arg is borrowed
+ * until the handler is removed or replaced. While the loop has a handler
+ * rill_loop_run() does not return for lack of work (as libuv's active
+ * handles): remove it, or call rill_loop_stop(). Loop thread only. Returns
+ * 0, -EINVAL (NULL loop or fn, or a signal rill cannot take; the detail
+ * says which), -EBUSY (another loop holds signo), -EPERM (another
+ * thread), -ENOMEM. */
+RILL_API int rill_loop_add_signal_handler(rill_loop *loop, int signo,
+					  rill_callback fn, void *arg);
+
+/* Removes the loop's handler for signo. Once no handler and no waiting
+ * task holds the signal, its action is the default one again (SIG_DFL,
+ * as asyncio restores it) and the loop's thread blocks it again if it did
+ * before. Returns 1 if a handler was removed, 0 if there was none, or
+ * -EINVAL / -EPERM as above. Loop thread only. */
+RILL_API int rill_loop_remove_signal_handler(rill_loop *loop, int signo);
+
+/* Suspends the current task until one of the n signals in signos arrives
+ * and returns its number. A signal of the set that the loop does not yet
+ * hold is taken for the time of the wait only and given back (default
+ * action) when it returns: to catch it between two waits as well, add a
+ * handler for it, which then runs beside the waits. Every task waiting
+ * for a signal wakes when it arrives. Returns the signal number, or
+ * -ECANCELED / -ETIMEDOUT (cancelled, or the task's deadline), -EPERM
+ * outside a task, -EINVAL (signos NULL, n 0, a signal rill cannot take),
+ * -EBUSY (another loop holds one of them; nothing is taken), -ENOMEM.
+ * signos is read during the call only. */
+RILL_API int rill_signal_wait(const int *signos, size_t n);
 
 #ifdef __cplusplus
 }

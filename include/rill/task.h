@@ -90,6 +90,26 @@ RILL_API bool rill_deadline_expired(void);
  * result in *resultp (may be NULL). Returns 0 or a rill_loop_new() error. */
 RILL_API int rill_run(rill_task_fn fn, void *arg, int *resultp);
 
+/* ---- blocking work off the loop ------------------------------------ */
+
+/* Runs fn(arg) on a thread of rill's pool, as asyncio.to_thread(), and
+ * suspends the calling task until it returns; *resultp (may be NULL) gets
+ * fn's return value. fn runs on another thread: it may block, and must not
+ * use the loop's objects (rill_loop_call_soon_threadsafe() is the way
+ * back). The pool is shared by the whole process (with name lookups) and
+ * bounded: at most RILL_THREADPOOL_SIZE threads (environment, read once
+ * at first use; default 4, at most 128), calls beyond that wait their
+ * turn. Its threads block every asynchronous signal.
+ *
+ * Cancelling the task, or its deadline, returns -ECANCELED / -ETIMEDOUT at
+ * once and gives up the result: a call not started yet never runs, one
+ * running goes on to its end on its thread (rill owns its bookkeeping, so
+ * nothing of the task is touched), and arg must stay valid until then.
+ * rill_loop_free() cancels the waiting task and does not wait for such a
+ * call. Returns 0, -ECANCELED, -ETIMEDOUT, -EPERM outside a task, -EINVAL
+ * for a NULL fn, -ENOMEM, or -errno when no pool thread could start. */
+RILL_API int rill_to_thread(rill_task_fn fn, void *arg, int *resultp);
+
 #ifdef __cplusplus
 }
 #endif
