@@ -259,14 +259,21 @@ Test(examples_chat, broadcast_drop_and_stop, .timeout = 60)
 	n = read(ch.err, err, sizeof(err) - 1);
 	err[n > 0 ? n : 0] = '\0';
 	cr_assert(strstr(err, "dropping a client"), "stderr: %s", err);
-	/* A client that does not read, with lines queued for it, at the stop. */
+	/* A client that does not read, with lines queued for it at the stop:
+	 * 200 KB, more than the kernel buffers hold (the server caps its send
+	 * buffer at 64 KiB), less than the 256 KiB that drops a client. */
 	d = chat_client(ch.port, 4096);
 	usleep(50000);
 	off = 0;
-	for (t0 = now_ms(); off < 200 * LINE_LEN && now_ms() - t0 < 5000; usleep(1000))
-		lines_give(a, &off, 200 * LINE_LEN);
+	for (t0 = now_ms(); off < 1000 * LINE_LEN && now_ms() - t0 < 5000; usleep(1000))
+		lines_give(a, &off, 1000 * LINE_LEN);
 	usleep(100000);
 	stop_within(&ch, SIGTERM, (GRACE_S + 1) * 1000);
+	n = read(ch.err, err, sizeof(err) - 1);
+	err[n > 0 ? n : 0] = '\0';
+	cr_log_info("chat-server said at the stop: %s", err);
+	/* d's lines were still queued: the grace ran out and it was aborted. */
+	cr_assert(strstr(err, "1 clients aborted"), "stderr: %s", err);
 	close(a);
 	close(b);
 	close(c);
