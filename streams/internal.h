@@ -62,7 +62,7 @@ struct rill_writer {
 	 * dropped with the connection): start_tls waits for that. */
 	struct rill__waitq flushed;
 	/* writer_push(): the next write sends at once from this many bytes
-	 * queued, or from this coarse-clock time. */
+	 * queued, or from this coarse-clock time (0: not started). */
 	size_t push_bytes;
 	uint64_t push_at;
 };

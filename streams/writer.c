@@ -28,9 +28,10 @@
 #define RILL_SPARE_MAX (64 * 1024)
 
 /* A write sends at once, rather than at the end of the loop iteration,
- * once this many bytes wait or the oldest has waited this long: a task
- * that works through input already buffered (readline returning at once)
- * never lets the iteration end, and asyncio's write() sends when it can.
+ * once this many bytes wait or the queue has waited this long (from its
+ * second write): a task that works through input already buffered
+ * (readline returning at once) never lets the iteration end, and
+ * asyncio's write() sends when it can.
  * The gathered flush stays the rule below both, so a pipelined batch is
  * still one send; 16 KiB keeps the queue a small part of the 64 KiB
  * high-water mark, 1 ms is far beyond one batch's work. */
@@ -390,11 +391,16 @@ static void write_queued(rill_writer *w, size_t n)
 		return;
 	/* The first write into an empty queue only starts the count: it may
 	 * be the first of a batch, and a write_ref's release must not run
-	 * inside its own call. */
+	 * inside its own call. The clock starts at the second write, so that
+	 * a server writing once per batch (an echo) never reads it. */
 	if (was_empty) {
 		w->push_bytes = RILL_WRITE_PUSH_BYTES;
+		w->push_at = 0;
+	} else if (w->buffered >= w->push_bytes) {
+		writer_push(w);
+	} else if (!w->push_at) {
 		w->push_at = push_clock() + RILL_WRITE_PUSH_NS;
-	} else if (w->buffered >= w->push_bytes || push_clock() >= w->push_at) {
+	} else if (push_clock() >= w->push_at) {
 		writer_push(w);
 	}
 }

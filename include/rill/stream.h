@@ -199,7 +199,7 @@ RILL_API void rill_reader_free(rill_reader *r);
 
 /* Queues a copy of data; never blocks. The writes made before the task
  * waits leave together at the end of the loop iteration; a write finding
- * 16 KiB queued, or its oldest byte older than about 1 ms, sends at once
+ * 16 KiB queued, or bytes queued for about 1 ms, sends at once
  * what the socket takes (asyncio's write() sends when it can), so a task
  * that never waits still gets its bytes out. Returns 0, or RILL_ESTATE after
  * write_eof. After the connection is lost (or closed) data is dropped and
