@@ -418,7 +418,8 @@ RILL_API int rill_writer_abort_reset(rill_writer *w);
  * running, and waits for those callbacks to return. Returns 0 when every
  * connection ended within the grace period, else the number of
  * connections aborted (> 0; on a server with threads 1, the count being
- * the worker threads'); -EINVAL (NULL s), -EPERM
+ * the worker threads', whose callbacks see the abort but are not
+ * cancelled); -EINVAL (NULL s), -EPERM
  * outside a task; -ECANCELED if the calling task was cancelled (the rest
  * is aborted then, without waiting), -ETIMEDOUT if its own deadline
  * passed. Connections kept with rill_writer_keep() are closed and
