@@ -167,7 +167,12 @@ void rill__ep_recv_start(struct rill__recv *r)
 		rill__op_started(r->loop);
 	}
 	epfd(r->loop, r->fd)->recv = r;
-	interest(r->loop, r->fd, EPOLLIN, true);
+	/* epoll refuses regular files (EPERM): they are always readable, so
+	 * a read is made every iteration instead, from the deferred list. */
+	if (r->regular)
+		rill__defer(r->loop, &r->rearm);
+	else
+		interest(r->loop, r->fd, EPOLLIN, true);
 }
 
 void rill__ep_recv_stop(struct rill__recv *r)
@@ -178,16 +183,22 @@ void rill__ep_recv_stop(struct rill__recv *r)
 	rill__defer(r->loop, &r->rearm);
 }
 
+static bool recv_ready(rill_loop *loop, struct rill__recv *r);
+
 void rill__ep_recv_settle(struct rill__deferred *d)
 {
 	struct rill__recv *r = rill__container_of(d, struct rill__recv, rearm);
 
 	if (!r->armed)
 		return;
-	if (r->want && !r->ended)	/* started again before it settled */
+	if (r->want && !r->ended && r->regular) {
+		if (!recv_ready(r->loop, r) && r->want)	/* r may be gone */
+			rill__defer(r->loop, &r->rearm);
+	} else if (r->want && !r->ended) {	/* started again before it settled */
 		interest(r->loop, r->fd, EPOLLIN, true);
-	else
+	} else {
 		recv_settle(r);
+	}
 }
 
 /* The owner's memory for a throttled read, or NULL: see rill__recv.lend. */
@@ -199,13 +210,15 @@ static char *recv_lend(struct rill__recv *r, size_t *len)
 /* EPOLLIN: what a multishot recv would have delivered, in reads of the
  * loop's buffer while they come back full; a throttled recv reads once per
  * iteration (into the owner's memory where it lends some) until a short
- * read. */
-static void recv_ready(rill_loop *loop, struct rill__recv *r)
+ * read. Returns true when the recv ended and settled (r may be freed). */
+static bool recv_ready(rill_loop *loop, struct rill__recv *r)
 {
 	for (int i = 0; i < EP_READS_MAX && r->want; i++) {
 		size_t len = r->throttled ? EP_THROTTLED_SIZE : loop->ep.buf_size;
 		char *lent = recv_lend(r, &len);
-		ssize_t n = recv(r->fd, lent ? lent : loop->ep.buf, len, MSG_DONTWAIT);
+		char *p = lent ? lent : loop->ep.buf;
+		ssize_t n = r->file ? read(r->fd, p, len) :
+			    recv(r->fd, p, len, MSG_DONTWAIT);
 		int err = n < 0 ? errno : 0;
 		bool full = n > 0 && (size_t)n == len;
 
@@ -217,17 +230,18 @@ static void recv_ready(rill_loop *loop, struct rill__recv *r)
 			r->on_data(r->ctx, loop->ep.buf, (size_t)n);
 		if (n > 0) {
 			if (!full || r->throttled)
-				return;
+				return false;
 			continue;
 		}
 		if (n < 0 && (err == EAGAIN || err == EINTR))
-			return;
+			return false;
 		r->ended = true;
 		r->want = false;
 		r->on_end(r->ctx, n == 0 ? 0 : -err);
 		recv_settle(r);
-		return;
+		return true;	/* settled: r may be freed */
 	}
+	return false;
 }
 
 /* ---- accept -------------------------------------------------------- */
@@ -238,10 +252,11 @@ static void acceptor_settle(struct rill__acceptor *a)
 
 	if (!rill__list_empty(&a->settle.link))
 		rill__list_del(&a->settle.link);
-	interest(loop, a->fd, EPOLLIN, false);
-	epfd(loop, a->fd)->acc = NULL;
+	if (a->fd >= 0)		/* not closed by rill__acceptor_close() */
+		rill__ep_acceptor_forget(a);
 	a->armed = false;
 	rill__op_finished(loop);
+	rill__acceptor_settled(a);
 	if (a->on_idle)
 		a->on_idle(a->ctx);
 }
@@ -273,6 +288,12 @@ void rill__ep_acceptor_start(struct rill__acceptor *a)
 	}
 	epfd(a->loop, a->fd)->acc = a;
 	interest(a->loop, a->fd, EPOLLIN, true);
+}
+
+void rill__ep_acceptor_forget(struct rill__acceptor *a)
+{
+	interest(a->loop, a->fd, EPOLLIN, false);
+	epfd(a->loop, a->fd)->acc = NULL;
 }
 
 void rill__ep_acceptor_stop(struct rill__acceptor *a)
@@ -338,7 +359,9 @@ static void send_try(struct rill__send *s)
 	ssize_t n;
 
 	do	/* send() for one piece: no msghdr for the kernel to copy in */
-		n = s->msg.msg_iovlen == 1 ?
+		n = s->file ? pwritev2(s->fd, iov, (int)s->msg.msg_iovlen, -1,
+				       rill__nosignal_off ? 0 : RWF_NOSIGNAL) :
+		    s->msg.msg_iovlen == 1 ?
 		    send(s->fd, iov->iov_base, iov->iov_len, MSG_NOSIGNAL | MSG_DONTWAIT) :
 		    sendmsg(s->fd, &s->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
@@ -407,15 +430,17 @@ struct ep_connect {
 	struct rill__wait wait;
 	rill_loop *loop;
 	int fd;
+	uint32_t bit;		/* EPOLLOUT: a connect; EPOLLIN: a readable wait */
 };
 
 static void connect_unwait(struct ep_connect *c)
 {
 	struct rill__epfd *e = epfd(c->loop, c->fd);
+	struct rill__wait **slot = c->bit == EPOLLIN ? &e->in : &e->out;
 
-	if (e->out == &c->wait) {
-		e->out = NULL;
-		interest(c->loop, c->fd, EPOLLOUT, false);
+	if (*slot == &c->wait) {
+		*slot = NULL;
+		interest(c->loop, c->fd, c->bit, false);
 	}
 }
 
@@ -435,6 +460,7 @@ static int connect_wait(rill_loop *loop, int fd)
 		.wait = { .interrupt = connect_interrupt, .until = RILL_TIME_NEVER },
 		.loop = loop,
 		.fd = fd,
+		.bit = EPOLLOUT,
 	};
 	socklen_t len = sizeof(int);
 	int err, soerr = 0;
@@ -450,6 +476,28 @@ static int connect_wait(rill_loop *loop, int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		return -errno;
 	return -soerr;
+}
+
+int rill__ep_wait_fd(rill_loop *loop, int fd, bool out)
+{
+	struct ep_connect c = {
+		.wait = { .interrupt = connect_interrupt, .until = RILL_TIME_NEVER },
+		.loop = loop,
+		.fd = fd,
+		.bit = out ? EPOLLOUT : EPOLLIN,
+	};
+	struct rill__wait **slot = out ? &epfd(loop, fd)->out : &epfd(loop, fd)->in;
+	int err;
+
+	if (*slot)
+		return -EBUSY;	/* one waiter per fd and direction */
+	*slot = &c.wait;
+	interest(loop, fd, c.bit, true);
+	rill__op_started(loop);
+	err = rill__park(&c.wait);
+	rill__op_finished(loop);
+	connect_unwait(&c);
+	return err;
 }
 
 int rill__ep_connect(rill_loop *loop, int fd, const struct sockaddr *addr,
@@ -513,6 +561,14 @@ static void event(rill_loop *loop, const struct epoll_event *ev)
 	if ((ev->events & out) && e->send)
 		send_try(e->send);
 	e = &loop->ep.fds[fd];
+	if ((ev->events & in) && e->in) {
+		struct rill__wait *w = e->in;
+
+		e->in = NULL;
+		interest(loop, fd, EPOLLIN, false);
+		rill__wake(w->task, 0);
+	}
+	e = &loop->ep.fds[fd];
 	if ((ev->events & out) && e->out) {
 		struct rill__wait *w = e->out;
 
@@ -553,6 +609,11 @@ void rill__ep_poll(rill_loop *loop, bool block)
 		loop->stats.cqes += sends_complete(loop);
 		block = block && rill__loop_may_block(loop);
 	}
+	/* A send those handlers started (the rest of a partial one) waits
+	 * for the next submit point, and nothing may wake this wait for it:
+	 * no EPOLLOUT is asked for it yet. */
+	if (!rill__list_empty(&loop->ep.submit))
+		block = false;
 	if (block || loop->ops_in_flight || atomic_load(&loop->ts_signalled)) {
 		n = epoll_wait(loop->ep.fd, evs, EP_EVENTS, wait_ms(loop, block));
 		loop->stats.enters++;

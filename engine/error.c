@@ -22,6 +22,9 @@ static const struct rill__errdesc rill_errors[] = {
 	  "multiple exceptions: every connection attempt failed" },
 	{ RILL_ECLOSED, "RILL_ECLOSED", "object is closed" },
 	{ RILL_ESTATE, "RILL_ESTATE", "call not valid in the current state" },
+	{ RILL_EFORKED, "RILL_EFORKED",
+	  "the loop was inherited through fork(): it belongs to the parent "
+	  "process; create a new loop in the child" },
 	{ RILL_EURING_NOSYS, "RILL_EURING_NOSYS",
 	  "io_uring is not available: the kernel lacks it (ENOSYS); use a "
 	  "kernel built with CONFIG_IO_URING=y, 5.19 or later" },

@@ -145,6 +145,7 @@ struct rill_task {
 	bool detached;
 	bool joining;			/* a task is in rill_task_join() on it */
 	bool cancel_pending;		/* delivered at the next wait */
+	bool in_group;			/* a rill_task_group owns the handle */
 	int wake_res;			/* what park() returns */
 	rill_time deadline;		/* RILL_TIME_NEVER: none */
 	struct rill__wait *wait;	/* what it is parked on */
@@ -154,7 +155,23 @@ struct rill_task {
 	struct rill__waitq joiners;	/* tasks joining it */
 	void *asan_fake_stack;
 	struct rill__list resources;	/* released when the task ends */
+	struct rill__task_hook *hooks;	/* run when the task ends */
 };
+
+/* Called once when a task ends, on the ending task's stack, after its
+ * result is set and its joiners are woken (engine/taskgroup.c, wait.c).
+ * The hook is unlinked before done() runs, so done() may free it. A
+ * singly linked list with a back pointer: zero from calloc, so spawning
+ * costs nothing more, and a hook leaves in O(1). */
+struct rill__task_hook {
+	struct rill__task_hook *next, **pprev;
+	void (*done)(struct rill__task_hook *h, rill_task *t);
+};
+
+/* Links h to t, which must not have ended. */
+void rill__task_hook_add(rill_task *t, struct rill__task_hook *h);
+/* Unlinks h; nothing if it is not linked (it has run, or never was). */
+void rill__task_hook_del(struct rill__task_hook *h);
 
 /* Something a task owns that must not outlive it (an unclosed writer):
  * release() runs on the task's stack when its body returns. */
@@ -288,10 +305,15 @@ unsigned rill__disabled_from_env(void);
 /* Reads the caller's options struct src (NULL: nothing to read), whose
  * first member is its size_t size, into dst (dst_size bytes, holding the
  * defaults): as much of it as both know; dst's size becomes dst_size.
- * Returns 0, or -EINVAL (size unset) / -E2BIG (fields unknown here set)
- * with the detail naming type. */
+ * Returns 0, or -EINVAL (size unset, or above RILL__OPTIONS_SIZE_MAX) /
+ * -E2BIG (fields unknown here set) with the detail naming type. */
 RILL_SPI int rill__options_load(void *dst, size_t dst_size, const void *src,
 				const char *type);
+/* The largest size an options or stats struct may claim: a page, as
+ * clone3 and openat2 bound theirs. rill's structs are a few hundred bytes;
+ * a size beyond this is an unset field (stack garbage), and reading that
+ * far would run off the caller's memory. */
+#define RILL__OPTIONS_SIZE_MAX 4096
 RILL_SPI int rill__set_detail(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Every public call that can fail starts with this, so that
@@ -313,5 +335,19 @@ RILL_SPI void rill__misuse(const char *fmt, ...)
  * later, or when the loop is freed (engine/graves.c). */
 RILL_SPI void rill__bury(rill_loop *loop, void *p);
 void rill__graves_free(rill_loop *loop);
+
+/* ---- loops inherited through fork() (engine/fork.c) ---------------- */
+
+/* Bumped in every child of fork(); a loop remembers the value it was made
+ * with, so that telling a loop of the parent costs one load. */
+extern atomic_uint rill__fork_generation;
+/* Registers the fork handler (once); returns the current generation. */
+unsigned rill__fork_watch(void);
+/* RILL_EFORKED, with the detail naming call. */
+RILL_SPI int rill__forked_error(const char *call);
+/* 0, or RILL_EFORKED (detail naming call) for a loop of a parent process. */
+RILL_SPI int rill__loop_check_fork(const rill_loop *loop, const char *call);
+/* In a child of fork(): the thread is in no task any more. */
+void rill__task_forget_current(void);
 
 #endif

@@ -40,6 +40,10 @@ struct rill__recv {
 	bool armed, want, ended;
 	bool throttled;		/* one recv at a time, see rill__recv_throttle */
 	uint8_t calm;		/* short throttled reads in a row */
+	/* Not a socket (a pipe, FIFO, terminal or file): read(2) instead of
+	 * recv(2), single-shot; set by the owner before the first start. */
+	bool file;
+	bool regular;		/* a regular file: epoll cannot wait on it */
 };
 
 /* Sets r up for fd; the callbacks are filled in by the caller. Returns 0
@@ -74,12 +78,22 @@ struct rill__acceptor {
 	void (*on_idle)(void *ctx);
 	struct rill__deferred settle;	/* epoll: on_idle after a stop */
 	bool armed, want;
+	bool settling;	/* stopped while armed: counted in loop->settling */
 };
 
 void rill__acceptor_init(struct rill__acceptor *a, rill_loop *loop, int fd,
 			 void *ctx);
 void rill__acceptor_start(struct rill__acceptor *a);
 void rill__acceptor_stop(struct rill__acceptor *a);
+/* Ends the count of a stop still to settle (a disarmed or restarted
+ * acceptor); for the backends. */
+void rill__acceptor_settled(struct rill__acceptor *a);
+/* Stops a and closes its listening fd now, touching nothing this process
+ * shares with others (no shutdown(): a pre-fork worker's close must not
+ * stop its siblings' accepting). Returns true when the fd is closed (a->fd
+ * is then -1); false where the kernel cannot cancel the accept at once
+ * (before 6.0): a is stopped, and the owner closes the fd at on_idle. */
+bool rill__acceptor_close(struct rill__acceptor *a);
 
 /* One send of a socket at a time (two could reorder bytes). The owner
  * embeds it and keeps it, and the iovecs, until the completion. */
@@ -92,7 +106,22 @@ struct rill__send {
 	struct rill__list link;	/* epoll: on the submit or done queue */
 	bool waiting;		/* epoll: waits for EPOLLOUT */
 	bool done;		/* epoll: on the done queue, res set */
+	/* Not a socket: write(2) with RWF_NOSIGNAL instead of send(2) with
+	 * MSG_NOSIGNAL; set by the owner before the first send. */
+	bool file;
 };
+
+/* RWF_NOSIGNAL (recent kernels): a write to a pipe whose reader is gone fails
+ * with EPIPE without raising SIGPIPE, through pwritev2 and io_uring. */
+#ifndef RWF_NOSIGNAL
+#define RWF_NOSIGNAL 0x00000100
+#endif
+/* Asks the kernel once per process whether it takes RWF_NOSIGNAL; where
+ * it does not, SIGPIPE is ignored from then on if the program left it at
+ * its default (as CPython does at startup), and writes go without it. */
+void rill__nosignal_probe(void);
+void rill__nosignal_refused(void);
+extern bool rill__nosignal_off;
 
 /* Sends iov[0..n) on fd with MSG_NOSIGNAL; op.complete() (filled in by
  * the caller) runs at the loop's next completion point, never inside this
@@ -108,5 +137,17 @@ void rill__send_cancel(struct rill__send *s);
 /* Task: connects fd to addr, parked until it is done. Returns 0 or
  * -errno, -ECANCELED / -ETIMEDOUT when interrupted (as rill__park). */
 int rill__connect(int fd, const struct sockaddr *addr, socklen_t len);
+
+/* Task: parked until fd is readable (a pidfd: its process has exited).
+ * Returns 0, or -ECANCELED / -ETIMEDOUT as rill__park, -EBUSY on epoll
+ * when another task waits on the same fd, -EPERM outside a task. */
+int rill__wait_readable(int fd);
+int rill__wait_writable(int fd);
+
+/* Task, io_uring only (-EOPNOTSUPP on epoll): one SPLICE of up to n bytes
+ * from in (at off_in, or its position for -1) to out, which must be a pipe
+ * if in is not. Returns the bytes moved (0: EOF of in) or -errno,
+ * -ECANCELED / -ETIMEDOUT as rill__op_wait. */
+int rill__splice(int in, int64_t off_in, int out, unsigned n);
 
 #endif

@@ -19,8 +19,16 @@
  * multishot recvs post many CQEs per SQE, and with thousands of
  * connections a burst of completions must fit without overflowing (an
  * overflow loses nothing with IORING_FEAT_NODROP, but costs a slow path). */
-#define RILL_SQ_DEFAULT 1024
-#define RILL_CQ_FACTOR 16
+/* Ring sizes. The kernel charges a ring's memory to RLIMIT_MEMLOCK (6.x
+ * too, where the process lacks CAP_IPC_LOCK), 8 MiB per user by default:
+ * 1024 SQEs and 16384 CQEs took 340 KiB a loop, and 24 loops filled it.
+ * 256 SQEs (16 KiB) and 2048 CQEs (32 KiB) take about 60 KiB with the
+ * buffer ring, so a 64-thread server fits with room to spare. 256 SQEs is
+ * more than an iteration of a busy loop submits (rill__sqe() submits
+ * early if not), and 8 CQEs per SQE leave room for multishot bursts; the
+ * kernel keeps what overflows (IORING_FEAT_NODROP). */
+#define RILL_SQ_DEFAULT 256
+#define RILL_CQ_FACTOR 8
 /* 512 x 16 KiB = 8 MiB of receive buffers per loop: enough for hundreds of
  * connections receiving at once, and 16 KiB lets a bulk stream move a
  * TCP segment train per completion. */
@@ -57,8 +65,11 @@ int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats)
 	rill_loop_stats all = loop ? loop->stats : (rill_loop_stats){ 0 };
 	size_t n;
 
-	if (!loop || !stats || stats->size < sizeof(stats->size))
+	if (!loop || !stats)
 		return -EINVAL;
+	if (stats->size < sizeof(stats->size) || stats->size > RILL__OPTIONS_SIZE_MAX)
+		return rill__set_detail(-EINVAL, "rill_loop_stats.size is %zu: start "
+					"the struct from RILL_LOOP_STATS_INIT", stats->size);
 	n = stats->size < sizeof(all) ? stats->size : sizeof(all);
 	all.size = stats->size;
 	memcpy(stats, &all, n);
@@ -100,6 +111,23 @@ static int ring_setup(rill_loop *loop, unsigned sq, unsigned cq, unsigned *feat)
 	return rill__uring_setup_error(ret);
 }
 
+/* The kernel rounds sq_entries up to a power of two and refuses a
+ * completion queue smaller than that with EINVAL, which would otherwise
+ * read as "io_uring refused here". Checked on epoll too: the same options
+ * must mean the same on both backends. */
+static int cq_check(const rill_loop_options *o)
+{
+	unsigned sq = o->sq_entries ? o->sq_entries : RILL_SQ_DEFAULT, pow2 = 1;
+
+	while (pow2 < sq)
+		pow2 <<= 1;
+	if (o->cq_entries && o->cq_entries < pow2)
+		return rill__set_detail(-EINVAL, "cq_entries (%u) must be at least "
+					"sq_entries (%u, rounded up to a power of "
+					"two: %u)", o->cq_entries, sq, pow2);
+	return 0;
+}
+
 static int options_check(const rill_loop_options *o)
 {
 	if (o->buf_count && (o->buf_count & (o->buf_count - 1)))
@@ -116,7 +144,7 @@ static int options_check(const rill_loop_options *o)
 		return rill__set_detail(-EINVAL, "stack_size must be at most 1 GiB");
 	if (o->sq_entries > 32768)
 		return rill__set_detail(-EINVAL, "sq_entries must be at most 32768");
-	return 0;
+	return cq_check(o);
 }
 
 static void wake_arm(rill_loop *loop);
@@ -145,10 +173,12 @@ static void bufs_setup(rill_loop *loop, const rill_loop_options *o)
 static void loop_init_fields(rill_loop *loop, const rill_loop_options *o)
 {
 	loop->thread = pthread_self();
+	loop->fork_gen = rill__fork_watch();
 	loop->stack_size = o->stack_size ? o->stack_size : RILL_STACK_DEFAULT;
 	loop->stack_size = (loop->stack_size + 4095) & ~(size_t)4095;
 	rill__list_init(&loop->ready);
 	rill__list_init(&loop->tasks);
+	rill__list_init(&loop->finished);
 	rill__list_init(&loop->deferred);
 	pthread_mutex_init(&loop->ts_lock, NULL);
 	loop->wake_fd = -1;
@@ -195,6 +225,11 @@ int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp)
 	loop_init_fields(loop, o);
 	loop->backend = ret;
 	ret = rill__epoll(loop) ? rill__ep_init(loop) : uring_setup(loop, o);
+	if (ret == -ENOMEM && !rill__epoll(loop) &&
+	    (ret = rill__uring_nomem(o->backend)) == RILL_BACKEND_EPOLL) {
+		loop->backend = RILL_BACKEND_EPOLL;
+		ret = rill__ep_init(loop);
+	}
 	if (ret < 0) {
 		free(loop);
 		return ret;
@@ -542,6 +577,10 @@ static void iterate(rill_loop *loop)
 {
 	bool block;
 
+	/* A child of fork() made in a task, whose task returned (or waited)
+	 * into the parent's loop: going on would take the parent's events. */
+	if (rill__loop_forked(loop))
+		rill__forked_misuse();
 	loop->stats.iterations++;
 	if (loop->soon.len)
 		cbqueue_run(&loop->soon);
@@ -558,10 +597,17 @@ static void iterate(rill_loop *loop)
 		rill__timers_run(loop, rill_now());
 }
 
+int rill__loop_check_fork(const rill_loop *loop, const char *call)
+{
+	return loop && rill__loop_forked(loop) ? rill__forked_error(call) : 0;
+}
+
 static int run_check(rill_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
+	if (rill__loop_forked(loop))
+		return rill__forked_error("rill_loop_run");
 	if (!pthread_equal(loop->thread, pthread_self()))
 		return -EPERM;
 	if (loop->running || rill__current())
@@ -626,6 +672,51 @@ static void tasks_drain(rill_loop *loop)
 	}
 }
 
+/* rill_loop_free() in a child of fork() on its parent's loop: closes the
+ * child's copies of the loop's own fds and nothing else. No task is run,
+ * no operation cancelled, no epoll_ctl made: the ring, the epoll instance
+ * and the sockets are the parent's too (an EPOLL_CTL_DEL here would remove
+ * the parent's registration). The memory stays: it holds the inherited
+ * tasks and connections, which nothing may touch, and goes with the
+ * child's exit or exec. */
+static int loop_free_forked(rill_loop *loop)
+{
+	if (rill__epoll(loop))
+		close(loop->ep.fd);
+	else
+		close(loop->ring.ring_fd);
+	if (loop->wake_fd >= 0)
+		close(loop->wake_fd);
+	loop->wake_fd = -1;
+	if (thread_loop == loop)
+		thread_loop = NULL;
+	return 0;
+}
+
+/* A server freed outside a task has stopped its acceptors, and only the
+ * loop can see the stops through (a cancel's completion on io_uring, a
+ * deferred call on epoll); then the listening socket is closed and the
+ * server freed. Both come within a few iterations; a second at most. */
+static void acceptors_settle(rill_loop *loop)
+{
+	rill_time until = rill_now() + RILL_NSEC_PER_SEC;
+
+	while (loop->settling && rill_now() < until)
+		iterate(loop);
+}
+
+/* The handles of ended tasks the caller still owns outlive the loop:
+ * each forgets it (a join then only frees the handle). */
+static void tasks_orphan(rill_loop *loop)
+{
+	while (!rill__list_empty(&loop->finished)) {
+		rill_task *t = rill__container_of(loop->finished.next,
+						  rill_task, all_link);
+		rill__list_del(&t->all_link);
+		t->loop = NULL;
+	}
+}
+
 int rill_loop_free(rill_loop *loop)
 {
 	rill__detail_clear();
@@ -635,12 +726,16 @@ int rill_loop_free(rill_loop *loop)
 		return rill__set_detail(-EPERM, "rill_loop_free from another thread");
 	/* From a task or callback of the loop it would free the stack or
 	 * the queue it runs on. */
+	if (rill__loop_forked(loop))
+		return loop_free_forked(loop);
 	if (loop->running || rill__current())
 		return rill__set_detail(-EBUSY, "rill_loop_free inside the loop's own "
 					"task or callback");
 	loop->freeing = true;
 	tasks_drain(loop);
 	rill__call_later_drop(loop);
+	tasks_orphan(loop);
+	acceptors_settle(loop);
 	/* A resolver thread still running will call back into the loop. */
 	while (atomic_load(&loop->foreign) > 0) {
 		usleep(1000);

@@ -55,6 +55,7 @@ struct rill__epfd {
 	struct rill__acceptor *acc;
 	struct rill__send *send;
 	struct rill__wait *out;		/* a task waiting for EPOLLOUT */
+	struct rill__wait *in;		/* a task waiting for EPOLLIN */
 	uint32_t mask;			/* events registered with the kernel */
 };
 
@@ -88,8 +89,13 @@ void rill__ep_acceptor_init(struct rill__acceptor *a);
 void rill__ep_recv_stop(struct rill__recv *r);
 void rill__ep_acceptor_start(struct rill__acceptor *a);
 void rill__ep_acceptor_stop(struct rill__acceptor *a);
+/* Drops a's fd from the epoll set and the fd table, before it is closed. */
+void rill__ep_acceptor_forget(struct rill__acceptor *a);
 void rill__ep_send_start(struct rill__send *s);
 void rill__ep_send_cancel(struct rill__send *s);
+/* Task: parked until fd is readable, or writable with out (epoll's side
+ * of rill__wait_readable / rill__wait_writable). */
+int rill__ep_wait_fd(rill_loop *loop, int fd, bool out);
 int rill__ep_connect(rill_loop *loop, int fd, const struct sockaddr *addr,
 		     socklen_t len);
 
@@ -123,6 +129,15 @@ struct rill_loop {
 	size_t asan_main_size;
 	struct rill__list ready;
 	struct rill__list tasks;	/* all live tasks */
+	/* Ended tasks whose handle is still the caller's (not joined nor
+	 * detached): rill_loop_free() cuts them loose, so that a join after
+	 * the loop is gone frees the handle without touching the loop. */
+	struct rill__list finished;
+	/* Acceptors stopped whose accept has not let go yet: a server freed
+	 * outside a task leaves them for rill_loop_free() to settle, which
+	 * closes the listening socket and frees the server. */
+	unsigned settling;
+	unsigned fork_gen;	/* rill__fork_generation when it was made */
 	size_t ntasks;
 	struct rill__stack *stack_pool;
 	size_t stack_pool_len;
@@ -174,12 +189,27 @@ struct rill_loop {
 int rill__backend_choose(int want);
 /* Names the cause of a failed io_uring_setup (err < 0) for the caller. */
 int rill__uring_setup_error(int err);
+/* A loop's io_uring_setup failed with ENOMEM (want: its backend option).
+ * RILL_BACKEND_EPOLL where RLIMIT_MEMLOCK binds and io_uring is not
+ * required (said once through the log hook, naming RLIMIT_MEMLOCK), else
+ * -ENOMEM with the detail set. */
+int rill__uring_nomem(int want);
 
 /* The loop runs on epoll: a well-predicted branch where the two differ. */
 static inline bool rill__epoll(const rill_loop *loop)
 {
 	return rill__unlikely(loop->backend == RILL_BACKEND_EPOLL);
 }
+
+/* Whether loop was made in a parent of this process (engine/fork.c). */
+static inline bool rill__loop_forked(const rill_loop *loop)
+{
+	return rill__unlikely(loop->fork_gen !=
+		atomic_load_explicit(&rill__fork_generation, memory_order_relaxed));
+}
+/* Aborts, naming the misuse: a child of fork() made in a task went back
+ * into its parent's loop (the task returned or waited). */
+_Noreturn void rill__forked_misuse(void);
 
 /* ---- io_uring operations ------------------------------------------- */
 

@@ -19,7 +19,7 @@ int rill__options_load(void *dst, size_t dst_size, const void *src,
 	if (!src)
 		return 0;
 	memcpy(&size, src, sizeof(size));
-	if (size < sizeof(size))
+	if (size < sizeof(size) || size > RILL__OPTIONS_SIZE_MAX)
 		return rill__set_detail(-EINVAL, "%s.size is %zu: start the struct "
 					"from its init macro (RILL_..._INIT)", type, size);
 	for (tail = src, i = dst_size; i < size; i++)

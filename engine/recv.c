@@ -185,8 +185,26 @@ static bool recv_arm_lent(struct rill__recv *r, struct io_uring_sqe *sqe)
 	r->lent = r->lend(r->ctx, &len);
 	if (!r->lent)
 		return false;
-	io_uring_prep_recv(sqe, r->fd, r->lent, len, 0);
+	if (r->file)
+		io_uring_prep_read(sqe, r->fd, r->lent, (unsigned)len, -1);
+	else
+		io_uring_prep_recv(sqe, r->fd, r->lent, len, 0);
 	return true;
+}
+
+/* A pipe, terminal or file: multishot recv is for sockets only, so one
+ * READ at a time (offset -1: the file position, which a regular file given
+ * as standard input advances). A pipe's READ waits through the ring's
+ * internal poll, not in an io-wq thread. */
+static void recv_arm_file(struct rill__recv *r, struct io_uring_sqe *sqe)
+{
+	if (r->plain) {
+		io_uring_prep_read(sqe, r->fd, r->plain, RILL_PLAIN_RECV_SIZE, -1);
+		return;
+	}
+	io_uring_prep_read(sqe, r->fd, NULL, r->loop->bufs.size, -1);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = r->loop->bufs.bgid;
 }
 
 static void recv_arm(struct rill__recv *r)
@@ -196,6 +214,8 @@ static void recv_arm(struct rill__recv *r)
 
 	if (recv_arm_lent(r, sqe)) {
 		/* lands in the owner's memory */
+	} else if (r->file) {
+		recv_arm_file(r, sqe);
 	} else if (r->plain) {
 		io_uring_prep_recv(sqe, r->fd, r->plain, RILL_PLAIN_RECV_SIZE, 0);
 	} else {
@@ -220,6 +240,7 @@ int rill__recv_init(struct rill__recv *r, rill_loop *loop, int fd, void *ctx)
 	r->fd = fd;
 	r->ctx = ctx;
 	r->armed = r->want = r->ended = r->throttled = false;
+	r->file = r->regular = false;
 	r->calm = 0;
 	r->plain = r->lent = NULL;
 	r->lend = NULL;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "engine/loop.h"
+#include "rill/stream.h"	/* the log levels */
 
 static __thread rill_task *current_task;
 
@@ -20,6 +21,11 @@ rill_task *rill__current(void)
 rill_task *rill_task_current(void)
 {
 	return current_task;
+}
+
+void rill__task_forget_current(void)
+{
+	current_task = NULL;
 }
 
 /* Leaves the task for the loop's stack; returns when the loop resumes it. */
@@ -34,14 +40,48 @@ static void task_suspend(rill_task *t)
 				 &loop->asan_main_size);
 }
 
+void rill__task_hook_add(rill_task *t, struct rill__task_hook *h)
+{
+	h->next = t->hooks;
+	if (h->next)
+		h->next->pprev = &h->next;
+	h->pprev = &t->hooks;
+	t->hooks = h;
+}
+
+void rill__task_hook_del(struct rill__task_hook *h)
+{
+	if (!h->pprev)
+		return;
+	*h->pprev = h->next;
+	if (h->next)
+		h->next->pprev = h->pprev;
+	h->next = NULL;
+	h->pprev = NULL;
+}
+
+static void hooks_run(rill_task *t)
+{
+	struct rill__task_hook *h;
+
+	while ((h = t->hooks) != NULL) {
+		rill__task_hook_del(h);
+		h->done(h, t);
+	}
+}
+
 static void task_finish(rill_task *t)
 {
 	rill_loop *loop = t->loop;
 
 	t->state = RILL__TASK_DONE;
 	rill__list_del(&t->all_link);
+	if (!t->detached)	/* until joined or detached */
+		rill__list_add_tail(&loop->finished, &t->all_link);
 	loop->ntasks--;
 	rill__waitq_wake_all(&t->joiners);
+	if (rill__unlikely(t->hooks != NULL))
+		hooks_run(t);
 }
 
 void rill__resource_add(struct rill__resource *res)
@@ -88,14 +128,21 @@ static void task_entry(void *arg)
 	__builtin_unreachable();
 }
 
+/* loop is NULL for a handle that outlived its loop (tasks_orphan). */
 static void task_bury(rill_loop *loop, rill_task *t)
 {
 	t->magic = RILL__TASK_DEAD;
-	rill__bury(loop, t);
+	rill__list_del(&t->all_link);	/* off loop->finished */
+	if (loop)
+		rill__bury(loop, t);
+	else
+		free(t);
 }
 
 void rill__task_run(rill_loop *loop, rill_task *t)
 {
+	if (rill__loop_forked(loop))
+		rill__forked_misuse();
 	loop->current = t;
 	current_task = t;
 	t->state = RILL__TASK_RUNNING;
@@ -104,6 +151,8 @@ void rill__task_run(rill_loop *loop, rill_task *t)
 				t->stack->size);
 	rill__fiber_switch(&loop->main_sp, t->sp);
 	rill__asan_finish_switch(loop->asan_main_fake, NULL, NULL);
+	if (rill__loop_forked(loop))	/* t forked, and its child came back */
+		rill__forked_misuse();
 	current_task = NULL;
 	loop->current = NULL;
 	if (t->state == RILL__TASK_DONE) {
@@ -131,9 +180,12 @@ int rill_spawn(rill_loop *loop, rill_task_fn fn, void *arg, rill_task **taskp)
 {
 	rill__detail_clear();
 	rill_task *t;
+	int err;
 
 	if (!loop || !fn)
 		return -EINVAL;
+	if ((err = rill__loop_check_fork(loop, "rill_spawn")) < 0)
+		return err;
 	if (loop->freeing)
 		return RILL_ECLOSED;
 	t = calloc(1, sizeof(*t));
@@ -260,6 +312,9 @@ int rill_task_join(rill_task *t, int *resultp)
 	task_check(t, "rill_task_join");
 	if (!t || t->detached || t == self)
 		return -EINVAL;
+	if (t->in_group)
+		return rill__set_detail(-EINVAL, "rill_task_join: the task belongs "
+					"to a task group, which reaps it");
 	if (t->joining)		/* the handle has one owner: one join */
 		return -EBUSY;
 	t->joining = true;
@@ -281,6 +336,12 @@ void rill_task_detach(rill_task *t)
 	task_check(t, "rill_task_detach");
 	if (!t)
 		return;
+	if (t->in_group) {
+		/* The group frees it: detaching too would free it twice. */
+		rill__log(RILL_LOG_WARNING, "rill_task_detach: the task belongs "
+			  "to a task group, which reaps it; ignored");
+		return;
+	}
 	if (t->state == RILL__TASK_DONE)
 		task_bury(t->loop, t);
 	else

@@ -13,5 +13,6 @@
 #include "rill/task.h"
 #include "rill/stream.h"
 #include "rill/sync.h"
+#include "rill/process.h"
 
 #endif

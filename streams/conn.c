@@ -132,6 +132,12 @@ static void conn_get_name(struct rill__conn *c, struct rill__sockname *n)
 
 struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 {
+	return rill__conn_new_fd(loop, fd, limit, 0);
+}
+
+struct rill__conn *rill__conn_new_fd(rill_loop *loop, int fd, size_t limit,
+				     unsigned flags)
+{
 	struct rill__conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
@@ -140,8 +146,11 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	c->magic = RILL__CONN_LIVE;
 	c->fd = fd;
 	c->fd_info = fd;
-	conn_get_name(c, &c->peer);
-	conn_get_name(c, &c->local);
+	c->pipe = flags & RILL__CONN_PIPE;
+	if (!c->pipe) {
+		conn_get_name(c, &c->peer);
+		conn_get_name(c, &c->local);
+	}
 	rill__reader_init(&c->reader, limit, c);
 	rill__writer_init(&c->writer);
 	rill__list_init(&c->server_link);
@@ -157,7 +166,12 @@ struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
 	c->recv.on_idle = conn_on_idle;
 	c->res.release = conn_task_ended;
 	rill__resource_add(&c->res);
-	rill__recv_start(&c->recv);
+	c->recv.file = c->writer.send.file = c->pipe;
+	c->recv.regular = flags & RILL__CONN_REGULAR;
+	if (flags & RILL__CONN_NO_READ)
+		rill_reader_feed_eof(&c->reader);	/* a write-only pipe */
+	else
+		rill__recv_start(&c->recv);
 	return c;
 }
 
@@ -178,7 +192,7 @@ static void conn_free(struct rill__conn *c)
 
 static bool conn_busy(const struct rill__conn *c)
 {
-	return c->writer.sending || rill__recv_busy(&c->recv);
+	return c->writer.sending || c->writer.in_sendfile || rill__recv_busy(&c->recv);
 }
 
 /* A close is through once the transport has nothing left to send, its
@@ -202,8 +216,8 @@ void rill__conn_maybe_close(struct rill__conn *c)
 		rill__recv_stop(&c->recv);
 		return;		/* on_idle brings us back */
 	}
-	if (c->writer.sending)
-		return;		/* send_done brings us back */
+	if (c->writer.sending || c->writer.in_sendfile)
+		return;		/* send_done (or sendfile's end) brings us back */
 	close(c->fd);
 	c->fd = -1;
 	c->fd_closed = true;
@@ -229,6 +243,10 @@ void rill__conn_lost(struct rill__conn *c, int err)
 	}
 	if (c->tp->lost)
 		c->tp->lost(c, err);
+	/* A sendfile blocked on a full socket (a splice in io_uring's worker,
+	 * an EPOLLOUT wait) ends now, not when the peer reads. */
+	if (c->writer.in_sendfile && !c->fd_closed)
+		shutdown(c->fd, SHUT_RDWR);
 	rill__writer_wake_all(&c->writer);
 	if (c->writer.sending)
 		rill__send_cancel(&c->writer.send);

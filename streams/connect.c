@@ -461,6 +461,10 @@ static int open_check(const rill_open_options *o, rill_reader **readerp,
 {
 	if (!readerp || !writerp)
 		return -EINVAL;
+	/* A child of fork() made in a task is in none: say why. */
+	if (!rill_task_current() && rill__loop_check_fork(rill_loop_current(),
+							  "open_connection"))
+		return RILL_EFORKED;
 	if (!rill_task_current())
 		return rill__set_detail(-EPERM, "open_connection must run in a task");
 	if (o->server_hostname && !o->ssl && !o->ssl_context)

@@ -14,6 +14,7 @@
  * are carried to each worker's loop with rill_loop_call_soon_threadsafe().
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +43,22 @@ struct rill__group {
 	rill_event *all_closed;
 	size_t running;
 	int start_err;
+	/* The first failing worker's rill_error_detail(): the detail is per
+	 * thread, and the calls that clean up after a failed start clear the
+	 * caller's, so it is carried here and set again at the end. */
+	char start_detail[256];
 };
+
+/* Records err, the first start failure, with this thread's detail;
+ * called with g->lock held. */
+static void start_failed(struct rill__group *g, size_t i, int err)
+{
+	if (g->start_err)
+		return;
+	g->start_err = err;
+	snprintf(g->start_detail, sizeof(g->start_detail), "thread %zu: %s", i,
+		 rill_error_detail()[0] ? rill_error_detail() : rill_strerror(err));
+}
 
 /* One worker: start the server on this loop, serve until told to stop,
  * then close and wait for its connections. */
@@ -54,8 +70,8 @@ static int worker_main(void *arg)
 
 	err = rill_start_server(g->cb, g->arg, g->host, g->port, &g->opts, &w->server);
 	pthread_mutex_lock(&g->lock);
-	if (err < 0 && !g->start_err)
-		g->start_err = err;
+	if (err < 0)
+		start_failed(g, w->index, err);
 	if (err == 0 && g->port == 0)
 		g->port = rill_server_port(w->server);
 	pthread_mutex_unlock(&g->lock);
@@ -124,6 +140,7 @@ static int worker_start(struct rill__group *g, size_t i)
 		w->alive = false;
 		pthread_mutex_lock(&g->lock);
 		g->running--;
+		start_failed(g, i, err);
 		pthread_mutex_unlock(&g->lock);
 	}
 	return err;
@@ -178,10 +195,13 @@ int rill__group_start(rill_client_connected_fn cb, void *arg, const char *host,
 	}
 	err = group_start(g);
 	if (err < 0) {
+		char detail[sizeof(g->start_detail)];
+
+		memcpy(detail, g->start_detail, sizeof(detail));
 		rill_event_set(g->stop);
 		group_join(g);
 		group_free(g);
-		return err;
+		return rill__set_detail(err, "%s", detail);
 	}
 	*gp = g;
 	return 0;

@@ -65,6 +65,9 @@ struct rill_writer {
 	 * queued, or from this coarse-clock time (0: not started). */
 	size_t push_bytes;
 	uint64_t push_at;
+	/* rill_writer_sendfile() owns the socket (streams/sendfile.c):
+	 * writes queue behind the file and are flushed after it. */
+	bool in_sendfile;
 };
 
 struct rill__conn;
@@ -149,11 +152,23 @@ struct rill__conn {
 	bool owner_released;	/* the owner gave its reference back */
 	bool keeps_seen;	/* kept once: the warning names the holder */
 	rill_task *handler;	/* a server callback running on it, or NULL */
+	/* Pipes, terminals, files (streams/pipe.c): */
+	bool pipe;		/* read/write, not recv/send; write_eof closes */
+	bool reader_owns;	/* rill_reader_free() releases it */
 };
 
 /* Creates a connection for a connected socket (ownership passes to it) and
  * starts receiving. Returns NULL on ENOMEM (fd untouched then). */
 struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit);
+/* As rill__conn_new for any fd, with RILL__CONN_* flags. */
+#define RILL__CONN_PIPE 1u	/* not a socket: read(2)/write(2) */
+#define RILL__CONN_REGULAR 2u	/* a regular file (epoll: always ready) */
+#define RILL__CONN_NO_READ 4u	/* write only: no recv, reader at EOF */
+struct rill__conn *rill__conn_new_fd(rill_loop *loop, int fd, size_t limit,
+				     unsigned flags);
+/* A pipe's connection for fd (streams/pipe.c), owned by the caller and
+ * tracked by no task; NULL on error (fd left open). */
+struct rill__conn *rill__pipe_conn(int fd, size_t limit, bool write_only);
 /* The user hands the connection back; warn: say so if it was unclosed. */
 void rill__conn_release(struct rill__conn *c, bool warn);
 /* The connection is gone (err < 0: fatal error, 0: closed). */

@@ -53,6 +53,10 @@ int rill_reader_new(size_t limit, rill_reader **readerp)
 
 void rill_reader_free(rill_reader *r)
 {
+	if (r && r->conn && r->conn->reader_owns) {	/* a read pipe's */
+		rill_writer_free(&r->conn->writer);
+		return;
+	}
 	if (!r || r->conn)	/* a connection's reader goes with its writer */
 		return;
 	rill__reader_destroy(r);
@@ -412,7 +416,10 @@ ssize_t rill_reader_readexactly(rill_reader *r, void *buf, size_t n)
 
 	if (err)
 		return err;
-	if (n > SSIZE_MAX || (!buf && n))
+	if (n > SSIZE_MAX)	/* a negative count, cast */
+		return rill__set_detail(-EINVAL, "readexactly size can not be "
+					"less than zero");
+	if (!buf && n)
 		return -EINVAL;
 	for (;;) {
 		struct rill__parse p;
@@ -495,9 +502,17 @@ ssize_t rill_reader_readuntil_any(rill_reader *r, const rill_bytes *seps,
 		return ret;
 	if (!out || (nseps && !seps) || nseps > SIZE_MAX / sizeof(*pv))
 		return -EINVAL;
+	/* asyncio's ValueError texts, word for word. */
+	if (!nseps)
+		return rill__set_detail(-EINVAL, "Separator should contain at "
+					"least one element");
 	for (size_t i = 0; i < nseps; i++)
 		if (!seps[i].data && seps[i].len)
 			return -EINVAL;
+	for (size_t i = 0; i < nseps; i++)
+		if (!seps[i].len)
+			return rill__set_detail(-EINVAL, "Separator should be at "
+						"least one-byte string");
 	if (nseps > RILL__SEPS_SMALL) {
 		pv = malloc(nseps * sizeof(*pv));
 		lv = malloc(nseps * sizeof(*lv));

@@ -384,6 +384,8 @@ static int server_alloc(rill_client_connected_fn cb, void *arg,
 		return rill__set_detail(-EINVAL, "ssl_shutdown_timeout is only meaningful with ssl");
 	if (!rill_loop_current())
 		return -EPERM;
+	if ((err = rill__loop_check_fork(rill_loop_current(), "rill_start_server")) < 0)
+		return err;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -603,8 +605,12 @@ bool rill_server_is_serving(const rill_server *s)
 int rill_server_start_serving(rill_server *s)
 {
 	rill__detail_clear();
+	int err;
+
 	if (!s)
 		return -EINVAL;
+	if ((err = rill__loop_check_fork(s->loop, "rill_server_start_serving")) < 0)
+		return err;
 	if (s->closed)
 		return RILL_ECLOSED;
 	if (s->serving)
@@ -625,9 +631,19 @@ static void unix_unlink_if_ours(rill_server *s)
 	s->unix_path = NULL;
 }
 
+/* Whether s belongs to a parent of fork() (its loop does): the call is
+ * refused, said through the log hook where it returns nothing. */
+static bool server_forked(const rill_server *s, const char *call)
+{
+	if (!rill__loop_check_fork(s->loop, call))
+		return false;
+	rill__log(RILL_LOG_ERROR, "%s", rill_error_detail());
+	return true;
+}
+
 void rill_server_close(rill_server *s)
 {
-	if (!s || s->closed)
+	if (!s || s->closed || server_forked(s, "rill_server_close"))
 		return;
 	s->closed = true;
 	if (s->group) {
@@ -642,16 +658,13 @@ void rill_server_close(rill_server *s)
 	for (size_t i = 0; i < s->nls; i++) {
 		struct listener *l = &s->ls[i];
 
-		if (l->acc.armed) {
-			/* Stop listening now, as closing the socket would: the
-			 * fd itself is closed in on_idle, once the accept in
-			 * flight has let go of it. */
-			shutdown(l->fd, SHUT_RD);
-			rill__acceptor_stop(&l->acc);
-		} else if (l->fd >= 0) {
-			close(l->fd);
+		/* Closing our fd is all: the socket may be shared with other
+		 * processes (a pre-fork server), and shutdown() would stop
+		 * their accepting too. Alone, it stops listening now. Where
+		 * the accept in flight cannot be cancelled at once, the fd is
+		 * closed in on_idle, once it has let go. */
+		if (l->fd >= 0 && rill__acceptor_close(&l->acc))
 			l->fd = -1;
-		}
 	}
 	unix_unlink_if_ours(s);
 	rill__waitq_wake_all(&s->waiters);	/* serve_forever returns */
@@ -672,6 +685,8 @@ static void server_each_conn(rill_server *s, void (*fn)(rill_writer *w))
 
 void rill_server_close_clients(rill_server *s)
 {
+	if (s && server_forked(s, "rill_server_close_clients"))
+		return;
 	if (s && s->group)
 		rill__group_close_clients(s->group);
 	else if (s)
@@ -680,6 +695,8 @@ void rill_server_close_clients(rill_server *s)
 
 void rill_server_abort_clients(rill_server *s)
 {
+	if (s && server_forked(s, "rill_server_abort_clients"))
+		return;
 	if (s && s->group)
 		rill__group_abort_clients(s->group);
 	else if (s)
@@ -767,7 +784,7 @@ static void server_maybe_free(rill_server *s)
 
 void rill_server_free(rill_server *s)
 {
-	if (!s)
+	if (!s || server_forked(s, "rill_server_free"))
 		return;
 	rill_server_close(s);
 	if (!s->group)

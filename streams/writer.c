@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -209,7 +210,10 @@ static void writer_idle(rill_writer *w)
 	rill__waitq_wake_all(&w->flushed);
 	if (w->eof_requested && !w->eof_done && !c->lost) {
 		w->eof_done = true;
-		shutdown(c->fd, SHUT_WR);
+		if (c->pipe)	/* no half-close: asyncio's pipe closes */
+			c->closing = true;
+		else
+			shutdown(c->fd, SHUT_WR);
 	}
 	if (c->closing && !c->shut_down && !c->lost && c->tp->shutdown) {
 		c->shut_down = true;
@@ -229,7 +233,7 @@ static void writer_flush(struct rill__deferred *d)
 
 	struct rill__conn *c = rill__writer_conn(w);
 
-	if (w->sending || c->lost)
+	if (w->sending || c->lost || w->in_sendfile)	/* sendfile kicks after */
 		return;
 	if (c->tp->pending(c))
 		writer_send(w);
@@ -293,13 +297,31 @@ static void send_done(struct rill__op *op, int res, unsigned flags)
  * it, and each dropped write says so. */
 #define RILL_LOST_WRITES_LOG 5
 
+/* -EINVAL, with the detail, if adding n bytes would take the writer's
+ * queue past SSIZE_MAX: what a send can report and an iovec can carry. A
+ * longer length is always a caller's mistake (no buffer is that big); the
+ * kernel's send() would clamp it and send whatever memory follows. */
+static int length_check(const rill_writer *w, size_t n)
+{
+	size_t queued = w->buffered + w->wire;
+
+	if (n > (size_t)SSIZE_MAX - queued)
+		return rill__set_detail(-EINVAL, "write of %zu bytes: the writer "
+					"holds at most SSIZE_MAX bytes (%zu queued)",
+					n, queued);
+	return 0;
+}
+
 /* 0: accept the data; 1: drop it (connection lost or closing); < 0: error. */
 static int write_check(rill_writer *w, const void *data, size_t n)
 {
 	struct rill__conn *c;
+	int err;
 
 	if (!w || (!data && n))
 		return -EINVAL;
+	if ((err = length_check(w, n)) < 0)
+		return err;
 	c = rill__writer_conn(w);
 	if (w->eof_requested)
 		return RILL_ESTATE;
@@ -387,7 +409,8 @@ static void write_queued(rill_writer *w, size_t n)
 	w->buffered += n;
 	writer_check_pause(w);
 	writer_schedule(w);
-	if (w->sending)
+	/* A pipe may be a blocking fd (stdout): it waits for the flush. */
+	if (w->sending || w->in_sendfile || rill__writer_conn(w)->pipe)
 		return;
 	/* The first write into an empty queue only starts the count: it may
 	 * be the first of a batch, and a write_ref's release must not run
@@ -420,15 +443,26 @@ int rill_writer_write(rill_writer *w, const void *data, size_t n)
 
 int rill_writer_writelines(rill_writer *w, const rill_bytes *chunks, size_t n)
 {
-	rill__detail_clear();
-	if (n && !chunks)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		int err = rill_writer_write(w, chunks[i].data, chunks[i].len);
+	size_t total = 0;
+	int err;
 
-		if (err < 0)
-			return err;
+	rill__detail_clear();
+	if (!w || (n && !chunks))
+		return -EINVAL;
+	/* All or nothing: a bad chunk or a sum that overflows queues none. */
+	for (size_t i = 0; i < n; i++) {
+		if (!chunks[i].data && chunks[i].len)
+			return -EINVAL;
+		if (chunks[i].len > SIZE_MAX - total)
+			return rill__set_detail(-EINVAL, "writelines: the "
+						"lengths' sum overflows size_t");
+		total += chunks[i].len;
 	}
+	if ((err = length_check(w, total)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++)
+		if ((err = rill_writer_write(w, chunks[i].data, chunks[i].len)) < 0)
+			return err;
 	return 0;
 }
 

@@ -39,6 +39,20 @@ for lib in "$@"; do
 	done <<<"$syms"
 done
 
+# 1b. The overview pages, one per object a program handles, exist as
+# pages of their own (not links) and rill(3), the index, names each.
+overviews=(rill_server rill_reader rill_writer rill_task rill_tls rill_errors)
+for o in "${overviews[@]}"; do
+	page=$mandir/man3/$o.3
+	if [[ ! -f $page ]]; then
+		fail "overview page man3/$o.3 is missing"
+	elif grep -q '^\.so[[:space:]]' "$page"; then
+		fail "overview page man3/$o.3 is a link, not a page"
+	elif ! grep -q "^\.BR $o (3)" "$mandir/man3/rill.3"; then
+		fail "rill(3) does not name the overview page $o(3)"
+	fi
+done
+
 # 2. Links: ".so man3/x.3" must name a page here that is not a link itself
 # (man-db follows one level, and a chain is a maintenance trap).
 for page in "${pages[@]}"; do
@@ -70,5 +84,5 @@ for page in "${pages[@]}"; do
 	fi
 done
 
-((status == 0)) && echo "ok   ${#pages[@]} pages render cleanly; $nsyms exported functions each have one"
+((status == 0)) && echo "ok   ${#pages[@]} pages render cleanly; $nsyms exported functions each have one; ${#overviews[@]} overview pages"
 exit $status

@@ -335,6 +335,41 @@ Test(api_misuse, cancel_after_join_is_named_and_aborts, .timeout = 10)
 	expect_abort(cancel_after_join, "rill_task_cancel: the task handle");
 }
 
+static int group_wait_fn(void *arg)
+{
+	return rill_task_group_wait(arg);
+}
+
+static int group_sleep_fn(void *arg)
+{
+	(void)arg;
+	return rill_sleep_ms(1000);
+}
+
+static int group_free_main(void *arg)
+{
+	rill_task_group *g;
+
+	(void)arg;
+	rill_task_group_new(rill_loop_current(), &g);
+	rill_task_group_spawn(g, group_sleep_fn, NULL, NULL);
+	rill_spawn(rill_loop_current(), group_wait_fn, g, NULL);
+	rill_yield();
+	rill_task_group_free(g);	/* its waiter would wake in freed memory */
+	return 0;
+}
+
+static void group_free_while_waited(void)
+{
+	rill_run(group_free_main, NULL, NULL);
+}
+
+Test(api_misuse, group_free_while_waited_is_named_and_aborts, .timeout = 10)
+{
+	expect_abort(group_free_while_waited,
+		     "rill_task_group_free: a task is waiting on the group");
+}
+
 /* Two tasks joining one: the second is refused, the first gets the result. */
 struct joiners {
 	rill_task *target;

@@ -54,6 +54,26 @@ static int task_calls(void)
 	return 0;
 }
 
+/* Task groups, rill_wait and rill_gather (waiting on several tasks). */
+static int group_calls(void)
+{
+	rill_task_group *g = NULL;
+	rill_task *t = NULL;
+	int res;
+
+	EXPECT(1, rill_task_group_new(NULL, &g) == -EINVAL && !g);
+	EXPECT(2, rill_task_group_spawn(NULL, NULL, NULL, &t) == -EINVAL && !t);
+	EXPECT(3, rill_task_group_wait(NULL) == -EINVAL);
+	EXPECT(4, rill_task_group_failed(NULL) == 0 &&
+		  rill_task_group_cancel(NULL) == -EINVAL);
+	rill_task_group_free(NULL);
+	EXPECT(5, rill_wait(NULL, 0, 0, 0, NULL) == -EINVAL);
+	EXPECT(6, rill_wait(&t, SIZE_MAX, RILL_ALL_COMPLETED, 0, NULL) == -EPERM);
+	EXPECT(7, rill_gather(NULL, 0, NULL, false) == -EINVAL);
+	EXPECT(8, rill_gather(&t, 1, &res, true) == -EPERM);	/* would wait outside a task */
+	return 0;
+}
+
 static int sync_calls(void)
 {
 	rill_queue *q = NULL;
@@ -202,7 +222,7 @@ static int server_indexes(void)
 }
 
 static const nulls_case cases[] = {
-	loop_calls, task_calls, sync_calls, reader_calls, writer_calls,
+	loop_calls, task_calls, group_calls, sync_calls, reader_calls, writer_calls,
 	stream_calls, server_indexes,
 };
 

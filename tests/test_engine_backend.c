@@ -146,6 +146,10 @@ static int serve(void *arg)
 	return 0;
 }
 
+/* A backend argument for child(): RILL_BACKEND=io_uring in the
+ * environment, the option left at AUTO. */
+#define IO_URING_BY_ENV 100
+
 /* In the child: filter, then a loop with the given backend option; with
  * threads >= 0, a server and clients on it. */
 static void child(int which, int err, int backend, int threads, int wfd)
@@ -156,6 +160,10 @@ static void child(int which, int err, int backend, int threads, int wfd)
 	if (install_filter(which, err) < 0)
 		_exit(2);
 	unsetenv("RILL_BACKEND");
+	if (backend == IO_URING_BY_ENV) {
+		setenv("RILL_BACKEND", "io_uring", 1);
+		backend = RILL_BACKEND_AUTO;
+	}
 	rill_set_log_handler(log_capture, NULL);
 	o.backend = backend;
 	rep.backend = -1;
@@ -321,6 +329,31 @@ Test(engine_backend, required_io_uring_enter_refused)
 
 	cr_assert_eq(r.code, RILL_EURING_DENIED, "got %s", rill_err_name(r.code));
 	cr_assert(strstr(r.detail, "io_uring_enter"), "detail: %s", r.detail);
+}
+
+/* Required and refused: no line saying loops fall back to epoll (they do
+ * not), and a detail that says it is required, by what, and how to allow
+ * it or run without it. */
+static void required_says_so(int backend, const char *by, const char *instead)
+{
+	struct report r = run(ALL_THREE, EPERM, backend, -1);
+
+	cr_assert_lt(r.code, 0, "got %s", rill_err_name(r.code));
+	cr_assert_null(strstr(r.log, "epoll backend"), "log: %s", r.log);
+	cr_assert(strstr(r.detail, "required"), "detail: %s", r.detail);
+	cr_assert(strstr(r.detail, by), "detail: %s", r.detail);
+	cr_assert(strstr(r.detail, "To allow it"), "detail: %s", r.detail);
+	cr_assert(strstr(r.detail, instead), "detail: %s", r.detail);
+}
+
+Test(engine_backend, required_by_env_logs_no_fallback_and_says_how_to_allow)
+{
+	required_says_so(IO_URING_BY_ENV, "RILL_BACKEND=io_uring", "unset RILL_BACKEND");
+}
+
+Test(engine_backend, required_by_option_logs_no_fallback_and_says_how_to_allow)
+{
+	required_says_so(RILL_BACKEND_IO_URING, "RILL_BACKEND_IO_URING", "RILL_BACKEND_AUTO");
 }
 
 Test(engine_backend, required_einval_gets_a_hint)

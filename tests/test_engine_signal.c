@@ -465,3 +465,18 @@ Test(engine_signal, kill_command_from_another_process)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
 	close(fds[0]);
 }
+
+/* The other way round: a kill(1) process signals this one, whose loop
+ * runs the handler. */
+Test(engine_signal, kill_command_to_this_process)
+{
+	struct caught c = { .loop = loop, .stop = true };
+	char cmd[64];
+
+	cr_assert_eq(rill_loop_add_signal_handler(loop, SIGUSR2, on_sig, &c), 0);
+	snprintf(cmd, sizeof(cmd), "kill -USR2 %d", (int)getpid());
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	run_guarded(loop, 5000);
+	cr_assert_eq(c.count, 1);
+	cr_assert(pthread_equal(c.thread, pthread_self()));
+}

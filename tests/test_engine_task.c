@@ -2,6 +2,7 @@
 /* Tasks: spawn, join, yield order, detach, cancellation, rill_run and stack overflow. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,4 +443,63 @@ Test(engine_task, stack_overflow_aborts_with_a_message)
 		  status, err);
 	cr_assert_eq(WTERMSIG(status), SIGABRT, "signal %d: %s", WTERMSIG(status), err);
 	cr_assert(strstr(err, "stack overflow"), "stderr: %s", err);
+}
+
+/* ---- handles that outlive their loop -------------------------------- */
+
+/* Freed memory is overwritten (glibc's M_PERTURB), so that a handle still
+ * reading its freed loop crashes in the plain build too, not only under
+ * ASan. */
+static void perturb_freed_memory(void)
+{
+	mallopt(M_PERTURB, 0xa5);
+}
+
+Test(engine_task, join_after_the_loop_was_freed_gives_the_result)
+{
+	rill_loop *l;
+	rill_task *ran, *never, *left;
+	int res = 99;
+
+	perturb_freed_memory();
+	cr_assert_eq(rill_loop_new(NULL, &l), 0);
+	cr_assert_eq(rill_spawn(l, ret_arg, (void *)(intptr_t)7, &ran), 0);
+	cr_assert_eq(rill_loop_run(l), 0);
+	cr_assert(rill_task_done(ran));
+	/* Never started: rill_loop_free cancels it. */
+	cr_assert_eq(rill_spawn(l, ret_arg, (void *)(intptr_t)8, &never), 0);
+	cr_assert_eq(rill_spawn(l, ret_arg, (void *)(intptr_t)9, &left), 0);
+	cr_assert_eq(rill_loop_free(l), 0);
+
+	cr_assert(rill_task_done(ran));
+	cr_assert_eq(rill_task_cancel(ran), -ESRCH);
+	cr_assert_eq(rill_task_join(ran, &res), 0);
+	cr_assert_eq(res, 7);
+	cr_assert_eq(rill_task_join(never, &res), 0);
+	cr_assert_eq(res, -ECANCELED);
+	rill_task_detach(left);	/* frees it: ASan's leak check sees to it */
+}
+
+static int join_orphan_in_task(void *arg)
+{
+	int res = 0;
+
+	if (rill_task_join(arg, &res) != 0)
+		return 1;
+	return res == 7 ? 0 : 2;
+}
+
+Test(engine_task, join_from_another_loop_after_the_loop_was_freed)
+{
+	rill_loop *l;
+	rill_task *t;
+	int res = -1;
+
+	perturb_freed_memory();
+	cr_assert_eq(rill_loop_new(NULL, &l), 0);
+	cr_assert_eq(rill_spawn(l, ret_arg, (void *)(intptr_t)7, &t), 0);
+	cr_assert_eq(rill_loop_run(l), 0);
+	cr_assert_eq(rill_loop_free(l), 0);
+	cr_assert_eq(rill_run(join_orphan_in_task, t, &res), 0);
+	cr_assert_eq(res, 0);
 }

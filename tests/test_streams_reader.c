@@ -2,6 +2,7 @@
 /* StreamReader on real sockets: reads, limits, views, flow control, EOF and resets. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <limits.h>
 #include <time.h>
 
 #include "tests/helpers.h"
@@ -153,6 +154,24 @@ TASK_TEST(streams_reader, read_all_far_beyond_twice_the_limit)
 
 /* ---- readexactly --------------------------------------------------- */
 
+TASK_TEST(streams_reader, readexactly_of_a_negative_count_is_asyncio_valueerror)
+{
+	struct conn c;
+	char buf[4];
+
+	open_unix(&c, 0);
+	peer_sends(c.peer, "abcd");
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, (size_t)-1), -EINVAL);
+	cr_assert_str_eq(rill_error_detail(), "readexactly size can not be less than zero");
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, (size_t)SSIZE_MAX + 1), -EINVAL);
+	cr_assert_str_eq(rill_error_detail(), "readexactly size can not be less than zero");
+	/* Nothing was consumed. */
+	cr_assert_eq(rill_reader_readexactly(c.r, buf, 4), 4);
+	cr_assert_arr_eq(buf, "abcd", 4);
+	conn_done(&c);
+	return 0;
+}
+
 TASK_TEST(streams_reader, readexactly_waits_for_exactly_n)
 {
 	struct conn c;
@@ -260,8 +279,13 @@ TASK_TEST(streams_reader, readuntil_several_separators)
 
 	open_unix(&c, 0);
 	cr_assert_eq(rill_reader_readuntil_any(c.r, seps, 0, &v), -EINVAL);
+	cr_assert_str_eq(rill_error_detail(), "Separator should contain at least one element");
 	cr_assert_eq(rill_reader_readuntil_any(c.r, empty, 2, &v), -EINVAL);
+	cr_assert_str_eq(rill_error_detail(), "Separator should be at least one-byte string");
 	cr_assert_eq(rill_reader_readuntil(c.r, "", 0, &v), -EINVAL);
+	cr_assert_str_eq(rill_error_detail(), "Separator should be at least one-byte string");
+	cr_assert_eq(rill_reader_readuntil(c.r, "x", 0, &v), -EINVAL);
+	cr_assert_str_eq(rill_error_detail(), "Separator should be at least one-byte string");
 	s.peer = &c.peer;
 	t = spawn(script_task, &s);
 	/* The match that ends first wins. */

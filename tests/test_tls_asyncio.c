@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, SSL write watermarks, start_tls without a server name, start_tls on a connection whose reader fell behind, a TLS flood into a reader that keeps falling behind. */
+/* TLS where asyncio says how: a reset during the handshake ends it at once on both sides, and a FIN or a reset right after the ClientHello is -ECONNRESET on both sides, SSL write watermarks, start_tls without a server name, start_tls on a connection whose reader fell behind, a TLS flood into a reader that keeps falling behind. */
 #include <openssl/ssl.h>
 
 #include "tests/tls_helpers.h"
@@ -200,6 +200,128 @@ static int client_reset_body(void *arg)
 Test(tls_asyncio, reset_during_the_handshake_fails_open_connection_at_once, .timeout = 30)
 {
 	run_task(client_reset_body, NULL);
+}
+
+/* ---- a peer that hangs up right after the ClientHello --------------- */
+
+/* How the raw peer ends: a FIN after its last bytes, or a reset. */
+enum hang_up { HANG_UP_EOF, HANG_UP_RESET };
+
+static void hang_up(int fd, enum hang_up how)
+{
+	if (how == HANG_UP_EOF) {
+		shutdown(fd, SHUT_WR);
+		return;
+	}
+	reset_close(fd);
+}
+
+struct upgrade_result {
+	rill_tls_ctx *sctx;
+	int err;		/* 1: not yet */
+};
+
+/* A plain server that upgrades at once and keeps start_tls_server's code. */
+static int upgrade_at_once(rill_reader *r, rill_writer *w, void *arg)
+{
+	struct upgrade_result *u = arg;
+
+	(void)r;
+	u->err = rill_start_tls_server(w, u->sctx, NULL);
+	rill_writer_close(w);
+	return 0;
+}
+
+/* asyncio (SSLProtocol.eof_received in DO_HANDSHAKE): the server's
+ * handshake ends with ConnectionResetError, whether the client's side
+ * ended with a FIN or a reset. */
+static void server_hang_up_case(enum hang_up how)
+{
+	struct upgrade_result u = { .sctx = tls_server_ctx("server"), .err = 1 };
+	unsigned char hello[2048];
+	size_t n = client_hello(hello, sizeof(hello));
+	rill_server *srv;
+	rill_time t0;
+	int fd;
+
+	cr_assert_eq(rill_start_server(upgrade_at_once, &u, "127.0.0.1", 0, NULL, &srv), 0);
+	fd = tcp_client(rill_server_port(srv));
+	cr_assert_eq(send(fd, hello, n, MSG_NOSIGNAL), (ssize_t)n);
+	t0 = rill_now();
+	hang_up(fd, how);
+	for (int i = 0; i < 400 && u.err == 1; i++)
+		rill_sleep_ms(5);
+	cr_assert_eq(u.err, -ECONNRESET, "start_tls_server: %s", rill_err_name(u.err));
+	cr_assert_lt(elapsed_ms(t0), 1000);
+	if (how == HANG_UP_EOF)
+		close(fd);
+	rill_server_close(srv);
+	cr_assert_eq(rill_server_wait_closed(srv), 0);
+	rill_server_free(srv);
+	rill_tls_ctx_free(u.sctx);
+}
+
+TASK_TEST(tls_asyncio, eof_after_the_client_hello_is_a_reset_for_the_server, .timeout = 30)
+{
+	server_hang_up_case(HANG_UP_EOF);
+	return 0;
+}
+
+TASK_TEST(tls_asyncio, reset_after_the_client_hello_is_a_reset_for_the_server, .timeout = 30)
+{
+	server_hang_up_case(HANG_UP_RESET);
+	return 0;
+}
+
+struct hang_up_server {
+	int lfd;
+	enum hang_up how;
+	atomic_bool done;
+};
+
+/* Reads the ClientHello, then hangs up as told. */
+static void *hang_up_thread(void *arg)
+{
+	struct hang_up_server *hs = arg;
+	unsigned char buf[4096];
+	int fd = accept4(hs->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_gt(recv(fd, buf, sizeof(buf), 0), 5);
+	cr_assert_eq(buf[0], 0x16);
+	hang_up(fd, hs->how);
+	/* After a FIN, hold the socket until the client has given up. */
+	for (int i = 0; i < 400 && hs->how == HANG_UP_EOF && !atomic_load(&hs->done); i++)
+		usleep(5000);
+	if (hs->how == HANG_UP_EOF)
+		close(fd);
+	return NULL;
+}
+
+/* The client side: open_connection fails with -ECONNRESET, at once. */
+TASK_TEST(tls_asyncio, eof_after_the_client_hello_fails_open_connection_with_a_reset, .timeout = 30)
+{
+	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	struct hang_up_server hs = { .how = HANG_UP_EOF };
+	rill_reader *r = NULL;
+	rill_writer *w = NULL;
+	pthread_t th;
+	rill_time t0;
+	int port, err;
+
+	hs.lfd = listen_loopback(&port, 16);
+	cr_assert_geq(hs.lfd, 0);
+	cr_assert_eq(pthread_create(&th, NULL, hang_up_thread, &hs), 0);
+	t0 = rill_now();
+	err = tls_connect(port, cctx, "localhost", &r, &w);
+	atomic_store(&hs.done, true);
+	cr_assert_eq(err, -ECONNRESET, "%s", rill_err_name(err));
+	cr_assert_lt(elapsed_ms(t0), 1000, "took %lld ms", (long long)elapsed_ms(t0));
+	cr_assert_null(w);
+	pthread_join(th, NULL);
+	close(hs.lfd);
+	rill_tls_ctx_free(cctx);
+	return 0;
 }
 
 /* ---- write watermarks ----------------------------------------------- */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS timing: handshake timeouts on both sides against silent peers, close waiting for the peer's close_notify up to ssl_shutdown_timeout, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
+/* TLS timing: handshake timeouts on both sides against silent peers, a task deadline in a handshake (-ETIMEDOUT, not the handshake timeout's code), close ending at the peer's close_notify, and start_tls with the ClientHello already buffered behind the STARTTLS line. */
 #include "tests/tls_helpers.h"
 
 static rill_time elapsed_ms(rill_time since)
@@ -57,6 +57,77 @@ TASK_TEST(tls_timeouts, client_handshake_timeout, .timeout = 30)
 	return 0;
 }
 
+/* ---- the task's deadline in a handshake ----------------------------- */
+
+/* open_connection with TLS to a listener that never answers, under a task
+ * deadline and a handshake timeout: the first to pass ends it with want,
+ * after about want_ms. */
+static void deadline_case(rill_time deadline, rill_time handshake, int want, rill_time want_ms)
+{
+	rill_tls_ctx *ctx = tls_client_ctx("ca.pem");
+	int port, lfd = listen_loopback(&port, 16);
+	rill_reader *r = NULL;
+	rill_writer *w = NULL;
+	rill_time saved, t0 = rill_now(), ms;
+	int err;
+
+	cr_assert_geq(lfd, 0);
+	saved = rill_deadline_push(deadline);
+	err = rill_open_connection("127.0.0.1", port, RILL_OPEN_OPTIONS(.ssl_context = ctx,
+		.server_hostname = "localhost", .ssl_handshake_timeout = handshake), &r, &w);
+	rill_deadline_pop(saved);
+	ms = elapsed_ms(t0);
+	cr_assert_eq(err, want, "%s, not %s", rill_err_name(err), rill_err_name(want));
+	cr_assert_null(w);
+	cr_assert_geq(ms, want_ms - 10, "gave up after %lld ms", (long long)ms);
+	cr_assert_lt(ms, want_ms + 1300, "gave up after %lld ms", (long long)ms);
+	close(lfd);
+	rill_tls_ctx_free(ctx);
+}
+
+/* asyncio: wait_for(open_connection(ssl=...)) raises TimeoutError. */
+TASK_TEST(tls_timeouts, task_deadline_in_the_handshake_is_etimedout, .timeout = 30)
+{
+	deadline_case(200 * MS, 0, -ETIMEDOUT, 200);
+	return 0;
+}
+
+TASK_TEST(tls_timeouts, handshake_timeout_inside_a_later_deadline_keeps_its_code, .timeout = 30)
+{
+	deadline_case(5000 * MS, 200 * MS, RILL_ETLS_HANDSHAKE_TIMEOUT, 200);
+	return 0;
+}
+
+/* start_tls under a task deadline, on a plain peer that never answers. */
+TASK_TEST(tls_timeouts, task_deadline_in_start_tls_is_etimedout, .timeout = 30)
+{
+	rill_tls_ctx *cctx = tls_client_ctx("ca.pem");
+	struct served seen = { 0 };
+	rill_reader *r;
+	rill_writer *w;
+	rill_server *srv;
+	rill_time t0, saved;
+	int err;
+
+	cr_assert_eq(rill_start_server(read_to_end, &seen, "127.0.0.1", 0, NULL, &srv), 0);
+	cr_assert_eq(rill_open_connection("127.0.0.1", rill_server_port(srv), NULL, &r, &w), 0);
+	t0 = rill_now();
+	saved = rill_deadline_push(150 * MS);
+	err = rill_start_tls(w, cctx, "localhost", NULL);
+	rill_deadline_pop(saved);
+	cr_assert_eq(err, -ETIMEDOUT, "%s", rill_err_name(err));
+	cr_assert_geq(elapsed_ms(t0), 140);
+	cr_assert_lt(elapsed_ms(t0), 1500);
+	/* The half-made TLS connection is over. */
+	cr_assert_eq(rill_reader_read(r, (char[1]){ 0 }, 1), -ETIMEDOUT);
+	rill_writer_close(w);
+	cr_assert_eq(rill_writer_wait_closed(w), -ETIMEDOUT);
+	rill_writer_free(w);
+	rill_server_free(srv);
+	rill_tls_ctx_free(cctx);
+	return 0;
+}
+
 /* ---- the server's handshake timeout --------------------------------- */
 
 TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
@@ -95,38 +166,14 @@ TASK_TEST(tls_timeouts, server_handshake_timeout, .timeout = 30)
 	return 0;
 }
 
-/* ---- closing: close_notify, then the peer's, or the timeout ------- */
-
-struct hold {
-	struct served seen;
-	bool release;		/* read_and_hold may close now */
-};
-
-/* Reads to EOF and then holds the connection open, never sending its own
- * close_notify, until the test lets go (release set: at once). */
-static int read_and_hold(rill_reader *r, rill_writer *w, void *arg)
-{
-	struct hold *h = arg;
-	char buf[256];
-	ssize_t n;
-
-	h->seen.calls++;
-	while ((n = rill_reader_read(r, buf, sizeof(buf))) > 0)
-		rill_writer_write(w, buf, (size_t)n);
-	h->seen.last_read = n;
-	for (int i = 0; i < 500 && !h->release; i++)
-		rill_sleep_ms(10);
-	rill_writer_close(w);
-	return 0;
-}
+/* ---- closing: close_notify, then the peer's ---------------------- */
 
 /* asyncio's SSLProtocol: close sends close_notify and waits for the
- * peer's, at most ssl_shutdown_timeout, then aborts; wait_closed() raises
- * the TimeoutError. answer: the server closes (and says close_notify) as
- * soon as it reads ours. */
-static int close_and_wait(bool answer)
+ * peer's; it ends as soon as that comes. (The peer that never answers:
+ * test_tls_close.) */
+TASK_TEST(tls_timeouts, close_ends_when_the_peers_close_notify_arrives, .timeout = 30)
 {
-	struct hold h = { .release = answer };
+	struct served seen = { 0 };
 	struct tls_env e = { 0 };
 	rill_reader *r;
 	rill_writer *w;
@@ -134,7 +181,7 @@ static int close_and_wait(bool answer)
 	rill_time t0, ms;
 	int err;
 
-	tls_env_start(&e, read_and_hold, &h, NULL);
+	tls_env_start(&e, echo_served, &seen, NULL);
 	cr_assert_eq(rill_open_connection("127.0.0.1", e.port, RILL_OPEN_OPTIONS(
 		.ssl_context = e.cctx, .server_hostname = "localhost",
 		.ssl_shutdown_timeout = 300 * MS), &r, &w), 0);
@@ -144,35 +191,16 @@ static int close_and_wait(bool answer)
 	rill_writer_close(w);
 	err = rill_writer_wait_closed(w);
 	ms = elapsed_ms(t0);
-	if (answer) {
-		cr_assert_eq(err, 0, "%s", rill_strerror(err));
-		cr_assert_lt(ms, 250, "wait_closed took %lld ms", (long long)ms);
-	} else {
-		cr_assert_eq(err, RILL_ETLS_SHUTDOWN_TIMEOUT, "%s", rill_strerror(err));
-		cr_assert_geq(ms, 290, "wait_closed took %lld ms", (long long)ms);
-		cr_assert_lt(ms, 1500, "wait_closed took %lld ms", (long long)ms);
-		/* Repeatable, as the future's exception is. */
-		cr_assert_eq(rill_writer_wait_closed(w), RILL_ETLS_SHUTDOWN_TIMEOUT);
-	}
+	cr_assert_eq(err, 0, "%s", rill_strerror(err));
+	cr_assert_lt(ms, 250, "wait_closed took %lld ms", (long long)ms);
 	rill_writer_free(w);
 	/* The server saw our close_notify: a clean EOF. */
-	for (int i = 0; i < 200 && h.seen.last_read != 0; i++)
+	for (int i = 0; i < 200 && seen.last_read != 0; i++)
 		rill_sleep_ms(5);
-	cr_assert_eq(h.seen.last_read, 0, "server's last read: %s",
-		     rill_strerror((int)h.seen.last_read));
-	h.release = true;
+	cr_assert_eq(seen.last_read, 0, "server's last read: %s",
+		     rill_strerror((int)seen.last_read));
 	tls_env_wait_stop(&e);
 	return 0;
-}
-
-TASK_TEST(tls_timeouts, close_waits_for_the_peers_close_notify_until_the_timeout, .timeout = 30)
-{
-	return close_and_wait(false);
-}
-
-TASK_TEST(tls_timeouts, close_ends_when_the_peers_close_notify_arrives, .timeout = 30)
-{
-	return close_and_wait(true);
 }
 
 /* ---- start_tls ------------------------------------------------------- */

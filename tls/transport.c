@@ -5,18 +5,28 @@
  * is read by OpenSSL straight out of the received bytes (a BIO that views
  * them, so the one copy is into OpenSSL's record buffer), and SSL_read()
  * decrypts it into the reader's buffer. Plaintext the writer queued goes
- * through SSL_write() one record (16 KiB) at a time into a BIO pair, and
- * the records are sent straight out of the pair's buffer, which never
- * moves, so the payload is copied once (by the encryption) and nothing is
- * copied twice. The stream
- * code calls this through struct rill__transport and never asks whether
- * it has TLS.
+ * through SSL_write() one record (16 KiB) at a time into blocks of output
+ * (tls/out.c), and the records are sent straight out of them, which never
+ * move, so the payload is copied once (by the encryption) and nothing is
+ * copied twice. The stream code calls this through struct rill__transport
+ * and never asks whether it has TLS.
+ *
+ * Memory follows the traffic: output blocks go back once sent, the
+ * ciphertext held between recvs once OpenSSL took it, and OpenSSL's own
+ * record buffers (34 KiB) once the connection stayed idle a while (see
+ * tls_release_if_idle and tls/idle.c), so an idle connection costs little
+ * more than its SSL object.
  *
  * Close sends close_notify and waits for the peer's, as asyncio's
  * SSLProtocol does, at most ssl_shutdown_timeout (30 s); then it aborts and
  * wait_closed() says RILL_ETLS_SHUTDOWN_TIMEOUT. Application data that
  * arrives meanwhile is dropped; a TCP EOF ends the wait as well as the
- * close_notify (asyncio's eof_received in SHUTDOWN).
+ * close_notify (asyncio's eof_received in SHUTDOWN). The peer's
+ * close_notify that comes first is answered at once, without the
+ * application: the reader sees EOF and the connection closes as if
+ * close() had been called, what was queued sent first (asyncio's
+ * _start_shutdown from _do_read), so a peer waiting for our close_notify
+ * is not held up by a handler still running.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,11 +44,10 @@
 #include "tls/tls.h"
 #include "rill/tls.h"
 
-/* The BIO pair carries the output: it holds this much, several records,
- * so that encryption can run ahead of a send in flight. (Input does not
- * go through it: see the view below; its input side is the smallest.) */
-#define RILL_TLS_PAIR_SIZE (256 * 1024)
-#define RILL_TLS_PAIR_UNUSED 512
+/* Encryption runs ahead of a send in flight up to this much output,
+ * several records, so that one sendmsg takes many of them. It also bounds
+ * the ciphertext held back for OpenSSL (tls_hold). */
+#define RILL_TLS_OUT_MAX (256 * 1024)
 /* Plaintext per SSL_write: one full record. */
 #define RILL_TLS_RECORD (16 * 1024)
 #define RILL_TLS_HANDSHAKE_DEFAULT (60 * RILL_NSEC_PER_SEC)
@@ -54,12 +63,13 @@ struct tls_conn {
 	struct rill__conn *c;
 	rill_tls_ctx *ctx;
 	SSL *ssl;
-	BIO *net;		/* our end of the pair */
+	struct rill__tls_out out;	/* records not sent yet */
 	bool done;		/* handshake finished */
 	bool failed;
 	bool close_notify;	/* the peer's arrived */
 	bool peer_eof;		/* TCP EOF while closing */
 	bool notify_sent;	/* our close_notify is queued */
+	bool warm;		/* idle once since the handshake */
 	int err;
 	const char *in;		/* ciphertext OpenSSL reads next (the view) */
 	size_t in_len;
@@ -71,6 +81,7 @@ struct tls_conn {
 	struct rill__waitq waiters;	/* tasks waiting for the handshake */
 	char *subject;		/* "peercert_subject", made on demand */
 	char *alpn;		/* "alpn_protocol" */
+	struct rill__tls_idle idle;	/* on the thread's idle list */
 };
 
 static struct tls_conn *tls_of(struct rill__conn *c)
@@ -85,14 +96,15 @@ static struct tls_conn *tls_of(struct rill__conn *c)
 static void tls_last_words(struct tls_conn *t)
 {
 	struct rill__conn *c = t->c;
-	char *p;
-	int n;
+	struct iovec iov;
+	ssize_t n;
 
-	if (c->writer.sending || c->lost || c->fd < 0)
+	if (c->writer.sending || c->lost || c->fd < 0 ||
+	    !rill__tls_out_iov(&t->out, &iov, 1))
 		return;
-	n = BIO_nread0(t->net, &p);
-	if (n > 0 && send(c->fd, p, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
-		BIO_nread(t->net, &p, n);
+	n = send(c->fd, iov.iov_base, iov.iov_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n > 0)
+		rill__tls_out_sent(&t->out, (size_t)n);
 }
 
 /* This connection's TLS failed: it ends, alone; the reader gets the
@@ -123,8 +135,46 @@ static void tls_lost(struct rill__conn *c, int err)
 
 static void tls_kick_if_output(struct tls_conn *t)
 {
-	if (BIO_ctrl_pending(t->net))
+	if (t->out.pending)
 		rill__writer_kick(&t->c->writer);
+}
+
+/* Nothing in or out, nothing queued: OpenSSL's record buffers (16.7 KiB
+ * each way) go back, as SSL_MODE_RELEASE_BUFFERS would give them, but
+ * only here, so that a bulk stream does not free and allocate them for
+ * every record. OpenSSL makes them again for the next record. (It refuses
+ * while a record is partly read or written; no decrypted byte may be
+ * waiting either, whose memory is the read buffer.) In a handshake, the
+ * output on its way does not count: no bulk follows before it ends, and a
+ * flood of handshakes must not hold 34 KiB each until their flights go. */
+static bool tls_idle(const struct tls_conn *t)
+{
+	return !(t->failed || t->held_len || t->in_len || (t->done && t->out.pending) ||
+		 t->c->writer.qlen || SSL_has_pending(t->ssl));
+}
+
+/* In the handshake, and the first time the connection is idle after it
+ * (a client that connects and waits), the buffers go at once; once it has
+ * carried traffic, when it stayed idle for a while (tls/idle.c), so that
+ * request/response traffic keeps them. */
+static void tls_release_if_idle(struct tls_conn *t)
+{
+	if (!tls_idle(t))
+		return;
+	if (t->warm) {
+		rill__tls_idle_mark(&t->idle);
+		return;
+	}
+	SSL_free_buffers(t->ssl);
+	t->warm = t->done;
+}
+
+void rill__tls_idle_release(struct rill__tls_idle *e)
+{
+	struct tls_conn *t = (struct tls_conn *)((char *)e - offsetof(struct tls_conn, idle));
+
+	if (tls_idle(t))
+		SSL_free_buffers(t->ssl);
 }
 
 static void tls_handshake_step(struct tls_conn *t)
@@ -186,6 +236,8 @@ static void tls_read(struct tls_conn *t)
 			rill_reader_feed_eof(reader);
 			if (t->c->closing)
 				rill__conn_maybe_close(t->c);
+			else	/* answered now: the close only defers its flush */
+				rill_writer_close(&t->c->writer);
 			return;
 		}
 		tls_fail(t, rill__tls_conn_error(t->ssl, e));
@@ -237,7 +289,7 @@ static int tls_hold(struct tls_conn *t, bool keep)
 		}
 		return 0;
 	}
-	if (n > RILL_TLS_PAIR_SIZE)
+	if (n > RILL_TLS_OUT_MAX)
 		return rill__tls_error_str(RILL_ETLS, "TLS input stalled");
 	if (tls_inbuf_reserve(t, n) < 0)
 		return -ENOMEM;
@@ -259,6 +311,8 @@ static void tls_take(struct tls_conn *t, const char *p, size_t n, bool keep)
 	t->in_len = 0;
 	if (err < 0)
 		tls_fail(t, err);
+	else
+		tls_release_if_idle(t);
 }
 
 static void tls_on_data(struct rill__conn *c, const char *p, size_t n)
@@ -317,13 +371,18 @@ static void tls_on_eof(struct rill__conn *c)
 		return;
 	}
 	/* The TCP stream ended without close_notify: a truncation the
-	 * reader must not take for a clean end. */
-	tls_fail(t, rill__tls_error_str(RILL_ETLS_EOF,
-		t->done ? "the peer closed without close_notify"
-			: "the peer closed during the handshake"));
+	 * reader must not take for a clean end; in a handshake, the peer
+	 * hung up on it (asyncio: ConnectionResetError). */
+	if (t->done)
+		tls_fail(t, rill__tls_error_str(RILL_ETLS_EOF,
+						"the peer closed without close_notify"));
+	else
+		tls_fail(t, rill__tls_error_str(-ECONNRESET,
+						"the peer closed during the TLS handshake"));
 }
 
-/* Encrypts queued plaintext while the pair has room for a record. */
+/* Encrypts queued plaintext while the output has room for a record
+ * under RILL_TLS_OUT_MAX. */
 static void tls_encrypt(struct tls_conn *t)
 {
 	rill_writer *w = &t->c->writer;
@@ -332,7 +391,7 @@ static void tls_encrypt(struct tls_conn *t)
 
 	ERR_clear_error();
 	while (t->done && !t->failed && (n = rill__writer_peek(w, &p)) &&
-	       BIO_ctrl_get_write_guarantee(SSL_get_wbio(t->ssl)) > RILL_TLS_RECORD + 512) {
+	       t->out.pending + RILL_TLS_RECORD + 512 <= RILL_TLS_OUT_MAX) {
 		int r = SSL_write(t->ssl, p, n > RILL_TLS_RECORD ? RILL_TLS_RECORD : (int)n);
 
 		if (r <= 0) {
@@ -349,34 +408,26 @@ static void tls_encrypt(struct tls_conn *t)
 static size_t tls_prepare(struct rill__conn *c, struct iovec *iov, size_t max)
 {
 	struct tls_conn *t = tls_of(c);
-	char *p;
-	int n;
 
-	(void)max;
 	tls_encrypt(t);
-	rill__writer_set_wire(&c->writer, BIO_ctrl_pending(t->net));
-	n = BIO_nread0(t->net, &p);
-	if (n <= 0)
-		return 0;
-	iov[0].iov_base = p;
-	iov[0].iov_len = (size_t)n;
-	return 1;
+	rill__writer_set_wire(&c->writer, t->out.pending);
+	return rill__tls_out_iov(&t->out, iov, max);
 }
 
 static void tls_sent(struct rill__conn *c, size_t n)
 {
 	struct tls_conn *t = tls_of(c);
-	char *p;
 
-	BIO_nread(t->net, &p, (int)n);
-	rill__writer_set_wire(&c->writer, BIO_ctrl_pending(t->net));
+	rill__tls_out_sent(&t->out, n);
+	rill__writer_set_wire(&c->writer, t->out.pending);
+	tls_release_if_idle(t);
 }
 
 static bool tls_pending(struct rill__conn *c)
 {
 	struct tls_conn *t = tls_of(c);
 
-	return BIO_ctrl_pending(t->net) ||
+	return t->out.pending ||
 	       (t->done && !t->failed && c->writer.qlen);
 }
 
@@ -479,8 +530,9 @@ static void tls_destroy(struct rill__conn *c)
 		rill_task_cancel(t->shutdown_timer);
 		rill_task_detach(t->shutdown_timer);
 	}
-	SSL_free(t->ssl);	/* frees the view and its end of the pair */
-	BIO_free(t->net);
+	rill__tls_idle_leave(&t->idle);
+	SSL_free(t->ssl);	/* frees the view and the sink */
+	rill__tls_out_free(&t->out);
 	free(t->inbuf);
 	rill__tls_ctx_unref(t->ctx);
 	OPENSSL_free(t->subject);
@@ -564,26 +616,28 @@ static BIO *view_new(struct tls_conn *t)
 static struct tls_conn *tls_new(struct rill__conn *c, rill_tls_ctx *ctx)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
-	BIO *inner = NULL, *view = NULL;
+	BIO *sink = NULL, *view = NULL;
 
 	if (!t)
 		return NULL;
 	t->c = c;
 	rill__waitq_init(&t->waiters);
 	t->ssl = SSL_new(ctx->ssl_ctx);
-	if (!t->ssl || !(view = view_new(t)) ||
-	    BIO_new_bio_pair(&inner, RILL_TLS_PAIR_SIZE, &t->net, RILL_TLS_PAIR_UNUSED) != 1) {
+	if (!t->ssl || !(view = view_new(t)) || !(sink = rill__tls_out_bio(&t->out))) {
 		BIO_free(view);
 		SSL_free(t->ssl);
 		free(t);
 		return NULL;
 	}
-	SSL_set_bio(t->ssl, view, inner);
+	SSL_set_bio(t->ssl, view, sink);
 	t->ctx = rill__tls_ctx_ref(ctx);
 	return t;
 }
 
-/* Waits for the handshake, at most timeout (0: 60 s). */
+/* Waits for the handshake, at most timeout (0: 60 s). Only that timeout
+ * is RILL_ETLS_HANDSHAKE_TIMEOUT; the task's own deadline, passed first,
+ * is -ETIMEDOUT as for any wait (asyncio: wait_for's TimeoutError). The
+ * connection is over either way. */
 static int tls_wait(struct tls_conn *t, rill_time timeout)
 {
 	rill_time saved = rill_deadline_push(timeout ? timeout : RILL_TLS_HANDSHAKE_DEFAULT);
@@ -594,11 +648,13 @@ static int tls_wait(struct tls_conn *t, rill_time timeout)
 	rill_deadline_pop(saved);
 	if (t->failed)
 		return t->err;
-	if (err == -ETIMEDOUT) {
+	if (err == -ETIMEDOUT && rill_deadline_expired())
+		err = rill__set_detail(-ETIMEDOUT, "the task's deadline passed in the TLS handshake");
+	else if (err == -ETIMEDOUT)
 		err = rill__tls_error_str(RILL_ETLS_HANDSHAKE_TIMEOUT,
 					  "no TLS handshake within the timeout");
+	if (err == -ETIMEDOUT || err == RILL_ETLS_HANDSHAKE_TIMEOUT)
 		tls_fail(t, err);
-	}
 	return err;
 }
 

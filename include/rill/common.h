@@ -3,6 +3,9 @@
 #ifndef RILL_COMMON_H
 #define RILL_COMMON_H
 
+/* errno.h: rill returns -errno codes (-ECANCELED, -ETIMEDOUT, ...), so
+ * every rill header gives the program their names. */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -55,7 +58,9 @@ RILL_API const char *rill_version_string(void);
  * A later minor version adds fields only at the end, so a program built
  * against an older version keeps working: rill reads the first `size`
  * bytes and takes defaults for the rest. A size of 0 (the struct was not
- * started from its init macro) is -EINVAL; a size larger than this
+ * started from its init macro) is -EINVAL, and so is a size above 4096
+ * (no version of a struct is that big: it is an unset field, and rill
+ * reads none of it); a size larger than this
  * library knows is accepted only if the bytes it does not know are all
  * zero, else -E2BIG. An options pointer may always be NULL: every
  * default. */

@@ -23,6 +23,7 @@ enum rill_error {
 	RILL_EMULTI = -5003,		/* several connect attempts all failed */
 	RILL_ECLOSED = -5004,		/* the object was closed */
 	RILL_ESTATE = -5005,		/* call not valid in the object's state */
+	RILL_EFORKED = -5006,		/* the loop belongs to a parent of fork() */
 
 	/* Engine: io_uring cannot be used in this process. */
 	RILL_EURING_NOSYS = -5101,	/* kernel built without io_uring */

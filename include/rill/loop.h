@@ -42,8 +42,9 @@ enum rill_feature {
 
 typedef struct rill_loop_options {
 	size_t size;		/* set by RILL_LOOP_OPTIONS_INIT (rill/common.h) */
-	unsigned sq_entries;	/* submission queue size; 0: 1024 */
-	unsigned cq_entries;	/* completion queue size; 0: 16 x sq_entries */
+	unsigned sq_entries;	/* submission queue size; 0: 256 */
+	unsigned cq_entries;	/* completion queue size; 0: 8 x sq_entries;
+				 * below sq_entries: -EINVAL */
 	unsigned buf_count;	/* provided buffers, a power of two; 0: 512 */
 	unsigned buf_size;	/* bytes per provided buffer; 0: 16 KiB */
 	unsigned disable;	/* RILL_FEAT_* bits never to use */
@@ -79,7 +80,20 @@ enum rill_backend {
  * returns 0; the caller owns it and frees it with rill_loop_free() on this
  * thread. Fails with -EINVAL for bad options, -E2BIG (see rill/common.h),
  * -ENOMEM, or one of the RILL_EURING_* codes when io_uring cannot be used
- * here; then rill_error_detail() names the cause and the fix. */
+ * here; then rill_error_detail() names the cause and the fix.
+ *
+ * fork(): a loop belongs to the process that made it. A child of fork()
+ * shares its parent's ring or epoll instance and sockets, so every call on
+ * an inherited loop there (run, spawn, join from outside a task, starting
+ * a server or a connection on it, the server calls) is refused with
+ * RILL_EFORKED and a detail naming fork; the void server calls say so
+ * through the log hook. rill_loop_free() on it in the child closes only
+ * the child's copies of the loop's fds (no cancel, no epoll_ctl) and
+ * returns 0; its memory goes with the child's exit or exec. A child
+ * forked inside a task is in no task: it may make and run loops of its
+ * own, and must end with _exit() or exec rather than return from that
+ * task (rill aborts it, naming the misuse, if it does). Only fork() is
+ * seen (pthread_atfork), not a raw clone(). */
 RILL_API int rill_loop_new(const rill_loop_options *opts, rill_loop **loopp);
 
 /* Frees the loop. Tasks still alive are cancelled and run until they end,
@@ -91,7 +105,8 @@ RILL_API int rill_loop_free(rill_loop *loop);
 
 /* Runs the loop until rill_loop_stop() or until nothing is left that could
  * make progress (no task, no operation in flight, no timer). Returns 0, or
- * -EBUSY when the loop is already running, -EPERM from another thread. */
+ * -EINVAL for NULL, -EBUSY when the loop is already running, -EPERM from
+ * another thread. */
 RILL_API int rill_loop_run(rill_loop *loop);
 
 /* Makes rill_loop_run() return after the current iteration. Called before
@@ -107,10 +122,13 @@ RILL_API rill_loop *rill_loop_current(void);
 typedef void (*rill_callback)(void *arg);
 
 /* Runs fn(arg) on the loop's thread at its next iteration, outside any task
- * (fn must not block; it may spawn tasks). Safe from any thread, including
- * signal-free contexts of other loops, but not from a signal handler (it
- * locks and may allocate; see rill_loop_add_signal_handler()). Callbacks
- * run in the order queued. Returns 0 or -ENOMEM. */
+ * (fn must not block; it may spawn tasks). Safe from any thread, tasks and
+ * callbacks of other loops included; not from a signal handler: it takes
+ * a lock and may allocate, so it is not async-signal-safe (to act on a
+ * signal, see rill_loop_add_signal_handler()). Callbacks run in the order
+ * queued. Returns 0, -EINVAL (NULL loop or fn), -ENOMEM, or -errno when
+ * waking the loop failed (the callback stays queued and runs when the
+ * loop next wakes). */
 RILL_API int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn,
 					    void *arg);
 
@@ -148,7 +166,7 @@ typedef struct rill_loop_stats {
 
 /* Copies the loop's counters into *stats, as many as stats->size holds
  * (start from RILL_LOOP_STATS_INIT). Returns 0, or -EINVAL for a NULL
- * argument or a size of 0. */
+ * argument or a size of 0 or above 4096 (an unset size). */
 RILL_API int rill_loop_get_stats(const rill_loop *loop, rill_loop_stats *stats);
 
 /* Monotonic clock, in nanoseconds. */

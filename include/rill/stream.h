@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "rill/common.h"
 #include "rill/loop.h"
@@ -69,9 +70,12 @@ typedef struct rill_open_options {
 
 #define RILL_OPEN_OPTIONS_INIT RILL__INIT_SOCK(rill_open_options)
 #ifndef __cplusplus
-/* To adopt a socket, start from RILL_OPEN_OPTIONS_INIT and assign .sock:
- * giving .sock here overrides an initialiser, which -Wextra warns of. */
+/* RILL_OPEN_OPTIONS(.limit = 1024): never with .sock, which would override
+ * the macro's own .sock = -1 (gcc's -Wextra warns: -Woverride-init). To
+ * adopt a socket: RILL_OPEN_OPTIONS_SOCK(fd, .limit = 1024), or assign
+ * .sock in a struct started from RILL_OPEN_OPTIONS_INIT. */
 #define RILL_OPEN_OPTIONS(...) RILL__TEMP(rill_open_options, .sock = -1, __VA_ARGS__)
+#define RILL_OPEN_OPTIONS_SOCK(...) RILL__TEMP(rill_open_options, .sock = __VA_ARGS__)
 #endif
 
 /* Connects to host:port (names resolved off the loop thread; numeric
@@ -126,7 +130,11 @@ typedef struct rill_read_error {
 	size_t consumed;	/* LimitOverrunError.consumed */
 } rill_read_error;
 
-/* One task at a time may wait on a reader: a read from another task that
+/* Every read below also returns -EINVAL for a NULL argument, and when it
+ * has to wait: -ECANCELED / -ETIMEDOUT (rill/task.h) and -EPERM outside a
+ * task.
+ *
+ * One task at a time may wait on a reader: a read from another task that
  * what is buffered answers gets it (a waiting readuntil then searches
  * again); one that would have to wait too returns -EBUSY at once
  * (asyncio's RuntimeError from _wait_for_data). */
@@ -199,10 +207,11 @@ RILL_API void rill_reader_free(rill_reader *r);
 
 /* Queues a copy of data; never blocks. The writes made before the task
  * waits leave together at the end of the loop iteration; a write finding
- * 16 KiB queued, or bytes queued for about 1 ms, sends at once
- * what the socket takes (asyncio's write() sends when it can), so a task
- * that never waits still gets its bytes out. Returns 0, or RILL_ESTATE after
- * write_eof. After the connection is lost (or closed) data is dropped and
+ * 16 KiB queued, or bytes queued for about 1 ms, sends at once what the
+ * socket takes (asyncio's write() sends when it can), so a task that never
+ * waits still gets its bytes out. Returns 0, -EINVAL (NULL w, or NULL data
+ * with n > 0), -ENOMEM, or RILL_ESTATE after write_eof. After the
+ * connection is lost (or closed) data is dropped and
  * 0 returned, as asyncio does; from the fifth such write on, each one is
  * reported through the log hook ("socket.send() raised exception."). */
 RILL_API int rill_writer_write(rill_writer *w, const void *data, size_t n);
@@ -219,7 +228,8 @@ RILL_API int rill_writer_write_ref(rill_writer *w, const void *data, size_t n,
 /* drain(): returns at once below the high-water mark, else waits until the
  * queue is at or below the low-water mark. Returns 0, the reader's
  * exception, -ECONNRESET after the connection was lost or closed,
- * -ECANCELED, -ETIMEDOUT. Task only; many tasks may wait at once. */
+ * -ECANCELED, -ETIMEDOUT, -EINVAL for NULL, -EPERM when it must wait
+ * outside a task. Many tasks may wait at once. */
 RILL_API int rill_writer_drain(rill_writer *w);
 
 /* set_write_buffer_limits(high, low), -1 for None: with only low, high =
@@ -251,7 +261,8 @@ RILL_API bool rill_writer_is_closing(const rill_writer *w);
  * error the connection was lost with (-ECONNRESET, -EPIPE, a RILL_ETLS*
  * code; RILL_ETLS_SHUTDOWN_TIMEOUT when a TLS peer did not answer our
  * close_notify within ssl_shutdown_timeout) on every call, as asyncio's
- * wait_closed() raises it; or -ECANCELED / -ETIMEDOUT. Task only. */
+ * wait_closed() raises it; or -ECANCELED / -ETIMEDOUT, -EINVAL for NULL,
+ * -EPERM when it must wait outside a task. */
 RILL_API int rill_writer_wait_closed(rill_writer *w);
 /* abort(): drops the queue and closes now. */
 RILL_API void rill_writer_abort(rill_writer *w);
@@ -273,6 +284,25 @@ RILL_API rill_reader *rill_writer_reader(rill_writer *w);
  * connection instead and says so through the log hook. Called again on a
  * freed writer, rill aborts with a message naming the misuse. */
 RILL_API void rill_writer_free(rill_writer *w);
+
+/* ---- sendfile ------------------------------------------------------- */
+
+/* loop.sendfile(transport, file, offset, count): sends count bytes of the
+ * regular file fd (borrowed; its file position is neither used nor moved)
+ * from offset, or up to its end for count 0 or a file that ends first,
+ * after what was written before the call; writes made while it runs (by
+ * other tasks) go after the file. Returns when every byte has been handed
+ * to the kernel, with the count sent. Zero-copy on a plain socket
+ * (io_uring: SPLICE through a pipe; epoll: sendfile(2)); TLS, pipes, and
+ * files the kernel will not splice are read with pread(2) and written as
+ * by rill_writer_write() + drain() (do not write from other tasks then).
+ * close() meanwhile lets it finish first; abort() ends it (-ECONNRESET).
+ * Errors: -EINVAL (w NULL, negative offset, fd not a regular file open
+ * for reading), -EBADF, RILL_ESTATE after write_eof, the connection's
+ * error or -ECONNRESET, -ECANCELED / -ETIMEDOUT (with some unknown part
+ * sent: close the connection), -EPERM outside a task. */
+RILL_API ssize_t rill_writer_sendfile(rill_writer *w, int fd, off_t offset,
+				      size_t count);
 
 /* ---- kept writers (libevent's bufferevent_incref / decref) ----------- */
 
@@ -302,7 +332,10 @@ RILL_API void rill_writer_release(rill_writer *w);
  * connection first if the callback left it open, saying so once through
  * the log hook (asyncio's ResourceWarning). With rill_writer_keep()
  * references out, the connection stays open and is freed when the last
- * is released instead. The return value is ignored. */
+ * is released instead. Return 0; a negative value is
+ * the callback's exception: it is logged as an error ("Unhandled
+ * exception in client_connected_cb", except -ECANCELED, which is quiet)
+ * and the connection is closed. Other values are ignored. */
 typedef int (*rill_client_connected_fn)(rill_reader *r, rill_writer *w,
 					void *arg);
 
@@ -342,9 +375,11 @@ typedef struct rill_server_options {
 
 #define RILL_SERVER_OPTIONS_INIT RILL__INIT_SOCK(rill_server_options)
 #ifndef __cplusplus
-/* As RILL_OPEN_OPTIONS(): assign .sock to a RILL_SERVER_OPTIONS_INIT
- * struct instead. */
+/* As RILL_OPEN_OPTIONS(): never with .sock; to adopt a listening socket,
+ * RILL_SERVER_OPTIONS_SOCK(fd, .backlog = 511), or assign .sock in a
+ * struct started from RILL_SERVER_OPTIONS_INIT. */
 #define RILL_SERVER_OPTIONS(...) RILL__TEMP(rill_server_options, .sock = -1, __VA_ARGS__)
+#define RILL_SERVER_OPTIONS_SOCK(...) RILL__TEMP(rill_server_options, .sock = __VA_ARGS__)
 #endif
 
 /* Listens on host:port (NULL or "": every interface, one socket per
@@ -378,10 +413,16 @@ RILL_API int rill_server_port(const rill_server *s);
 
 RILL_API bool rill_server_is_serving(const rill_server *s);
 RILL_API int rill_server_start_serving(rill_server *s);
-/* Serves until cancelled (then closes, waits and returns -ECANCELED).
- * RILL_ESTATE if already serving forever, RILL_ECLOSED if closed. */
+/* Serves until the server is closed by another task or callback
+ * (rill_server_close(), rill_server_free()): then waits until its
+ * connections have ended and returns 0. Cancelled: closes, waits the same
+ * way and returns -ECANCELED. -ETIMEDOUT (the task's deadline) leaves the
+ * server open. RILL_ESTATE if another task already serves forever,
+ * RILL_ECLOSED if closed, -EPERM outside a task, -EINVAL for NULL. */
 RILL_API int rill_server_serve_forever(rill_server *s);
-/* Stops listening; open connections stay. Idempotent. */
+/* Stops listening; open connections stay. Idempotent. Closes only this
+ * process's fds: a listening socket shared with other processes (pre-fork
+ * workers) goes on listening for them. */
 RILL_API void rill_server_close(rill_server *s);
 /* Closes (close_clients) or aborts (abort_clients) every connection. */
 RILL_API void rill_server_close_clients(rill_server *s);
@@ -390,7 +431,8 @@ RILL_API void rill_server_abort_clients(rill_server *s);
  * socket closed, its callback returned), as asyncio 3.12+; closes nothing
  * itself: after close_clients() a client that never reads keeps its
  * connection open, and this waiting, for as long as that lasts; see
- * rill_server_shutdown() for a bounded stop. */
+ * rill_server_shutdown() for a bounded stop. Returns 0, -ECANCELED,
+ * -ETIMEDOUT, or -EPERM when it must wait outside a task. */
 RILL_API int rill_server_wait_closed(rill_server *s);
 /* Closes, aborts the clients and frees the server once they are gone.
  * A task waiting in serve_forever() or wait_closed() on it returns first

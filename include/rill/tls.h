@@ -14,6 +14,11 @@
  * "peercert_subject" (const char *), "cipher" (const char *), "version"
  * (const char *, "TLSv1.3") and "alpn_protocol" (const char *, NULL if
  * none was agreed).
+ *
+ * The peer's close_notify is answered at once, as asyncio's SSL transport
+ * does: the reader sees EOF, and the connection closes as if
+ * rill_writer_close() had been called (queued data first), whether or not
+ * the application ever closes it.
  */
 #ifndef RILL_TLS_H
 #define RILL_TLS_H
@@ -61,8 +66,9 @@ RILL_API void rill_tls_init(void);
  * system trust store (or ca_file/ca_dir) and its name checked, sessions
  * resumed per server name. opts may be NULL for the default. The caller
  * owns it (rill_tls_ctx_free); connections keep it alive as they need.
- * Returns 0, -EINVAL, -ENOMEM or RILL_ETLS (rill_tls_last_error() says
- * what OpenSSL refused, e.g. an unreadable CA file). */
+ * Returns 0, -EINVAL, -E2BIG (see rill/common.h), -ENOMEM or RILL_ETLS
+ * (rill_tls_last_error() says what OpenSSL refused, e.g. an unreadable CA
+ * file). */
 RILL_API int rill_tls_ctx_new_client(const rill_tls_options *opts,
 				     rill_tls_ctx **ctxp);
 
@@ -80,7 +86,8 @@ RILL_API const char *rill_tls_last_error(void);
 
 typedef struct rill_tls_timeouts {
 	size_t size;		/* set by RILL_TLS_TIMEOUTS_INIT */
-	rill_time handshake;	/* 0: 60 s */
+	rill_time handshake;	/* 0: 60 s; RILL_ETLS_HANDSHAKE_TIMEOUT
+				 * (the task's deadline: -ETIMEDOUT) */
 	rill_time shutdown;	/* close: wait this long for the peer's
 				 * close_notify, then abort; 0: 30 s */
 } rill_tls_timeouts;
@@ -98,9 +105,11 @@ typedef struct rill_tls_timeouts {
  * "": no name check. NULL with a context that verifies the peer (ctx NULL
  * included): -EINVAL at once, with a detail, as asyncio raises ValueError
  * ("check_hostname requires server_hostname"); with an insecure context
- * NULL is allowed. Returns 0 or a RILL_ETLS* code, -ECONNRESET (the peer
- * reset the connection during the handshake), -ECANCELED, -ETIMEDOUT.
- * Task only. */
+ * NULL is allowed. Returns 0 or a RILL_ETLS* code, -ECONNRESET (the
+ * connection is closing or closed, or the peer reset or closed it during
+ * the handshake), RILL_ESTATE (it already runs TLS), -EINVAL, -ENOMEM,
+ * -ECANCELED, -ETIMEDOUT (the task's deadline; only the handshake timeout
+ * above gives RILL_ETLS_HANDSHAKE_TIMEOUT), or -EPERM outside a task. */
 RILL_API int rill_start_tls(rill_writer *w, rill_tls_ctx *ctx,
 			    const char *server_hostname,
 			    const rill_tls_timeouts *timeouts);

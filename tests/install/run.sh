@@ -44,6 +44,11 @@ readelf -d "$libdir/librill.so" | grep -q "SONAME.*\[librill\.so\.$so\]" ||
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
+# A clean include path: the prefix's include directory, not one reached
+# through pkgconfig/../../.. (the .pc files name the install prefix).
+cflags=$(pkg-config --cflags rill)
+[[ $cflags == "-I$prefix/include " || $cflags == "-I$prefix/include" ]] ||
+	{ echo "pkg-config --cflags rill: '$cflags', not -I$prefix/include" >&2; exit 1; }
 step "pkg-config: $(pkg-config --cflags --libs rill)"
 # shellcheck disable=SC2046 # word splitting of pkg-config output is intended
 "$cc" "${flags[@]}" -o "$work/pc-shared" "$here/main.c" $(pkg-config --cflags --libs rill)

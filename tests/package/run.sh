@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Builds the Debian packages of a built rill tree with `cpack -G DEB`,
 # checks their names (from the SONAMEs), Depends fields and contents,
-# unpacks them into a scratch root with dpkg-deb -x, and builds and runs
-# tests/install/main.c against that root: pkg-config (shared, static,
-# rill-tls) and CMake find_package, then find_package with the core
-# packages alone. Usage: run.sh BUILD_DIR (an unsanitized build).
+# the documentation they carry (man pages split between librill-dev and
+# librill-tls-dev, the guides and examples, changelog.Debian.gz, the
+# Maintainer field; lintian errors where lintian is installed), unpacks
+# them into a scratch root with dpkg-deb -x, builds every installed
+# example against that root (and runs the echo pair), and builds and runs
+# tests/install/main.c against it: pkg-config (shared, static, rill-tls)
+# and CMake find_package, then find_package with the core packages alone. Usage: run.sh BUILD_DIR (an unsanitized build).
 # Environment: CC (compiler). Exits 77 where the packaging tools are missing.
 set -euo pipefail
 trap 'echo "package test FAILED: line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -94,13 +97,50 @@ if [[ -n $tls ]]; then
 		'/pkgconfig/rill-tls\.pc$' '/cmake/rill/rillTlsTargets\.cmake$'
 fi
 
+step "documentation, man pages, changelogs, Maintainer"
+for p in "${pkgs[@]}"; do
+	contains "$p" "/usr/share/doc/$p/copyright\$" "/usr/share/doc/$p/changelog\.Debian\.gz\$"
+	m=$(dpkg-deb -f "${deb[$p]}" Maintainer)
+	[[ $m =~ ^[^\<\>]+\ \<[^\<\>@\ ]+@[^\<\>@\ ]+\>$ ]] || fail "$p: Maintainer '$m' is not 'Name <email>'"
+done
+contains librill-dev '/usr/share/man/man3/rill\.3\.gz$' '/usr/share/man/man3/rill_server\.3\.gz$' \
+	'/usr/share/doc/librill-dev/README\.md$' '/usr/share/doc/librill-dev/docs/tutorial\.md$' \
+	'/usr/share/doc/librill-dev/examples/echo-server\.c$'
+! dpkg-deb -c "${deb[librill-dev]}" | grep -Eq '/man3/rill_(tls|start_tls)' ||
+	fail "librill-dev holds rill-tls man pages"
+if [[ -n $tls ]]; then
+	contains librill-tls-dev '/usr/share/man/man3/rill_tls\.3\.gz$' \
+		'/usr/share/man/man3/rill_tls_ctx_new_client\.3\.gz$' \
+		'/usr/share/man/man3/rill_start_tls\.3\.gz$'
+fi
+# lintian, where installed: no error (warnings are listed in the log).
+if command -v lintian >/dev/null 2>&1; then
+	step "lintian"
+	lintian_out=$(lintian "${deb[@]}" 2>&1) || true
+	[[ -z $lintian_out ]] || printf '%s\n' "$lintian_out"
+	! grep -q '^E: ' <<<"$lintian_out" || fail "lintian reports errors"
+fi
+
 root=$work/root
 for p in "${pkgs[@]}"; do
 	dpkg-deb -x "${deb[$p]}" "$root"
 done
 pc=$(find "$root" -name rill.pc -path '*/pkgconfig/*' -print -quit)
 libdir=$(dirname "$(dirname "$pc")")
+# The .pc files name /usr, where the packages install: pkg-config finds
+# them in the scratch root through PKG_CONFIG_SYSROOT_DIR, which puts the
+# root before every -I and -L path, as for a cross build's sysroot.
+for p in rill rill-tls; do
+	[[ -e $libdir/pkgconfig/$p.pc ]] || continue
+	grep -qx 'prefix=/usr' "$libdir/pkgconfig/$p.pc" ||
+		fail "$p.pc: $(grep '^prefix=' "$libdir/pkgconfig/$p.pc"), not prefix=/usr"
+done
 export PKG_CONFIG_PATH=$libdir/pkgconfig
+# Installed as the packages install it, --cflags gives nothing (/usr/include
+# is a system directory), never a path through pkgconfig/../../..
+cflags=$(pkg-config --cflags rill)
+[[ -z ${cflags// /} ]] || fail "pkg-config --cflags rill, installed in /usr: '$cflags'"
+export PKG_CONFIG_SYSROOT_DIR=$root
 export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 # run ROOT PROGRAM: runs it, and fails if it loaded librill from elsewhere.
@@ -132,6 +172,46 @@ if [[ -n $tls ]]; then
 	# shellcheck disable=SC2046
 	"$cc" -o "$work/pc-tls" "$src/main.c" $(pkg-config --cflags --libs rill-tls)
 	run "$root" "$work/pc-tls"
+fi
+
+# Every example, from the copy the package installs, built against the
+# packages alone (and over rill-tls as the build tree builds them).
+examples=("$root"/usr/share/doc/librill-dev/examples/*.c)
+[[ -e ${examples[0]} ]] || fail "no examples in librill-dev"
+for ex in "${examples[@]}"; do
+	name=$(basename "$ex" .c)
+	step "example $name from the packages"
+	# shellcheck disable=SC2046
+	"$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$work/ex-$name" "$ex" \
+		$(pkg-config --cflags --libs rill)
+	if [[ -n $tls ]]; then
+		# shellcheck disable=SC2046
+		"$cc" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -DRILL_HAVE_TLS \
+			-o "$work/ex-$name-tls" "$ex" $(pkg-config --cflags --libs rill-tls)
+	fi
+done
+# One of them run: the echo pair, client against server, over loopback.
+if [[ -x $work/ex-echo-server && -x $work/ex-echo-client ]]; then
+	"$work/ex-echo-server" 127.0.0.1 0 >"$work/server.out" 2>&1 &
+	spid=$!
+	port=
+	for _ in $(seq 50); do
+		# "Serving on ('127.0.0.1', PORT)", as asyncio prints it
+		port=$(sed -n 's/^Serving on .*, \([0-9][0-9]*\))$/\1/p' "$work/server.out" | head -n1)
+		[[ -n $port ]] && break
+		sleep 0.1
+	done
+	if [[ -z $port ]]; then
+		kill "$spid" 2>/dev/null || true
+		cat "$work/server.out" >&2
+		fail "echo-server from the packages did not start"
+	fi
+	step "run echo-client against echo-server on port $port"
+	timeout 10 "$work/ex-echo-client" 127.0.0.1 "$port" >"$work/client.out" 2>&1 ||
+		{ kill "$spid"; cat "$work/client.out" "$work/server.out" >&2; fail "echo-client"; }
+	kill "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+	cat "$work/client.out"
 fi
 
 # find_package PREFIX DIR: configures and builds tests/install in DIR.
