@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "streams/internal.h"
@@ -98,6 +99,8 @@ void rill__conn_set_transport(struct rill__conn *c, const struct rill__transport
 	}
 }
 
+static void conn_detach(struct rill__conn *c);
+
 static void conn_on_idle(void *ctx)
 {
 	rill__conn_maybe_close(ctx);
@@ -179,6 +182,7 @@ static void conn_free(struct rill__conn *c)
 	rill__resource_del(&c->res);
 	if (c->server)
 		rill__server_conn_gone(c->server, c);
+	c->server = NULL;
 	rill__recv_free(&c->recv);
 	rill__reader_destroy(&c->reader);
 	rill__writer_destroy(&c->writer);
@@ -224,6 +228,8 @@ void rill__conn_maybe_close(struct rill__conn *c)
 	rill__writer_wake_all(&c->writer);
 	if (c->released)
 		conn_free(c);
+	else
+		conn_detach(c);
 }
 
 void rill__conn_lost(struct rill__conn *c, int err)
@@ -273,16 +279,27 @@ void rill_writer_abort(rill_writer *w)
 	}
 }
 
-void rill__conn_release(struct rill__conn *c, bool warn)
+/* A server counts a connection until it is closed and its callback has
+ * returned; a holder of rill_writer_keep() may keep the memory longer. */
+static void conn_detach(struct rill__conn *c)
 {
-	if (c->released)
-		return;
-	rill__resource_del(&c->res);
+	struct rill_server *s = c->server;
+
+	if (s && c->fd_closed && c->owner_released) {
+		c->server = NULL;
+		rill__server_conn_gone(s, c);
+	}
+}
+
+/* The last holder is gone: close if still open, free once closed. */
+static void conn_last_release(struct rill__conn *c, bool warn)
+{
 	if (warn && !c->closing && !c->warned) {
 		c->warned = true;
 		rill__log(RILL_LOG_WARNING,
-			  "unclosed writer (fd %d) closed when its task ended",
-			  c->fd);
+			  "unclosed writer (fd %d) closed when its %s",
+			  c->fd, c->keeps_seen ? "last holder released it"
+					       : "task ended");
 	}
 	c->released = true;
 	/* Either call may free c: with nothing in flight, at once. */
@@ -292,6 +309,66 @@ void rill__conn_release(struct rill__conn *c, bool warn)
 		rill__conn_maybe_close(c);
 }
 
+int rill_writer_abort_reset(rill_writer *w)
+{
+	static const struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+	struct rill__conn *c;
+
+	rill__detail_clear();
+	if (!w)
+		return -EINVAL;
+	c = rill__writer_conn(w);
+	if (c->fd_closed)
+		return rill__set_detail(RILL_ECLOSED, "the socket is already closed");
+	/* Linger 0: the close, once nothing is in flight on the fd, sends
+	 * RST instead of FIN (uv_tcp_close_reset). */
+	if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst)) < 0)
+		return rill__set_detail(-errno, "SO_LINGER: %s", strerror(errno));
+	rill_writer_abort(w);
+	return 0;
+}
+
+void rill__conn_release(struct rill__conn *c, bool warn)
+{
+	if (c->owner_released)
+		return;
+	rill__resource_del(&c->res);
+	c->owner_released = true;
+	if (c->keeps) {
+		conn_detach(c);		/* may be closed already */
+		return;
+	}
+	conn_last_release(c, warn);
+}
+
+rill_writer *rill_writer_keep(rill_writer *w)
+{
+	struct rill__conn *c;
+
+	if (!w)
+		return NULL;
+	c = rill__writer_conn(w);
+	if (c->magic != RILL__CONN_LIVE || c->released)
+		rill__misuse("rill_writer_keep: the writer was already freed");
+	c->keeps++;
+	c->keeps_seen = true;
+	return w;
+}
+
+void rill_writer_release(rill_writer *w)
+{
+	struct rill__conn *c;
+
+	if (!w)
+		return;
+	c = rill__writer_conn(w);
+	if (c->magic != RILL__CONN_LIVE || c->released || !c->keeps)
+		rill__misuse("rill_writer_release: more releases than keeps");
+	/* A lost connection is closing in asyncio's terms: no warning. */
+	if (--c->keeps == 0 && c->owner_released)
+		conn_last_release(c, !c->lost);
+}
+
 void rill_writer_free(rill_writer *w)
 {
 	struct rill__conn *c;
@@ -299,7 +376,7 @@ void rill_writer_free(rill_writer *w)
 	if (!w)
 		return;
 	c = rill__writer_conn(w);
-	if (c->magic != RILL__CONN_LIVE || c->released)
+	if (c->magic != RILL__CONN_LIVE || c->owner_released)
 		rill__misuse("rill_writer_free: the writer was already freed");
 	if (c->borrowed) {
 		/* Freeing it here would pull it from under the server, which

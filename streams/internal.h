@@ -61,6 +61,10 @@ struct rill_writer {
 	/* Woken when the queue is empty with no send in flight (sent, or
 	 * dropped with the connection): start_tls waits for that. */
 	struct rill__waitq flushed;
+	/* writer_push(): the next write sends at once from this many bytes
+	 * queued, or from this coarse-clock time (0: not started). */
+	size_t push_bytes;
+	uint64_t push_at;
 	/* rill_writer_sendfile() owns the socket (streams/sendfile.c):
 	 * writes queue behind the file and are flushed after it. */
 	bool in_sendfile;
@@ -132,7 +136,7 @@ struct rill__conn {
 	bool closing;		/* close() or abort() called */
 	bool lost;		/* connection_lost: no more I/O */
 	bool fd_closed;
-	bool released;		/* the user gave the handles back */
+	bool released;		/* every holder gave the handles back */
 	bool borrowed;		/* a server callback holds the handles */
 	bool warned;
 	int lost_err;		/* the error the connection was lost with */
@@ -142,6 +146,12 @@ struct rill__conn {
 	int fd_info;		/* "socket" extra info */
 	struct rill_server *server;
 	struct rill__list server_link;
+	/* rill_writer_keep(): holders besides the owner (the task that opened
+	 * it, or the server callback); memory goes when both are done. */
+	unsigned keeps;
+	bool owner_released;	/* the owner gave its reference back */
+	bool keeps_seen;	/* kept once: the warning names the holder */
+	rill_task *handler;	/* a server callback running on it, or NULL */
 	/* Pipes, terminals, files (streams/pipe.c): */
 	bool pipe;		/* read/write, not recv/send; write_eof closes */
 	bool reader_owns;	/* rill_reader_free() releases it */

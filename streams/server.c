@@ -96,7 +96,9 @@ static int client_task(void *arg)
 		return 0;
 	}
 	c->borrowed = true;
+	c->handler = rill_task_current();
 	err = s->cb(&c->reader, &c->writer, s->arg);
+	c->handler = NULL;
 	c->borrowed = false;
 	if (err < 0 && err != -ECANCELED) {
 		/* asyncio: the callback's task raised; it says so and closes
@@ -789,4 +791,64 @@ void rill_server_free(rill_server *s)
 		rill_server_abort_clients(s);
 	s->freed = true;
 	server_maybe_free(s);
+}
+
+/* ---- shutdown with a grace period ---------------------------------- */
+
+/* Waits for the server to be done, for grace_ns at most (the task's own
+ * deadline, if earlier, still counts). */
+static int wait_closed_within(rill_server *s, rill_time grace_ns)
+{
+	rill_time saved = rill_deadline_push(grace_ns);
+	int err = wait_closed(s);
+
+	rill_deadline_pop(saved);
+	return err;
+}
+
+/* Aborts every connection still open and cancels the callbacks still
+ * running on them, which may be waiting on something else than their
+ * connection; returns how many connections there were. */
+static int abort_the_rest(rill_server *s)
+{
+	struct rill__list *pos;
+	int n = 0;
+
+	if (s->group) {
+		rill__group_abort_clients(s->group);
+		return 1;	/* the count lives on the worker threads */
+	}
+	for (pos = s->conns.next; pos != &s->conns; pos = pos->next) {
+		struct rill__conn *c = rill__container_of(pos, struct rill__conn,
+							  server_link);
+
+		if (c->handler)
+			rill_task_cancel(c->handler);
+		n++;
+	}
+	rill_server_abort_clients(s);
+	return n;
+}
+
+int rill_server_shutdown(rill_server *s, rill_time grace_ns)
+{
+	rill__detail_clear();
+	int err, aborted = 0;
+
+	if (!s)
+		return rill__set_detail(-EINVAL, "rill_server_shutdown: s is NULL");
+	if (!rill_task_current())
+		return -EPERM;
+	rill_server_close(s);
+	rill_server_close_clients(s);
+	enter_wait(s);
+	err = wait_closed_within(s, grace_ns);
+	if (err < 0) {
+		aborted = abort_the_rest(s);
+		/* Cancelled: out now, the aborted connections end on their
+		 * own; otherwise wait for the callbacks to return. */
+		if (err != -ECANCELED)
+			err = wait_closed(s);
+	}
+	return leave_wait(s, err < 0 ? err : aborted);
 }

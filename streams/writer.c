@@ -4,7 +4,9 @@
  * Writes queue chunks and never block. A flush is deferred to the end of
  * the loop iteration, so every write a task makes before it next waits is
  * gathered into one sendmsg; one send is in flight per socket at a time
- * (two could be reordered by the kernel). Small copied writes share one
+ * (two could be reordered by the kernel). A task that keeps writing
+ * without waiting does not hold its bytes back: past a number of bytes or
+ * a time, the write itself sends (writer_push). Small copied writes share one
  * chunk, and a sent chunk's memory is kept for the next writes, so an echo
  * server allocates nothing per message.
  */
@@ -13,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "streams/internal.h"
 
@@ -24,6 +27,17 @@
 /* A sent copy chunk up to this size is kept for reuse; bigger ones go back
  * to malloc so that one large write does not pin memory. */
 #define RILL_SPARE_MAX (64 * 1024)
+
+/* A write sends at once, rather than at the end of the loop iteration,
+ * once this many bytes wait or the queue has waited this long (from its
+ * second write): a task that works through input already buffered
+ * (readline returning at once) never lets the iteration end, and
+ * asyncio's write() sends when it can.
+ * The gathered flush stays the rule below both, so a pipelined batch is
+ * still one send; 16 KiB keeps the queue a small part of the 64 KiB
+ * high-water mark, 1 ms is far beyond one batch's work. */
+#define RILL_WRITE_PUSH_BYTES (16 * 1024)
+#define RILL_WRITE_PUSH_NS (1000 * 1000)
 
 static void writer_flush(struct rill__deferred *d);
 static void send_done(struct rill__op *op, int res, unsigned flags);
@@ -354,11 +368,64 @@ static int write_copy(rill_writer *w, const void *data, size_t n)
 	return 0;
 }
 
+/* A clock read on every write must cost next to nothing: the coarse clock
+ * is a vDSO read of the last tick, precise enough for RILL_WRITE_PUSH_NS. */
+static uint64_t push_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sends what the socket takes now, from the writing thread, without
+ * waiting. Only with no send in flight: two could reorder. An error is
+ * left to the flush already scheduled, which reports it as any send's. */
+static void writer_push(rill_writer *w)
+{
+	struct rill__conn *c = rill__writer_conn(w);
+	struct msghdr msg = { .msg_iov = w->iov };
+	ssize_t k;
+
+	msg.msg_iovlen = c->tp->prepare(c, w->iov, RILL_WRITE_IOV_MAX);
+	if (msg.msg_iovlen == 0 || c->lost)
+		return;
+	k = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (k > 0) {
+		c->tp->sent(c, (size_t)k);
+		writer_check_pause(w);
+	}
+	/* Whatever stays (a full socket) waits for the flush: the next push
+	 * only after as many bytes or as much time again, so a peer that
+	 * does not read costs no syscall per write. */
+	w->push_bytes = w->buffered + RILL_WRITE_PUSH_BYTES;
+	w->push_at = push_clock() + RILL_WRITE_PUSH_NS;
+}
+
 static void write_queued(rill_writer *w, size_t n)
 {
+	bool was_empty = w->buffered == 0;
+
 	w->buffered += n;
 	writer_check_pause(w);
 	writer_schedule(w);
+	/* A pipe may be a blocking fd (stdout): it waits for the flush. */
+	if (w->sending || w->in_sendfile || rill__writer_conn(w)->pipe)
+		return;
+	/* The first write into an empty queue only starts the count: it may
+	 * be the first of a batch, and a write_ref's release must not run
+	 * inside its own call. The clock starts at the second write, so that
+	 * a server writing once per batch (an echo) never reads it. */
+	if (was_empty) {
+		w->push_bytes = RILL_WRITE_PUSH_BYTES;
+		w->push_at = 0;
+	} else if (w->buffered >= w->push_bytes) {
+		writer_push(w);
+	} else if (!w->push_at) {
+		w->push_at = push_clock() + RILL_WRITE_PUSH_NS;
+	} else if (push_clock() >= w->push_at) {
+		writer_push(w);
+	}
 }
 
 int rill_writer_write(rill_writer *w, const void *data, size_t n)

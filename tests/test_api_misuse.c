@@ -469,6 +469,36 @@ Test(api_misuse, writer_free_twice_is_named_and_aborts, .timeout = 10)
 	expect_abort(writer_free_twice, "rill_writer_free: the writer was already freed");
 }
 
+/* One keep, two releases: the second is named and aborts. */
+static int release_twice_task(void *arg)
+{
+	int *sv = arg;
+	rill_open_options o = RILL_OPEN_OPTIONS_INIT;
+	rill_reader *r;
+	rill_writer *w;
+
+	o.sock = sv[0];
+	if (rill_open_connection(NULL, 0, &o, &r, &w) < 0)
+		return 1;
+	rill_writer_keep(w);
+	rill_writer_release(w);
+	rill_writer_release(w);
+	return 0;
+}
+
+static void writer_release_twice(void)
+{
+	int sv[2];
+
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	rill_run(release_twice_task, sv, NULL);
+}
+
+Test(api_misuse, writer_released_more_than_kept_is_named_and_aborts, .timeout = 10)
+{
+	expect_abort(writer_release_twice, "rill_writer_release: more releases than keeps");
+}
+
 /* The server callback's writer is borrowed: freeing it closes it instead. */
 static int free_borrowed(rill_reader *r, rill_writer *w, void *arg)
 {

@@ -150,6 +150,9 @@ static int writer_calls(void)
 	EXPECT(9, rill_writer_get_extra_info(NULL, "peername", NULL) == NULL);
 	EXPECT(10, rill_writer_reader(NULL) == NULL);
 	rill_writer_free(NULL);
+	EXPECT(11, rill_writer_keep(NULL) == NULL);
+	rill_writer_release(NULL);
+	EXPECT(12, rill_writer_abort_reset(NULL) == -EINVAL);
 	return 0;
 }
 
@@ -183,6 +186,7 @@ static int stream_calls_in_task(void *arg)
 	EXPECT(18, rill_server_wait_closed(NULL) == -EINVAL);
 	rill_server_free(NULL);
 	EXPECT(19, rill_open_connection_attempts(NULL) == NULL);
+	EXPECT(20, rill_server_shutdown(NULL, 0) == -EINVAL);
 	return 0;
 }
 

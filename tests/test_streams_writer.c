@@ -163,7 +163,8 @@ TASK_TEST(streams_writer, many_small_writes_before_a_drain_arrive_intact)
 			len += 5;
 		}
 	}
-	cr_assert_eq(rill_writer_get_write_buffer_size(c.w), len);
+	/* More than RILL_WRITE_PUSH_BYTES: some left before the task waited. */
+	cr_assert_lt(rill_writer_get_write_buffer_size(c.w), len);
 	got = malloc(len);
 	cr_assert_not_null(got);
 	cr_assert_eq(peer_recv_all(c.peer, got, len), len);

@@ -205,8 +205,13 @@ RILL_API void rill_reader_free(rill_reader *r);
 
 /* ---- StreamWriter -------------------------------------------------- */
 
-/* Queues a copy of data; never blocks. Returns 0, -EINVAL (NULL w, or
- * NULL data with n > 0), -ENOMEM, or RILL_ESTATE after write_eof. After the connection is lost (or closed) data is dropped and
+/* Queues a copy of data; never blocks. The writes made before the task
+ * waits leave together at the end of the loop iteration; a write finding
+ * 16 KiB queued, or bytes queued for about 1 ms, sends at once what the
+ * socket takes (asyncio's write() sends when it can), so a task that never
+ * waits still gets its bytes out. Returns 0, -EINVAL (NULL w, or NULL data
+ * with n > 0), -ENOMEM, or RILL_ESTATE after write_eof. After the
+ * connection is lost (or closed) data is dropped and
  * 0 returned, as asyncio does; from the fifth such write on, each one is
  * reported through the log hook ("socket.send() raised exception."). */
 RILL_API int rill_writer_write(rill_writer *w, const void *data, size_t n);
@@ -299,12 +304,35 @@ RILL_API void rill_writer_free(rill_writer *w);
 RILL_API ssize_t rill_writer_sendfile(rill_writer *w, int fd, off_t offset,
 				      size_t count);
 
+/* ---- kept writers (libevent's bufferevent_incref / decref) ----------- */
+
+/* Takes a reference to the connection behind w, so that it outlives its
+ * owner (the task that opened it, or the server callback that was handed
+ * it): w and rill_writer_reader(w) stay valid until the matching
+ * rill_writer_release(), and another task of the same loop may write to,
+ * drain, close and read from them meanwhile. The owner's release (the
+ * callback returning, rill_writer_free, the opening task ending) then
+ * leaves the connection open; it is closed (with the "unclosed writer"
+ * warning if nobody closed it) and freed when the last holder lets go.
+ * Once the connection is lost or closed, calls on a kept writer behave
+ * as on any closed one: writes are dropped, drain returns -ECONNRESET (or
+ * the reader's exception), reads return EOF or the loss error. Returns w
+ * (NULL for NULL). Loop thread only; keeping a freed writer aborts with a
+ * message naming the misuse. */
+RILL_API rill_writer *rill_writer_keep(rill_writer *w);
+/* Gives back one rill_writer_keep() reference; the last holder's release
+ * may free w at once: w and its reader are invalid for this holder after
+ * the call. More releases than keeps abort with a message. NULL: no-op. */
+RILL_API void rill_writer_release(rill_writer *w);
+
 /* ---- start_server -------------------------------------------------- */
 
 /* Runs in a task of its own for each connection. The reader and writer
  * are borrowed: rill frees both when the callback returns, and closes the
  * connection first if the callback left it open, saying so once through
- * the log hook (asyncio's ResourceWarning). Return 0; a negative value is
+ * the log hook (asyncio's ResourceWarning). With rill_writer_keep()
+ * references out, the connection stays open and is freed when the last
+ * is released instead. Return 0; a negative value is
  * the callback's exception: it is logged as an error ("Unhandled
  * exception in client_connected_cb", except -ECANCELED, which is quiet)
  * and the connection is closed. Other values are ignored. */
@@ -399,14 +427,47 @@ RILL_API void rill_server_close(rill_server *s);
 /* Closes (close_clients) or aborts (abort_clients) every connection. */
 RILL_API void rill_server_close_clients(rill_server *s);
 RILL_API void rill_server_abort_clients(rill_server *s);
-/* Waits until the server is closed and every connection has ended.
- * Returns 0, -ECANCELED, -ETIMEDOUT, or -EPERM when it must wait outside
- * a task. */
+/* Waits until the server is closed and every connection has ended (its
+ * socket closed, its callback returned), as asyncio 3.12+; closes nothing
+ * itself: after close_clients() a client that never reads keeps its
+ * connection open, and this waiting, for as long as that lasts; see
+ * rill_server_shutdown() for a bounded stop. Returns 0, -ECANCELED,
+ * -ETIMEDOUT, or -EPERM when it must wait outside a task. */
 RILL_API int rill_server_wait_closed(rill_server *s);
 /* Closes, aborts the clients and frees the server once they are gone.
  * A task waiting in serve_forever() or wait_closed() on it returns first
  * (as after rill_server_close()); the server goes after that. */
 RILL_API void rill_server_free(rill_server *s);
+
+/* ---- close with a reset (libuv's uv_tcp_close_reset) ---------------- */
+
+/* abort() that the peer sees as a reset: sets SO_LINGER to 0, so that
+ * closing the socket sends RST instead of FIN (the peer's reads and
+ * writes fail with ECONNRESET), then aborts as rill_writer_abort(): the
+ * queue is dropped, reading stops. Meaningful on TCP; on a Unix socket it
+ * aborts. Returns 0, -EINVAL for NULL, RILL_ECLOSED once the socket is
+ * closed (nothing done), or setsockopt's error (then nothing is done).
+ * w stays valid: free it as after rill_writer_abort(). */
+RILL_API int rill_writer_abort_reset(rill_writer *w);
+
+/* ---- shutdown with a grace period ----------------------------------- */
+
+/* A shutdown that cannot hang on a client that stopped reading: stops
+ * listening (rill_server_close), closes every connection gracefully
+ * (rill_server_close_clients: queued bytes are sent first), waits up to
+ * grace_ns for all of them to end, then aborts those still open
+ * (rill_server_abort_clients), cancels their callbacks that are still
+ * running, and waits for those callbacks to return. Returns 0 when every
+ * connection ended within the grace period, else the number of
+ * connections aborted (> 0; on a server with threads 1, the count being
+ * the worker threads', whose callbacks see the abort but are not
+ * cancelled); -EINVAL (NULL s), -EPERM
+ * outside a task; -ECANCELED if the calling task was cancelled (the rest
+ * is aborted then, without waiting), -ETIMEDOUT if its own deadline
+ * passed. Connections kept with rill_writer_keep() are closed and
+ * aborted as the others. The server is still the caller's to free. Task
+ * only. */
+RILL_API int rill_server_shutdown(rill_server *s, rill_time grace_ns);
 
 /* ---- logging ------------------------------------------------------- */
 
