@@ -68,11 +68,14 @@ fn http_count(crlf: &mut usize, p: &[u8]) -> usize {
 }
 
 async fn serve(mut s: TcpStream, mode: Mode) -> std::io::Result<()> {
-    let mut buf = vec![0u8; READ_SIZE];
+    // Not zeroed: read_buf fills the spare capacity, so pages are touched
+    // only as far as data lands in them (vec![0; N] writes all of it).
+    let mut buf = Vec::with_capacity(READ_SIZE);
     let mut crlf = 0;
     let mut replies = Vec::new();
     loop {
-        let n = s.read(&mut buf).await?;
+        buf.clear();
+        let n = s.read_buf(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
