@@ -2,17 +2,30 @@
 # SPDX-License-Identifier: MIT
 """Side-by-side comparison of rill's echo server with its peers.
 
-    python3 bench/compare.py [--build DIR] [--short] [--out DIR] [--runs N]
+    python3 bench/compare.py [--build DIR] [--quick] [--out DIR] [--runs N] [--secs S]
+    python3 bench/compare.py --memory-only [--build DIR] [--out DIR]
     python3 bench/compare.py --load-generator [--build DIR] [--short] [--out DIR] [--runs N]
 
-Every server (rill, a hand-written epoll server, libuv, uvloop, asyncio)
-runs pinned to CPU 0; the same load generator (rill-load) drives it from
-CPU 1. Each scenario runs --runs times, the servers' runs interleaved,
-and the run with the median rate is reported. Output: a Markdown table
-and a JSON file in --out (default bench/results), PNG plots (gnuplot):
-rate against connection count (latest.png), and server CPU per GB of the
-bulk rows beside the TLS echo rates (latest-bulk.png); the table on
-stdout.
+Every server (rill on io_uring and on its epoll backend; hand-written
+raw liburing and epoll servers; libuv, libevent, Boost.Asio on io_uring
+and on epoll, tokio, Go; uvloop and asyncio on a few rows) runs pinned to
+CPU 0; the same load generator (rill-load) drives it from CPU 1. The
+non-C peers are built first by bench/peers/build-peers.sh; a peer that is
+not built is left out and named. Full mode (the table): every row, 5 runs
+of 3 s per server, interleaved (run i of every server, then run i + 1);
+quick mode (--quick, the demo's): six rows, one 2 s run. Each figure is
+the median over the runs. Output: a Markdown table and a JSON file in
+--out (default bench/results), PNG plots (gnuplot): rate against
+connection count (latest.png), and server CPU per GB of the bulk rows
+beside the TLS echo rates (latest-bulk.png); the table on stdout.
+
+The first table sets rill against the best peer of each row: server CPU
+per message (per GB on bulk rows), the primary figure, against the
+cheapest peer, and the rate against the fastest; "met" when rill's CPU is
+at most 3% above the cheapest peer's. Full mode ends with the idle memory
+per connection (5000 idle connections; rill, nginx, Asio, Go, tokio, raw
+liburing, plain, and rill and nginx over TLS: the server's RSS and PSS
+growth).
 
 The server's CPU time per message (and per GB on the bulk rows) comes from
 /proc/PID/stat (user+system jiffies) read before and after each run, and
