@@ -47,10 +47,12 @@ asio() {
 	elif ! pkg-config --exists liburing; then
 		skip asio_uring_echo "no liburing-dev"
 	else
+		local uring
+		read -ra uring <<<"$(pkg-config --cflags --libs liburing)"
 		fresh "$out/asio_uring_echo" "$src" ||
 			g++ -std=c++20 -O2 -DNDEBUG -DBOOST_ASIO_HAS_IO_URING \
 				-DBOOST_ASIO_DISABLE_EPOLL -o "$out/asio_uring_echo" "$src" \
-				$(pkg-config --cflags --libs liburing) ||
+				"${uring[@]}" ||
 			skip asio_uring_echo "g++ failed"
 	fi
 }
@@ -70,10 +72,12 @@ tokio() {
 		return
 	fi
 	fresh "$out/tokio_echo" "$dir/src/main.rs" "$dir/Cargo.toml" && return
-	(cd "$dir" && CARGO_TARGET_DIR=$out/tokio-target RUSTC=$rustc \
-		"$cargo" build --release --offline -q) &&
-		cp "$out/tokio-target/release/tokio_echo" "$out/tokio_echo" ||
+	if (cd "$dir" && CARGO_TARGET_DIR=$out/tokio-target RUSTC=$rustc \
+		"$cargo" build --release --offline -q); then
+		cp "$out/tokio-target/release/tokio_echo" "$out/tokio_echo"
+	else
 		skip tokio_echo "cargo build failed"
+	fi
 }
 
 go_peer() {
