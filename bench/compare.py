@@ -1061,7 +1061,8 @@ def plot_bulk(out, table):
             for row in table:
                 if not row["scenario"].startswith(prefix) and not (prefix == "bulk" and "bulk" in row["scenario"]):
                     continue
-                tag = "TLS" if row["scenario"].startswith("TLS") else "plain"
+                tag = "TLS" if row["scenario"].startswith("TLS") else \
+                    "4 conns" if "4 conns" in row["scenario"] else "plain"
                 for name, r in row["results"].items():
                     if r.get(key):
                         f.write('"%s" %f\n' % (name if prefix != "bulk" else "%s %s" % (name, tag), r[key]))
