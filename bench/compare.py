@@ -1048,11 +1048,11 @@ def plot_bulk(out, table):
     the TLS echo rates, one bar per server, beside latest.png."""
     if not shutil.which("gnuplot"):
         return
-    panels = [("bulk", "server CPU ms per GB (1 conn, 64 KiB writes; lower is better)", "cpu_ms_per_gb"),
+    panels = [("bulk", "server CPU ms per GB (64 KiB writes; 1 conn unless named; lower is better)", "cpu_ms_per_gb"),
               ("TLS echo", "TLS echo msg/s (100 conns x 16 in flight)", "rate")]
-    script = ["set terminal png size 1000,450", "set output '%s'" % os.path.join(out, "latest-bulk.png"),
+    script = ["set terminal png size 1400,600", "set output '%s'" % os.path.join(out, "latest-bulk.png"),
               "set multiplot layout 1,2", "set style data histograms", "set style fill solid 0.8 border -1",
-              "set boxwidth 0.8", "set grid ytics", "set xtics rotate by -30", "set yrange [0:*]",
+              "set boxwidth 0.8", "set grid ytics", "set xtics rotate by -60 font \",9\"", "set yrange [0:*]",
               "unset key"]
     for i, (prefix, title, key) in enumerate(panels):
         dat = os.path.join(out, "bulk%d.dat" % i)
