@@ -4,7 +4,8 @@
 # into build/release, runs an echo round trip between the example server
 # and client over 127.0.0.1, then the short side-by-side comparison of
 # rill's echo server with its peers, plain and TLS (bench/compare.py
-# --short, about a minute) and prints the table.
+# --quick: builds the non-C peers, then a few rows, one 2 s run each, a
+# few minutes) and prints the table.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +61,6 @@ cleanup
 trap - EXIT
 
 echo
-echo "demo: rill against its peers, plain and TLS (server on CPU 0, load on CPU 1), ~1 minute"
-/usr/bin/python3 bench/compare.py --short --build "$build" --out "$build/bench-results"
+echo "demo: rill against its peers, plain and TLS (server on CPU 0, load on CPU 1), a few minutes"
+/usr/bin/python3 bench/compare.py --quick --build "$build" --out "$build/bench-results"
 echo "demo: table, JSON and plots (latest.png: echo; latest-bulk.png: bulk and TLS) in $build/bench-results/"

@@ -13,6 +13,10 @@ RILL_DEPS=(build-essential cmake pkg-config clang liburing-dev libssl-dev
 # library headers are only a recommendation of gcc-aarch64-linux-gnu, which
 # --no-install-recommends leaves out: they are named here.
 RILL_DEPS_OPTIONAL=(valgrind gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+# The benchmark peers (bench/peers): libevent, Boost.Asio (1.78 or later
+# for its io_uring backend), Go, and tokio built offline from Debian's
+# crates. compare.py leaves out, with the reason, a peer that cannot build.
+RILL_DEPS_OPTIONAL+=(libevent-dev libboost1.81-dev golang-go cargo librust-tokio-dev)
 
 rill__pkg_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
