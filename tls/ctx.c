@@ -178,9 +178,9 @@ static int ctx_alloc(const SSL_METHOD *method, bool server, rill_tls_ctx **ctxp)
 	 * queue, whose pieces are freed once taken. */
 	SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	/* An idle connection gives its record buffers (about 34 KiB) back
-	 * to malloc, as nginx does: they come back on the next record. */
-	SSL_CTX_set_mode(ctx->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* No SSL_MODE_RELEASE_BUFFERS: it frees and makes the record
+	 * buffers for every record of a bulk stream; the transport gives
+	 * them back itself when the connection is idle (tls/idle.c). */
 	/* Renegotiation is a classic DoS lever and TLS 1.3 has none. */
 	SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_NO_RENEGOTIATION);
 	*ctxp = ctx;
