@@ -131,10 +131,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 #define USAGE "event_echo --port P [--host H] [--mode echo|sink|http]"
-#define OPTIONS \
-	"  --port P          listen on port P (0: any free port)\n" \
-	BENCH_SERVER_OPTIONS \
-	"  -h, --help        print this and exit\n"
+#define OPTIONS PEER_OPTIONS
 
 int main(int argc, char **argv)
 {

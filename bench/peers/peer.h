@@ -115,4 +115,9 @@ static inline int peer_signal_fd(void)
 	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* The options every peer's --help lists around the shared server ones. */
+#define PEER_PORT_OPTION "  --port P          listen on port P (0: any free port)\n"
+#define PEER_HELP_OPTION "  -h, --help        print this and exit\n"
+#define PEER_OPTIONS PEER_PORT_OPTION BENCH_SERVER_OPTIONS PEER_HELP_OPTION
+
 #endif

@@ -353,10 +353,10 @@ static void serve(int lfd)
 
 #define USAGE "tls_echo --port P --tls CERT KEY [--host H] [--mode echo|sink|http]"
 #define OPTIONS \
-	"  --port P          listen on port P (0: any free port)\n" \
+	PEER_PORT_OPTION \
 	"  --tls CERT KEY    the certificate chain CERT and its key KEY (PEM)\n" \
 	BENCH_SERVER_OPTIONS \
-	"  -h, --help        print this and exit\n"
+	PEER_HELP_OPTION
 
 static SSL_CTX *tls_context(const char *cert, const char *key)
 {

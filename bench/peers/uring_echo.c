@@ -380,10 +380,7 @@ static int buffers_init(void)
 }
 
 #define USAGE "uring_echo --port P [--host H] [--mode echo|sink|http]"
-#define OPTIONS \
-	"  --port P          listen on port P (0: any free port)\n" \
-	BENCH_SERVER_OPTIONS \
-	"  -h, --help        print this and exit\n"
+#define OPTIONS PEER_OPTIONS
 
 int main(int argc, char **argv)
 {

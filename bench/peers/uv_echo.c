@@ -258,10 +258,7 @@ static int listen_on(uv_loop_t *loop, const char *host, const char *port)
 }
 
 #define USAGE "uv_echo --port P [--host H] [--mode echo|sink|http]"
-#define OPTIONS \
-	"  --port P          listen on port P (0: any free port)\n" \
-	BENCH_SERVER_OPTIONS \
-	"  -h, --help        print this and exit\n"
+#define OPTIONS PEER_OPTIONS
 
 int main(int argc, char **argv)
 {
