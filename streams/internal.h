@@ -12,8 +12,12 @@
 #include "streams/rbuf.h"
 
 /* Chunks gathered into one sendmsg. 64 covers a writelines of many small
- * pieces without making the iovec array a large part of the writer. */
+ * pieces. The writer holds room for RILL_WRITE_IOV_INLINE of them, which
+ * covers the usual queue (small writes share one chunk); a send that
+ * gathers more takes an array of RILL_WRITE_IOV_MAX from malloc for its
+ * flight, so an idle connection does not carry 1 KiB of iovecs. */
 #define RILL_WRITE_IOV_MAX 64
+#define RILL_WRITE_IOV_INLINE 4
 
 struct rill_reader {
 	struct rill__rbuf buf;
@@ -51,9 +55,8 @@ struct rill_writer {
 	bool paused;		/* above high, not yet back to low */
 	bool eof_requested, eof_done;
 	bool sending;		/* one send in flight: two could reorder */
-	char *spare;		/* a sent copy chunk kept for reuse */
-	size_t spare_cap;
-	struct iovec iov[RILL_WRITE_IOV_MAX];
+	struct iovec iov[RILL_WRITE_IOV_INLINE];
+	struct iovec *iov_big;	/* the send in flight's, when it has more */
 	struct rill__send send;
 	struct rill__deferred flush;
 	struct rill__waitq drainers;
@@ -245,5 +248,15 @@ extern const struct rill__tls_hooks *rill__tls;
 
 /* Server bookkeeping when one of its connections is freed. */
 void rill__server_conn_gone(struct rill_server *s, struct rill__conn *c);
+
+/* ---- copy chunks kept for reuse (streams/spare.c) ------------------ */
+
+/* Chunks up to this size are kept after they are sent; bigger ones go back
+ * to malloc so that one large write does not pin memory. */
+#define RILL_SPARE_MAX (64 * 1024)
+/* A kept chunk of at least n bytes (its capacity into *cap), or NULL. */
+char *rill__spare_take(size_t n, size_t *cap);
+/* Keeps mem (cap bytes, from malloc) for a later take, or frees it. */
+void rill__spare_give(char *mem, size_t cap);
 
 #endif
