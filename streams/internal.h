@@ -258,5 +258,8 @@ void rill__server_conn_gone(struct rill_server *s, struct rill__conn *c);
 char *rill__spare_take(size_t n, size_t *cap);
 /* Keeps mem (cap bytes, from malloc) for a later take, or frees it. */
 void rill__spare_give(char *mem, size_t cap);
+/* The same for readers' buffers of RILL__RBUF_MIN_CAP bytes. */
+char *rill__spare_rbuf_take(void);
+void rill__spare_rbuf_give(char *mem);
 
 #endif

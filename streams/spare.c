@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* streams/spare.c: copy chunks kept for reuse, one stack per thread.
+/* streams/spare.c: buffers kept for reuse, per thread.
  *
  * A writer's copy chunk is given back once sent and taken again by the next
- * write, so an echo server allocates nothing per message. Each writer used to
- * keep its own sent chunk, so every idle connection held 1 KiB it did not
- * use. The stack is per thread (one loop per thread), last in first out,
- * so the next write gets the chunk the cache saw last, and bounded in count
- * and bytes: what does not fit goes back to malloc.
+ * write, so an echo server allocates nothing per message; a reader's small
+ * buffer is given back while its task waits with nothing buffered and taken
+ * again when bytes come. Each connection used to keep both, so every idle
+ * connection held 1.5 KiB it did not use. The stacks are per thread (one
+ * loop per thread), last in first out, so the next user gets the memory
+ * touched last, and bounded in count and bytes: what does not fit goes back
+ * to malloc.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -14,13 +16,13 @@
 
 #include "streams/internal.h"
 
-/* Enough for every connection of a loop to have a send in flight at once
- * in an echo benchmark of a few hundred; the bytes bound keeps a thread
- * that once wrote large chunks from holding much. */
+/* Enough for every connection of a loop to have a send in flight, or bytes
+ * buffered, at once in an echo benchmark of a few hundred; the bytes bound
+ * keeps a thread that once wrote large chunks from holding much. */
 #define RILL_SPARE_COUNT 64
 #define RILL_SPARE_BYTES (1024 * 1024)
 
-/* Written into the chunk itself while it waits. */
+/* Written into the memory itself while it waits. */
 struct spare {
 	struct spare *next;
 	size_t cap;
@@ -29,17 +31,20 @@ struct spare {
 struct spare_stack {
 	struct spare *top;
 	size_t count, bytes;
-	bool keyed;		/* stack_drop() runs at thread exit */
 };
 
-static __thread struct spare_stack stack;
-static pthread_key_t stack_key;
-static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
+struct spares {
+	struct spare_stack chunks;	/* writers' copy chunks */
+	struct spare_stack rbufs;	/* readers' buffers, RILL__RBUF_MIN_CAP */
+	bool keyed;			/* spares_drop() runs at thread exit */
+};
 
-/* A thread that ends frees what it kept. */
-static void stack_drop(void *arg)
+static __thread struct spares spares;
+static pthread_key_t spares_key;
+static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
+
+static void stack_drop(struct spare_stack *s)
 {
-	struct spare_stack *s = arg;
 	struct spare *p;
 
 	while ((p = s->top)) {
@@ -49,40 +54,71 @@ static void stack_drop(void *arg)
 	s->count = s->bytes = 0;
 }
 
-static void stack_key_init(void)
+/* A thread that ends frees what it kept. */
+static void spares_drop(void *arg)
 {
-	(void)pthread_key_create(&stack_key, stack_drop);
+	struct spares *sp = arg;
+
+	stack_drop(&sp->chunks);
+	stack_drop(&sp->rbufs);
 }
 
-char *rill__spare_take(size_t n, size_t *capp)
+static void spares_key_init(void)
 {
-	struct spare *p = stack.top;
+	(void)pthread_key_create(&spares_key, spares_drop);
+}
+
+static char *stack_take(struct spare_stack *s, size_t n, size_t *capp)
+{
+	struct spare *p = s->top;
 
 	if (!p || p->cap < n)
 		return NULL;
-	stack.top = p->next;
-	stack.count--;
-	stack.bytes -= p->cap;
+	s->top = p->next;
+	s->count--;
+	s->bytes -= p->cap;
 	*capp = p->cap;
 	return (char *)p;
 }
 
-void rill__spare_give(char *mem, size_t cap)
+static void stack_give(struct spare_stack *s, char *mem, size_t cap)
 {
 	struct spare *p = (struct spare *)(void *)mem;
 
-	if (cap > RILL_SPARE_MAX || stack.count >= RILL_SPARE_COUNT ||
-	    stack.bytes + cap > RILL_SPARE_BYTES) {
+	if (cap > RILL_SPARE_MAX || s->count >= RILL_SPARE_COUNT ||
+	    s->bytes + cap > RILL_SPARE_BYTES) {
 		free(mem);
 		return;
 	}
-	if (!stack.keyed) {
-		pthread_once(&stack_once, stack_key_init);
-		stack.keyed = pthread_setspecific(stack_key, &stack) == 0;
+	if (!spares.keyed) {
+		pthread_once(&spares_once, spares_key_init);
+		spares.keyed = pthread_setspecific(spares_key, &spares) == 0;
 	}
 	p->cap = cap;
-	p->next = stack.top;
-	stack.top = p;
-	stack.count++;
-	stack.bytes += cap;
+	p->next = s->top;
+	s->top = p;
+	s->count++;
+	s->bytes += cap;
+}
+
+char *rill__spare_take(size_t n, size_t *capp)
+{
+	return stack_take(&spares.chunks, n, capp);
+}
+
+void rill__spare_give(char *mem, size_t cap)
+{
+	stack_give(&spares.chunks, mem, cap);
+}
+
+char *rill__spare_rbuf_take(void)
+{
+	size_t cap;
+
+	return stack_take(&spares.rbufs, RILL__RBUF_MIN_CAP, &cap);
+}
+
+void rill__spare_rbuf_give(char *mem)
+{
+	stack_give(&spares.rbufs, mem, RILL__RBUF_MIN_CAP);
 }
