@@ -45,8 +45,14 @@ struct rill__chunk {
 	void *arg;
 };
 
+/* Queue slots in the writer itself: small writes share one chunk, so an
+ * echo's queue holds one or two; a longer queue moves to malloc'ed slots
+ * (8, then doubling) and keeps them. */
+#define RILL_WRITE_Q_INLINE 2
+
 struct rill_writer {
-	struct rill__chunk *q;	/* ring of chunks */
+	struct rill__chunk *q;	/* ring of chunks: q_inline or malloc'ed */
+	struct rill__chunk q_inline[RILL_WRITE_Q_INLINE];
 	size_t qhead, qlen, qcap;
 	size_t buffered;	/* bytes queued, not yet sent */
 	size_t wire;		/* bytes the transport holds unsent (TLS records) */

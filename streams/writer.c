@@ -42,6 +42,8 @@ static void send_done(struct rill__op *op, int res, unsigned flags);
 void rill__writer_init(rill_writer *w)
 {
 	memset(w, 0, sizeof(*w));
+	w->q = w->q_inline;
+	w->qcap = RILL_WRITE_Q_INLINE;
 	rill__writer_default_limits(w, RILL_WRITE_HIGH_DEFAULT);
 	w->send.op.complete = send_done;
 	w->flush.fn = writer_flush;
@@ -82,10 +84,13 @@ void rill__writer_destroy(rill_writer *w)
 	rill__writer_drop_queue(w);
 	if (!rill__list_empty(&w->flush.link))
 		rill__list_del(&w->flush.link);
-	free(w->q);
+	if (w->q != w->q_inline)
+		free(w->q);
 	free(w->iov_big);
 	w->iov_big = NULL;
-	w->q = NULL;
+	w->q = w->q_inline;	/* empty, as after init */
+	w->qcap = RILL_WRITE_Q_INLINE;
+	w->qhead = 0;
 }
 
 static int queue_reserve(rill_writer *w)
@@ -95,13 +100,14 @@ static int queue_reserve(rill_writer *w)
 
 	if (w->qlen < w->qcap)
 		return 0;
-	cap = w->qcap ? w->qcap * 2 : 8;
+	cap = w->q == w->q_inline ? 8 : w->qcap * 2;
 	q = malloc(cap * sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	for (size_t i = 0; i < w->qlen; i++)
 		q[i] = *chunk_at(w, i);
-	free(w->q);
+	if (w->q != w->q_inline)
+		free(w->q);
 	w->q = q;
 	w->qcap = cap;
 	w->qhead = 0;
