@@ -3,6 +3,7 @@
 #ifndef RILL_STREAMS_INTERNAL_H
 #define RILL_STREAMS_INTERNAL_H
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -81,9 +82,15 @@ struct rill_writer {
 
 struct rill__conn;
 
-/* A socket's address as getpeername() or getsockname() gives it. */
+/* A socket's address as getpeername() or getsockname() gives it: in place
+ * up to an IPv6 address, in big (malloc'ed) when longer (a Unix path), so
+ * a TCP connection does not carry two 128-byte sockaddr_storage. */
 struct rill__sockname {
-	struct sockaddr_storage addr;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in6 in6;
+	} small;
+	struct sockaddr_storage *big;
 	socklen_t len;		/* 0: unknown */
 };
 
