@@ -118,16 +118,32 @@ static void conn_task_ended(struct rill__resource *res)
  * it, or it is closed, the socket cannot say. */
 static void conn_get_name(struct rill__conn *c, struct rill__sockname *n)
 {
-	struct sockaddr *sa = (struct sockaddr *)&n->addr;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
 	int err;
 
-	n->len = sizeof(n->addr);
 	if (n == &c->peer)
-		err = getpeername(c->fd, sa, &n->len);
+		err = getpeername(c->fd, (struct sockaddr *)&ss, &len);
 	else
-		err = getsockname(c->fd, sa, &n->len);
-	if (err < 0)
-		n->len = 0;
+		err = getsockname(c->fd, (struct sockaddr *)&ss, &len);
+	if (err < 0 || len > sizeof(ss))
+		return;
+	if (len <= sizeof(n->small)) {
+		memcpy(&n->small, &ss, len);
+	} else {
+		if (!n->big && !(n->big = malloc(sizeof(*n->big))))
+			return;	/* unknown, as when the socket cannot say */
+		memcpy(n->big, &ss, len);
+	}
+	n->len = len;
+}
+
+static void conn_free_names(struct rill__conn *c)
+{
+	free(c->peer.big);
+	free(c->local.big);
+	c->peer.big = c->local.big = NULL;
+	c->peer.len = c->local.len = 0;
 }
 
 struct rill__conn *rill__conn_new(rill_loop *loop, int fd, size_t limit)
@@ -155,6 +171,7 @@ struct rill__conn *rill__conn_new_fd(rill_loop *loop, int fd, size_t limit,
 	rill__writer_init(&c->writer);
 	rill__list_init(&c->server_link);
 	if (rill__recv_init(&c->recv, loop, fd, c) < 0) {
+		conn_free_names(c);
 		free(c);
 		return NULL;
 	}
@@ -186,6 +203,7 @@ static void conn_free(struct rill__conn *c)
 	rill__recv_free(&c->recv);
 	rill__reader_destroy(&c->reader);
 	rill__writer_destroy(&c->writer);
+	conn_free_names(c);
 	c->magic = RILL__CONN_DEAD;
 	rill__bury(c->loop, c);
 }
@@ -399,7 +417,9 @@ static const void *conn_name_info(struct rill__conn *c, struct rill__sockname *n
 		conn_get_name(c, n);
 	if (lenp)
 		*lenp = n->len;
-	return n->len ? &n->addr : NULL;
+	if (!n->len)
+		return NULL;
+	return n->big ? (const void *)n->big : (const void *)&n->small;
 }
 
 const void *rill_writer_get_extra_info(rill_writer *w, const char *name,

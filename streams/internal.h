@@ -3,6 +3,7 @@
 #ifndef RILL_STREAMS_INTERNAL_H
 #define RILL_STREAMS_INTERNAL_H
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -12,8 +13,12 @@
 #include "streams/rbuf.h"
 
 /* Chunks gathered into one sendmsg. 64 covers a writelines of many small
- * pieces without making the iovec array a large part of the writer. */
+ * pieces. The writer holds room for RILL_WRITE_IOV_INLINE of them, which
+ * covers the usual queue (small writes share one chunk); a send that
+ * gathers more takes an array of RILL_WRITE_IOV_MAX from malloc for its
+ * flight, so an idle connection does not carry 1 KiB of iovecs. */
 #define RILL_WRITE_IOV_MAX 64
+#define RILL_WRITE_IOV_INLINE 4
 
 struct rill_reader {
 	struct rill__rbuf buf;
@@ -41,8 +46,14 @@ struct rill__chunk {
 	void *arg;
 };
 
+/* Queue slots in the writer itself: small writes share one chunk, so an
+ * echo's queue holds one or two; a longer queue moves to malloc'ed slots
+ * (8, then doubling) and keeps them. */
+#define RILL_WRITE_Q_INLINE 2
+
 struct rill_writer {
-	struct rill__chunk *q;	/* ring of chunks */
+	struct rill__chunk *q;	/* ring of chunks: q_inline or malloc'ed */
+	struct rill__chunk q_inline[RILL_WRITE_Q_INLINE];
 	size_t qhead, qlen, qcap;
 	size_t buffered;	/* bytes queued, not yet sent */
 	size_t wire;		/* bytes the transport holds unsent (TLS records) */
@@ -51,9 +62,8 @@ struct rill_writer {
 	bool paused;		/* above high, not yet back to low */
 	bool eof_requested, eof_done;
 	bool sending;		/* one send in flight: two could reorder */
-	char *spare;		/* a sent copy chunk kept for reuse */
-	size_t spare_cap;
-	struct iovec iov[RILL_WRITE_IOV_MAX];
+	struct iovec iov[RILL_WRITE_IOV_INLINE];
+	struct iovec *iov_big;	/* the send in flight's, when it has more */
 	struct rill__send send;
 	struct rill__deferred flush;
 	struct rill__waitq drainers;
@@ -72,9 +82,15 @@ struct rill_writer {
 
 struct rill__conn;
 
-/* A socket's address as getpeername() or getsockname() gives it. */
+/* A socket's address as getpeername() or getsockname() gives it: in place
+ * up to an IPv6 address, in big (malloc'ed) when longer (a Unix path), so
+ * a TCP connection does not carry two 128-byte sockaddr_storage. */
 struct rill__sockname {
-	struct sockaddr_storage addr;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in6 in6;
+	} small;
+	struct sockaddr_storage *big;
 	socklen_t len;		/* 0: unknown */
 };
 
@@ -245,5 +261,18 @@ extern const struct rill__tls_hooks *rill__tls;
 
 /* Server bookkeeping when one of its connections is freed. */
 void rill__server_conn_gone(struct rill_server *s, struct rill__conn *c);
+
+/* ---- copy chunks kept for reuse (streams/spare.c) ------------------ */
+
+/* Chunks up to this size are kept after they are sent; bigger ones go back
+ * to malloc so that one large write does not pin memory. */
+#define RILL_SPARE_MAX (64 * 1024)
+/* A kept chunk of at least n bytes (its capacity into *cap), or NULL. */
+char *rill__spare_take(size_t n, size_t *cap);
+/* Keeps mem (cap bytes, from malloc) for a later take, or frees it. */
+void rill__spare_give(char *mem, size_t cap);
+/* The same for readers' buffers of RILL__RBUF_MIN_CAP bytes. */
+char *rill__spare_rbuf_take(void);
+void rill__spare_rbuf_give(char *mem);
 
 #endif

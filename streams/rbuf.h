@@ -18,9 +18,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* The first allocation. Small, because an idle connection keeps its
- * buffer: 10,000 idle connections at 4 KiB each would be 40 MiB. Doubling
- * from here reaches a page-sized message in three steps, once. */
+/* The first allocation. Small, because a connection keeps its buffer while
+ * it works: 10,000 connections at 4 KiB each would be 40 MiB. (A reader that
+ * waits with nothing buffered gives a buffer of this size to its thread's
+ * spares, streams/reader.c, so an idle one holds none.) Doubling from here
+ * reaches a page-sized message in three steps, once. */
 #define RILL__RBUF_MIN_CAP 512
 
 /* A buffer larger than 4 x this size that drains to a quarter of its capacity

@@ -154,6 +154,10 @@ char *rill__reader_reserve(rill_reader *r, size_t n, size_t *room)
 {
 	char *p;
 
+	/* A buffer given back by reader_give_buffer(), or none yet. */
+	if (!r->buf.data && n <= RILL__RBUF_MIN_CAP &&
+	    (r->buf.data = rill__spare_rbuf_take()))
+		r->buf.cap = RILL__RBUF_MIN_CAP;
 	if (r->pinned && rill__rbuf_tailroom(&r->buf) < n && reader_unpin(r, n) < 0)
 		return NULL;
 	p = rill__rbuf_reserve(&r->buf, n);
@@ -310,6 +314,22 @@ static void reader_wait_interrupt(struct rill__wait *w, int reason)
 	rill__wake(w->task, reason);
 }
 
+/* A task about to wait with nothing buffered gives its small buffer to the
+ * thread's spares (streams/spare.c), and rill__reader_reserve() takes one
+ * back when bytes come: an idle connection holds no receive buffer, and a
+ * busy one pays two pointer moves per wait. Bigger buffers stay: they are
+ * a peak's, shrunk by the rbuf itself. */
+static void reader_give_buffer(rill_reader *r)
+{
+	struct rill__rbuf *b = &r->buf;
+
+	if (!b->data || b->cap != RILL__RBUF_MIN_CAP || rill__rbuf_len(b) ||
+	    b->lent || r->pinned || r->consume_later)
+		return;
+	rill__spare_rbuf_give(b->data);
+	rill__rbuf_init(b);
+}
+
 /* Waits for data, EOF or an exception: 0, or 1 when another task read
  * in between. Only one task may wait: a second gets -EBUSY (asyncio's
  * RuntimeError). Reading resumes first if paused,
@@ -328,6 +348,7 @@ static int reader_wait(rill_reader *r)
 	if (r->eof)
 		return 0;
 	reader_resume(r);
+	reader_give_buffer(r);
 	r->waiter = &rw.wait;
 	r->raced = false;
 	err = rill__park(&rw.wait);

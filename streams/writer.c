@@ -7,8 +7,8 @@
  * (two could be reordered by the kernel). A task that keeps writing
  * without waiting does not hold its bytes back: past a number of bytes or
  * a time, the write itself sends (writer_push). Small copied writes share one
- * chunk, and a sent chunk's memory is kept for the next writes, so an echo
- * server allocates nothing per message.
+ * chunk, and a sent chunk's memory is kept (streams/spare.c, per thread)
+ * for the next writes, so an echo server allocates nothing per message.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,11 +22,8 @@
 #define RILL_WRITE_HIGH_DEFAULT (64 * 1024)
 /* Copy chunks start at this size: many small writes fill one chunk (16
  * messages of 64 bytes); a bigger write gets a chunk of its own size. Kept
- * small because each connection keeps one as its spare. */
+ * small: an idle connection's queue may still hold one. */
 #define RILL_CHUNK_MIN 1024
-/* A sent copy chunk up to this size is kept for reuse; bigger ones go back
- * to malloc so that one large write does not pin memory. */
-#define RILL_SPARE_MAX (64 * 1024)
 
 /* A write sends at once, rather than at the end of the loop iteration,
  * once this many bytes wait or the queue has waited this long (from its
@@ -45,6 +42,8 @@ static void send_done(struct rill__op *op, int res, unsigned flags);
 void rill__writer_init(rill_writer *w)
 {
 	memset(w, 0, sizeof(*w));
+	w->q = w->q_inline;
+	w->qcap = RILL_WRITE_Q_INLINE;
 	rill__writer_default_limits(w, RILL_WRITE_HIGH_DEFAULT);
 	w->send.op.complete = send_done;
 	w->flush.fn = writer_flush;
@@ -59,15 +58,10 @@ static struct rill__chunk *chunk_at(rill_writer *w, size_t i)
 	return &w->q[(w->qhead + i) % w->qcap];
 }
 
-static void chunk_done(rill_writer *w, struct rill__chunk *ch)
+static void chunk_done(struct rill__chunk *ch)
 {
 	if (ch->owned) {
-		if (!w->spare && ch->cap <= RILL_SPARE_MAX) {
-			w->spare = ch->owned;
-			w->spare_cap = ch->cap;
-		} else {
-			free(ch->owned);
-		}
+		rill__spare_give(ch->owned, ch->cap);
 	} else if (ch->release) {
 		ch->release(ch->arg);
 	}
@@ -77,7 +71,7 @@ static void chunk_done(rill_writer *w, struct rill__chunk *ch)
 void rill__writer_drop_queue(rill_writer *w)
 {
 	while (w->qlen) {
-		chunk_done(w, chunk_at(w, 0));
+		chunk_done(chunk_at(w, 0));
 		w->qhead = (w->qhead + 1) % w->qcap;
 		w->qlen--;
 	}
@@ -90,10 +84,13 @@ void rill__writer_destroy(rill_writer *w)
 	rill__writer_drop_queue(w);
 	if (!rill__list_empty(&w->flush.link))
 		rill__list_del(&w->flush.link);
-	free(w->q);
-	free(w->spare);
-	w->q = NULL;
-	w->spare = NULL;
+	if (w->q != w->q_inline)
+		free(w->q);
+	free(w->iov_big);
+	w->iov_big = NULL;
+	w->q = w->q_inline;	/* empty, as after init */
+	w->qcap = RILL_WRITE_Q_INLINE;
+	w->qhead = 0;
 }
 
 static int queue_reserve(rill_writer *w)
@@ -103,13 +100,14 @@ static int queue_reserve(rill_writer *w)
 
 	if (w->qlen < w->qcap)
 		return 0;
-	cap = w->qcap ? w->qcap * 2 : 8;
+	cap = w->q == w->q_inline ? 8 : w->qcap * 2;
 	q = malloc(cap * sizeof(*q));
 	if (!q)
 		return -ENOMEM;
 	for (size_t i = 0; i < w->qlen; i++)
 		q[i] = *chunk_at(w, i);
-	free(w->q);
+	if (w->q != w->q_inline)
+		free(w->q);
 	w->q = q;
 	w->qcap = cap;
 	w->qhead = 0;
@@ -187,18 +185,41 @@ static void writer_schedule(rill_writer *w)
 
 static void writer_idle(rill_writer *w);
 
+/* The iovecs of the next send into *iovp: the writer's own few, or, when
+ * they fill up, an array of RILL_WRITE_IOV_MAX that lives until the send
+ * completes (io_uring reads it at submission, epoll at every retry).
+ * Without memory for it the send gathers fewer. */
+static size_t writer_prepare(rill_writer *w, struct iovec **iovp)
+{
+	struct rill__conn *c = rill__writer_conn(w);
+	size_t n = c->tp->prepare(c, w->iov, RILL_WRITE_IOV_INLINE);
+	struct iovec *big;
+
+	*iovp = w->iov;
+	if (n < RILL_WRITE_IOV_INLINE)
+		return n;
+	big = malloc(RILL_WRITE_IOV_MAX * sizeof(*big));
+	if (!big)
+		return n;
+	w->iov_big = *iovp = big;
+	return c->tp->prepare(c, big, RILL_WRITE_IOV_MAX);
+}
+
 static void writer_send(rill_writer *w)
 {
 	struct rill__conn *c = rill__writer_conn(w);
-	size_t n = c->tp->prepare(c, w->iov, RILL_WRITE_IOV_MAX);
+	struct iovec *iov;
+	size_t n = writer_prepare(w, &iov);
 
 	if (n == 0) {
+		free(w->iov_big);
+		w->iov_big = NULL;
 		writer_idle(w);
 		return;
 	}
 	w->sending = true;
 	rill__op_started(c->loop);
-	rill__send_start(c->loop, &w->send, c->fd, w->iov, n);
+	rill__send_start(c->loop, &w->send, c->fd, iov, n);
 }
 
 /* After the queue is empty: a requested EOF, then a requested close,
@@ -254,7 +275,7 @@ static void writer_advance(rill_writer *w, size_t n)
 			return;
 		}
 		n -= left;
-		chunk_done(w, ch);
+		chunk_done(ch);
 		w->qhead = (w->qhead + 1) % w->qcap;
 		w->qlen--;
 	}
@@ -267,6 +288,10 @@ static void send_done(struct rill__op *op, int res, unsigned flags)
 
 	(void)flags;
 	w->sending = false;
+	if (w->iov_big) {
+		free(w->iov_big);
+		w->iov_big = NULL;
+	}
 	rill__op_finished(c->loop);
 	if (res < 0 && res != -EAGAIN && res != -EINTR) {
 		/* Drop first: both calls below may free the connection. */
@@ -351,11 +376,8 @@ static int write_copy(rill_writer *w, const void *data, size_t n)
 		return err;
 	ch = chunk_at(w, w->qlen);
 	cap = n > RILL_CHUNK_MIN ? n : RILL_CHUNK_MIN;
-	if (w->spare && w->spare_cap >= n) {
-		ch->owned = w->spare;
-		cap = w->spare_cap;
-		w->spare = NULL;
-	} else if (!(ch->owned = malloc(cap))) {
+	if (!(ch->owned = rill__spare_take(n, &cap)) &&
+	    !(ch->owned = malloc(cap))) {
 		return -ENOMEM;
 	}
 	memcpy(ch->owned, data, n);
@@ -383,11 +405,14 @@ static uint64_t push_clock(void)
  * left to the flush already scheduled, which reports it as any send's. */
 static void writer_push(rill_writer *w)
 {
+	/* The sendmsg is done when it returns: one array per thread serves
+	 * every writer's push. */
+	static __thread struct iovec iov[RILL_WRITE_IOV_MAX];
 	struct rill__conn *c = rill__writer_conn(w);
-	struct msghdr msg = { .msg_iov = w->iov };
+	struct msghdr msg = { .msg_iov = iov };
 	ssize_t k;
 
-	msg.msg_iovlen = c->tp->prepare(c, w->iov, RILL_WRITE_IOV_MAX);
+	msg.msg_iovlen = c->tp->prepare(c, iov, RILL_WRITE_IOV_MAX);
 	if (msg.msg_iovlen == 0 || c->lost)
 		return;
 	k = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
