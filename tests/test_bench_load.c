@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/bench_path.h"
+
 /* ---- processes ------------------------------------------------------- */
 
 static long long now_ms(void)
@@ -31,26 +33,6 @@ static long long now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* The build puts the tests in ${build}/tests and the benchmarks in
- * ${build}/bench; RILL_BENCH_DIR overrides. */
-static void bench_path(const char *name, char *buf, size_t len)
-{
-	const char *env = getenv("RILL_BENCH_DIR");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env) {
-		snprintf(buf, len, "%s/%s", env, name);
-	} else {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		cr_assert_gt(n, 0);
-		exe[n] = '\0';
-		snprintf(buf, len, "%s/bench/%s", dirname(dirname(exe)), name);
-	}
-	if (access(buf, X_OK) < 0)
-		cr_skip_test("%s not built (RILL_BUILD_BENCH off?)", buf);
 }
 
 /* Starts argv with stdout and stderr on pipes, or on /dev/null where

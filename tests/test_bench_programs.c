@@ -15,27 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/bench_path.h"
+
 TestSuite(bench_programs, .timeout = 60);
-
-/* The build puts the tests in ${build}/tests and the benchmarks in
- * ${build}/bench; RILL_BENCH_DIR overrides. */
-static void bench_path(const char *name, char *buf, size_t len)
-{
-	const char *env = getenv("RILL_BENCH_DIR");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env) {
-		snprintf(buf, len, "%s/%s", env, name);
-	} else {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		cr_assert_gt(n, 0);
-		exe[n] = '\0';
-		snprintf(buf, len, "%s/bench/%s", dirname(dirname(exe)), name);
-	}
-	if (access(buf, X_OK) < 0)
-		cr_skip_test("%s not built (RILL_BUILD_BENCH off?)", buf);
-}
 
 static long long now_ms(void)
 {
