@@ -304,6 +304,22 @@ static void warm_up(struct tls_env *e)
 	rill_sleep_ms(50);
 }
 
+/* Starts a server with handler, warms it up, takes the "before" figures
+ * and starts the clients of fn; returns their pid once they are ready. */
+static pid_t measure_start(struct tls_env *e, rill_client_connected_fn handler,
+			   struct idle_server *s, int (*fn)(int, int, int), int n,
+			   int *ctlp, struct mem *before)
+{
+	pid_t pid;
+
+	tls_env_start(e, handler, s, NULL);
+	warm_up(e);
+	*before = mem_now();
+	pid = clients_start(fn, e->port, n, ctlp);
+	cr_assert(ctl_wait(*ctlp, 60000), "the clients did not get ready");
+	return pid;
+}
+
 TASK_TEST(tls_memory, idle_connection_costs_the_server_little, .timeout = 60)
 {
 	struct idle_server s = { 0 };
@@ -316,11 +332,7 @@ TASK_TEST(tls_memory, idle_connection_costs_the_server_little, .timeout = 60)
 #ifdef UNDER_ASAN
 	cr_skip_test("AddressSanitizer's allocator hides malloc's figures");
 #endif
-	tls_env_start(&e, wait_idle, &s, NULL);
-	warm_up(&e);
-	before = mem_now();
-	pid = clients_start(idle_clients_fn, e.port, n, &ctl);
-	cr_assert(ctl_wait(ctl, 60000), "the clients did not connect");
+	pid = measure_start(&e, wait_idle, &s, idle_clients_fn, n, &ctl, &before);
 	for (int i = 0; i < 400 && s.served - s.ended < n + 1; i++)
 		rill_sleep_ms(5);
 	cr_assert_eq(s.served - s.ended, n, "idle connections in the server");
@@ -353,11 +365,7 @@ TASK_TEST(tls_memory, connection_idle_after_traffic_gives_buffers_back, .timeout
 #ifdef UNDER_ASAN
 	cr_skip_test("AddressSanitizer's allocator hides malloc's figures");
 #endif
-	tls_env_start(&e, echo_then_idle, &s, NULL);
-	warm_up(&e);
-	before = mem_now();
-	pid = clients_start(idle_echo_clients_fn, e.port, n, &ctl);
-	cr_assert(ctl_wait(ctl, 60000), "the clients did not connect");
+	pid = measure_start(&e, echo_then_idle, &s, idle_echo_clients_fn, n, &ctl, &before);
 	busy = mem_now();
 	rill_sleep_ms(700);	/* two sweep periods and more */
 	after = mem_now();
@@ -426,11 +434,7 @@ TASK_TEST(tls_memory, pending_handshake_costs_the_server_little, .timeout = 60)
 #ifdef UNDER_ASAN
 	cr_skip_test("AddressSanitizer's allocator hides malloc's figures");
 #endif
-	tls_env_start(&e, wait_idle, &s, NULL);
-	warm_up(&e);
-	before = mem_now();
-	pid = clients_start(pending_handshakes_fn, e.port, 0, &ctl);
-	cr_assert(ctl_wait(ctl, 60000), "the ClientHellos were not answered");
+	pid = measure_start(&e, wait_idle, &s, pending_handshakes_fn, 0, &ctl, &before);
 	rill_sleep_ms(50);	/* the flights sent */
 	after = mem_now();
 	heap = ((double)after.in_use - (double)before.in_use) / HELLO_BATCH;
