@@ -478,16 +478,16 @@ int rill_loop_call_soon_threadsafe(rill_loop *loop, rill_callback fn, void *arg)
 		return -EINVAL;
 	pthread_mutex_lock(&loop->ts_lock);
 	ret = cbqueue_push(&loop->ts_queue, fn, arg);
-	pthread_mutex_unlock(&loop->ts_lock);
-	if (ret < 0)
-		return ret;
 	/* One eventfd write per batch: the loop clears the flag before it
-	 * takes the queue, so a callback queued after that writes again. */
-	if (!atomic_exchange(&loop->ts_signalled, 1)) {
-		if (write(loop->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			return -errno;
-	}
-	return 0;
+	 * takes the queue, so a callback queued after that writes again.
+	 * Under the lock: once the loop takes the queue, a caller no longer
+	 * touches the loop, which rill_loop_free() may then free (the pool's
+	 * answers keep it alive only until their callback ran). */
+	if (ret == 0 && !atomic_exchange(&loop->ts_signalled, 1) &&
+	    write(loop->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		ret = -errno;
+	pthread_mutex_unlock(&loop->ts_lock);
+	return ret;
 }
 
 void rill__loop_ts_run(rill_loop *loop)
